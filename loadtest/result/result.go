@@ -1,0 +1,234 @@
+package result
+
+import (
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Schema is the version tag of the Result JSON. ReadJSON refuses any other.
+const Schema = "mqttstack.result/v1"
+
+// Histogram range: microsecond resolution from 1µs to 10 minutes with three
+// significant digits. Every histogram of every shard uses the same range, so
+// merging them bucket by bucket is exact.
+const (
+	histLowest  = 1
+	histHighest = int64(10 * time.Minute / time.Microsecond)
+	histDigits  = 3
+)
+
+func newHistogram() *hdrhistogram.Histogram {
+	return hdrhistogram.New(histLowest, histHighest, histDigits)
+}
+
+// Result is the summary of one run (or of several shards merged). It is what
+// the reporters render and what thresholds are evaluated against.
+type Result struct {
+	Schema string `json:"schema"`
+	Meta   Meta   `json:"meta"`
+	// Phases in the order the run entered them.
+	Phases []Phase `json:"phases"`
+	// Total covers every phase ("all").
+	Total Phase `json:"total"`
+	// Series has one point per wall-clock second from the first to the last
+	// second of the run, without gaps.
+	Series []Second `json:"series"`
+	// Errors grouped by cause, most frequent first.
+	Errors   []ErrorGroup `json:"errors"`
+	Delivery Delivery     `json:"delivery"`
+	Cost     Cost         `json:"cost"`
+	// Thresholds holds the outcomes when the run evaluated thresholds.
+	Thresholds []ThresholdOutcome `json:"thresholds,omitempty"`
+}
+
+// Meta says what ran, where and when. ScenarioHash lets Merge refuse to mix
+// results of different scenarios; Shard and Devices let it refuse shards that
+// overlap.
+type Meta struct {
+	Scenario     string    `json:"scenario"`
+	ScenarioHash string    `json:"scenario_hash"`
+	Shard        Shard     `json:"shard"`
+	Devices      Devices   `json:"devices"`
+	Target       string    `json:"target"`
+	Start        time.Time `json:"start"`
+	End          time.Time `json:"end"`
+	ToolVersion  string    `json:"tool_version"`
+	Host         string    `json:"host"`
+	GoVersion    string    `json:"go_version"`
+	Interrupted  bool      `json:"interrupted"`
+	// InterruptReason says why the run stopped early ("interrupted (Ctrl-C)").
+	InterruptReason string `json:"interrupt_reason,omitempty"`
+	// Merged lists the shards a merged result was built from.
+	Merged []Source `json:"merged,omitempty"`
+}
+
+// Shard is shard Index (0-based) of Count. A run without sharding is 0 of 1.
+type Shard struct {
+	Index int `json:"index"`
+	Count int `json:"count"`
+}
+
+// Devices names the devices a run (or shard) drove: either a numbered range
+// Prefix+From … Prefix+(To-1), or an explicit list identified by its hash.
+type Devices struct {
+	Prefix string `json:"prefix,omitempty"`
+	// From is the first device number, To one past the last.
+	From int `json:"from"`
+	To   int `json:"to"`
+	// ListHash identifies an explicit id list (hex SHA-256 of the ids joined
+	// by newlines) when devices are not a numbered range.
+	ListHash string `json:"list_hash,omitempty"`
+	Count    int    `json:"count"`
+}
+
+// Source identifies one input of a merge.
+type Source struct {
+	File  string  `json:"file,omitempty"`
+	Shard Shard   `json:"shard"`
+	Devs  Devices `json:"devices"`
+	Host  string  `json:"host,omitempty"`
+}
+
+// Phase is one stage of the run (ramp, steady, …) or, for Result.Total, all
+// of them.
+type Phase struct {
+	Name  string    `json:"name"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// Spans are the wall-clock intervals spent in the phase; a phase entered
+	// twice has two. Rates divide by their total length (Seconds).
+	Spans []Span `json:"spans,omitempty"`
+	// Seconds is the total length of Spans.
+	Seconds    float64 `json:"seconds"`
+	Counts     Counts  `json:"counts"`
+	PeakActive int64   `json:"peak_active"`
+	// Latency holds one summary per metric that has observations, in
+	// Metrics() order.
+	Latency []Summary `json:"latency,omitempty"`
+}
+
+// Span is one interval of wall-clock time.
+type Span struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// Summary is one latency histogram: the percentiles a person reads, and the
+// histogram itself in HdrHistogram's compressed encoding (base64) so that
+// shards merge exactly. All durations are microseconds.
+type Summary struct {
+	Metric string  `json:"metric"`
+	Count  int64   `json:"count"`
+	Min    int64   `json:"min_us"`
+	P50    int64   `json:"p50_us"`
+	P90    int64   `json:"p90_us"`
+	P99    int64   `json:"p99_us"`
+	P999   int64   `json:"p999_us"`
+	Max    int64   `json:"max_us"`
+	Mean   float64 `json:"mean_us"`
+	// Clamped counts observations outside 1µs–10min, recorded at the edge.
+	Clamped   int64  `json:"clamped,omitempty"`
+	Histogram string `json:"histogram"`
+
+	h *hdrhistogram.Histogram // decoded form, cached
+}
+
+// Second is one point of the time series: what happened during the
+// wall-clock second T (unix seconds), and how many devices were connected at
+// its end (Active).
+type Second struct {
+	T int64 `json:"t"`
+	Counts
+	Active int64 `json:"active"`
+}
+
+// ErrorGroup is every error of one cause.
+type ErrorGroup struct {
+	Cause     string    `json:"cause"`
+	Count     int64     `json:"count"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	// PerSecond holds the non-zero per-second counts, in time order.
+	PerSecond []Point `json:"per_second"`
+}
+
+// Point is a count in one unix second.
+type Point struct {
+	T int64 `json:"t"`
+	N int64 `json:"n"`
+}
+
+// Delivery is the observer's accounting of telemetry: how many messages it
+// expected (from the devices' sequence numbers), how many distinct ones it
+// received, and what went wrong.
+type Delivery struct {
+	Expected   int64 `json:"expected"`
+	Received   int64 `json:"received_unique"`
+	Lost       int64 `json:"lost"`
+	Duplicates int64 `json:"duplicates"`
+	Reorders   int64 `json:"reorders"`
+}
+
+// Cost is what the load generator itself spent, so a slow generator is not
+// mistaken for a slow broker. Per-device and per-operation figures are
+// derived from the raw numbers and recomputed on merge.
+type Cost struct {
+	CPUUserSeconds   float64 `json:"cpu_user_seconds"`
+	CPUSystemSeconds float64 `json:"cpu_system_seconds"`
+	// MaxRSSBytes is the peak resident memory (summed over shards: each
+	// shard is its own process).
+	MaxRSSBytes int64 `json:"max_rss_bytes"`
+	// PeakConnected is the most devices connected at once.
+	PeakConnected int64 `json:"peak_connected"`
+	// RSSPerDeviceBytes is MaxRSSBytes / PeakConnected.
+	RSSPerDeviceBytes float64 `json:"rss_per_device_bytes"`
+	// CPUPerConnectMillis is CPU (user+sys) per connect attempt.
+	CPUPerConnectMillis float64 `json:"cpu_per_connect_ms"`
+	// CPUPerPublishMicros is CPU (user+sys) per completed publish.
+	CPUPerPublishMicros float64 `json:"cpu_per_publish_us"`
+}
+
+// Final is what the engine knows only at the end of a run and hands to
+// Recorder.Finish.
+type Final struct {
+	// Delivery as tallied by the observer(s) of this run.
+	Delivery Delivery
+	// CPU and memory of the tool's own process (getrusage).
+	CPUUser, CPUSystem time.Duration
+	MaxRSSBytes        int64
+	Interrupted        bool
+	InterruptReason    string
+}
+
+// Live is a cheap snapshot of a running Recorder for progress bars.
+type Live struct {
+	Phase      string
+	Total      Counts
+	Active     int64
+	PeakActive int64
+	// Observations per metric so far (all phases).
+	Observations [numMetrics]int64
+}
+
+// Summary returns the summary of metric m, and false when the phase has no
+// observations of it.
+func (p *Phase) Summary(m Metric) (*Summary, bool) {
+	name := m.String()
+	for i := range p.Latency {
+		if p.Latency[i].Metric == name {
+			return &p.Latency[i], true
+		}
+	}
+	return nil, false
+}
+
+// Phase returns the phase called name, if the run had one.
+func (r *Result) Phase(name string) (*Phase, bool) {
+	for i := range r.Phases {
+		if r.Phases[i].Name == name {
+			return &r.Phases[i], true
+		}
+	}
+	return nil, false
+}
