@@ -1,0 +1,292 @@
+package certs
+
+import (
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/mqttstack/mqttstack/internal/atomicfile"
+)
+
+// revokedList is revoked.json: what the CRL of one CA lists.
+type revokedList struct {
+	// CRLNumber is the number of the last CRL written; CRL numbers must
+	// grow so that relying parties can tell a newer CRL from an older one.
+	CRLNumber int64          `json:"crl_number"`
+	Revoked   []revokedEntry `json:"revoked"`
+}
+
+type revokedEntry struct {
+	ID        string    `json:"id"`
+	Serial    string    `json:"serial"` // hex
+	RevokedAt time.Time `json:"revoked_at"`
+}
+
+func readRevoked(a *Authority) (revokedList, error) {
+	p := filepath.Join(a.Dir, revokedFile)
+	data, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return revokedList{}, nil
+	}
+	if err != nil {
+		return revokedList{}, fmt.Errorf("read %s: %w", p, err)
+	}
+	var l revokedList
+	if err := json.Unmarshal(data, &l); err != nil {
+		return revokedList{}, fmt.Errorf("%s: %w (fix the JSON or restore it; it is the list of revoked certificates)", p, err)
+	}
+	return l, nil
+}
+
+func writeRevoked(a *Authority, l revokedList) error {
+	if l.Revoked == nil {
+		l.Revoked = []revokedEntry{}
+	}
+	data, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(a.Dir, revokedFile)
+	if err := atomicfile.Write(p, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
+}
+
+// Revoke adds the current certificate of id to this CA's revoked.json and
+// rewrites the CRL (nextUpdate DefaultCRLNextUpdate). The identity's files
+// stay, so a test can still present the revoked certificate. Revoking an
+// already revoked certificate is a no-op.
+func (a *Authority) Revoke(id string) error {
+	p := filepath.Join(a.Dir, clientsDir, id+".crt")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return fmt.Errorf("revoke %s: %w (is the id right? `mqttstack certs check` lists the identities)", id, err)
+	}
+	c, err := parseCertPEM(data)
+	if err != nil {
+		return fmt.Errorf("revoke %s: %s: %w", id, p, err)
+	}
+	if err := c.CheckSignatureFrom(a.Cert); err != nil {
+		return fmt.Errorf("revoke %s: %s was not issued by the CA in %s: %w", id, p, a.Dir, err)
+	}
+	a.mu.Lock()
+	l, err := readRevoked(a)
+	if err == nil {
+		serial := c.SerialNumber.Text(16)
+		dup := false
+		for _, e := range l.Revoked {
+			dup = dup || e.Serial == serial
+		}
+		if !dup {
+			l.Revoked = append(l.Revoked, revokedEntry{ID: id, Serial: serial, RevokedAt: a.now().UTC()})
+			err = writeRevoked(a, l)
+		}
+	}
+	a.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("revoke %s: %w", id, err)
+	}
+	return a.WriteCRL(DefaultCRLNextUpdate)
+}
+
+// WriteCRL signs fresh CRLs valid for nextUpdate (0 selects
+// DefaultCRLNextUpdate) for the root and every sub-CA. Each sub-CA keeps its
+// own <sub>/ca.crl; the root's ca.crl holds the root's CRL followed by every
+// sub-CA's CRL, because the broker's crlfile must hold the CRL of each
+// leaf's issuer (see README of this package in the report: OpenSSL's
+// CRL_CHECK fails a leaf whose issuer has no CRL in the store).
+func (a *Authority) WriteCRL(nextUpdate time.Duration) error {
+	if nextUpdate <= 0 {
+		nextUpdate = DefaultCRLNextUpdate
+	}
+	r := a.root()
+	subs, err := r.SubCAs()
+	if err != nil {
+		return fmt.Errorf("write CRL: %w", err)
+	}
+	combined, err := r.signCRL(nextUpdate)
+	if err != nil {
+		return err
+	}
+	for _, s := range subs {
+		one, err := s.signCRL(nextUpdate)
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(s.Dir, crlFile)
+		if err := atomicfile.Write(p, one, 0o644); err != nil {
+			return fmt.Errorf("write CRL %s: %w", p, err)
+		}
+		combined = append(combined, one...)
+	}
+	p := filepath.Join(r.Dir, crlFile)
+	if err := atomicfile.Write(p, combined, 0o644); err != nil {
+		return fmt.Errorf("write CRL %s: %w", p, err)
+	}
+	return nil
+}
+
+// signCRL returns this CA's CRL as PEM and bumps its CRL number.
+func (a *Authority) signCRL(nextUpdate time.Duration) ([]byte, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l, err := readRevoked(a)
+	if err != nil {
+		return nil, fmt.Errorf("write CRL: %w", err)
+	}
+	l.CRLNumber++
+	entries := make([]x509.RevocationListEntry, 0, len(l.Revoked))
+	for _, e := range l.Revoked {
+		n, ok := new(big.Int).SetString(e.Serial, 16)
+		if !ok {
+			return nil, fmt.Errorf("write CRL: %s: serial %q of %s is not hex (fix or remove the entry)", filepath.Join(a.Dir, revokedFile), e.Serial, e.ID)
+		}
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: e.RevokedAt})
+	}
+	now := a.now()
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number:                    big.NewInt(l.CRLNumber),
+		ThisUpdate:                now.Add(-backdate),
+		NextUpdate:                now.Add(nextUpdate),
+		RevokedCertificateEntries: entries,
+	}, a.Cert, a.signer)
+	if err != nil {
+		return nil, fmt.Errorf("write CRL for %s: sign: %w", a.Dir, err)
+	}
+	if err := writeRevoked(a, l); err != nil {
+		return nil, fmt.Errorf("write CRL: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), nil
+}
+
+// LoadCRLs parses every CRL in a PEM file such as <pki>/ca.crl.
+func LoadCRLs(path string) ([]*x509.RevocationList, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load CRL: %w", err)
+	}
+	var out []*x509.RevocationList
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type != "X509 CRL" {
+			continue
+		}
+		l, err := x509.ParseRevocationList(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("load CRL %s: %w", path, err)
+		}
+		out = append(out, l)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("load CRL %s: no X509 CRL block (regenerate it with `mqttstack certs crl`)", path)
+	}
+	return out, nil
+}
+
+// Expiry is one line of the expiry report.
+type Expiry struct {
+	Kind     string // "ca", "sub-ca", "server", "crl", "client"
+	Subject  string // CN (client id), or the CA's name for a CRL
+	Path     string
+	NotAfter time.Time // for a CRL: its nextUpdate
+	// Inside is true when NotAfter is before now+within (already expired
+	// included).
+	Inside bool
+}
+
+// Check reports the expiry of the CA, the server certificate, the CRL's
+// next update and every client certificate (sub-CAs and their clients
+// included), sorted by NotAfter. Client files are parsed in parallel.
+func (a *Authority) Check(within time.Duration, now time.Time) ([]Expiry, error) {
+	r := a.root()
+	limit := now.Add(within)
+	var out []Expiry
+	add := func(kind, subject, path string, na time.Time) {
+		out = append(out, Expiry{Kind: kind, Subject: subject, Path: path, NotAfter: na, Inside: na.Before(limit)})
+	}
+	add("ca", r.Cert.Subject.CommonName, filepath.Join(r.Dir, caCertFile), r.Cert.NotAfter)
+	sp := filepath.Join(r.Dir, serverCertFile)
+	if data, err := os.ReadFile(sp); err != nil {
+		return nil, fmt.Errorf("check: %w (recreate the PKI with `mqttstack certs init --force`)", err)
+	} else if c, err := parseCertPEM(data); err != nil {
+		return nil, fmt.Errorf("check: %s: %w", sp, err)
+	} else {
+		add("server", c.Subject.CommonName, sp, c.NotAfter)
+	}
+	crlPath := filepath.Join(r.Dir, crlFile)
+	crls, err := LoadCRLs(crlPath)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	for _, l := range crls {
+		add("crl", l.Issuer.CommonName, crlPath, l.NextUpdate)
+	}
+	subs, err := r.SubCAs()
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	for _, ca := range append([]*Authority{r}, subs...) {
+		if ca != r {
+			add("sub-ca", ca.Cert.Subject.CommonName, filepath.Join(ca.Dir, caCertFile), ca.Cert.NotAfter)
+		}
+		cl, err := checkClients(ca.Dir, limit)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cl...)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].NotAfter.Before(out[j].NotAfter) })
+	return out, nil
+}
+
+func checkClients(dir string, limit time.Time) ([]Expiry, error) {
+	ids, err := clientIDs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("check: list %s: %w", filepath.Join(dir, clientsDir), err)
+	}
+	out := make([]Expiry, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(ids); i += workers {
+				p := filepath.Join(dir, clientsDir, ids[i]+".crt")
+				data, err := os.ReadFile(p)
+				if err != nil {
+					errs[i] = err
+					continue
+				}
+				c, err := parseCertPEM(data)
+				if err != nil {
+					errs[i] = fmt.Errorf("%s: %w (re-issue it: remove the file and run `mqttstack certs issue --id %s`)", p, err, ids[i])
+					continue
+				}
+				out[i] = Expiry{Kind: "client", Subject: c.Subject.CommonName, Path: p, NotAfter: c.NotAfter, Inside: c.NotAfter.Before(limit)}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	return out, nil
+}

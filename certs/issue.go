@@ -1,0 +1,329 @@
+package certs
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mqttstack/mqttstack/internal/atomicfile"
+)
+
+// MaxIDLen is the longest client id accepted.
+const MaxIDLen = 64
+
+// ValidateID checks a client id against the naming policy: 1–64 letters,
+// digits, '-' or '_'. The id becomes the certificate CN, which Mosquitto
+// uses verbatim as the MQTT username and the ACL key (%u): a '/' would
+// reach into another device's subtree, '+' or '#' make every ACL check
+// fail, and anything else is not worth the risk.
+func ValidateID(id string) error {
+	if id == "" {
+		return errors.New("id is empty (use 1-64 letters, digits, '-' or '_')")
+	}
+	if len(id) > MaxIDLen {
+		return fmt.Errorf("id %.20q… is %d bytes long (at most %d)", id, len(id), MaxIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+			continue
+		case c == '/':
+			return fmt.Errorf("id %q contains '/': the CN is the ACL key devices/%%u/#, so it would reach into another subtree (use letters, digits, '-' or '_')", id)
+		case c == '+' || c == '#':
+			return fmt.Errorf("id %q contains MQTT wildcard %q: Mosquitto denies every topic to such a username (use letters, digits, '-' or '_')", id, string(c))
+		case c == 0:
+			return fmt.Errorf("id %q contains a NUL byte (use letters, digits, '-' or '_')", id)
+		default:
+			return fmt.Errorf("id %q contains %q at byte %d (use letters, digits, '-' or '_')", id, string(rune(c)), i)
+		}
+	}
+	return nil
+}
+
+// DeviceIDs returns n device ids prefix+number for the numbers from,
+// from+1, … zero-padded to width max(5, digits(from+n-1)): with from=1
+// that is dev-00001 … dev-N. The CLI (`certs issue --count N --prefix`) and
+// the fleet both use it, so they agree on names. A shard that takes a
+// slice of a larger fleet must use DeviceIDsWidth with the fleet's total.
+func DeviceIDs(prefix string, from, n int) []string {
+	return DeviceIDsWidth(prefix, from, n, from+n-1)
+}
+
+// DeviceIDsWidth is DeviceIDs with the padding width taken from total (the
+// largest number in the whole fleet), so every shard names devices alike.
+func DeviceIDsWidth(prefix string, from, n, total int) []string {
+	if n <= 0 {
+		return nil
+	}
+	w := max(5, len(strconv.Itoa(max(total, from+n-1))))
+	ids := make([]string, n)
+	for i := range n {
+		s := strconv.Itoa(from + i)
+		for len(s) < w {
+			s = "0" + s
+		}
+		ids[i] = prefix + s
+	}
+	return ids
+}
+
+// ClientOptions overrides what IssueClient puts in one certificate. Zero
+// values select the defaults (valid from now for ClientValidity, EKU
+// clientAuth, CN = id).
+type ClientOptions struct {
+	NotBefore   time.Time
+	NotAfter    time.Time
+	ExtKeyUsage []x509.ExtKeyUsage
+	// RawCN replaces the CN without ValidateID. Only for negative test
+	// identities (CN "devA/sub", "dev+#"); the files are still named by the
+	// (validated) id.
+	RawCN string
+}
+
+// IssueResult says which ids IssueClients created and which already existed.
+type IssueResult struct {
+	Issued []string
+	Kept   []string
+}
+
+// IssueClients issues a client certificate, key and password for every id
+// that does not have a valid one from this CA yet. It validates every id
+// before issuing any, runs GOMAXPROCS workers, and stops early when ctx is
+// cancelled (identities already written stay valid).
+func (a *Authority) IssueClients(ctx context.Context, ids []string) (IssueResult, error) {
+	var bad []error
+	for _, id := range ids {
+		if err := ValidateID(id); err != nil {
+			bad = append(bad, err)
+		}
+	}
+	if len(bad) > 0 {
+		if len(bad) > 10 {
+			bad = append(bad[:10], fmt.Errorf("… and %d more", len(bad)-10))
+		}
+		return IssueResult{}, fmt.Errorf("issue clients: nothing issued: %w", errors.Join(bad...))
+	}
+	return a.issueMany(ctx, ids, ClientOptions{})
+}
+
+// IssueClient issues (or re-issues, replacing the files) one client
+// identity with overrides, e.g. an expired or serverAuth-only certificate
+// for a negative test. The id names the files and must pass ValidateID.
+func (a *Authority) IssueClient(id string, o ClientOptions) error {
+	if err := ValidateID(id); err != nil {
+		return fmt.Errorf("issue client: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(a.Dir, clientsDir), 0o700); err != nil {
+		return fmt.Errorf("issue client %s: %w", id, err)
+	}
+	if err := a.issueOne(id, o); err != nil {
+		return fmt.Errorf("issue client %s: %w", id, err)
+	}
+	return nil
+}
+
+func (a *Authority) issueMany(ctx context.Context, ids []string, o ClientOptions) (IssueResult, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := os.MkdirAll(filepath.Join(a.Dir, clientsDir), 0o700); err != nil {
+		return IssueResult{}, fmt.Errorf("issue clients: %w", err)
+	}
+	// Duplicates would race two workers on one file name.
+	seen := make(map[string]bool, len(ids))
+	uniq := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			uniq = append(uniq, id)
+		}
+	}
+	issued := make([]bool, len(uniq))
+	errs := make([]error, len(uniq))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	workers := min(runtime.GOMAXPROCS(0), len(uniq))
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				id := uniq[i]
+				if a.hasClient(id) {
+					continue
+				}
+				if err := a.issueOne(id, o); err != nil {
+					errs[i] = fmt.Errorf("client %s: %w", id, err)
+					continue
+				}
+				issued[i] = true
+			}
+		}()
+	}
+	var ctxErr error
+feed:
+	for i := range uniq {
+		select {
+		case work <- i:
+		case <-ctx.Done():
+			ctxErr = ctx.Err()
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+
+	var res IssueResult
+	var failed []error
+	for i, id := range uniq {
+		switch {
+		case issued[i]:
+			res.Issued = append(res.Issued, id)
+		case errs[i] != nil:
+			failed = append(failed, errs[i])
+		case ctxErr == nil || a.hasClient(id):
+			res.Kept = append(res.Kept, id)
+		}
+	}
+	sort.Strings(res.Kept)
+	if len(failed) > 0 {
+		n := len(failed)
+		if n > 5 {
+			failed = append(failed[:5], fmt.Errorf("… and %d more", n-5))
+		}
+		return res, fmt.Errorf("issue clients: %d failed: %w", n, errors.Join(failed...))
+	}
+	if ctxErr != nil {
+		return res, fmt.Errorf("issue clients: stopped after %d issued: %w", len(res.Issued), ctxErr)
+	}
+	return res, nil
+}
+
+// hasClient reports whether id already has a complete identity issued by
+// this CA. A certificate of another CA (left over from an older PKI) or a
+// missing key or password counts as absent, so it is re-issued.
+func (a *Authority) hasClient(id string) bool {
+	base := filepath.Join(a.Dir, clientsDir, id)
+	for _, ext := range []string{".key", ".pass"} {
+		if _, err := os.Stat(base + ext); err != nil {
+			return false
+		}
+	}
+	data, err := os.ReadFile(base + ".crt")
+	if err != nil {
+		return false
+	}
+	c, err := parseCertPEM(data)
+	if err != nil {
+		return false
+	}
+	return bytes.Equal(c.RawIssuer, a.Cert.RawSubject) &&
+		(len(a.Cert.SubjectKeyId) == 0 || bytes.Equal(c.AuthorityKeyId, a.Cert.SubjectKeyId))
+}
+
+// issueOne writes key, password and certificate of id. The certificate is
+// written last: its presence marks a complete identity (hasClient).
+func (a *Authority) issueOne(id string, o ClientOptions) error {
+	key, err := newKey(a.Key)
+	if err != nil {
+		return fmt.Errorf("key: %w", err)
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return err
+	}
+	now := a.now()
+	nb, na := o.NotBefore, o.NotAfter
+	if nb.IsZero() {
+		nb = now.Add(-backdate)
+	}
+	if na.IsZero() {
+		v := a.ClientValidity
+		if v <= 0 {
+			v = DefaultClientValidity
+		}
+		na = now.Add(v)
+	}
+	eku := o.ExtKeyUsage
+	if eku == nil {
+		eku = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
+	cn := id
+	if o.RawCN != "" {
+		cn = o.RawCN
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    nb,
+		NotAfter:     na,
+		// Client authentication only signs the handshake; an ECDSA key
+		// cannot encipher, so KeyEncipherment would be wrong for it.
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: eku,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Cert, key.Public(), a.signer)
+	if err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
+	base := filepath.Join(a.Dir, clientsDir, id)
+	if err := writeKey(base+".key", key); err != nil {
+		return err
+	}
+	pw, err := newPassword()
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(base+".pass", []byte(pw+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write %s.pass: %w", base, err)
+	}
+	crt := append(pemCert(der), a.chainPEM...)
+	if err := atomicfile.Write(base+".crt", crt, 0o644); err != nil {
+		return fmt.Errorf("write %s.crt: %w", base, err)
+	}
+	return nil
+}
+
+// newPassword returns 24 random bytes, base64url: 192 bits, and safe in a
+// Mosquitto password file, a shell and a URL.
+func newPassword() (string, error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("password: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// clientIDs lists the ids with a certificate in dir/clients, sorted.
+func clientIDs(dir string) ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(dir, clientsDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range ents {
+		n := e.Name()
+		if filepath.Ext(n) == ".crt" && n[0] != '.' {
+			ids = append(ids, n[:len(n)-len(".crt")])
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}

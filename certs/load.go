@@ -1,0 +1,104 @@
+package certs
+
+import (
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha512"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// LoadClient loads the identity id from pkiDir/clients for a TLS client.
+// The certificate file may hold a chain (leaf first, as a sub-CA writes
+// it); all of it is presented. Leaf is set, so callers never parse again:
+// the fleet loads tens of thousands of these.
+func LoadClient(pkiDir, id string) (tls.Certificate, error) {
+	base := filepath.Join(pkiDir, clientsDir, id)
+	crt, err := os.ReadFile(base + ".crt")
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("load client %s: %w (issue it with `mqttstack certs issue --dir %s --id %s`)", id, err, pkiDir, id)
+	}
+	key, err := os.ReadFile(base + ".key")
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("load client %s: %w (re-issue it: remove %s.crt and run `mqttstack certs issue --dir %s --id %s`)", id, err, base, pkiDir, id)
+	}
+	c, err := tls.X509KeyPair(crt, key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("load client %s: %s.crt/%s.key: %w", id, base, base, err)
+	}
+	if c.Leaf == nil {
+		if c.Leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
+			return tls.Certificate{}, fmt.Errorf("load client %s: parse %s.crt: %w", id, base, err)
+		}
+	}
+	return c, nil
+}
+
+// LoadCAPool returns a pool holding every certificate in the PEM file at
+// caPath (normally <pki>/ca.crt).
+func LoadCAPool(caPath string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(caPath)
+	if err != nil {
+		return nil, fmt.Errorf("load CA %s: %w (point at the PKI's ca.crt, e.g. .mqttstack/pki/ca.crt)", caPath, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("load CA %s: no PEM certificate in the file (is it the CA certificate?)", caPath)
+	}
+	return pool, nil
+}
+
+// ClientPassword returns the password of id for the password-authenticated
+// loopback WebSocket listener (pkiDir/clients/<id>.pass).
+func ClientPassword(pkiDir, id string) (string, error) {
+	p := filepath.Join(pkiDir, clientsDir, id+".pass")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("password of %s: %s does not exist (issue the identity with `mqttstack certs issue --dir %s --id %s`)", id, p, pkiDir, id)
+		}
+		return "", fmt.Errorf("password of %s: %w", id, err)
+	}
+	pw := strings.TrimSpace(string(data))
+	if pw == "" {
+		return "", fmt.Errorf("password of %s: %s is empty (remove %s.crt and issue %s again)", id, p, filepath.Join(pkiDir, clientsDir, id), id)
+	}
+	return pw, nil
+}
+
+// Mosquitto 2.0's password file format for PBKDF2-SHA512, as
+// mosquitto_passwd writes it: $7$<iterations>$<base64 salt>$<base64 hash>,
+// standard base64 with padding.
+const (
+	mosquittoIterations = 101
+	mosquittoSaltLen    = 12
+	mosquittoHashLen    = 64
+)
+
+// MosquittoPasswordHash returns the password-file hash of password in
+// Mosquitto 2.0's "$7$" format (the part after "user:").
+func MosquittoPasswordHash(password string) (string, error) {
+	salt := make([]byte, mosquittoSaltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("mosquitto password hash: salt: %w", err)
+	}
+	return mosquittoHash(password, salt, mosquittoIterations)
+}
+
+func mosquittoHash(password string, salt []byte, iterations int) (string, error) {
+	sum, err := pbkdf2.Key(sha512.New, password, salt, iterations, mosquittoHashLen)
+	if err != nil {
+		return "", fmt.Errorf("mosquitto password hash: %w", err)
+	}
+	return "$7$" + strconv.Itoa(iterations) + "$" +
+		base64.StdEncoding.EncodeToString(salt) + "$" +
+		base64.StdEncoding.EncodeToString(sum), nil
+}
