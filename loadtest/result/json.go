@@ -47,6 +47,7 @@ func ReadJSON(path string) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("result %s: %w", path, err)
 	}
+	r.source = path
 	return r, nil
 }
 

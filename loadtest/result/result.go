@@ -40,6 +40,8 @@ type Result struct {
 	Cost     Cost         `json:"cost"`
 	// Thresholds holds the outcomes when the run evaluated thresholds.
 	Thresholds []ThresholdOutcome `json:"thresholds,omitempty"`
+
+	source string // the file ReadJSON read, for messages
 }
 
 // Meta says what ran, where and when. ScenarioHash lets Merge refuse to mix
