@@ -1,0 +1,585 @@
+package scenarios
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MaxFileSize bounds a scenario file; a real one is a few hundred bytes.
+const MaxFileSize = 1 << 20
+
+// Parse decodes and validates one scenario. name is the file name used in
+// problems ("launch.yaml"); the scenario's Name defaults to name without
+// directory and extension. Every problem in the file is reported at once
+// (see Problem); the decode is strict: unknown fields, duplicate keys,
+// values of the wrong shape and bare numbers where a unit is needed are all
+// problems with their line.
+func Parse(name string, data []byte) (*Scenario, error) {
+	if len(data) > MaxFileSize {
+		return nil, (&Problem{File: name, Msg: fmt.Sprintf("file is %d bytes, more than the %d a scenario may have", len(data), MaxFileSize), Fix: "is this the right file?"}).asList()
+	}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, (&Problem{File: name, Msg: "file is empty", Fix: "a scenario needs at least fleet: {count: N} and stages:"}).asList()
+		}
+		return nil, yamlProblem(name, err).asList()
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, (&Problem{File: name, Line: extra.Line, Msg: "a second YAML document (after ---)", Fix: "put one scenario per file"}).asList()
+	} else if !errors.Is(err, io.EOF) {
+		return nil, yamlProblem(name, err).asList()
+	}
+
+	d := &decoder{file: name, s: &Scenario{Source: name, lines: map[string]int{}, bad: map[string]bool{}}}
+	d.document(&doc)
+	s := d.s
+	if s.Name == "" && !s.has("name") {
+		s.Name = nameFromFile(name)
+	}
+	s.SetDefaults()
+	var all problemList = d.probs
+	all = append(all, s.validate()...)
+	if err := all.err(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Load reads and parses the scenario file at path; problems name the path
+// as given.
+func Load(path string) (*Scenario, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("scenario: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", path, err)
+	}
+	return Parse(path, data)
+}
+
+// nameFromFile turns "dir/launch-eu.yaml" into "launch-eu".
+func nameFromFile(file string) string {
+	base := filepath.Base(file)
+	if ext := filepath.Ext(base); ext == ".yaml" || ext == ".yml" {
+		base = strings.TrimSuffix(base, ext)
+	}
+	if base == "." || base == string(filepath.Separator) {
+		return ""
+	}
+	return base
+}
+
+func (p *Problem) asList() error { return problemList{p}.err() }
+
+// yamlProblem turns a yaml.v3 syntax error ("yaml: line 3: mapping values
+// are not allowed in this context") into a Problem with the line split out.
+func yamlProblem(file string, err error) *Problem {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	p := &Problem{File: file, Msg: "not valid YAML: " + msg, Fix: "check indentation and quote values that contain ': ' or start with '{', '[', '*', '&', '!', '%' or '@'"}
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, after, ok := strings.Cut(rest, ": "); ok {
+			if n, err := strconv.Atoi(num); err == nil {
+				p.Line, p.Msg = n, "not valid YAML: "+after
+			}
+		}
+	}
+	return p
+}
+
+// decoder walks the yaml.Node tree by hand rather than decoding into
+// tagged structs: that is what gives every problem its line and field
+// path, lets one pass collect all of them, and reads the human units.
+type decoder struct {
+	file  string
+	s     *Scenario
+	probs problemList
+}
+
+// add records a problem about path, found at node n.
+func (d *decoder) add(n *yaml.Node, path, msg, fix string) {
+	line := 0
+	if n != nil {
+		line = n.Line
+	}
+	d.probs = append(d.probs, &Problem{File: d.file, Line: line, Path: path, Msg: msg, Fix: fix})
+}
+
+// bad records a problem with the value at path and marks the path so that
+// validation does not report it again.
+func (d *decoder) bad(n *yaml.Node, path, msg, fix string) {
+	d.s.bad[path] = true
+	d.add(n, path, msg, fix)
+}
+
+// field is one known key of a mapping and what to do with its value.
+type field struct {
+	name string
+	set  func(v *yaml.Node, path string)
+}
+
+// resolve follows an alias to the node it names. yaml.v3 does not expand
+// aliases when it builds a Node tree, and the schema has a fixed depth, so
+// following them here costs at most a constant per reference.
+func resolve(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 8; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "empty"
+		}
+		return strconv.Quote(n.Value)
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	return "unknown"
+}
+
+// mapping decodes the known fields of the mapping n; unknown keys,
+// duplicate keys and merge keys are problems.
+func (d *decoder) mapping(n *yaml.Node, path string, fields []field, example string) bool {
+	n = resolve(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		what := "the file"
+		if path != "" {
+			what = path
+		}
+		if n != nil {
+			d.bad(n, path, fmt.Sprintf("must be a mapping, not %s", kindName(n)), "e.g. "+example)
+		} else {
+			d.add(nil, path, what+" must be a mapping", "e.g. "+example)
+		}
+		return false
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			d.add(k, path, fmt.Sprintf("a key must be a plain name, not %s", kindName(k)), "e.g. "+example)
+			continue
+		}
+		if k.Tag == "!!merge" {
+			d.add(k, join(path, "<<"), "merge keys are not supported", "write the fields out; an alias (*name) as a whole value works")
+			continue
+		}
+		p := join(path, k.Value)
+		if first, dup := seen[k.Value]; dup {
+			d.add(k, p, fmt.Sprintf("set twice (first on line %d)", first), "keep one")
+			continue
+		}
+		seen[k.Value] = k.Line
+		f := lookupField(fields, k.Value)
+		if f == nil {
+			d.add(k, p, "unknown field", suggest(k.Value, fields))
+			continue
+		}
+		d.s.lines[p] = k.Line
+		if f.set != nil {
+			f.set(v, p)
+		}
+	}
+	return true
+}
+
+func lookupField(fields []field, name string) *field {
+	for i := range fields {
+		if fields[i].name == name {
+			return &fields[i]
+		}
+	}
+	return nil
+}
+
+// suggest names the closest known field when one is close, else lists them.
+func suggest(name string, fields []field) string {
+	best, bestD := "", 1<<30
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.name
+		if dist := editDistance(strings.ToLower(name), f.name); dist < bestD {
+			best, bestD = f.name, dist
+		}
+	}
+	if bestD <= 2 || (bestD <= len(best)/2 && bestD < 5) {
+		return "did you mean " + best + "?"
+	}
+	return "known fields: " + strings.Join(names, ", ")
+}
+
+// editDistance is the Levenshtein distance, for "did you mean"; inputs are
+// keys of a small file, so the quadratic cost is bounded by MaxFileSize
+// only in theory and is tiny in practice. Long keys are cut to 64 bytes.
+func editDistance(a, b string) int {
+	if len(a) > 64 {
+		a = a[:64]
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// scalar returns the text of a scalar value, or reports what it is instead.
+func (d *decoder) scalar(v *yaml.Node, path, example string) (string, bool) {
+	v = resolve(v)
+	if v == nil {
+		d.bad(nil, path, "has no value", "e.g. "+example)
+		return "", false
+	}
+	if v.Kind != yaml.ScalarNode {
+		d.bad(v, path, fmt.Sprintf("must be a single value, not %s", kindName(v)), "e.g. "+example)
+		return "", false
+	}
+	if v.Tag == "!!null" && (v.Value == "" || v.Value == "~" || strings.EqualFold(v.Value, "null")) {
+		d.bad(v, path, "has no value", "e.g. "+example)
+		return "", false
+	}
+	return v.Value, true
+}
+
+// parsed decodes a scalar with one of the unit parsers.
+func parsed[T any](d *decoder, v *yaml.Node, path, example string, parse func(string) (T, error), dst *T) {
+	s, ok := d.scalar(v, path, example)
+	if !ok {
+		return
+	}
+	x, err := parse(s)
+	if err != nil {
+		d.bad(resolve(v), path, err.Error(), "e.g. "+example)
+		return
+	}
+	*dst = x
+}
+
+func (d *decoder) str(dst *string, example string) func(*yaml.Node, string) {
+	return func(v *yaml.Node, path string) {
+		if s, ok := d.scalar(v, path, example); ok {
+			*dst = s
+		}
+	}
+}
+
+func (d *decoder) duration(dst *time.Duration, example string) func(*yaml.Node, string) {
+	return func(v *yaml.Node, path string) { parsed(d, v, path, example, parseDuration, dst) }
+}
+
+func (d *decoder) rate(dst *float64, example string) func(*yaml.Node, string) {
+	return func(v *yaml.Node, path string) { parsed(d, v, path, example, parseRate, dst) }
+}
+
+func (d *decoder) fraction(dst *float64, example string) func(*yaml.Node, string) {
+	return func(v *yaml.Node, path string) { parsed(d, v, path, example, parseFraction, dst) }
+}
+
+func (d *decoder) integer(dst *int, example string) func(*yaml.Node, string) {
+	return func(v *yaml.Node, path string) { parsed(d, v, path, example, parseInt, dst) }
+}
+
+func (d *decoder) size(dst *int, example string) func(*yaml.Node, string) {
+	return func(v *yaml.Node, path string) { parsed(d, v, path, example, parseSize, dst) }
+}
+
+// boolean accepts YAML 1.2's true and false only: "yes", "on" and friends
+// are strings in YAML 1.2 and booleans in 1.1, so they are refused rather
+// than read one way by us and another by the next tool.
+func (d *decoder) boolean(dst *bool) func(*yaml.Node, string) {
+	return func(v *yaml.Node, path string) {
+		s, ok := d.scalar(v, path, "true")
+		if !ok {
+			return
+		}
+		switch s {
+		case "true", "True", "TRUE":
+			*dst = true
+		case "false", "False", "FALSE":
+			*dst = false
+		default:
+			d.bad(resolve(v), path, fmt.Sprintf("%q is not true or false", s), "write true or false")
+		}
+	}
+}
+
+// document decodes the top level.
+func (d *decoder) document(doc *yaml.Node) {
+	root := doc
+	if doc.Kind == yaml.DocumentNode {
+		if len(doc.Content) == 0 {
+			d.add(doc, "", "file is empty", "a scenario needs at least fleet: {count: N} and stages:")
+			return
+		}
+		root = doc.Content[0]
+	}
+	if r := resolve(root); r != nil && r.Kind == yaml.ScalarNode && r.Tag == "!!null" {
+		d.add(r, "", "file is empty", "a scenario needs at least fleet: {count: N} and stages:")
+		return
+	}
+	s := d.s
+	d.mapping(root, "", []field{
+		{"name", d.str(&s.Name, "launch")},
+		{"description", d.str(&s.Description, `"5,000 boards after a firmware push"`)},
+		{"fleet", d.fleet},
+		{"connect", d.connect},
+		{"stages", d.stages},
+		{"commands", d.commands},
+		{"thresholds", d.thresholds},
+	}, "name: launch")
+}
+
+func (d *decoder) fleet(v *yaml.Node, path string) {
+	f := &d.s.Fleet
+	var sources int
+	d.mapping(v, path, []field{
+		{"count", d.integer(&f.Count, "5000")},
+		{"prefix", d.str(&f.Prefix, "dev-")},
+		{"transport", func(v *yaml.Node, p string) {
+			if s, ok := d.scalar(v, p, "mqtts"); ok {
+				f.Transport = Transport(s)
+			}
+		}},
+		{"keepalive", d.duration(&f.KeepAlive, "30s")},
+		{"clean_session", d.boolean(&f.CleanSession)},
+		{"qos", func(v *yaml.Node, p string) {
+			var q int
+			parsed(d, v, p, "1", parseInt, &q)
+			if d.s.bad[p] {
+				return
+			}
+			if q < 0 || q > 2 {
+				d.bad(resolve(v), p, fmt.Sprintf("%d is not an MQTT QoS", q), "use 0, 1 or 2")
+				return
+			}
+			f.QoS = byte(q)
+		}},
+		{"sources", func(v *yaml.Node, p string) {
+			parsed(d, v, p, "4", parseInt, &sources)
+			if d.s.bad[p] {
+				return
+			}
+			if sources < 1 || sources > 254 {
+				d.bad(resolve(v), p, fmt.Sprintf("%d loopback source addresses: must be 1..254", sources), "e.g. 4, which uses 127.0.0.1 to 127.0.0.4")
+				return
+			}
+			for i := 1; i <= sources; i++ {
+				f.SourceAddrs = append(f.SourceAddrs, netip.AddrFrom4([4]byte{127, 0, 0, byte(i)}).String())
+			}
+		}},
+		{"source_addrs", d.sourceAddrs},
+	}, "{count: 5000, prefix: dev-, transport: mqtts, keepalive: 30s, qos: 1}")
+	if d.s.has(join(path, "sources")) && d.s.has(join(path, "source_addrs")) {
+		d.probs = append(d.probs, &Problem{File: d.file, Line: d.s.lines[join(path, "source_addrs")], Path: join(path, "source_addrs"),
+			Msg: "sources and source_addrs are both set", Fix: "keep one: sources: N for 127.0.0.1..N, or source_addrs: [list]"})
+	}
+}
+
+func (d *decoder) sourceAddrs(v *yaml.Node, path string) {
+	n := resolve(v)
+	if n == nil || n.Kind != yaml.SequenceNode {
+		if n == nil {
+			n = v
+		}
+		d.bad(n, path, fmt.Sprintf("must be a list of IP addresses, not %s", kindName(n)), "e.g. [127.0.0.2, 127.0.0.3]")
+		return
+	}
+	seen := map[string]bool{}
+	for i, it := range n.Content {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		s, ok := d.scalar(it, p, "127.0.0.2")
+		if !ok {
+			continue
+		}
+		a, err := netip.ParseAddr(strings.TrimSpace(s))
+		if err != nil || a.Zone() != "" {
+			d.bad(resolve(it), p, fmt.Sprintf("%q is not an IP address", s), "e.g. 127.0.0.2 or 10.0.0.5")
+			continue
+		}
+		a = a.Unmap()
+		if a.IsUnspecified() || a.IsMulticast() {
+			d.bad(resolve(it), p, fmt.Sprintf("%s cannot be a source address", a), "use an address of this machine, e.g. 127.0.0.2")
+			continue
+		}
+		if seen[a.String()] {
+			d.bad(resolve(it), p, fmt.Sprintf("%s listed twice", a), "list each address once")
+			continue
+		}
+		seen[a.String()] = true
+		d.s.Fleet.SourceAddrs = append(d.s.Fleet.SourceAddrs, a.String())
+	}
+}
+
+func (d *decoder) connect(v *yaml.Node, path string) {
+	c := &d.s.Connect
+	d.mapping(v, path, []field{
+		{"rate", d.rate(&c.Rate, `"800/s"`)},
+		{"max_in_flight", d.integer(&c.MaxInFlight, "256")},
+		{"timeout", d.duration(&c.Timeout, "10s")},
+		{"backoff", func(v *yaml.Node, p string) {
+			d.mapping(v, p, []field{
+				{"min", d.duration(&c.Backoff.Min, "500ms")},
+				{"max", d.duration(&c.Backoff.Max, "30s")},
+				{"jitter", d.fraction(&c.Backoff.Jitter, `"20%"`)},
+			}, "{min: 500ms, max: 30s, jitter: 20%}")
+		}},
+	}, `{rate: 800/s, max_in_flight: 256}`)
+}
+
+func (d *decoder) stages(v *yaml.Node, path string) {
+	n := resolve(v)
+	if n == nil || n.Kind != yaml.SequenceNode {
+		if n == nil {
+			n = v
+		}
+		d.bad(n, path, fmt.Sprintf("must be a list of stages, not %s", kindName(n)), "e.g. - {kind: ramp}")
+		return
+	}
+	d.s.Stages = make([]Stage, len(n.Content))
+	for i, it := range n.Content {
+		st := &d.s.Stages[i]
+		p := fmt.Sprintf("%s[%d]", path, i)
+		if r := resolve(it); r != nil {
+			st.Line = r.Line
+			if it.Line > 0 {
+				st.Line = it.Line
+			}
+		}
+		d.s.lines[p] = st.Line
+		d.mapping(it, p, []field{
+			{"kind", func(v *yaml.Node, p string) {
+				if s, ok := d.scalar(v, p, "steady"); ok {
+					st.Kind = StageKind(s)
+				}
+			}},
+			{"name", d.str(&st.Name, "warm-up")},
+			{"duration", d.duration(&st.Duration, "2m")},
+			{"every", d.duration(&st.Every, "5s")},
+			{"rate", d.rate(&st.Rate, `"0.2/s"`)},
+			{"payload", func(v *yaml.Node, p string) {
+				if s, ok := d.scalar(v, p, "dht11"); ok {
+					st.Payload = Payload(s)
+				}
+			}},
+			{"size", d.size(&st.Size, "256 or 1KiB")},
+			{"share", d.fraction(&st.Share, `"20%"`)},
+			{"within", d.duration(&st.Within, "10s")},
+			{"count", d.integer(&st.Count, "10")},
+		}, "{kind: steady, duration: 2m, every: 5s}")
+	}
+}
+
+func (d *decoder) commands(v *yaml.Node, path string) {
+	c := &Commands{}
+	if d.mapping(v, path, []field{
+		{"rate", d.rate(&c.Rate, `"50/s"`)},
+		{"payload", func(v *yaml.Node, p string) {
+			if s, ok := d.scalar(v, p, "relay"); ok {
+				c.Payload = CommandPayload(s)
+			}
+		}},
+	}, "{rate: 50/s, payload: relay}") {
+		d.s.Commands = c
+	}
+}
+
+// thresholds decodes `metric: "expr"` pairs in file order; a metric may
+// also take a list of expressions (`e2e_p99: ["< 250ms", "> 0ms"]`).
+func (d *decoder) thresholds(v *yaml.Node, path string) {
+	n := resolve(v)
+	if n == nil || n.Kind != yaml.MappingNode {
+		if n == nil {
+			n = v
+		}
+		d.bad(n, path, fmt.Sprintf("must be a mapping of metric to condition, not %s", kindName(n)), `e.g. {e2e_p99: "< 250ms", loss: "== 0"}`)
+		return
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || k.Tag == "!!merge" {
+			d.add(k, path, "a key must be a metric name", `e.g. e2e_p99: "< 250ms"`)
+			continue
+		}
+		p := join(path, k.Value)
+		if first, dup := seen[k.Value]; dup {
+			d.add(k, p, fmt.Sprintf("set twice (first on line %d)", first), `give several conditions as a list: ["> 0ms", "< 250ms"]`)
+			continue
+		}
+		seen[k.Value] = k.Line
+		d.s.lines[p] = k.Line
+		kind, known := KindOf(k.Value)
+		if !known {
+			d.add(k, p, "unknown metric", "known metrics: "+strings.Join(KnownMetrics, ", "))
+			continue
+		}
+		exprs := []*yaml.Node{val}
+		if r := resolve(val); r != nil && r.Kind == yaml.SequenceNode {
+			exprs = r.Content
+			if len(exprs) == 0 {
+				d.add(r, p, "empty list of conditions", "e.g. "+kind.example())
+			}
+		}
+		for j, e := range exprs {
+			ep := p
+			if len(exprs) > 1 || exprs[0] != val {
+				ep = fmt.Sprintf("%s[%d]", p, j)
+			}
+			s, ok := d.scalar(e, ep, kind.example())
+			if !ok {
+				continue
+			}
+			t, msg, fix := parseThreshold(k.Value, s)
+			if msg != "" {
+				d.add(resolve(e), ep, msg, fix)
+				continue
+			}
+			t.Line = k.Line
+			if r := resolve(e); r != nil && r.Line > 0 && r != val {
+				t.Line = r.Line
+			}
+			d.s.Thresholds = append(d.s.Thresholds, t)
+		}
+	}
+}
