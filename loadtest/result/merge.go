@@ -74,7 +74,7 @@ func Merge(rs ...*Result) (*Result, error) {
 			p := &r.Phases[i]
 			a := byName[p.Name]
 			if a == nil {
-				a = &acc{ph: Phase{Name: p.Name}}
+				a = &acc{ph: Phase{Name: p.Name, Kind: p.Kind}}
 				byName[p.Name] = a
 				order = append(order, a)
 			}

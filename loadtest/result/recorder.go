@@ -48,7 +48,7 @@ const otherCause = "other causes (more than 100 distinct causes)"
 const defaultPhase = "setup"
 
 type phaseRec struct {
-	name       string
+	name, kind string
 	spans      []Span
 	hist       [numMetrics]*hdrhistogram.Histogram
 	clamped    [numMetrics]int64
@@ -91,15 +91,23 @@ func NewRecorder(meta Meta) *Recorder {
 
 // Phase starts phase name at time at: later events belong to it. Entering a
 // phase that was entered before resumes it (its histograms keep growing and
-// it gets a second span).
+// it gets a second span). The stage kind is derived from the name
+// ("steady-1" → "steady"); use Stage when a stage has a custom name.
 func (r *Recorder) Phase(name string, at time.Time) {
+	r.Stage(name, KindOfName(name), at)
+}
+
+// Stage is Phase for a scenario stage of the given kind ("ramp", "steady",
+// "burst", "soak", "reconnect-storm"): connect_rate is measured over ramp
+// phases and publish_rate over steady and soak phases.
+func (r *Recorder) Stage(name, kind string, at time.Time) {
 	r.seen(at)
 	if r.cur != nil {
 		r.cur.close(at)
 	}
 	p := r.byName[name]
 	if p == nil {
-		p = &phaseRec{name: name}
+		p = &phaseRec{name: name, kind: kind}
 		r.byName[name] = p
 		r.phases = append(r.phases, p)
 	}
@@ -342,7 +350,7 @@ func (r *Recorder) Finish(end time.Time, f Final) *Result {
 
 // result turns a phase's histograms into summaries.
 func (p *phaseRec) result() Phase {
-	ph := Phase{Name: p.name, Spans: p.spans, Counts: p.counts, PeakActive: p.peakActive}
+	ph := Phase{Name: p.name, Kind: p.kind, Spans: p.spans, Counts: p.counts, PeakActive: p.peakActive}
 	ph.setSpans(p.spans)
 	for m, h := range p.hist {
 		if h == nil || h.TotalCount() == 0 {

@@ -95,7 +95,10 @@ type Source struct {
 // Phase is one stage of the run (ramp, steady, …) or, for Result.Total, all
 // of them.
 type Phase struct {
-	Name  string    `json:"name"`
+	Name string `json:"name"`
+	// Kind is the scenario stage kind ("ramp", "steady", …), which rates
+	// use; empty for the total and for phases named without one.
+	Kind  string    `json:"kind,omitempty"`
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
 	// Spans are the wall-clock intervals spent in the phase; a phase entered
