@@ -43,7 +43,7 @@ func Parse(name string, data []byte) (*Scenario, error) {
 		return nil, yamlProblem(name, err).asList()
 	}
 
-	d := &decoder{file: name, s: &Scenario{Source: name, lines: map[string]int{}, bad: map[string]bool{}}}
+	d := &decoder{file: name, s: &Scenario{Source: name, lines: map[string]pos{}, bad: map[string]bool{}}}
 	d.document(&doc)
 	s := d.s
 	if s.Name == "" && !s.has("name") {
@@ -113,11 +113,11 @@ type decoder struct {
 
 // add records a problem about path, found at node n.
 func (d *decoder) add(n *yaml.Node, path, msg, fix string) {
-	line := 0
+	p := &Problem{File: d.file, Path: path, Msg: msg, Fix: fix}
 	if n != nil {
-		line = n.Line
+		p.Line, p.col = n.Line, n.Column
 	}
-	d.probs = append(d.probs, &Problem{File: d.file, Line: line, Path: path, Msg: msg, Fix: fix})
+	d.probs = append(d.probs, p)
 }
 
 // bad records a problem with the value at path and marks the path so that
@@ -198,7 +198,7 @@ func (d *decoder) mapping(n *yaml.Node, path string, fields []field, example str
 			d.add(k, p, "unknown field", suggest(k.Value, fields))
 			continue
 		}
-		d.s.lines[p] = k.Line
+		d.s.lines[p] = pos{k.Line, k.Column}
 		if f.set != nil {
 			f.set(v, p)
 		}
@@ -217,18 +217,42 @@ func lookupField(fields []field, name string) *field {
 
 // suggest names the closest known field when one is close, else lists them.
 func suggest(name string, fields []field) string {
-	best, bestD := "", 1<<30
 	names := make([]string, len(fields))
 	for i, f := range fields {
 		names[i] = f.name
-		if dist := editDistance(strings.ToLower(name), f.name); dist < bestD {
-			best, bestD = f.name, dist
-		}
 	}
-	if bestD <= 2 || (bestD <= len(best)/2 && bestD < 5) {
+	if best := closest(name, names); best != "" {
 		return "did you mean " + best + "?"
 	}
 	return "known fields: " + strings.Join(names, ", ")
+}
+
+// closest returns the valid name nearest to got when it is near enough to
+// be a typo, else "".
+func closest(got string, valid []string) string {
+	best, bestD := "", 1<<30
+	for _, v := range valid {
+		if dist := editDistance(strings.ToLower(got), v); dist < bestD {
+			best, bestD = v, dist
+		}
+	}
+	if bestD <= 2 || (bestD <= len(best)/3 && bestD < 5) {
+		return best
+	}
+	return ""
+}
+
+// oneOf is the fix for a value outside an enumeration: the likely typo
+// fix when there is one, and the valid values.
+func oneOf[T ~string](got T, valid []T) string {
+	names := make([]string, len(valid))
+	for i, v := range valid {
+		names[i] = string(v)
+	}
+	if best := closest(string(got), names); best != "" {
+		return "did you mean " + best + "? valid: " + strings.Join(names, ", ")
+	}
+	return "valid: " + strings.Join(names, ", ")
 }
 
 // editDistance is the Levenshtein distance, for "did you mean"; inputs are
@@ -411,7 +435,7 @@ func (d *decoder) fleet(v *yaml.Node, path string) {
 		{"source_addrs", d.sourceAddrs},
 	}, "{count: 5000, prefix: dev-, transport: mqtts, keepalive: 30s, qos: 1}")
 	if d.s.has(join(path, "sources")) && d.s.has(join(path, "source_addrs")) {
-		d.probs = append(d.probs, &Problem{File: d.file, Line: d.s.lines[join(path, "source_addrs")], Path: join(path, "source_addrs"),
+		d.probs = append(d.probs, &Problem{File: d.file, Line: d.s.lines[join(path, "source_addrs")].line, col: d.s.lines[join(path, "source_addrs")].col, Path: join(path, "source_addrs"),
 			Msg: "sources and source_addrs are both set", Fix: "keep one: sources: N for 127.0.0.1..N, or source_addrs: [list]"})
 	}
 }
@@ -486,7 +510,10 @@ func (d *decoder) stages(v *yaml.Node, path string) {
 				st.Line = it.Line
 			}
 		}
-		d.s.lines[p] = st.Line
+		d.s.lines[p] = pos{st.Line, 0}
+		if r := resolve(it); r != nil {
+			d.s.lines[p] = pos{st.Line, r.Column}
+		}
 		d.mapping(it, p, []field{
 			{"kind", func(v *yaml.Node, p string) {
 				if s, ok := d.scalar(v, p, "steady"); ok {
@@ -548,10 +575,10 @@ func (d *decoder) thresholds(v *yaml.Node, path string) {
 			continue
 		}
 		seen[k.Value] = k.Line
-		d.s.lines[p] = k.Line
+		d.s.lines[p] = pos{k.Line, k.Column}
 		kind, known := KindOf(k.Value)
 		if !known {
-			d.add(k, p, "unknown metric", "known metrics: "+strings.Join(KnownMetrics, ", "))
+			d.add(k, p, "unknown metric", metricFix(k.Value))
 			continue
 		}
 		exprs := []*yaml.Node{val}

@@ -19,6 +19,8 @@ type Problem struct {
 	Path string // field path, "stages[2].every"; empty for the whole file
 	Msg  string // what is wrong
 	Fix  string // what to write instead; may be empty
+
+	col int // column, to order problems on one line as they appear
 }
 
 // Error formats the problem as "file:line: path: message (fix)", leaving out
@@ -77,11 +79,14 @@ func (l problemList) err() error {
 	}
 	sorted := append(problemList(nil), l...)
 	sort.SliceStable(sorted, func(i, j int) bool {
-		a, b := sorted[i].Line, sorted[j].Line
-		if a == 0 || b == 0 {
-			return a != 0 && b == 0
+		a, b := sorted[i], sorted[j]
+		if a.Line == 0 || b.Line == 0 {
+			return a.Line != 0 && b.Line == 0
 		}
-		return a < b
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.col < b.col
 	})
 	var me *multierror.Error
 	for _, p := range sorted {

@@ -35,7 +35,7 @@ type Scenario struct {
 	// which lets Validate tell an explicit zero ("every: 0s", an error)
 	// from an absent field (a default, or "required"). Nil for scenarios
 	// built in Go, where zero means absent.
-	lines map[string]int
+	lines map[string]pos
 	// bad holds the paths whose value could not be decoded; Validate does
 	// not report them a second time.
 	bad map[string]bool
@@ -318,8 +318,7 @@ func (s *Scenario) WithDevices(n int) (*Scenario, error) {
 	if c.lines != nil {
 		// The count is no longer what the file says; problems about it
 		// should not point at the file's line.
-		delete(c.lines, "fleet.count")
-		c.lines["fleet.count"] = 0
+		c.lines["fleet.count"] = pos{}
 	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("--devices %d: %w", n, err)
@@ -338,7 +337,7 @@ func (s *Scenario) Clone() *Scenario {
 		c.Commands = &cmd
 	}
 	if s.lines != nil {
-		c.lines = make(map[string]int, len(s.lines))
+		c.lines = make(map[string]pos, len(s.lines))
 		for k, v := range s.lines {
 			c.lines[k] = v
 		}
@@ -427,15 +426,22 @@ func (s *Scenario) has(path string) bool {
 	return ok
 }
 
+// pos is where a field was written: 1-based line and column.
+type pos struct{ line, col int }
+
 // Line returns the line the field at path ("stages[2].every") was written
 // on, or of its nearest enclosing field; 0 when unknown.
-func (s *Scenario) Line(path string) int {
+func (s *Scenario) Line(path string) int { return s.pos(path).line }
+
+func (s *Scenario) pos(path string) pos {
 	for p := path; p != ""; p = parentPath(p) {
-		if l, ok := s.lines[p]; ok && l > 0 {
-			return l
+		if at, ok := s.lines[p]; ok {
+			// A field with no line was set in Go (WithDevices): it has
+			// no place in the file, and its parent's line would mislead.
+			return at
 		}
 	}
-	return 0
+	return pos{}
 }
 
 // parentPath strips the last element of a field path:

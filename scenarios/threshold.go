@@ -148,7 +148,7 @@ var durationUnits = map[string]float64{
 func parseThreshold(metric, expr string) (t Threshold, msg, fix string) {
 	kind, ok := KindOf(metric)
 	if !ok {
-		return t, "unknown metric", "known metrics: " + strings.Join(KnownMetrics, ", ")
+		return t, "unknown metric", metricFix(metric)
 	}
 	raw := strings.TrimSpace(expr)
 	t = Threshold{Metric: metric, Raw: raw, Unit: kind.Unit()}
@@ -212,6 +212,29 @@ func parseThreshold(metric, expr string) (t Threshold, msg, fix string) {
 	}
 	t.Value = v
 	return t, "", ""
+}
+
+// metricFix is the fix for an unknown metric: the likely typo fix when
+// there is one, and the known metrics grouped by kind.
+func metricFix(got string) string {
+	var ratios, counts, rates []string
+	for _, m := range KnownMetrics {
+		switch metricKinds[m] {
+		case MetricRatio:
+			ratios = append(ratios, m)
+		case MetricCount:
+			counts = append(counts, m)
+		case MetricRate:
+			rates = append(rates, m)
+		}
+	}
+	known := fmt.Sprintf("known metrics: durations {%s}_{%s}; percentages %s; counts %s; rates %s",
+		strings.Join(DurationMetrics, ","), strings.Join(Percentiles, ","),
+		strings.Join(ratios, ", "), strings.Join(counts, ", "), strings.Join(rates, ", "))
+	if best := closest(got, KnownMetrics); best != "" {
+		return "did you mean " + best + "? " + known
+	}
+	return known
 }
 
 // scanNumber returns the length of the decimal number at the start of s:

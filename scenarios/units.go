@@ -36,7 +36,15 @@ func formatDuration(d time.Duration) string {
 	if d == 0 {
 		return "0s"
 	}
-	return d.String()
+	// "2m0s" reads better as "2m", "1h0m0s" as "1h".
+	s := d.String()
+	if t, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = t + "m"
+		if t, ok := strings.CutSuffix(s, "h0m"); ok {
+			s = t + "h"
+		}
+	}
+	return s
 }
 
 // rateUnits are the accepted denominators of a rate, in seconds.

@@ -27,7 +27,8 @@ func (v *validator) at(path, msg, fix string) {
 	if v.s.bad[path] {
 		return
 	}
-	v.probs = append(v.probs, &Problem{File: v.s.Source, Line: v.s.Line(path), Path: path, Msg: msg, Fix: fix})
+	at := v.s.pos(path)
+	v.probs = append(v.probs, &Problem{File: v.s.Source, Line: at.line, col: at.col, Path: path, Msg: msg, Fix: fix})
 }
 
 // set reports whether the field at path counts as given: written in the
@@ -80,7 +81,7 @@ func (v *validator) fleet() {
 	}
 	v.prefix(f.Prefix)
 	if !contains(Transports, f.Transport) {
-		v.at("fleet.transport", fmt.Sprintf("%q is not a transport", f.Transport), "use mqtts (mTLS to Mosquitto) or wss (WebSocket through nginx)")
+		v.at("fleet.transport", fmt.Sprintf("%q is not a transport; mqtts is mTLS to Mosquitto, wss is WebSocket through nginx", f.Transport), oneOf(f.Transport, Transports))
 	}
 	switch k := f.KeepAlive; {
 	case k < 0:
@@ -102,7 +103,7 @@ func (v *validator) fleet() {
 			v.at(fmt.Sprintf("fleet.source_addrs[%d]", i), fmt.Sprintf("%q is not an IP address", a), "e.g. 127.0.0.2")
 		}
 	}
-	if n := max(1, len(f.SourceAddrs)); f.Count > n*PortsPerSource && !v.s.bad[srcPath] {
+	if n := max(1, len(f.SourceAddrs)); f.Count <= MaxDevices && f.Count > n*PortsPerSource && !v.s.bad[srcPath] {
 		need := (f.Count + PortsPerSource - 1) / PortsPerSource
 		v.at("fleet.count", fmt.Sprintf("%d devices need at least %d source addresses (one address has about %d ports towards one broker port); %d configured", f.Count, need, PortsPerSource, len(f.SourceAddrs)),
 			fmt.Sprintf("add sources: %d to fleet for the local stack, or source_addrs: [...] with addresses of this machine", need))
@@ -197,17 +198,13 @@ func (v *validator) stages() {
 func (v *validator) stage(i int, st Stage) {
 	p := fmt.Sprintf("stages[%d]", i)
 	f := func(name string) string { return p + "." + name }
-	kinds := make([]string, len(StageKinds))
-	for j, k := range StageKinds {
-		kinds[j] = string(k)
-	}
 	spec, known := stageFields[st.Kind]
 	switch {
 	case !v.set(f("kind"), st.Kind != ""):
-		v.at(f("kind"), "required", "one of "+strings.Join(kinds, ", "))
+		v.at(f("kind"), "required", oneOf("", StageKinds))
 		return
 	case !known:
-		v.at(f("kind"), fmt.Sprintf("%q is not a stage kind", st.Kind), "one of "+strings.Join(kinds, ", "))
+		v.at(f("kind"), fmt.Sprintf("%q is not a stage kind", st.Kind), oneOf(st.Kind, StageKinds))
 		return
 	}
 	if i == 0 && st.Kind != StageRamp {
@@ -273,11 +270,7 @@ func (v *validator) stage(i int, st Stage) {
 
 	// Payload and size.
 	if given["payload"] && !contains(Payloads, st.Payload) {
-		names := make([]string, len(Payloads))
-		for j, pl := range Payloads {
-			names[j] = string(pl)
-		}
-		v.at(f("payload"), fmt.Sprintf("%q is not a payload", st.Payload), "one of "+strings.Join(names, ", "))
+		v.at(f("payload"), fmt.Sprintf("%q is not a payload", st.Payload), oneOf(st.Payload, Payloads))
 	}
 	switch {
 	case given["size"] && (st.Size < 0 || st.Size > MaxPayloadSize):
@@ -321,7 +314,7 @@ func (v *validator) commands() {
 		v.at("commands.rate", "must be > 0", `e.g. "50/s" (commands per second across the fleet)`)
 	}
 	if !contains(CommandPayloads, c.Payload) {
-		v.at("commands.payload", fmt.Sprintf("%q is not a command payload", c.Payload), "use relay")
+		v.at("commands.payload", fmt.Sprintf("%q is not a command payload", c.Payload), oneOf(c.Payload, CommandPayloads))
 	}
 	if len(v.s.Stages) == 1 && v.s.Stages[0].Kind == StageRamp {
 		v.at("commands", "no stage after the ramp to send commands in", "add a steady stage, or remove commands")
@@ -347,7 +340,7 @@ func (v *validator) thresholds() {
 		kind, ok := KindOf(t.Metric)
 		if !ok {
 			path = fmt.Sprintf("thresholds[%d]", i)
-			add(fmt.Sprintf("unknown metric %q", t.Metric), "known metrics: "+strings.Join(KnownMetrics, ", "))
+			add(fmt.Sprintf("unknown metric %q", t.Metric), metricFix(t.Metric))
 			continue
 		}
 		if !contains(Ops, t.Op) {
