@@ -501,3 +501,25 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	e, ok := a.(equaler)
 	return ok && e.Equal(b)
 }
+
+// Paths are the files of a PKI directory that configuration refers to.
+type Paths struct {
+	CACert     string // trust anchor for devices, mosquitto cafile, nginx ssl_client_certificate
+	CAKey      string
+	CRL        string // root CRL followed by every sub-CA's CRL: mosquitto crlfile, nginx ssl_crl
+	ServerCert string
+	ServerKey  string
+	Clients    string // directory of <id>.crt/.key/.pass
+}
+
+// PathsOf returns the file paths inside the PKI directory dir.
+func PathsOf(dir string) Paths {
+	return Paths{
+		CACert:     filepath.Join(dir, caCertFile),
+		CAKey:      filepath.Join(dir, caKeyFile),
+		CRL:        filepath.Join(dir, crlFile),
+		ServerCert: filepath.Join(dir, serverCertFile),
+		ServerKey:  filepath.Join(dir, serverKeyFile),
+		Clients:    filepath.Join(dir, clientsDir),
+	}
+}

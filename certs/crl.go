@@ -235,7 +235,16 @@ func (a *Authority) Check(within time.Duration, now time.Time) ([]Expiry, error)
 		return nil, fmt.Errorf("check: %w", err)
 	}
 	for _, l := range crls {
-		add("crl", l.Issuer.CommonName, crlPath, l.NextUpdate)
+		// A CRL is short-lived by design (30 days by default) and must be
+		// refreshed long before nextUpdate: once it expires OpenSSL rejects
+		// every client. So it is flagged when half its lifetime is gone or
+		// when nextUpdate falls inside the window, whichever comes first;
+		// otherwise a fresh 30-day CRL would always be "inside 30d".
+		w := within
+		if half := l.NextUpdate.Sub(l.ThisUpdate) / 2; half < w {
+			w = half
+		}
+		out = append(out, Expiry{Kind: "crl", Subject: l.Issuer.CommonName, Path: crlPath, NotAfter: l.NextUpdate, Inside: l.NextUpdate.Before(now.Add(w))})
 	}
 	subs, err := r.SubCAs()
 	if err != nil {

@@ -12,8 +12,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // LoadClient loads the identity id from pkiDir/clients for a TLS client.
@@ -101,4 +103,35 @@ func mosquittoHash(password string, salt []byte, iterations int) (string, error)
 	return "$7$" + strconv.Itoa(iterations) + "$" +
 		base64.StdEncoding.EncodeToString(salt) + "$" +
 		base64.StdEncoding.EncodeToString(sum), nil
+}
+
+// MosquittoPasswordFile returns a Mosquitto password file ("id:$7$…"
+// lines, in the order of ids) for the given identities, with each
+// password read from pkiDir/clients/<id>.pass. Hashing runs in parallel.
+func MosquittoPasswordFile(pkiDir string, ids []string) ([]byte, error) {
+	lines := make([]string, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(ids); i += workers {
+				pw, err := ClientPassword(pkiDir, ids[i])
+				if err == nil {
+					var h string
+					if h, err = MosquittoPasswordHash(pw); err == nil {
+						lines[i] = ids[i] + ":" + h + "\n"
+					}
+				}
+				errs[i] = err
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("mosquitto password file: %w", err)
+	}
+	return []byte(strings.Join(lines, "")), nil
 }
