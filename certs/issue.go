@@ -32,7 +32,7 @@ func ValidateID(id string) error {
 		return errors.New("id is empty (use 1-64 letters, digits, '-' or '_')")
 	}
 	if len(id) > MaxIDLen {
-		return fmt.Errorf("id %.20q… is %d bytes long (at most %d)", id, len(id), MaxIDLen)
+		return fmt.Errorf("id %.20q… is %d bytes long (use 1-%d letters, digits, '-' or '_')", id, len(id), MaxIDLen)
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
@@ -46,7 +46,7 @@ func ValidateID(id string) error {
 		case c == 0:
 			return fmt.Errorf("id %q contains a NUL byte (use letters, digits, '-' or '_')", id)
 		default:
-			return fmt.Errorf("id %q contains %q at byte %d (use letters, digits, '-' or '_')", id, string(rune(c)), i)
+			return fmt.Errorf("id %q contains %q at byte %d (use letters, digits, '-' or '_')", id, string([]byte{c}), i)
 		}
 	}
 	return nil
