@@ -36,15 +36,28 @@ func Parse(name string, data []byte) (*Scenario, error) {
 		}
 		return nil, yamlProblem(name, err).asList()
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return nil, (&Problem{File: name, Line: extra.Line, Msg: "a second YAML document (after ---)", Fix: "put one scenario per file"}).asList()
-	} else if !errors.Is(err, io.EOF) {
-		return nil, yamlProblem(name, err).asList()
+	for {
+		// A trailing "---" with nothing after it is harmless; a second
+		// scenario in one file would be silently ignored, so it is not.
+		var extra yaml.Node
+		err := dec.Decode(&extra)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, yamlProblem(name, err).asList()
+		}
+		if !emptyDocument(&extra) {
+			return nil, (&Problem{File: name, Line: extra.Line, Msg: "a second YAML document (after ---)", Fix: "put one scenario per file"}).asList()
+		}
 	}
 
 	d := &decoder{file: name, s: &Scenario{Source: name, lines: map[string]pos{}, bad: map[string]bool{}}}
-	d.document(&doc)
+	if !d.document(&doc) {
+		// Without a top-level mapping, "fleet.count: required" and
+		// friends would only bury the one problem that matters.
+		return nil, d.probs.err()
+	}
 	s := d.s
 	if s.Name == "" && !s.has("name") {
 		s.Name = nameFromFile(name)
@@ -56,6 +69,14 @@ func Parse(name string, data []byte) (*Scenario, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+func emptyDocument(doc *yaml.Node) bool {
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return doc.Kind == yaml.DocumentNode
+	}
+	c := doc.Content[0]
+	return c.Kind == yaml.ScalarNode && c.Tag == "!!null" && c.Value == ""
 }
 
 // Load reads and parses the scenario file at path; problems name the path
@@ -236,7 +257,9 @@ func closest(got string, valid []string) string {
 			best, bestD = v, dist
 		}
 	}
-	if bestD <= 2 || (bestD <= len(best)/3 && bestD < 5) {
+	// One edit is a typo; two only in longer words ("base" is not
+	// "name"), more only in long ones.
+	if bestD <= 1 || bestD == 2 && min(len(got), len(best)) >= 5 || bestD <= len(best)/3 && bestD < 5 {
 		return best
 	}
 	return ""
@@ -368,22 +391,22 @@ func (d *decoder) boolean(dst *bool) func(*yaml.Node, string) {
 	}
 }
 
-// document decodes the top level.
-func (d *decoder) document(doc *yaml.Node) {
+// document decodes the top level; false when it is not a mapping.
+func (d *decoder) document(doc *yaml.Node) bool {
 	root := doc
 	if doc.Kind == yaml.DocumentNode {
 		if len(doc.Content) == 0 {
 			d.add(doc, "", "file is empty", "a scenario needs at least fleet: {count: N} and stages:")
-			return
+			return false
 		}
 		root = doc.Content[0]
 	}
 	if r := resolve(root); r != nil && r.Kind == yaml.ScalarNode && r.Tag == "!!null" {
 		d.add(r, "", "file is empty", "a scenario needs at least fleet: {count: N} and stages:")
-		return
+		return false
 	}
 	s := d.s
-	d.mapping(root, "", []field{
+	return d.mapping(root, "", []field{
 		{"name", d.str(&s.Name, "launch")},
 		{"description", d.str(&s.Description, `"5,000 boards after a firmware push"`)},
 		{"fleet", d.fleet},

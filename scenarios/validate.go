@@ -197,6 +197,9 @@ func (v *validator) stages() {
 
 func (v *validator) stage(i int, st Stage) {
 	p := fmt.Sprintf("stages[%d]", i)
+	if v.s.bad[p] {
+		return // not a mapping: already reported, nothing to check
+	}
 	f := func(name string) string { return p + "." + name }
 	spec, known := stageFields[st.Kind]
 	switch {
