@@ -237,9 +237,9 @@ func (a *Authority) Check(within time.Duration, now time.Time) ([]Expiry, error)
 	for _, l := range crls {
 		// A CRL is short-lived by design (30 days by default) and must be
 		// refreshed long before nextUpdate: once it expires OpenSSL rejects
-		// every client. So it is flagged when half its lifetime is gone or
-		// when nextUpdate falls inside the window, whichever comes first;
-		// otherwise a fresh 30-day CRL would always be "inside 30d".
+		// every client. Its window is capped at half its lifetime, so a
+		// fresh 30-day CRL is not "inside 30d" the moment it is written,
+		// while one past its half-life is.
 		w := within
 		if half := l.NextUpdate.Sub(l.ThisUpdate) / 2; half < w {
 			w = half
@@ -298,4 +298,36 @@ func checkClients(dir string, limit time.Time) ([]Expiry, error) {
 		return nil, fmt.Errorf("check: %w", err)
 	}
 	return out, nil
+}
+
+// ErrRevoked is returned (wrapped) by CheckRevocation for a revoked leaf.
+var ErrRevoked = errors.New("certificate revoked")
+
+// CheckRevocation checks the leaf of a verified chain (leaf first, then its
+// issuer) against crls the way OpenSSL's X509_V_FLAG_CRL_CHECK does, which
+// is what Mosquitto sets for crlfile: the CRL of the leaf's issuer must be
+// present and signed by that issuer, else the leaf is refused ("unable to
+// get certificate CRL"); the leaf must not be listed. Intermediates are not
+// checked (that would be CRL_CHECK_ALL, which nginx's ssl_crl uses).
+func CheckRevocation(crls []*x509.RevocationList, chain []*x509.Certificate) error {
+	if len(chain) < 2 {
+		return errors.New("check revocation: need the leaf and its issuer")
+	}
+	leaf, issuer := chain[0], chain[1]
+	found := false
+	for _, l := range crls {
+		if l.CheckSignatureFrom(issuer) != nil {
+			continue
+		}
+		found = true
+		for _, e := range l.RevokedCertificateEntries {
+			if e.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
+				return fmt.Errorf("%w: %q serial %x since %s", ErrRevoked, leaf.Subject.CommonName, leaf.SerialNumber, e.RevocationTime.UTC().Format(time.RFC3339))
+			}
+		}
+	}
+	if !found {
+		return fmt.Errorf("check revocation: no CRL of %q in the CRL file (regenerate it with `mqttstack certs crl`)", issuer.Subject.CommonName)
+	}
+	return nil
 }
