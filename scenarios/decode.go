@@ -154,7 +154,8 @@ type field struct {
 	set  func(v *yaml.Node, path string)
 }
 
-// resolve follows an alias to the node it names. yaml.v3 does not expand
+// resolve follows an alias to the node it names. Problems are reported at
+// the unresolved node, so that a bad alias points at where it is used. yaml.v3 does not expand
 // aliases when it builds a Node tree, and the schema has a fixed depth, so
 // following them here costs at most a constant per reference.
 func resolve(n *yaml.Node) *yaml.Node {
@@ -183,15 +184,15 @@ func kindName(n *yaml.Node) string {
 
 // mapping decodes the known fields of the mapping n; unknown keys,
 // duplicate keys and merge keys are problems.
-func (d *decoder) mapping(n *yaml.Node, path string, fields []field, example string) bool {
-	n = resolve(n)
+func (d *decoder) mapping(orig *yaml.Node, path string, fields []field, example string) bool {
+	n := resolve(orig)
 	if n == nil || n.Kind != yaml.MappingNode {
 		what := "the file"
 		if path != "" {
 			what = path
 		}
 		if n != nil {
-			d.bad(n, path, fmt.Sprintf("must be a mapping, not %s", kindName(n)), "e.g. "+example)
+			d.bad(orig, path, fmt.Sprintf("must be a mapping, not %s", kindName(n)), "e.g. "+example)
 		} else {
 			d.add(nil, path, what+" must be a mapping", "e.g. "+example)
 		}
@@ -312,18 +313,18 @@ func join(path, key string) string {
 }
 
 // scalar returns the text of a scalar value, or reports what it is instead.
-func (d *decoder) scalar(v *yaml.Node, path, example string) (string, bool) {
-	v = resolve(v)
+func (d *decoder) scalar(orig *yaml.Node, path, example string) (string, bool) {
+	v := resolve(orig)
 	if v == nil {
-		d.bad(nil, path, "has no value", "e.g. "+example)
+		d.bad(orig, path, "has no value", "e.g. "+example)
 		return "", false
 	}
 	if v.Kind != yaml.ScalarNode {
-		d.bad(v, path, fmt.Sprintf("must be a single value, not %s", kindName(v)), "e.g. "+example)
+		d.bad(orig, path, fmt.Sprintf("must be a single value, not %s", kindName(v)), "e.g. "+example)
 		return "", false
 	}
 	if v.Tag == "!!null" && (v.Value == "" || v.Value == "~" || strings.EqualFold(v.Value, "null")) {
-		d.bad(v, path, "has no value", "e.g. "+example)
+		d.bad(orig, path, "has no value", "e.g. "+example)
 		return "", false
 	}
 	return v.Value, true
@@ -337,7 +338,7 @@ func parsed[T any](d *decoder, v *yaml.Node, path, example string, parse func(st
 	}
 	x, err := parse(s)
 	if err != nil {
-		d.bad(resolve(v), path, err.Error(), "e.g. "+example)
+		d.bad(v, path, err.Error(), "e.g. "+example)
 		return
 	}
 	*dst = x
@@ -386,7 +387,7 @@ func (d *decoder) boolean(dst *bool) func(*yaml.Node, string) {
 		case "false", "False", "FALSE":
 			*dst = false
 		default:
-			d.bad(resolve(v), path, fmt.Sprintf("%q is not true or false", s), "write true or false")
+			d.bad(v, path, fmt.Sprintf("%q is not true or false", s), "write true or false")
 		}
 	}
 }
@@ -437,7 +438,7 @@ func (d *decoder) fleet(v *yaml.Node, path string) {
 				return
 			}
 			if q < 0 || q > 2 {
-				d.bad(resolve(v), p, fmt.Sprintf("%d is not an MQTT QoS", q), "use 0, 1 or 2")
+				d.bad(v, p, fmt.Sprintf("%d is not an MQTT QoS", q), "use 0, 1 or 2")
 				return
 			}
 			f.QoS = byte(q)
@@ -448,7 +449,7 @@ func (d *decoder) fleet(v *yaml.Node, path string) {
 				return
 			}
 			if sources < 1 || sources > 254 {
-				d.bad(resolve(v), p, fmt.Sprintf("%d loopback source addresses: must be 1..254", sources), "e.g. 4, which uses 127.0.0.1 to 127.0.0.4")
+				d.bad(v, p, fmt.Sprintf("%d loopback source addresses: must be 1..254", sources), "e.g. 4, which uses 127.0.0.1 to 127.0.0.4")
 				return
 			}
 			for i := 1; i <= sources; i++ {
@@ -469,7 +470,7 @@ func (d *decoder) sourceAddrs(v *yaml.Node, path string) {
 		if n == nil {
 			n = v
 		}
-		d.bad(n, path, fmt.Sprintf("must be a list of IP addresses, not %s", kindName(n)), "e.g. [127.0.0.2, 127.0.0.3]")
+		d.bad(v, path, fmt.Sprintf("must be a list of IP addresses, not %s", kindName(n)), "e.g. [127.0.0.2, 127.0.0.3]")
 		return
 	}
 	seen := map[string]bool{}
@@ -481,16 +482,16 @@ func (d *decoder) sourceAddrs(v *yaml.Node, path string) {
 		}
 		a, err := netip.ParseAddr(strings.TrimSpace(s))
 		if err != nil || a.Zone() != "" {
-			d.bad(resolve(it), p, fmt.Sprintf("%q is not an IP address", s), "e.g. 127.0.0.2 or 10.0.0.5")
+			d.bad(it, p, fmt.Sprintf("%q is not an IP address", s), "e.g. 127.0.0.2 or 10.0.0.5")
 			continue
 		}
 		a = a.Unmap()
 		if a.IsUnspecified() || a.IsMulticast() {
-			d.bad(resolve(it), p, fmt.Sprintf("%s cannot be a source address", a), "use an address of this machine, e.g. 127.0.0.2")
+			d.bad(it, p, fmt.Sprintf("%s cannot be a source address", a), "use an address of this machine, e.g. 127.0.0.2")
 			continue
 		}
 		if seen[a.String()] {
-			d.bad(resolve(it), p, fmt.Sprintf("%s listed twice", a), "list each address once")
+			d.bad(it, p, fmt.Sprintf("%s listed twice", a), "list each address once")
 			continue
 		}
 		seen[a.String()] = true
@@ -520,7 +521,7 @@ func (d *decoder) stages(v *yaml.Node, path string) {
 		if n == nil {
 			n = v
 		}
-		d.bad(n, path, fmt.Sprintf("must be a list of stages, not %s", kindName(n)), "e.g. - {kind: ramp}")
+		d.bad(v, path, fmt.Sprintf("must be a list of stages, not %s", kindName(n)), "e.g. - {kind: ramp}")
 		return
 	}
 	d.s.Stages = make([]Stage, len(n.Content))
@@ -582,7 +583,7 @@ func (d *decoder) thresholds(v *yaml.Node, path string) {
 		if n == nil {
 			n = v
 		}
-		d.bad(n, path, fmt.Sprintf("must be a mapping of metric to condition, not %s", kindName(n)), `e.g. {e2e_p99: "< 250ms", loss: "== 0"}`)
+		d.bad(v, path, fmt.Sprintf("must be a mapping of metric to condition, not %s", kindName(n)), `e.g. {e2e_p99: "< 250ms", loss: "== 0"}`)
 		return
 	}
 	seen := map[string]int{}
@@ -622,7 +623,7 @@ func (d *decoder) thresholds(v *yaml.Node, path string) {
 			}
 			t, msg, fix := parseThreshold(k.Value, s)
 			if msg != "" {
-				d.add(resolve(e), ep, msg, fix)
+				d.add(e, ep, msg, fix)
 				continue
 			}
 			t.Line = k.Line

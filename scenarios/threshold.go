@@ -170,6 +170,9 @@ func parseThreshold(metric, expr string) (t Threshold, msg, fix string) {
 	num, unit := rest[:numEnd], strings.TrimSpace(rest[numEnd:])
 	v, err := parseFinite(num)
 	if err != nil {
+		if numEnd > 0 {
+			return t, fmt.Sprintf("%q: %s is not a finite number", raw, num), "e.g. " + kind.example()
+		}
 		return t, fmt.Sprintf("%q has no number after %s", raw, t.Op), "e.g. " + kind.example()
 	}
 	switch kind {

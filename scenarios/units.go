@@ -158,6 +158,9 @@ func formatSize(n int) string {
 func parseInt(s string) (int, error) {
 	s = strings.TrimSpace(s)
 	n, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 10, 64)
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, fmt.Errorf("%s is out of range", s)
+	}
 	if err != nil || strings.HasPrefix(s, "_") {
 		if _, ferr := strconv.ParseFloat(s, 64); ferr == nil {
 			return 0, fmt.Errorf("%s is not a whole number", s)
@@ -165,7 +168,7 @@ func parseInt(s string) (int, error) {
 		return 0, fmt.Errorf("%q is not a number", s)
 	}
 	if n > math.MaxInt32 || n < math.MinInt32 {
-		return 0, fmt.Errorf("%s is too large", s)
+		return 0, fmt.Errorf("%s is out of range", s)
 	}
 	return int(n), nil
 }

@@ -24,8 +24,12 @@ type validator struct {
 // at records a problem about the field at path, with the line the file
 // gave it, unless decoding the field already failed.
 func (v *validator) at(path, msg, fix string) {
-	if v.s.bad[path] {
-		return
+	for p := path; p != ""; p = parentPath(p) {
+		if v.s.bad[p] {
+			// Already reported, or inside something already reported
+			// ("fleet: must be a mapping" covers "fleet.count: required").
+			return
+		}
 	}
 	at := v.s.pos(path)
 	v.probs = append(v.probs, &Problem{File: v.s.Source, Line: at.line, col: at.col, Path: path, Msg: msg, Fix: fix})
