@@ -1,0 +1,283 @@
+package certs
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// These tests run the real Mosquitto 2.0 broker and clients from Debian's
+// mosquitto and mosquitto-clients packages.
+
+func lookTool(t *testing.T, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found: install it with `apt-get install -y %s`", name, pkg)
+	}
+	return p
+}
+
+// syncBuffer collects a daemon's output for failure messages.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startMosquitto runs mosquitto with the config body (listener lines
+// included; %PORT% is replaced by a free loopback port) and returns the
+// port once it accepts connections, and the broker's log.
+func startMosquitto(t *testing.T, body string) (int, *syncBuffer) {
+	t.Helper()
+	bin := lookTool(t, "mosquitto", "mosquitto")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
+	// user root: as root, mosquitto would otherwise drop to the mosquitto
+	// user, which cannot read the test's 0700 directories.
+	text := "user root\npersistence false\nlog_dest stderr\nlog_type all\n" +
+		strings.ReplaceAll(body, "%PORT%", strconv.Itoa(port))
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := &syncBuffer{}
+	cmd := exec.Command(bin, "-c", conf)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+		if err == nil {
+			c.Close()
+			return port, log
+		}
+		select {
+		case <-done:
+			t.Fatalf("mosquitto exited: %s", log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mosquitto did not listen on %d within 15s: %s", port, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// pub runs mosquitto_pub once and returns its combined output and error.
+func pub(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	bin := lookTool(t, "mosquitto_pub", "mosquitto-clients")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, append(args, "-t", "devices/x/telemetry", "-m", "hi", "-q", "1")...).CombinedOutput()
+	return string(out), err
+}
+
+var mosquittoHashRE = regexp.MustCompile(`^\$7\$101\$([A-Za-z0-9+/]{16})\$([A-Za-z0-9+/]{86}==)$`)
+
+// TestMosquittoPasswordHashFormat recomputes a hash that mosquitto_passwd
+// itself wrote, with its salt: equal bytes prove the same algorithm,
+// parameters and encoding.
+func TestMosquittoPasswordHashFormat(t *testing.T) {
+	h, err := MosquittoPasswordHash("s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mosquittoHashRE.MatchString(h) {
+		t.Fatalf("hash %q is not $7$101$<12-byte salt b64>$<64-byte hash b64>", h)
+	}
+	if h2, _ := MosquittoPasswordHash("s3cret"); h2 == h {
+		t.Error("two hashes of one password are equal: the salt is not random")
+	}
+
+	bin := lookTool(t, "mosquitto_passwd", "mosquitto")
+	pwfile := filepath.Join(t.TempDir(), "passwd")
+	if out, err := exec.Command(bin, "-c", "-b", pwfile, "user", "s3cret").CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+	}
+	data, _ := os.ReadFile(pwfile)
+	theirs := strings.TrimPrefix(strings.TrimSpace(string(data)), "user:")
+	m := mosquittoHashRE.FindStringSubmatch(theirs)
+	if m == nil {
+		t.Fatalf("mosquitto_passwd wrote %q, not the format this package writes", theirs)
+	}
+	salt, _ := base64.StdEncoding.DecodeString(m[1])
+	ours, err := mosquittoHash("s3cret", salt, mosquittoIterations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ours != theirs {
+		t.Fatalf("same salt, different hash:\n ours   %s\n theirs %s", ours, theirs)
+	}
+}
+
+// TestMosquittoPasswordHashDaemon logs in to a real broker with a password
+// file this package wrote.
+func TestMosquittoPasswordHashDaemon(t *testing.T) {
+	a := newPKI(t, InitOptions{Observers: []string{"observer"}, Backends: []string{}})
+	pw, err := ClientPassword(a.Dir, "observer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := MosquittoPasswordFile(a.Dir, []string{"observer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := MosquittoPasswordHash("pw with spaces & ü")
+	file = append(file, "user2:"+h+"\n"...)
+	pwPath := filepath.Join(t.TempDir(), "passwd")
+	if err := os.WriteFile(pwPath, file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port, log := startMosquitto(t, fmt.Sprintf("listener %%PORT%% 127.0.0.1\nallow_anonymous false\npassword_file %s\n", pwPath))
+	base := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(port)}
+	tests := []struct {
+		name, user, pass string
+		ok               bool
+	}{
+		{"good", "observer", pw, true},
+		{"good-unicode", "user2", "pw with spaces & ü", true},
+		{"bad-password", "observer", pw + "x", false},
+		{"other-users-password", "user2", pw, false},
+		{"unknown-user", "nobody", pw, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := pub(t, append(base, "-u", tc.user, "-P", tc.pass, "-i", "t-"+tc.name)...)
+			if tc.ok && err != nil {
+				t.Fatalf("login refused: %v: %s\nbroker log:\n%s", err, out, log)
+			}
+			if !tc.ok && (err == nil || !strings.Contains(out, "not authorised")) {
+				t.Fatalf("login not refused as unauthorised: %v: %s", err, out)
+			}
+		})
+	}
+}
+
+// TestMosquittoAcceptsPKI runs a real mTLS listener configured like the
+// stack's (cafile = ca.crt, crlfile = ca.crl with root + sub-CA CRLs) and
+// checks who gets in. It is the daemon-side proof of the CRL file layout:
+// Mosquitto sets X509_V_FLAG_CRL_CHECK, so the leaf issuer's CRL must be in
+// the file for its clients to connect at all.
+func TestMosquittoAcceptsPKI(t *testing.T) {
+	n := newNegativePKI(t)
+	p := PathsOf(n.root.Dir)
+	port, log := startMosquitto(t, fmt.Sprintf(`listener %%PORT%% 127.0.0.1
+cafile %s
+certfile %s
+keyfile %s
+crlfile %s
+require_certificate true
+use_identity_as_username true
+allow_anonymous false
+`, p.CACert, p.ServerCert, p.ServerKey, p.CRL))
+	// alert is what OpenSSL's client reports over TLS 1.2, where a refused
+	// client certificate ends the handshake with a reason (SECURITY.md
+	// CRT-02..06 list the same alerts).
+	tests := []struct {
+		name, dir, id string
+		alert         string // "" = accepted
+	}{
+		{"valid", n.root.Dir, "dev-1", ""},
+		{"subca-valid", n.sub.Dir, "ci-dev", ""},
+		{"revoked", n.root.Dir, "dev-2", "certificate revoked"},
+		{"subca-revoked", n.sub.Dir, "ci-revoked", "certificate revoked"},
+		{"foreign", n.foreign, "dev-1", "unknown ca"},
+		{"self-signed", n.selfDir, "dev-1", "unknown ca"},
+		{"expired", n.root.Dir, "expired", "certificate expired"},
+		{"serverauth-only", n.root.Dir, "serverauth", "unsupported certificate"},
+	}
+	sslBin := lookTool(t, "openssl", "openssl")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			base := filepath.Join(tc.dir, clientsDir, tc.id)
+			// -h localhost: the server certificate names localhost, and
+			// mosquitto_pub verifies the broker's name.
+			out, err := pub(t, "-h", "localhost", "-p", strconv.Itoa(port), "--cafile", p.CACert,
+				"--cert", base+".crt", "--key", base+".key", "-i", "t-"+tc.name)
+			if tc.alert == "" {
+				if err != nil {
+					t.Fatalf("refused: %v: %s\nbroker log:\n%s", err, out, log)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted a %s certificate: %s", tc.name, out)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, sslBin, "s_client", "-tls1_2", "-connect", "127.0.0.1:"+strconv.Itoa(port),
+				"-CAfile", p.CACert, "-cert", base+".crt", "-cert_chain", base+".crt", "-key", base+".key")
+			cmd.Stdin = strings.NewReader("")
+			sout, _ := cmd.CombinedOutput()
+			if !strings.Contains(string(sout), "alert "+tc.alert) {
+				t.Fatalf("openssl s_client: no %q alert:\n%s", tc.alert, sout)
+			}
+		})
+	}
+}
+
+// TestMosquittoNeedsSubCACRL is the control for the CRL layout: with only
+// the root's CRL in crlfile, even a valid sub-CA client is refused,
+// because OpenSSL finds no CRL for its issuer.
+func TestMosquittoNeedsSubCACRL(t *testing.T) {
+	n := newNegativePKI(t)
+	p := PathsOf(n.root.Dir)
+	crls, err := os.ReadFile(p.CRL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootOnly := crls[:bytes.Index(crls, []byte("-----END X509 CRL-----"))+len("-----END X509 CRL-----\n")]
+	crlPath := filepath.Join(t.TempDir(), "root-only.crl")
+	if err := os.WriteFile(crlPath, rootOnly, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port, _ := startMosquitto(t, fmt.Sprintf("listener %%PORT%% 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\ncrlfile %s\nrequire_certificate true\nuse_identity_as_username true\n",
+		p.CACert, p.ServerCert, p.ServerKey, crlPath))
+	for id, ok := range map[string]bool{"dev-1": true, "ci-dev": false} {
+		dir := n.root.Dir
+		if id == "ci-dev" {
+			dir = n.sub.Dir
+		}
+		base := filepath.Join(dir, clientsDir, id)
+		out, err := pub(t, "-h", "localhost", "-p", strconv.Itoa(port), "--cafile", p.CACert, "--cert", base+".crt", "--key", base+".key", "-i", "c-"+id)
+		if (err == nil) != ok {
+			t.Errorf("%s with a root-only CRL file: err=%v (%s), want accepted=%v", id, err, out, ok)
+		}
+	}
+}
