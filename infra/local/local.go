@@ -1,0 +1,701 @@
+// Package local runs the stack on this machine: the real mosquitto and nginx
+// from Debian's packages, on 127.0.0.1, with the configuration rendered by
+// infra/hostconfig (the same files a VPS gets, with local paths and ports)
+// and a private PKI from package certs. Up writes a target file that every
+// other command reads.
+//
+// The daemons are detached children (their own session and process group)
+// recorded by pid files in the state directory; Down stops exactly those
+// pids after checking /proc/<pid>/cmdline, never anything found by name.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/infra/hostconfig"
+	"github.com/mqttstack/mqttstack/internal/atomicfile"
+	"github.com/mqttstack/mqttstack/target"
+)
+
+// Defaults for Options.
+const (
+	DefaultStateDir  = ".mqttstack/local"
+	DefaultPKIDir    = ".mqttstack/pki"
+	DefaultMQTTSPort = 8883
+	DefaultWSPort    = 9001
+	DefaultHTTPSPort = 8443
+	DefaultHTTPPort  = 8080
+	// ProbeIdentity is the client identity Up uses for its readiness
+	// CONNECT. It is not an observer: probing with one would kick a running
+	// observer off (use_username_as_clientid).
+	ProbeIdentity = "local-probe"
+	// DevicePrefix names the devices Up pre-issues (certs.DeviceIDs).
+	DevicePrefix = "dev-"
+)
+
+// Options configure Up. Zero values select the defaults.
+type Options struct {
+	StateDir   string // default DefaultStateDir
+	PKIDir     string // default DefaultPKIDir; created (certs.Init) if absent
+	ServerName string // default certs.DefaultServerName
+	MQTTSPort  int    // default 8883
+	WSPort     int    // default 9001 (loopback, behind nginx)
+	OpsPort    int    // loopback password listener; 0 = none
+	HTTPSPort  int    // default 8443
+	HTTPPort   int    // default 8080
+	// Devices pre-issues dev-00001 … dev-N (certs.DeviceIDs) so their
+	// passwords are in the WebSocket listener's password file from the
+	// start.
+	Devices int
+	// DeviceIDs are issued in addition to Devices (any names that pass
+	// certs.ValidateID).
+	DeviceIDs []string
+	// Log receives progress lines (nil = discard).
+	Log io.Writer
+	// ReadyTimeout bounds the wait for each daemon (default 30 s).
+	ReadyTimeout time.Duration
+	// Configure adjusts the rendered stack (limits, StatusAllow, …) before
+	// validation. Used by tests; nil = as rendered.
+	Configure func(*hostconfig.Stack)
+	// Mutate edits the rendered files just before they are written, e.g. to
+	// remove one hardening line for a security regression test. nil = none.
+	Mutate func([]hostconfig.File) []hostconfig.File
+}
+
+func (o *Options) defaults() error {
+	if o.StateDir == "" {
+		o.StateDir = DefaultStateDir
+	}
+	if o.PKIDir == "" {
+		o.PKIDir = DefaultPKIDir
+	}
+	var err error
+	if o.StateDir, err = filepath.Abs(o.StateDir); err != nil {
+		return err
+	}
+	if o.PKIDir, err = filepath.Abs(o.PKIDir); err != nil {
+		return err
+	}
+	if o.ServerName == "" {
+		o.ServerName = certs.DefaultServerName
+	}
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&o.MQTTSPort, DefaultMQTTSPort)
+	def(&o.WSPort, DefaultWSPort)
+	def(&o.HTTPSPort, DefaultHTTPSPort)
+	def(&o.HTTPPort, DefaultHTTPPort)
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = 30 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	return nil
+}
+
+// TargetPath is where Up writes the target of the stack in stateDir.
+func TargetPath(stateDir string) string { return filepath.Join(stateDir, "target.json") }
+
+// PortInUseError says which port is taken and which flag moves it.
+type PortInUseError struct {
+	Name string // "mqtts", "ws", "ops", "https", "http"
+	Addr string
+	Flag string
+	Err  error
+}
+
+func (e *PortInUseError) Error() string {
+	return fmt.Sprintf("%s port %s is in use (%v); free it or pick another with %s", e.Name, e.Addr, e.Err, e.Flag)
+}
+
+func (e *PortInUseError) Unwrap() error { return e.Err }
+
+// Up brings the local stack up and returns its target (also written to
+// TargetPath(StateDir)). If the stack in StateDir is already running, Up
+// starts nothing new: it checks health, restarts a daemon that died, and
+// returns the existing target (changed options are ignored; `down` first).
+func Up(ctx context.Context, o Options) (*target.Target, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	if err := EnsureDaemons(ctx, o.Log); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	if t, err := resume(ctx, o); t != nil || err != nil {
+		return t, err
+	}
+
+	st, err := o.stack()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []Daemon{Mosquitto, Nginx} {
+		if err := checkPorts(stackPorts(st, d)); err != nil {
+			return nil, err
+		}
+	}
+
+	_, err = ensurePKI(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	files, err := hostconfig.Render(st)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := passwordFile(o.PKIDir)
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, hostconfig.PasswordFileEntry(st, pw))
+	if o.Mutate != nil {
+		files = o.Mutate(files)
+	}
+	for _, dir := range []string{
+		filepath.Dir(st.Paths.MosquittoConf), st.Paths.PersistenceDir, filepath.Dir(st.Paths.MosquittoLog),
+		filepath.Dir(st.Paths.NginxConf), st.Paths.NginxTempDir, st.Paths.WebRoot, st.Paths.ACMERoot,
+		filepath.Dir(st.Paths.NginxErrorLog),
+	} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("state dir: %w", err)
+		}
+	}
+	for _, f := range files {
+		if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
+			return nil, err
+		}
+		if err := atomicfile.Write(f.Path, f.Content, f.Mode); err != nil {
+			return nil, fmt.Errorf("write %s: %w", f.Path, err)
+		}
+	}
+
+	t := &target.Target{
+		Name:       "local",
+		Host:       st.BindAddress,
+		ServerName: st.ServerName,
+		MQTTSPort:  st.MQTTSPort,
+		WSSURL:     fmt.Sprintf("wss://%s/mqtt", net.JoinHostPort(st.BindAddress, strconv.Itoa(st.HTTPSPort))),
+		HTTPSURL:   fmt.Sprintf("https://%s/", net.JoinHostPort(st.BindAddress, strconv.Itoa(st.HTTPSPort))),
+		CACert:     filepath.Join(o.PKIDir, "ca.crt"),
+		PKIDir:     o.PKIDir,
+		Observer:   "observer",
+		Backend:    "backend",
+		Local: &target.Local{
+			StateDir:      o.StateDir,
+			WSPort:        st.WSPort,
+			OpsPort:       st.OpsPort,
+			HTTPPort:      st.HTTPPort,
+			HTTPSPort:     st.HTTPSPort,
+			MosquittoConf: st.Paths.MosquittoConf,
+			NginxConf:     st.Paths.NginxConf,
+		},
+	}
+	// The target is written before the daemons start so that Start, Down
+	// and Status can find everything even if Up fails half way.
+	if err := t.Save(TargetPath(o.StateDir)); err != nil {
+		return nil, fmt.Errorf("write target: %w", err)
+	}
+	for _, d := range []Daemon{Mosquitto, Nginx} {
+		if err := start(ctx, t, d, o.ReadyTimeout, o.Log); err != nil {
+			Down(context.Background(), o.StateDir)
+			return nil, err
+		}
+	}
+	return t, t.Save(TargetPath(o.StateDir))
+}
+
+// stack is the hostconfig description Up renders.
+func (o Options) stack() (hostconfig.Stack, error) {
+	runAs := ""
+	if u, err := user.Current(); err == nil {
+		runAs = u.Username
+	}
+	st := hostconfig.LocalStack(o.StateDir, o.PKIDir, runAs)
+	st.ServerName = o.ServerName
+	st.MQTTSPort, st.WSPort, st.OpsPort = o.MQTTSPort, o.WSPort, o.OpsPort
+	st.HTTPSPort, st.HTTPPort = o.HTTPSPort, o.HTTPPort
+	// nginx cannot raise its workers above our hard limit
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Max < uint64(st.Limits.NoFile) {
+		st.Limits.NoFile = int(rl.Max)
+		if st.Limits.NginxWorkerConnections > st.Limits.NoFile/2 {
+			st.Limits.NginxWorkerConnections = st.Limits.NoFile / 2
+		}
+	}
+	if o.Configure != nil {
+		o.Configure(&st)
+	}
+	if err := st.Validate(); err != nil {
+		return st, fmt.Errorf("local stack: %w", err)
+	}
+	return st, nil
+}
+
+// resume handles a stack that is already (partly) running in StateDir:
+// returns its target after restarting what died, or (nil, nil) when nothing
+// of it runs. Stale pid files are removed on the way.
+func resume(ctx context.Context, o Options) (*target.Target, error) {
+	tp := TargetPath(o.StateDir)
+	t, terr := target.Load(tp)
+	var running []Daemon
+	for _, d := range []Daemon{Mosquitto, Nginx} {
+		conf := ""
+		if terr == nil && t.Local != nil {
+			conf = confOf(t, d)
+		} else {
+			conf = filepath.Join(o.StateDir, string(d), string(d)+".conf")
+		}
+		if _, ok, err := readPID(o.StateDir, d, conf); err != nil {
+			return nil, err
+		} else if ok {
+			running = append(running, d)
+		}
+	}
+	if len(running) == 0 {
+		return nil, nil
+	}
+	if terr != nil || t.Local == nil {
+		return nil, fmt.Errorf("%s runs from %s but its target file is unreadable (%v); run `mqttstack local down --state-dir %s` first", joinDaemons(running), o.StateDir, terr, o.StateDir)
+	}
+	fmt.Fprintf(o.Log, "local stack in %s is already running (%s); not starting another\n", o.StateDir, joinDaemons(running))
+	for _, d := range []Daemon{Mosquitto, Nginx} {
+		if contains(running, d) {
+			continue
+		}
+		if err := start(ctx, t, d, o.ReadyTimeout, o.Log); err != nil {
+			return nil, err
+		}
+	}
+	if err := waitReady(ctx, t, Mosquitto, nil, o.ReadyTimeout); err != nil {
+		return nil, err
+	}
+	if err := waitReady(ctx, t, Nginx, nil, o.ReadyTimeout); err != nil {
+		return nil, err
+	}
+	return t, t.Save(tp)
+}
+
+func confOf(t *target.Target, d Daemon) string {
+	if d == Mosquitto {
+		return t.Local.MosquittoConf
+	}
+	return t.Local.NginxConf
+}
+
+func contains(ds []Daemon, d Daemon) bool {
+	for _, x := range ds {
+		if x == d {
+			return true
+		}
+	}
+	return false
+}
+
+func joinDaemons(ds []Daemon) string {
+	s := make([]string, len(ds))
+	for i, d := range ds {
+		s[i] = string(d)
+	}
+	return strings.Join(s, " and ")
+}
+
+// ensurePKI opens the PKI in o.PKIDir, creating it if absent, and issues the
+// probe identity and the requested devices (idempotent).
+func ensurePKI(ctx context.Context, o Options) (*certs.Authority, error) {
+	var auth *certs.Authority
+	var err error
+	if _, serr := os.Stat(filepath.Join(o.PKIDir, "ca.crt")); errors.Is(serr, os.ErrNotExist) {
+		fmt.Fprintf(o.Log, "creating PKI in %s\n", o.PKIDir)
+		auth, err = certs.Init(certs.InitOptions{
+			Dir:        o.PKIDir,
+			ServerName: o.ServerName,
+			DNSNames:   []string{"localhost"},
+			IPs:        []net.IP{net.IPv4(127, 0, 0, 1)},
+		})
+	} else {
+		auth, err = certs.Open(o.PKIDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pki %s: %w", o.PKIDir, err)
+	}
+	ids := []string{ProbeIdentity}
+	if o.Devices > 0 {
+		ids = append(ids, certs.DeviceIDs(DevicePrefix, 1, o.Devices)...)
+	}
+	ids = append(ids, o.DeviceIDs...)
+	res, err := auth.IssueClients(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("pki %s: issue: %w", o.PKIDir, err)
+	}
+	if len(res.Issued) > 0 {
+		fmt.Fprintf(o.Log, "issued %d client identities in %s\n", len(res.Issued), o.PKIDir)
+	}
+	return auth, nil
+}
+
+// passwordFile renders the broker's password file from every
+// <pki>/clients/<id>.pass: any identity may use the wss transport.
+func passwordFile(pkiDir string) ([]byte, error) {
+	passes, err := filepath.Glob(filepath.Join(pkiDir, "clients", "*.pass"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(passes)
+	creds := make([]hostconfig.Credential, 0, len(passes))
+	for _, p := range passes {
+		id := strings.TrimSuffix(filepath.Base(p), ".pass")
+		pw, err := certs.ClientPassword(pkiDir, id)
+		if err != nil {
+			return nil, err
+		}
+		creds = append(creds, hostconfig.Credential{User: id, Password: pw})
+	}
+	return hostconfig.PasswordFile(creds)
+}
+
+// RefreshPasswords rewrites the password file of the running stack in
+// stateDir from every identity in its PKI and makes mosquitto reload it
+// (SIGHUP). Call it after issuing devices that will use wss.
+func RefreshPasswords(ctx context.Context, stateDir string) error {
+	t, err := loadTarget(stateDir)
+	if err != nil {
+		return err
+	}
+	pw, err := passwordFile(t.PKIDir)
+	if err != nil {
+		return err
+	}
+	st := hostconfig.LocalStack(t.Local.StateDir, t.PKIDir, "")
+	if err := atomicfile.Write(st.Paths.PasswordFile, pw, 0o600); err != nil {
+		return fmt.Errorf("password file: %w", err)
+	}
+	return Signal(stateDir, Mosquitto, syscall.SIGHUP)
+}
+
+func loadTarget(stateDir string) (*target.Target, error) {
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	t, err := target.Load(TargetPath(abs))
+	if err != nil {
+		return nil, err
+	}
+	if t.Local == nil {
+		return nil, fmt.Errorf("%s is not a local stack's target (no \"local\" section)", TargetPath(abs))
+	}
+	return t, nil
+}
+
+// Start starts one daemon of the stack in stateDir from its already
+// rendered config (e.g. after Kill in a crash test) and waits until it
+// serves. It refuses to start a second copy.
+func Start(ctx context.Context, stateDir string, d Daemon, log io.Writer) error {
+	t, err := loadTarget(stateDir)
+	if err != nil {
+		return err
+	}
+	if log == nil {
+		log = io.Discard
+	}
+	return start(ctx, t, d, 30*time.Second, log)
+}
+
+func start(ctx context.Context, t *target.Target, d Daemon, timeout time.Duration, log io.Writer) error {
+	sd := t.Local.StateDir
+	conf := confOf(t, d)
+	if pid, ok, err := readPID(sd, d, conf); err != nil {
+		return err
+	} else if ok {
+		return fmt.Errorf("%s already runs (pid %d)", d, pid)
+	}
+	if err := checkPorts(targetPorts(t, d)); err != nil {
+		return err
+	}
+	var bin string
+	var args []string
+	switch d {
+	case Mosquitto:
+		bin, args = MosquittoBin, []string{"-c", conf}
+	case Nginx:
+		// -p: relative paths (none are rendered) resolve in the state dir
+		// instead of Debian's /usr/share/nginx; -e: errors before the
+		// config's error_log is opened go to our log, not /var/log/nginx.
+		bin, args = NginxBin, []string{"-c", conf, "-p", filepath.Join(sd, "nginx") + "/", "-e", filepath.Join(sd, "nginx", "error.log")}
+	default:
+		return fmt.Errorf("unknown daemon %q", d)
+	}
+	pid, exited, err := startDaemon(sd, d, bin, args)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "started %s (pid %d)\n", d, pid)
+	switch d {
+	case Mosquitto:
+		t.Local.MosquittoPID = pid
+	case Nginx:
+		t.Local.NginxPID = pid
+	}
+	if err := waitReady(ctx, t, d, exited, timeout); err != nil {
+		stopPID(context.Background(), pid, 5*time.Second)
+		os.Remove(pidPath(sd, d))
+		return err
+	}
+	return t.Save(TargetPath(sd))
+}
+
+// waitReady polls d's probe until it succeeds, the process exits (then the
+// error carries the tail of its logs) or timeout passes.
+func waitReady(ctx context.Context, t *target.Target, d Daemon, exited <-chan struct{}, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	roots, err := certs.LoadCAPool(t.CACert)
+	if err != nil {
+		return err
+	}
+	var probe func(context.Context) error
+	switch d {
+	case Mosquitto:
+		cert, err := certs.LoadClient(t.PKIDir, ProbeIdentity)
+		if err != nil {
+			return fmt.Errorf("probe identity: %w", err)
+		}
+		probe = func(ctx context.Context) error { return ProbeMQTTS(ctx, t.MQTTSAddr(), t.ServerName, roots, cert) }
+	case Nginx:
+		addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Local.HTTPSPort))
+		probe = func(ctx context.Context) error { return ProbeHTTPS(ctx, addr, t.ServerName, roots) }
+	}
+	var last error
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+		last = probe(pctx)
+		pcancel()
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("%s exited during startup: %w", d, daemonErr(t, d))
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready after %v: %w\n%s", d, timeout, last, daemonLogs(t, d))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func daemonErr(t *target.Target, d Daemon) error {
+	return errors.New(daemonLogs(t, d))
+}
+
+func daemonLogs(t *target.Target, d Daemon) string {
+	sd := t.Local.StateDir
+	var logs []string
+	for _, p := range []string{outPath(sd, d), LogPath(sd, d)} {
+		if s := tail(p, 15); s != "" {
+			logs = append(logs, "--- "+p+"\n"+s)
+		}
+	}
+	if len(logs) == 0 {
+		return "(no log output)"
+	}
+	return strings.Join(logs, "\n")
+}
+
+// LogPath is the log file of d in stateDir (mosquitto's log_dest, nginx's
+// error_log).
+func LogPath(stateDir string, d Daemon) string {
+	if d == Mosquitto {
+		return filepath.Join(stateDir, "mosquitto", "mosquitto.log")
+	}
+	return filepath.Join(stateDir, "nginx", "error.log")
+}
+
+// PID returns the pid of d in the stack in stateDir, 0 if it is not running.
+func PID(stateDir string, d Daemon) (int, error) {
+	t, err := loadTarget(stateDir)
+	if err != nil {
+		return 0, err
+	}
+	pid, ok, err := readPID(t.Local.StateDir, d, confOf(t, d))
+	if err != nil || !ok {
+		return 0, err
+	}
+	return pid, nil
+}
+
+// Signal sends sig to d of the stack in stateDir (SIGHUP reloads
+// certificates, CRL, ACL and passwords in mosquitto; SIGKILL simulates a
+// crash and leaves the pid file behind, as a crash would).
+func Signal(stateDir string, d Daemon, sig syscall.Signal) error {
+	pid, err := PID(stateDir, d)
+	if err != nil {
+		return err
+	}
+	if pid == 0 {
+		return fmt.Errorf("%s is not running in %s", d, stateDir)
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		return fmt.Errorf("signal %v to %s (pid %d): %w", sig, d, pid, err)
+	}
+	return nil
+}
+
+// Stop stops d of the stack in stateDir: SIGTERM, then SIGKILL of its
+// process group after 10 s. Its pid file is removed.
+func Stop(ctx context.Context, stateDir string, d Daemon) error {
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return err
+	}
+	conf := filepath.Join(abs, string(d), string(d)+".conf")
+	if t, err := target.Load(TargetPath(abs)); err == nil && t.Local != nil {
+		conf = confOf(t, d)
+	}
+	pid, ok, err := readPID(abs, d, conf)
+	if err != nil {
+		return err
+	}
+	if ok {
+		if err := stopPID(ctx, pid, 10*time.Second); err != nil {
+			return fmt.Errorf("stop %s: %w", d, err)
+		}
+	}
+	os.Remove(pidPath(abs, d))
+	return nil
+}
+
+// Down stops the stack in stateDir (only the pids it started, verified
+// through /proc) and removes its pid files and target file. The PKI and
+// the rendered files stay. Stopping a stack that is not running is not an
+// error.
+func Down(ctx context.Context, stateDir string) error {
+	var errs []error
+	for _, d := range []Daemon{Nginx, Mosquitto} {
+		if err := Stop(ctx, stateDir, d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(stateDir)
+	if err := os.Remove(TargetPath(abs)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Status writes what runs in stateDir: each daemon's pid and whether it is
+// alive, whether each port accepts connections, and the target path. It
+// returns an error when the stack is not (fully) up.
+func Status(ctx context.Context, stateDir string, w io.Writer) error {
+	t, err := loadTarget(stateDir)
+	if err != nil {
+		fmt.Fprintf(w, "local stack in %s: not running (no target file)\n", stateDir)
+		return fmt.Errorf("local stack in %s is not running: %w", stateDir, err)
+	}
+	sd := t.Local.StateDir
+	fmt.Fprintf(w, "target      %s\n", TargetPath(sd))
+	down := 0
+	for _, d := range []Daemon{Mosquitto, Nginx} {
+		pid, ok, err := readPID(sd, d, confOf(t, d))
+		switch {
+		case err != nil:
+			fmt.Fprintf(w, "%-11s error: %v\n", d, err)
+			down++
+		case ok:
+			fmt.Fprintf(w, "%-11s running (pid %d)\n", d, pid)
+		default:
+			fmt.Fprintf(w, "%-11s not running\n", d)
+			down++
+		}
+	}
+	ports := []struct {
+		name string
+		addr string
+	}{
+		{"mqtts", t.MQTTSAddr()},
+		{"ws", net.JoinHostPort("127.0.0.1", strconv.Itoa(t.Local.WSPort))},
+		{"https", net.JoinHostPort(t.Host, strconv.Itoa(t.Local.HTTPSPort))},
+		{"http", net.JoinHostPort(t.Host, strconv.Itoa(t.Local.HTTPPort))},
+	}
+	if t.Local.OpsPort > 0 {
+		ports = append(ports, struct{ name, addr string }{"ops", net.JoinHostPort("127.0.0.1", strconv.Itoa(t.Local.OpsPort))})
+	}
+	for _, p := range ports {
+		state := "listening"
+		if !listening(p.addr) {
+			state = "NOT listening"
+			down++
+		}
+		fmt.Fprintf(w, "%-11s %s %s\n", p.name, p.addr, state)
+	}
+	if down > 0 {
+		return fmt.Errorf("local stack in %s is not fully up (%d problem(s) above); `mqttstack local up` restarts what died", sd, down)
+	}
+	return nil
+}
+
+// port is one listening port of the stack, with the flag that moves it.
+type port struct {
+	name, flag, host string
+	port             int
+}
+
+func (p port) addr() string { return net.JoinHostPort(p.host, strconv.Itoa(p.port)) }
+
+func stackPorts(st hostconfig.Stack, d Daemon) []port {
+	if d == Mosquitto {
+		return []port{
+			{"mqtts", "--mqtts-port", st.BindAddress, st.MQTTSPort},
+			{"ws", "--ws-port", "127.0.0.1", st.WSPort},
+			{"ops", "--ops-port", "127.0.0.1", st.OpsPort},
+		}
+	}
+	return []port{
+		{"https", "--https-port", st.BindAddress, st.HTTPSPort},
+		{"http", "--http-port", st.BindAddress, st.HTTPPort},
+	}
+}
+
+func targetPorts(t *target.Target, d Daemon) []port {
+	return stackPorts(hostconfig.Stack{
+		BindAddress: t.Host, MQTTSPort: t.MQTTSPort, WSPort: t.Local.WSPort, OpsPort: t.Local.OpsPort,
+		HTTPSPort: t.Local.HTTPSPort, HTTPPort: t.Local.HTTPPort,
+	}, d)
+}
+
+// checkPorts fails with a PortInUseError for the first taken port: a daemon
+// that cannot bind would otherwise exit, or worse, the readiness probe would
+// talk to whatever holds the port.
+func checkPorts(ps []port) error {
+	for _, p := range ps {
+		if p.port == 0 {
+			continue
+		}
+		if err := portFree(p.addr()); err != nil {
+			return &PortInUseError{Name: p.name, Addr: p.addr(), Flag: p.flag, Err: err}
+		}
+	}
+	return nil
+}
