@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mqttstack/mqttstack/certs"
+)
+
+// TestCertsCLI drives `mqttstack certs` end to end through dispatch and the
+// exit-code mapping, as a user would.
+func TestCertsCLI(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pki")
+	out := t.TempDir()
+	steps := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string // substring
+		stderr string // substring
+	}{
+		{"no-subcommand", []string{"certs"}, exitUsage, "", "no subcommand"},
+		{"unknown-subcommand", []string{"certs", "frobnicate"}, exitUsage, "", `unknown subcommand "frobnicate"`},
+		{"open-before-init", []string{"certs", "check", "--dir", dir}, exitUsage, "", "mqttstack certs init"},
+		{"init", []string{"certs", "init", "--dir", dir, "--san", "mqtt.example.com,203.0.113.5"}, exitOK, "created PKI", ""},
+		{"init-again", []string{"certs", "init", "--dir", dir}, exitUsage, "", "--force"},
+		{"init-bad-key", []string{"certs", "init", "--dir", dir, "--key", "dsa"}, exitUsage, "", "ecdsa or rsa2048"},
+		{"init-bad-san", []string{"certs", "init", "--dir", dir, "--force", "--san", "bad name"}, exitUsage, "", `"bad name"`},
+		{"issue-count", []string{"certs", "issue", "--dir", dir, "--count", "3"}, exitOK, "issued 3, kept 0", ""},
+		{"issue-again", []string{"certs", "issue", "--dir", dir, "--count", "3", "--id", "extra-1"}, exitOK, "issued 1, kept 3", ""},
+		{"issue-bad-id", []string{"certs", "issue", "--dir", dir, "--id", "devA/sub"}, exitUsage, "", `"devA/sub"`},
+		{"issue-nothing", []string{"certs", "issue", "--dir", dir}, exitUsage, "", "nothing to issue"},
+		{"revoke", []string{"certs", "revoke", "dev-00002", "--dir", dir}, exitOK, "revoked dev-00002", ""},
+		{"revoke-unknown", []string{"certs", "revoke", "nobody", "--dir", dir}, exitUsage, "", "nobody"},
+		{"check-ok", []string{"certs", "check", "--dir", dir, "--within", "30d"}, exitOK, "22 client certificates", ""},
+		{"check-inside", []string{"certs", "check", "--dir", dir, "--within", "1200d"}, exitFailed, "EXPIRES SOON", "expire within 1200d"},
+		{"check-bad-window", []string{"certs", "check", "--dir", dir, "--within", "soon"}, exitUsage, "", "--within"},
+		{"crl", []string{"certs", "crl", "--dir", dir, "--next-update", "10d"}, exitOK, "wrote", ""},
+		{"export-pem", []string{"certs", "export", "dev-00001", "--dir", dir, "--format", "pem", "--out", filepath.Join(out, "dev.pem")}, exitOK, "wrote", ""},
+		{"export-header", []string{"certs", "export", "dev-00001", "--dir", dir, "--format", "c-header"}, exitOK, "dev_00001_cert_der[]", ""},
+		{"export-fingerprint", []string{"certs", "export", "--dir", dir, "--format", "fingerprint"}, exitOK, "SHA-256", ""},
+		{"export-der", []string{"certs", "export", "dev-00001", "--dir", dir, "--format", "der", "--out", filepath.Join(out, "der")}, exitOK, "ca.der", ""},
+		{"export-der-no-out", []string{"certs", "export", "dev-00001", "--dir", dir, "--format", "der"}, exitUsage, "", "--out DIR"},
+		{"export-bad-format", []string{"certs", "export", "dev-00001", "--dir", dir, "--format", "zip"}, exitUsage, "", "pem, der, c-header or fingerprint"},
+		{"export-unknown-id", []string{"certs", "export", "nobody", "--dir", dir}, exitUsage, "", "nobody"},
+	}
+	for _, s := range steps {
+		var stdout, stderr bytes.Buffer
+		code := exitCode(dispatch(context.Background(), s.args, &stdout, &stderr), &stderr)
+		if code != s.code || !strings.Contains(stdout.String(), s.stdout) || !strings.Contains(stderr.String(), s.stderr) {
+			t.Errorf("%s: %v\nexit %d (want %d)\nstdout: %s\nstderr: %s\nwant stdout ~%q stderr ~%q",
+				s.name, s.args, code, s.code, stdout.String(), stderr.String(), s.stdout, s.stderr)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(out, "dev.pem")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("exported PEM with the key: %v, mode %v; want 0600", err, st.Mode())
+	}
+	crls, err := certs.LoadCRLs(certs.PathsOf(dir).CRL)
+	if err != nil || len(crls[0].RevokedCertificateEntries) != 1 {
+		t.Errorf("CRL after revoke: %v", err)
+	}
+}
+
+func TestParseDays(t *testing.T) {
+	for in, want := range map[string]string{"30d": "720h0m0s", "1.5d": "36h0m0s", "720h": "720h0m0s", "90m": "1h30m0s"} {
+		d, err := parseDays(in)
+		if err != nil || d.String() != want {
+			t.Errorf("parseDays(%q) = %v, %v; want %s", in, d, err, want)
+		}
+	}
+	for _, in := range []string{"d", "xd", "30 days", ""} {
+		if _, err := parseDays(in); err == nil {
+			t.Errorf("parseDays(%q) accepted", in)
+		}
+	}
+}
