@@ -1,0 +1,609 @@
+package security
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// subscriber is an attacker that subscribes and records what it gets,
+// whatever its protocol version.
+type subscriber interface {
+	publisher
+	subscribeAll(ctx context.Context, filters []string) (string, error)
+	received() *recorder
+	close()
+}
+
+func (c *client311) subscribeAll(ctx context.Context, filters []string) (string, error) {
+	res, err := c.subscribe(ctx, filters...)
+	if err != nil {
+		return "", err
+	}
+	var parts []string
+	for _, f := range filters {
+		parts = append(parts, fmt.Sprintf("%s:%d", f, res[f]))
+	}
+	return "SUBACK " + strings.Join(parts, " "), nil
+}
+func (c *client311) received() *recorder { return c.rec }
+
+func (c *client5) subscribeAll(ctx context.Context, filters []string) (string, error) {
+	s := &paho.Subscribe{}
+	for _, f := range filters {
+		s.Subscriptions = append(s.Subscriptions, paho.SubscribeOptions{Topic: f, QoS: 1})
+	}
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	sa, err := c.Subscribe(sctx, s)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("v5 SUBACK reasons %v", sa.Reasons), nil
+}
+func (c *client5) received() *recorder { return c.rec }
+
+// readIsolation is ACL-01/02/05/07: the attacker subscribes filters
+// (granted on 2.0.11 whatever the ACL says), the owner publishes canaries
+// that the watcher must see (positive control), the attacker publishes to
+// its own subtree and must receive that (its subscriptions work), and it
+// must never receive a message outside ownPrefix.
+func (e *Env) readIsolation(ctx context.Context, att subscriber, owner publisher, filters, canaryTopics []string, ownTopic, ownPrefix string) Outcome {
+	granted, err := att.subscribeAll(ctx, filters)
+	if err != nil {
+		return inconclusive("attacker subscribe: %v", err)
+	}
+	canary := "canary-" + nonce()
+	wtap := e.watch.tap(payloadHas(canary))
+	defer e.watch.untap(wtap)
+	for _, t := range canaryTopics {
+		if err := owner.publish(ctx, t, 1, false, []byte(canary+" "+t)); err != nil {
+			return inconclusive("owner publish %s: %v", t, err)
+		}
+	}
+	for _, t := range canaryTopics {
+		if _, ok := wtap.waitFor(ctx, barrierWait, func(m Msg) bool { return m.Topic == t }); !ok {
+			return inconclusive("positive control: watcher did not see the owner's canary on %s", t)
+		}
+	}
+	own := "own-" + nonce()
+	if ownTopic != "" {
+		if err := att.publish(ctx, ownTopic, 1, false, []byte(own)); err != nil {
+			return inconclusive("attacker's own publish: %v", err)
+		}
+		if _, ok := att.received().waitFor(ctx, barrierWait, payloadHas(own)); !ok {
+			return inconclusive("positive control: attacker did not receive its own message on %s (%s)", ownTopic, granted)
+		}
+	}
+	if err := sleepCtx(ctx, canaryGrace); err != nil {
+		return inconclusive("%v", err)
+	}
+	var foreign []string
+	for _, m := range att.received().all() {
+		if !strings.HasPrefix(m.Topic, ownPrefix) {
+			foreign = append(foreign, m.Topic)
+		}
+	}
+	if len(foreign) > 0 {
+		sort.Strings(foreign)
+		return fail("%s; attacker RECEIVED %d foreign message(s), e.g. %s", granted, len(foreign), foreign[0])
+	}
+	return pass("%s; watcher saw %d owner canaries, attacker got only its own (%d msg)", granted, len(canaryTopics), len(att.received().all()))
+}
+
+func aclChecks() []Check {
+	return []Check{
+		{
+			ID: "ACL-01", Tier: 1, Title: "Another device's topics are not readable",
+			Attack: "devB subscribes devices/devA/# and devices/devA/cmd (granted on 2.0.11); devA publishes canaries",
+			Fix:    "acl_file with `pattern readwrite devices/%u/#` and no broader topic grants",
+			Actors: []string{"a", "b"},
+			Run: func(ctx context.Context, e *Env) Outcome {
+				a, b := e.Actor("ACL-01", "a"), e.Actor("ACL-01", "b")
+				owner, err := e.connect311(ctx, a)
+				if err != nil {
+					return inconclusive("%v", err)
+				}
+				defer owner.close()
+				att, err := e.connect311(ctx, b)
+				if err != nil {
+					return inconclusive("%v", err)
+				}
+				defer att.close()
+				return e.readIsolation(ctx, att, owner,
+					[]string{"devices/" + a + "/#", "devices/" + a + "/cmd", "devices/" + b + "/#"},
+					[]string{"devices/" + a + "/cmd", "devices/" + a + "/telemetry"},
+					"devices/"+b+"/telemetry", "devices/"+b+"/")
+			},
+		},
+		{
+			ID: "ACL-02", Tier: 1, Title: "Wildcards outside the own subtree deliver nothing foreign",
+			Attack: "devB subscribes #, +/#, +/+/+, devices/+/cmd, devices/#; devA publishes canaries",
+			Fix:    "acl_file pattern (delivery-time read check in subs__send)",
+			Actors: []string{"a", "b"},
+			Run: func(ctx context.Context, e *Env) Outcome {
+				a, b := e.Actor("ACL-02", "a"), e.Actor("ACL-02", "b")
+				owner, err := e.connect311(ctx, a)
+				if err != nil {
+					return inconclusive("%v", err)
+				}
+				defer owner.close()
+				att, err := e.connect311(ctx, b)
+				if err != nil {
+					return inconclusive("%v", err)
+				}
+				defer att.close()
+				return e.readIsolation(ctx, att, owner,
+					[]string{"#", "+/#", "+/+/+", "devices/+/cmd", "devices/#"},
+					[]string{"devices/" + a + "/cmd", "devices/" + a + "/telemetry"},
+					"devices/"+b+"/telemetry", "devices/"+b+"/")
+			},
+		},
+		{
+			ID: "ACL-03", Tier: 1, Title: "Cross-device publish is not delivered (QoS0/1/2, 3.1.1 and v5, topic alias)",
+			Attack: "devB publishes canaries to devices/devA/cmd: 3.1.1 QoS0/1/2, v5 QoS1/2, v5 via a topic alias; devA publishes the barrier",
+			Fix:    "acl_file `pattern readwrite devices/%u/#`",
+			Actors: []string{"a", "b"},
+			Run:    runACL03,
+		},
+		{
+			ID: "ACL-04", Tier: 1, Title: "No retained-message leakage or tampering between devices",
+			Attack: "devA retains devices/devA/state; devB subscribes late (# and the topic), then publishes a retained empty payload and a retained canary there",
+			Fix:    "acl_file; check_retain_source true",
+			Actors: []string{"a", "b"},
+			Run:    runACL04,
+		},
+		{
+			ID: "ACL-05", Tier: 1, Title: "$SYS is neither readable nor writable by devices",
+			Attack: "devB subscribes $SYS/# and $SYS/broker/version and publishes to $SYS/broker/version; the watcher proves $SYS is live",
+			Fix:    "default $-topic handling; never grant $SYS in pattern lines",
+			Actors: []string{"b"},
+			Run:    runACL05,
+		},
+		{
+			ID: "ACL-06", Tier: 1, Title: "A Will cannot target another device",
+			Attack: "devB connects with a retained QoS1 Will on devices/devA/cmd and drops TCP; control: a Will on devB's own status",
+			Fix:    "acl_file (the Will is checked like a publish)",
+			Actors: []string{"a", "b"},
+			Run:    runACL06,
+		},
+		{
+			ID: "ACL-07", Tier: 1, Title: "Shared subscriptions do not bypass the ACL (v5)",
+			Attack: "devB (v5) subscribes $share/g/devices/devA/# and $share/g/#, publishes to $share/g/devices/devA/cmd; devA publishes canaries",
+			Fix:    "acl_file",
+			Actors: []string{"a", "b"},
+			Run:    runACL07,
+		},
+		{
+			ID: "ACL-08", Tier: 1, Title: "Wildcard characters in an identity are neutralised",
+			Attack: "a CI-CA certificate with CN 'sec+#' connects (v5) and publishes to another device's and its 'own' topics",
+			Fix:    "pattern ACLs (CVE-2017-7650 guard), use_username_as_clientid true, CN policy ^[A-Za-z0-9_-]{1,64}$",
+			Actors: []string{"a"}, Negative: []NegativeKind{NegWildcardCN},
+			Run: runACL08,
+		},
+		{
+			ID: "ACL-09", Tier: 1, Title: "The ACL identity is the username, never a client-chosen id",
+			Attack: "devB connects with client id = devA and publishes to devA's subtree (8883 and a password listener); lint the ACL for %c",
+			Fix:    "`pattern ... devices/%u/#` (never %c); use_username_as_clientid true on every listener",
+			Actors: []string{"a", "b"},
+			Run:    runACL09,
+		},
+		{
+			ID: "ACL-10", Tier: 2, Title: "Retained messages of a de-authorised publisher are not replayed",
+			Attack: "devA retains, ops remove its write right and reload, a new subscriber subscribes",
+			Fix:    "check_retain_source true",
+		},
+	}
+}
+
+func runACL03(ctx context.Context, e *Env) Outcome {
+	a, b := e.Actor("ACL-03", "a"), e.Actor("ACL-03", "b")
+	owner, err := e.connect311(ctx, a)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	defer owner.close()
+	topic := "devices/" + a + "/cmd"
+	var codes []string
+	var wrong []string
+	out := e.canaryProof(ctx, owner, topic, func(canary string) (string, error) {
+		att, err := e.connect311(ctx, b)
+		if err != nil {
+			return "", err
+		}
+		for q := byte(0); q <= 2; q++ {
+			if err := att.publish(ctx, topic, q, false, []byte(fmt.Sprintf("%s v3 q%d", canary, q))); err != nil {
+				codes = append(codes, fmt.Sprintf("v3q%d err %v", q, err))
+			} else {
+				codes = append(codes, fmt.Sprintf("v3q%d ok", q))
+			}
+		}
+		att.close()
+		v5, err := e.connect5(ctx, b, nil)
+		if err != nil {
+			return "", err
+		}
+		for q := byte(1); q <= 2; q++ {
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			r, err := v5.Publish(pctx, &paho.Publish{Topic: topic, QoS: q, Payload: []byte(fmt.Sprintf("%s v5 q%d", canary, q))})
+			cancel()
+			rc := -1
+			if r != nil {
+				rc = int(r.ReasonCode)
+			}
+			codes = append(codes, fmt.Sprintf("v5q%d 0x%02x", q, rc))
+			if rc != 0x87 {
+				wrong = append(wrong, fmt.Sprintf("v5 QoS%d reason 0x%02x (err %v), want 0x87", q, rc, err))
+			}
+		}
+		v5.close()
+		// Topic alias through raw v5: the alias resolves before the ACL
+		// check, so both PUBLISHes must be refused.
+		rc, _, err := e.rawSession(ctx, b, true)
+		if err != nil {
+			return "", err
+		}
+		defer rc.Close()
+		if err := rc.send(rawPublish(topic, 1, 1, []byte(canary+" alias-set"), true, propU16(0x23, 1))); err != nil {
+			return "", err
+		}
+		if err := rc.send(rawPublish("", 1, 2, []byte(canary+" alias-use"), true, propU16(0x23, 1))); err != nil {
+			return "", err
+		}
+		for i := 0; i < 2; i++ {
+			p, err := rc.read(3 * time.Second)
+			if err != nil {
+				wrong = append(wrong, fmt.Sprintf("alias publish %d: no PUBACK: %v", i+1, err))
+				break
+			}
+			if p.Type == 4 && len(p.Body) >= 3 {
+				codes = append(codes, fmt.Sprintf("alias%d 0x%02x", i+1, p.Body[2]))
+				if p.Body[2] != 0x87 {
+					wrong = append(wrong, fmt.Sprintf("alias publish %d reason 0x%02x, want 0x87", i+1, p.Body[2]))
+				}
+			} else {
+				codes = append(codes, fmt.Sprintf("alias%d type %d", i+1, p.Type))
+			}
+		}
+		return fmt.Sprintf("devB -> %s: %s", topic, strings.Join(codes, ", ")), nil
+	})
+	if out.Status == Pass && len(wrong) > 0 {
+		return fail("%s; but %s", out.Evidence, strings.Join(wrong, "; "))
+	}
+	return out
+}
+
+func runACL04(ctx context.Context, e *Env) Outcome {
+	a, b := e.Actor("ACL-04", "a"), e.Actor("ACL-04", "b")
+	owner, err := e.connect311(ctx, a)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	defer owner.close()
+	stateTopic := "devices/" + a + "/state"
+	orig := "state-" + nonce()
+	if err := owner.publish(ctx, stateTopic, 1, true, []byte(orig)); err != nil {
+		return inconclusive("owner retained publish: %v", err)
+	}
+	// Remove the retained value afterwards: persistence would keep it.
+	defer owner.publish(context.WithoutCancel(ctx), stateTopic, 1, true, nil)
+	att, err := e.connect311(ctx, b)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	defer att.close()
+	ownState := "devices/" + b + "/state"
+	ownVal := "own-" + nonce()
+	if err := att.publish(ctx, ownState, 1, true, []byte(ownVal)); err != nil {
+		return inconclusive("attacker's own retained publish: %v", err)
+	}
+	defer att.publish(context.WithoutCancel(ctx), ownState, 1, true, nil)
+	granted, err := att.subscribeAll(ctx, []string{"#", stateTopic, ownState})
+	if err != nil {
+		return inconclusive("attacker subscribe: %v", err)
+	}
+	if _, ok := att.rec.waitFor(ctx, barrierWait, payloadHas(ownVal)); !ok {
+		return inconclusive("positive control: attacker's subscription did not replay its own retained message (%s)", granted)
+	}
+	// (b) tamper: delete and plant.
+	canary := "canary-" + nonce()
+	if err := att.publish(ctx, stateTopic, 1, true, nil); err != nil {
+		return inconclusive("attacker delete attempt: %v", err)
+	}
+	if err := att.publish(ctx, stateTopic, 1, true, []byte(canary)); err != nil {
+		return inconclusive("attacker plant attempt: %v", err)
+	}
+	if _, err := e.barrier(ctx, owner, "devices/"+a+"/telemetry"); err != nil {
+		return inconclusive("%v", err)
+	}
+	for _, m := range att.rec.all() {
+		if m.Topic == stateTopic || !strings.HasPrefix(m.Topic, "devices/"+b+"/") {
+			return fail("late subscriber RECEIVED %s (retained=%v)", m.Topic, m.Retained)
+		}
+	}
+	// A fresh subscription by the watcher replays what is stored now.
+	tap := e.watch.tap(func(m Msg) bool { return m.Topic == stateTopic && m.Retained })
+	defer e.watch.untap(tap)
+	if _, err := e.watch.c.subscribe(ctx, stateTopic); err != nil {
+		return inconclusive("watcher resubscribe: %v", err)
+	}
+	m, ok := tap.waitFor(ctx, 3*time.Second, func(Msg) bool { return true })
+	if !ok {
+		return fail("retained value of %s is GONE after devB's retained empty publish (deleted by another device)", stateTopic)
+	}
+	if string(m.Payload) != orig {
+		return fail("retained value of %s is now %q (planted by another device), want the owner's", stateTopic, m.Payload)
+	}
+	return pass("%s; late subscriber got no foreign retained message; devB's delete+plant denied, watcher replay still %q", granted, orig)
+}
+
+func runACL05(ctx context.Context, e *Env) Outcome {
+	b := e.Actor("ACL-05", "b")
+	att, err := e.connect5(ctx, b, nil)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	defer att.close()
+	uptime := e.watch.tap(func(m Msg) bool { return m.Topic == "$SYS/broker/uptime" })
+	defer e.watch.untap(uptime)
+	granted, err := att.subscribeAll(ctx, []string{"$SYS/#", "$SYS/broker/version"})
+	if err != nil {
+		return inconclusive("attacker subscribe: %v", err)
+	}
+	canary := "canary-" + nonce()
+	wtap := e.watch.tap(payloadHas(canary))
+	defer e.watch.untap(wtap)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	r, perr := att.Publish(pctx, &paho.Publish{Topic: "$SYS/broker/version", QoS: 1, Payload: []byte(canary)})
+	cancel()
+	rc := -1
+	if r != nil {
+		rc = int(r.ReasonCode)
+	}
+	// $SYS values are retained: a permitted subscription would replay them
+	// at once. The window also covers a periodic update (sys_interval 10 s
+	// in the rendered config): the watcher must see one, which proves $SYS
+	// was being published while the attacker listened.
+	if _, ok := uptime.waitFor(ctx, 25*time.Second, func(Msg) bool { return true }); !ok {
+		return inconclusive("positive control: watcher saw no $SYS/broker/uptime update within 25s (sys_interval 0?)")
+	}
+	if err := sleepCtx(ctx, canaryGrace); err != nil {
+		return inconclusive("%v", err)
+	}
+	if got := att.rec.all(); len(got) > 0 {
+		return fail("device RECEIVED %d $SYS message(s), e.g. %s", len(got), got[0].Topic)
+	}
+	if len(wtap.all()) > 0 {
+		return fail("device's publish to $SYS/broker/version was DELIVERED")
+	}
+	if rc != 0x87 {
+		return fail("%s; publish to $SYS/broker/version got reason 0x%02x (err %v), want 0x87", granted, rc, perr)
+	}
+	return pass("%s; nothing from $SYS delivered while the watcher saw uptime updates; $SYS publish PUBACK 0x87", granted)
+}
+
+func runACL06(ctx context.Context, e *Env) Outcome {
+	a, b := e.Actor("ACL-06", "a"), e.Actor("ACL-06", "b")
+	victimTopic := "devices/" + a + "/cmd"
+	canary := "canary-" + nonce()
+	ctl := "willctl-" + nonce()
+	tap := e.watch.tap(func(m Msg) bool { return strings.Contains(string(m.Payload), canary) || strings.Contains(string(m.Payload), ctl) })
+	defer e.watch.untap(tap)
+	bad, err := e.connect311(ctx, b, func(o *mqtt.ClientOptions) { o.SetWill(victimTopic, canary, 1, true) })
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	bad.dropTCP()
+	bad.close()
+	if err := sleepCtx(ctx, 300*time.Millisecond); err != nil {
+		return inconclusive("%v", err)
+	}
+	good, err := e.connect311(ctx, b, func(o *mqtt.ClientOptions) { o.SetWill("devices/"+b+"/status", ctl, 1, false) })
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	good.dropTCP()
+	good.close()
+	if _, ok := tap.waitFor(ctx, barrierWait, payloadHas(ctl)); !ok {
+		return inconclusive("positive control: the Will on devB's own status topic was not delivered")
+	}
+	if err := sleepCtx(ctx, canaryGrace); err != nil {
+		return inconclusive("%v", err)
+	}
+	if m := tap.matching(payloadHas(canary)); len(m) > 0 {
+		return fail("Will to %s was DELIVERED", m[0].Topic)
+	}
+	// The retained Will must not have been stored either.
+	rtap := e.watch.tap(func(m Msg) bool { return m.Topic == victimTopic && m.Retained })
+	defer e.watch.untap(rtap)
+	if _, err := e.watch.c.subscribe(ctx, victimTopic); err != nil {
+		return inconclusive("watcher resubscribe: %v", err)
+	}
+	if m, ok := rtap.waitFor(ctx, time.Second, payloadHas(canary)); ok {
+		return fail("retained Will STORED on %s", m.Topic)
+	}
+	return pass("Will to %s not delivered nor retained; control Will on devices/%s/status delivered", victimTopic, b)
+}
+
+func runACL07(ctx context.Context, e *Env) Outcome {
+	a, b := e.Actor("ACL-07", "a"), e.Actor("ACL-07", "b")
+	owner, err := e.connect311(ctx, a)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	defer owner.close()
+	att, err := e.connect5(ctx, b, nil)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	defer att.close()
+	out := e.readIsolation(ctx, att, owner,
+		[]string{"$share/g/devices/" + a + "/#", "$share/g/#", "$share/own/devices/" + b + "/#"},
+		[]string{"devices/" + a + "/cmd", "devices/" + a + "/telemetry"},
+		"devices/"+b+"/telemetry", "devices/"+b+"/")
+	if out.Status != Pass {
+		return out
+	}
+	wr := e.canaryProof(ctx, owner, "devices/"+a+"/cmd", func(canary string) (string, error) {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		r, err := att.Publish(pctx, &paho.Publish{Topic: "$share/g/devices/" + a + "/cmd", QoS: 1, Payload: []byte(canary)})
+		rc := -1
+		if r != nil {
+			rc = int(r.ReasonCode)
+		}
+		if rc < 0x80 {
+			return "", fmt.Errorf("publish to $share/... got reason 0x%02x (err %v): expected a refusal", rc, err)
+		}
+		return fmt.Sprintf("publish to $share/g/devices/%s/cmd: 0x%02x", a, rc), nil
+	})
+	if wr.Status == Inconclusive && strings.Contains(wr.Evidence, "expected a refusal") {
+		return fail("%s", wr.Evidence)
+	}
+	if wr.Status != Pass {
+		return wr
+	}
+	return pass("%s; %s", out.Evidence, wr.Evidence)
+}
+
+func runACL08(ctx context.Context, e *Env) Outcome {
+	if err := e.negErr[NegWildcardCN]; err != nil {
+		return inconclusive("could not issue the CN 'sec+#' identity: %v", err)
+	}
+	a := e.Actor("ACL-08", "a")
+	owner, err := e.connect311(ctx, a)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	defer owner.close()
+	cfg := e.baseTLS()
+	cfg.Certificates = append(cfg.Certificates, e.neg[NegWildcardCN])
+	var codes []string
+	var allowed []string
+	out := e.canaryProof(ctx, owner, "devices/"+a+"/cmd", func(canary string) (string, error) {
+		conn, err := e.dialTLS(ctx, cfg)
+		if err != nil {
+			return "", fmt.Errorf("CN 'sec+#' handshake: %w", err)
+		}
+		rc := newRawConn(conn)
+		defer rc.Close()
+		code, _, err := rc.connack(rawConnect{V5: true, ClientID: "sec-acl08-wild", KeepAlive: 30})
+		if err != nil {
+			return "", fmt.Errorf("CN 'sec+#' CONNECT: %w", err)
+		}
+		if code != 0 {
+			return "", fmt.Errorf("CN 'sec+#' got CONNACK 0x%02x; the spec expects the connect to succeed and every ACL check to be denied", code)
+		}
+		topics := []string{"devices/" + a + "/cmd", "devices/sec/x", "devices/sec-acl08-wild/x"}
+		for i, t := range topics {
+			if err := rc.send(rawPublish(t, 1, uint16(i+1), []byte(canary+" "+t), true, nil)); err != nil {
+				return "", err
+			}
+			p, err := rc.read(3 * time.Second)
+			if err != nil || p.Type != 4 || len(p.Body) < 3 {
+				return "", fmt.Errorf("no PUBACK for %s: %v", t, err)
+			}
+			codes = append(codes, fmt.Sprintf("%s:0x%02x", t, p.Body[2]))
+			if p.Body[2] < 0x80 {
+				allowed = append(allowed, t)
+			}
+		}
+		return "CN 'sec+#' (CONNACK 0) published " + strings.Join(codes, " "), nil
+	})
+	if out.Status == Pass && len(allowed) > 0 {
+		return fail("%s; broker ACCEPTED (reason < 0x80) %s", out.Evidence, strings.Join(allowed, ", "))
+	}
+	return out
+}
+
+func runACL09(ctx context.Context, e *Env) Outcome {
+	a, b := e.Actor("ACL-09", "a"), e.Actor("ACL-09", "b")
+	owner, err := e.connect311(ctx, a)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	defer owner.close()
+	topic := "devices/" + a + "/cmd"
+	var lint []string
+	if e.T.Local != nil && e.T.Local.MosquittoConf != "" {
+		conf, err := readConf(e.T.Local.MosquittoConf)
+		if err != nil {
+			return inconclusive("%v", err)
+		}
+		all := true
+		var acls []string
+		var cur bool
+		var hasACL bool
+		flush := func() {
+			if hasACL && !cur {
+				all = false
+			}
+		}
+		for _, d := range conf {
+			switch d.key {
+			case "listener":
+				flush()
+				cur, hasACL = false, false
+			case "use_username_as_clientid":
+				cur = d.value == "true"
+			case "acl_file":
+				hasACL = true
+				acls = append(acls, d.value)
+			}
+		}
+		flush()
+		for _, f := range acls {
+			for _, finding := range lintACL(f, e.T.Observer, all) {
+				if strings.Contains(finding, "%c") {
+					lint = append(lint, finding)
+				}
+			}
+		}
+	}
+	out := e.canaryProof(ctx, owner, topic, func(canary string) (string, error) {
+		att, err := e.connect311(ctx, b, func(o *mqtt.ClientOptions) { o.SetClientID(a) })
+		if err != nil {
+			return "", err
+		}
+		defer att.close()
+		if err := att.publish(ctx, topic, 1, false, []byte(canary+" 8883")); err != nil {
+			return "", err
+		}
+		did := fmt.Sprintf("%s with client id %q published to %s on 8883", b, a, topic)
+		if pw, ok := e.passwordListener(); ok {
+			user, pass, err := e.pwCreds()
+			if err != nil {
+				return did, nil
+			}
+			e.fresh.Lock()
+			defer e.fresh.Unlock()
+			c, rp, err := pw.dial(ctx, e)
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", pw.name, err)
+			}
+			defer c.Close()
+			code, _, err := c.connack(rawConnect{ClientID: a, Username: &user, Password: &pass, KeepAlive: 30})
+			if err != nil || code != 0 {
+				return "", fmt.Errorf("%s: positive control login as %s: code %d %v (%s)", pw.name, user, code, err, rp)
+			}
+			if err := c.send(rawPublish(topic, 1, 1, []byte(canary+" "+pw.name), false, nil)); err != nil {
+				return "", err
+			}
+			_, _ = c.read(3 * time.Second)
+			did += fmt.Sprintf("; %s as %s with client id %q too", pw.name, user, a)
+		}
+		return did, nil
+	})
+	if len(lint) > 0 {
+		if out.Status == Pass {
+			return fail("delivery blocked, but lint: %s", strings.Join(lint, "; "))
+		}
+		return fail("%s; lint: %s", out.Evidence, strings.Join(lint, "; "))
+	}
+	return out
+}

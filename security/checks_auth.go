@@ -1,0 +1,340 @@
+package security
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mqttstack/mqttstack/certs"
+)
+
+// wsConn adapts a WebSocket to net.Conn so hand-built MQTT packets travel
+// over ws/wss exactly as over TCP: one packet per binary message out,
+// a byte stream in.
+type wsConn struct {
+	*websocket.Conn
+	mu  sync.Mutex
+	cur io.Reader
+}
+
+func (w *wsConn) Read(p []byte) (int, error) {
+	for {
+		if w.cur == nil {
+			_, r, err := w.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			w.cur = r
+		}
+		n, err := w.cur.Read(p)
+		if errors.Is(err, io.EOF) {
+			w.cur = nil
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		return n, err
+	}
+}
+
+func (w *wsConn) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (w *wsConn) SetDeadline(t time.Time) error {
+	if err := w.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return w.SetWriteDeadline(t)
+}
+
+// dialWS opens an MQTT-over-WebSocket connection. It returns the HTTP
+// status of a refused upgrade in the error text.
+func dialWS(ctx context.Context, url string, tlsCfg *tls.Config) (*rawConn, int, error) {
+	d := websocket.Dialer{Subprotocols: []string{"mqtt"}, TLSClientConfig: tlsCfg, HandshakeTimeout: 5 * time.Second}
+	var hdr http.Header
+	if tlsCfg != nil && tlsCfg.ServerName != "" {
+		// nginx answers 421 when the Host differs from the SNI name on a
+		// server that verifies client certificates: send the same name.
+		hdr = http.Header{"Host": {tlsCfg.ServerName}}
+	}
+	c, resp, err := d.DialContext(ctx, url, hdr)
+	status := 0
+	if resp != nil {
+		status = resp.StatusCode
+		resp.Body.Close()
+	}
+	if err != nil {
+		return nil, status, fmt.Errorf("websocket %s: %w (HTTP %d)", url, err, status)
+	}
+	return newRawConn(&wsConn{Conn: c}), status, nil
+}
+
+// pwListener is a listener authenticated by MQTT username/password.
+type pwListener struct {
+	name string
+	dial func(ctx context.Context, e *Env) (*rawConn, string, error)
+}
+
+// passwordListeners are the password-authenticated ways in: locally the
+// ops listener and the websocket backend directly, plus nginx's wss path;
+// remotely only the wss path (presenting a valid device certificate, which
+// nginx requires before it proxies).
+func (e *Env) passwordListeners() []pwListener {
+	var out []pwListener
+	if e.T.Local != nil && e.T.Local.OpsPort > 0 {
+		port := e.T.Local.OpsPort
+		out = append(out, pwListener{name: "ops listener 127.0.0.1:" + strconv.Itoa(port), dial: func(ctx context.Context, e *Env) (*rawConn, string, error) {
+			d := net.Dialer{Timeout: 3 * time.Second}
+			c, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+			if err != nil {
+				return nil, "", err
+			}
+			return newRawConn(c), "", nil
+		}})
+	}
+	if e.T.Local != nil && e.T.Local.WSPort > 0 {
+		port := e.T.Local.WSPort
+		out = append(out, pwListener{name: "ws backend 127.0.0.1:" + strconv.Itoa(port), dial: func(ctx context.Context, e *Env) (*rawConn, string, error) {
+			c, st, err := dialWS(ctx, "ws://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(port))+"/", nil)
+			return c, fmt.Sprintf("HTTP %d", st), err
+		}})
+	}
+	if e.T.WSSURL != "" {
+		out = append(out, pwListener{name: "wss " + e.T.WSSURL, dial: func(ctx context.Context, e *Env) (*rawConn, string, error) {
+			cfg, err := e.clientTLS(wssCertID)
+			if err != nil {
+				return nil, "", err
+			}
+			c, st, err := dialWS(ctx, e.T.WSSURL, cfg)
+			return c, fmt.Sprintf("HTTP %d", st), err
+		}})
+	}
+	return out
+}
+
+func (e *Env) passwordListener() (pwListener, bool) {
+	ls := e.passwordListeners()
+	if len(ls) == 0 {
+		return pwListener{}, false
+	}
+	return ls[0], true
+}
+
+// pwCreds is the password identity of the suite: the second watcher
+// identity (its password is in the broker's password file from init).
+// Callers hold e.fresh while connected: one connection per identity.
+func (e *Env) pwCreds() (string, string, error) {
+	id := e.opts.FreshWatcher
+	pw, err := certs.ClientPassword(e.T.PKIDir, id)
+	if err != nil {
+		return "", "", err
+	}
+	return id, pw, nil
+}
+
+func strp(s string) *string { return &s }
+
+// wssCertID is the device certificate the suite presents to nginx on the
+// wss path (nginx requires one before it proxies to the broker).
+const wssCertID = "sec-wss-cert"
+
+func authChecks() []Check {
+	return []Check{
+		{
+			ID: "AUTH-01", Tier: 1, Title: "Anonymous connect denied on every password listener",
+			Attack: "CONNECT without username (3.1.1 and v5) on the ops listener, the ws backend and nginx's wss path; control: the suite's password identity logs in",
+			Fix:    "allow_anonymous false in every listener block (per_listener_settings true)",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				ls := e.passwordListeners()
+				if len(ls) == 0 {
+					return skipped("the target has no password-authenticated listener")
+				}
+				user, pw, err := e.pwCreds()
+				if err != nil {
+					return inconclusive("%v", err)
+				}
+				e.fresh.Lock()
+				defer e.fresh.Unlock()
+				var parts []string
+				for _, l := range ls {
+					if err := e.pwLogin(ctx, l, rawConnect{ClientID: user, Username: &user, Password: &pw, KeepAlive: 30}, 0); err != nil {
+						return inconclusive("positive control on %s: %v", l.name, err)
+					}
+					for _, v5 := range []bool{false, true} {
+						code, err := e.pwAttempt(ctx, l, rawConnect{V5: v5, ClientID: "sec-anon-" + nonce()[:6], KeepAlive: 30})
+						ver := map[bool]string{false: "3.1.1", true: "v5"}[v5]
+						if err != nil {
+							parts = append(parts, fmt.Sprintf("%s %s: closed (%v)", l.name, ver, shortErr(err)))
+							continue
+						}
+						if code == 0 {
+							return fail("anonymous %s CONNECT ACCEPTED on %s (CONNACK 0)", ver, l.name)
+						}
+						parts = append(parts, fmt.Sprintf("%s %s: CONNACK 0x%02x", l.name, ver, code))
+					}
+				}
+				return pass("%s; control login as %s ok everywhere", strings.Join(parts, "; "), user)
+			},
+		},
+		{
+			ID: "AUTH-02", Tier: 1, Title: "Wrong password denied, and its Will is not published",
+			Attack: "correct username, wrong password, with a Will on a watched topic; control: the right password with a Will that is published on TCP drop",
+			Fix:    "password_file with mosquitto_passwd $7$ hashes; allow_anonymous false",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				ls := e.passwordListeners()
+				if len(ls) == 0 {
+					return skipped("the target has no password-authenticated listener")
+				}
+				user, pw, err := e.pwCreds()
+				if err != nil {
+					return inconclusive("%v", err)
+				}
+				e.fresh.Lock()
+				defer e.fresh.Unlock()
+				willTopic := "devices/" + user + "/will"
+				var parts []string
+				for _, l := range ls {
+					canary := "canary-" + nonce()
+					ctl := "willctl-" + nonce()
+					tap := e.watch.tap(func(m Msg) bool { return m.Topic == willTopic })
+					for _, v5 := range []bool{false, true} {
+						bad := "wrong-" + nonce()
+						code, err := e.pwAttempt(ctx, l, rawConnect{V5: v5, ClientID: user, Username: &user, Password: &bad, KeepAlive: 30,
+							WillTopic: &willTopic, WillMsg: []byte(canary), WillQoS: 1})
+						if err == nil && code == 0 {
+							e.watch.untap(tap)
+							return fail("wrong password ACCEPTED on %s (CONNACK 0)", l.name)
+						}
+						parts = append(parts, fmt.Sprintf("%s v%s: CONNACK 0x%02x", l.name, map[bool]string{false: "3", true: "5"}[v5], code))
+					}
+					// Control: the right password, a Will, then a TCP drop.
+					c, _, err := l.dial(ctx, e)
+					if err != nil {
+						e.watch.untap(tap)
+						return inconclusive("control dial %s: %v", l.name, err)
+					}
+					code, _, err := c.connack(rawConnect{ClientID: user, Username: &user, Password: &pw, KeepAlive: 30, WillTopic: &willTopic, WillMsg: []byte(ctl), WillQoS: 1})
+					c.Close()
+					if err != nil || code != 0 {
+						e.watch.untap(tap)
+						return inconclusive("positive control login on %s: code %d %v", l.name, code, err)
+					}
+					_, ok := tap.waitFor(ctx, barrierWait, payloadHas(ctl))
+					seen := tap.matching(payloadHas(canary))
+					e.watch.untap(tap)
+					if len(seen) > 0 {
+						return fail("Will of the refused client was PUBLISHED on %s (%s)", willTopic, l.name)
+					}
+					if !ok {
+						return inconclusive("positive control: the Will of the accepted client was not delivered on %s", l.name)
+					}
+				}
+				return pass("%s; refused clients' Wills never published, control Will delivered", strings.Join(parts, "; "))
+			},
+		},
+		{
+			ID: "AUTH-03", Tier: 1, Title: "Zero-length client id rejected",
+			Attack: "CONNECT with an empty client id (3.1.1 and v5) on 8883 with a valid certificate and on the password listeners",
+			Fix:    "allow_zero_length_clientid false inside every listener block",
+			Actors: []string{"a"},
+			Run: func(ctx context.Context, e *Env) Outcome {
+				a := e.Actor("AUTH-03", "a")
+				var parts []string
+				for _, v5 := range []bool{false, true} {
+					c, err := e.dialRaw(ctx, a)
+					if err != nil {
+						return inconclusive("%v", err)
+					}
+					code, _, err := c.connack(rawConnect{V5: v5, ClientID: "", KeepAlive: 30})
+					c.Close()
+					ver := map[bool]string{false: "3.1.1", true: "v5"}[v5]
+					if err != nil {
+						return inconclusive("8883 %s: %v", ver, err)
+					}
+					if code == 0 {
+						return fail("8883 %s: empty client id ACCEPTED", ver)
+					}
+					parts = append(parts, fmt.Sprintf("8883 %s: CONNACK 0x%02x", ver, code))
+				}
+				// control: the same identity with a client id connects
+				if err := e.alive(ctx, a); err != nil {
+					return inconclusive("positive control: %v", err)
+				}
+				if ls := e.passwordListeners(); len(ls) > 0 {
+					user, pw, err := e.pwCreds()
+					if err != nil {
+						return inconclusive("%v", err)
+					}
+					e.fresh.Lock()
+					defer e.fresh.Unlock()
+					for _, l := range ls {
+						code, err := e.pwAttempt(ctx, l, rawConnect{ClientID: "", Username: &user, Password: &pw, KeepAlive: 30})
+						if err != nil {
+							return inconclusive("%s: %v", l.name, err)
+						}
+						if code == 0 {
+							return fail("%s: empty client id ACCEPTED", l.name)
+						}
+						parts = append(parts, fmt.Sprintf("%s: CONNACK 0x%02x", l.name, code))
+					}
+				}
+				return pass("%s; control with an id connected", strings.Join(parts, "; "))
+			},
+		},
+		{
+			ID: "AUTH-04", Tier: 2, Title: "Password brute force is throttled outside Mosquitto",
+			Attack: "30 wrong-password CONNECTs in 10 s through wss",
+			Fix:    "nginx limit_req on /mqtt; nftables meter on 8883",
+		},
+	}
+}
+
+// pwAttempt dials l and sends cp; it returns the CONNACK code, or an error
+// when the connection closed without one.
+func (e *Env) pwAttempt(ctx context.Context, l pwListener, cp rawConnect) (byte, error) {
+	c, _, err := l.dial(ctx, e)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	code, _, err := c.connack(cp)
+	return code, err
+}
+
+// pwLogin requires CONNACK want for cp on l.
+func (e *Env) pwLogin(ctx context.Context, l pwListener, cp rawConnect, want byte) error {
+	code, err := e.pwAttempt(ctx, l, cp)
+	if err != nil {
+		return err
+	}
+	if code != want {
+		return fmt.Errorf("CONNACK 0x%02x, want 0x%02x", code, want)
+	}
+	return nil
+}
+
+func shortErr(err error) string {
+	s := err.Error()
+	if len(s) > 80 {
+		s = s[:80]
+	}
+	return s
+}
+
+var _ = http.StatusOK

@@ -1,0 +1,324 @@
+package security
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// sysValue reads a retained $SYS topic through the watcher: re-subscribing
+// makes the broker replay the retained value at once.
+func (e *Env) sysValue(ctx context.Context, topic string) (string, error) {
+	tap := e.watch.tap(func(m Msg) bool { return m.Topic == topic })
+	defer e.watch.untap(tap)
+	if _, err := e.watch.c.subscribe(ctx, topic); err != nil {
+		return "", fmt.Errorf("subscribe %s: %w", topic, err)
+	}
+	m, ok := tap.waitFor(ctx, 3*time.Second, func(Msg) bool { return true })
+	if !ok {
+		return "", fmt.Errorf("no %s within 3s (watcher lacks `topic read $SYS/#`?)", topic)
+	}
+	return string(m.Payload), nil
+}
+
+var versionRE = regexp.MustCompile(`(\d+)\.(\d+)\.(\d+)`)
+
+// brokerVersion returns major, minor, patch of "$SYS/broker/version".
+func brokerVersion(s string) (int, int, int, bool) {
+	m := versionRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, 0, 0, false
+	}
+	var a, b, c int
+	fmt.Sscan(m[1], &a)
+	fmt.Sscan(m[2], &b)
+	fmt.Sscan(m[3], &c)
+	return a, b, c, true
+}
+
+// debianFloor is the patch level with every backported CVE fix of §1.
+const debianFloor = "2.0.11-1.2+deb12u2"
+
+func opsChecks() []Check {
+	return []Check{
+		{
+			ID: "OPS-01", Tier: 1, Title: "Broker patch level at or above the floor",
+			Attack: "read $SYS/broker/version as the watcher; locally also dpkg-query mosquitto/libmosquitto1 against 2.0.11-1.2+deb12u2",
+			Fix:    "apt-get install --only-upgrade mosquitto libmosquitto1 (>= 2.0.11-1.2+deb12u2: CVE-2023-0809, -3592, -28366, CVE-2024-8376, -3935, -10525)",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				v, err := e.sysValue(ctx, "$SYS/broker/version")
+				if err != nil {
+					return inconclusive("%v", err)
+				}
+				a, b, c, ok := brokerVersion(v)
+				if !ok {
+					return inconclusive("unparseable $SYS/broker/version %q", v)
+				}
+				if a < 2 || (a == 2 && b == 0 && c < 11) {
+					return fail("broker reports %q, below 2.0.11", v)
+				}
+				if e.T.Local == nil {
+					return pass("broker reports %q; Debian revision not checkable remotely", v)
+				}
+				var parts []string
+				for _, pkg := range []string{"mosquitto", "libmosquitto1"} {
+					have := dpkgVersion(ctx, pkg)
+					if have == "" {
+						parts = append(parts, pkg+" not a dpkg package here")
+						continue
+					}
+					if !debAtLeast(ctx, have, debianFloor) {
+						return fail("%s %s is below %s (lacks the deb12u1/u2 CVE backports); broker reports %q", pkg, have, debianFloor, v)
+					}
+					parts = append(parts, pkg+" "+have)
+				}
+				if a == 2 && b == 0 && c == 11 && dpkgVersion(ctx, "mosquitto") == "" {
+					return inconclusive("broker reports %q but is not a Debian package: cannot tell whether the deb12u1/u2 CVE backports are in", v)
+				}
+				return pass("broker reports %q; %s (>= %s)", v, strings.Join(parts, ", "), debianFloor)
+			},
+		},
+		{
+			ID: "OPS-02", Tier: 1, Title: "Config lint of the rendered mosquitto.conf and ACL",
+			Attack: "static: per_listener_settings first, no listener option before the first listener (F1), explicit listener addresses, socket_domain on websockets (F2), ACL without %c or broad grants, cafile = private CA only, 0600 keys, no http_dir, no inline comments",
+			Fix:    "render the config with infra/hostconfig (SECURITY.md §4) and fix each finding listed",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				if e.T.Local == nil || e.T.Local.MosquittoConf == "" {
+					return skipped("config lint needs the rendered files (a local target); lint the rendered output in CI before deploy")
+				}
+				findings, summary, err := e.lintMosquitto()
+				if err != nil {
+					return inconclusive("%v", err)
+				}
+				if len(findings) > 0 {
+					return fail("%d finding(s): %s", len(findings), strings.Join(findings, "; "))
+				}
+				return pass("%s", summary)
+			},
+		},
+	}
+}
+
+// lintMosquitto returns the findings of OPS-02 and a summary of what was
+// checked (the positive control: a lint that read nothing proves nothing).
+func (e *Env) lintMosquitto() ([]string, string, error) {
+	path := e.T.Local.MosquittoConf
+	conf, err := readConf(path)
+	if err != nil {
+		return nil, "", err
+	}
+	var findings []string
+	add := func(f string, a ...any) { findings = append(findings, fmt.Sprintf(f, a...)) }
+	firstListener := -1
+	perListener := -1
+	for i, d := range conf {
+		if d.key == "listener" && firstListener < 0 {
+			firstListener = i
+		}
+		if d.key == "per_listener_settings" && perListener < 0 {
+			perListener = i
+			if d.value != "true" {
+				add("%s:%d per_listener_settings %s (want true)", d.file, d.line, d.value)
+			}
+		}
+	}
+	if firstListener < 0 {
+		return nil, "", fmt.Errorf("%s: no listener line at all", path)
+	}
+	if perListener < 0 {
+		add("per_listener_settings true missing")
+	}
+	var listeners, acls, keys []string
+	type lst struct {
+		head                          directive
+		ws, domain, v6loop, ownsUUAsC bool
+		acl                           bool
+	}
+	var ls []*lst
+	var cur *lst
+	for i, d := range conf {
+		if strings.Contains(d.value, " #") || strings.Contains(d.value, "\t#") {
+			add("%s:%d inline comment in %q (2.0.11 keeps it as part of the value)", d.file, d.line, d.key+" "+d.value)
+		}
+		if i < firstListener && listenerScoped[d.key] {
+			add("%s:%d %s before the first listener (F1: opens an anonymous listener on 0.0.0.0:1883)", d.file, d.line, d.key)
+		}
+		if perListener >= 0 && i < perListener && listenerScoped[d.key] {
+			add("%s:%d %s before per_listener_settings", d.file, d.line, d.key)
+		}
+		switch d.key {
+		case "listener":
+			f := strings.Fields(d.value)
+			cur = &lst{head: d}
+			ls = append(ls, cur)
+			listeners = append(listeners, d.value)
+			if len(f) < 2 {
+				add("%s:%d listener %s has no explicit address", d.file, d.line, d.value)
+			} else if f[1] == "::1" {
+				cur.v6loop = true
+			}
+		case "protocol":
+			if cur != nil && d.value == "websockets" {
+				cur.ws = true
+			}
+		case "socket_domain":
+			if cur != nil && d.value == "ipv4" {
+				cur.domain = true
+			}
+		case "use_username_as_clientid":
+			if cur != nil && d.value == "true" {
+				cur.ownsUUAsC = true
+			}
+		case "acl_file":
+			if cur != nil {
+				cur.acl = true
+			}
+			if !contains(acls, d.value) {
+				acls = append(acls, d.value)
+			}
+		case "http_dir":
+			add("%s:%d http_dir set: the websocket listener serves files (WEB-04)", d.file, d.line)
+		case "keyfile", "password_file":
+			keys = append(keys, d.value)
+		case "cafile":
+			if msg := e.lintCAFile(d.value); msg != "" {
+				add("%s:%d %s", d.file, d.line, msg)
+			}
+		case "capath":
+			add("%s:%d capath set: every CA in it can mint usernames (CRT-02)", d.file, d.line)
+		}
+	}
+	allUUAsC := true
+	for _, l := range ls {
+		if l.ws && !l.domain && !l.v6loop {
+			add("%s:%d websockets listener %s without socket_domain ipv4 (F2: binds *:port)", l.head.file, l.head.line, l.head.value)
+		}
+		if l.acl && !l.ownsUUAsC {
+			allUUAsC = false
+		}
+	}
+	for _, k := range keys {
+		st, err := os.Stat(k)
+		if err != nil {
+			add("%s: %v", k, err)
+			continue
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			add("%s mode %o (want 0600)", k, st.Mode().Perm())
+		}
+	}
+	seenACL := map[string]bool{}
+	for _, a := range acls {
+		if seenACL[a] {
+			continue
+		}
+		seenACL[a] = true
+		findings = append(findings, lintACL(a, e.T.Observer, allUUAsC)...)
+	}
+	if len(acls) == 0 {
+		add("no acl_file on any listener")
+	}
+	summary := fmt.Sprintf("%d directives, listeners [%s], ACL %s, %d key/password files checked: clean",
+		len(conf), strings.Join(listeners, "; "), strings.Join(acls, ","), len(keys))
+	return findings, summary, nil
+}
+
+// lintACL flags %c patterns (the identity then depends on a client-chosen
+// id), grants on '#' to anyone but read-only audit identities, and an empty
+// file (CVE-2018-12550 class).
+func lintACL(path, observer string, allUUAsC bool) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return []string{fmt.Sprintf("ACL %s: %v", path, err)}
+	}
+	var out []string
+	s := bufio.NewScanner(bytes.NewReader(b))
+	n, rules := 0, 0
+	user := ""
+	for s.Scan() {
+		n++
+		line := strings.TrimSpace(s.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, _ := strings.Cut(line, " ")
+		v = strings.TrimSpace(v)
+		switch k {
+		case "user":
+			user = v
+		case "pattern", "topic":
+			rules++
+			f := strings.Fields(v)
+			topic := f[len(f)-1]
+			access := "readwrite"
+			if len(f) > 1 {
+				access = f[0]
+			}
+			if k == "pattern" && strings.Contains(topic, "%c") {
+				why := "masked today by use_username_as_clientid on every ACL listener, but one listener without it hands devices each other's subtrees"
+				if !allUUAsC {
+					why = "a listener using this ACL does not force use_username_as_clientid: any client can pick another device's id"
+				}
+				out = append(out, fmt.Sprintf("%s:%d %q keys the ACL on the client id (%%c): use %%u (%s)", path, n, line, why))
+			}
+			if (topic == "#" || topic == "devices/#") && access != "read" && user == "" {
+				out = append(out, fmt.Sprintf("%s:%d %q grants %s on %s to everyone", path, n, line, access, topic))
+			}
+			if topic == "#" && access != "read" && user != "" {
+				out = append(out, fmt.Sprintf("%s:%d user %s gets %s on # (only read-only audit identities may)", path, n, user, access))
+			}
+		}
+	}
+	if rules == 0 {
+		out = append(out, fmt.Sprintf("ACL %s has no rules", path))
+	}
+	return out
+}
+
+// lintCAFile requires the broker's cafile to hold exactly the target's
+// private CA.
+func (e *Env) lintCAFile(path string) string {
+	got, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("cafile %s: %v", path, err)
+	}
+	want, err := os.ReadFile(e.T.CACert)
+	if err != nil {
+		return fmt.Sprintf("target CA %s: %v", e.T.CACert, err)
+	}
+	wb, _ := pem.Decode(want)
+	if wb == nil {
+		return fmt.Sprintf("target CA %s holds no PEM", e.T.CACert)
+	}
+	n := 0
+	for rest := got; ; {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		n++
+		if !bytes.Equal(blk.Bytes, wb.Bytes) {
+			return fmt.Sprintf("cafile %s holds a certificate other than the private device CA (certificate #%d)", path, n)
+		}
+	}
+	if n == 0 {
+		return fmt.Sprintf("cafile %s holds no certificate", path)
+	}
+	return ""
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,404 @@
+package security
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// webAddrs returns the nginx TLS address (host:port) and plain HTTP base.
+func (e *Env) webAddrs() (httpsAddr, httpBase string, err error) {
+	if e.T.HTTPSURL == "" {
+		return "", "", fmt.Errorf("target has no https_url")
+	}
+	u, err := url.Parse(e.T.HTTPSURL)
+	if err != nil {
+		return "", "", fmt.Errorf("https_url: %w", err)
+	}
+	httpsAddr = u.Host
+	if u.Port() == "" {
+		httpsAddr = net.JoinHostPort(u.Hostname(), "443")
+	}
+	port := 80
+	if e.T.Local != nil && e.T.Local.HTTPPort > 0 {
+		port = e.T.Local.HTTPPort
+	}
+	return httpsAddr, "http://" + net.JoinHostPort(u.Hostname(), strconv.Itoa(port)), nil
+}
+
+// webRoots trusts the system roots (an ACME certificate) and the private CA.
+func (e *Env) webRoots() *x509.CertPool {
+	p, err := x509.SystemCertPool()
+	if err != nil || p == nil {
+		p = x509.NewCertPool()
+	}
+	if b, err := readFile(e.T.CACert); err == nil {
+		p.AppendCertsFromPEM(b)
+	}
+	return p
+}
+
+// webClient never follows redirects (the checks judge the redirect) and
+// optionally binds its source address (WEB-06 probes from a loopback
+// address outside the allow list).
+func (e *Env) webClient(cert *tls.Certificate, source net.IP) *http.Client {
+	cfg := &tls.Config{RootCAs: e.webRoots(), ServerName: e.T.ServerName, MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if source != nil {
+		d.LocalAddr = &net.TCPAddr{IP: source}
+	}
+	return &http.Client{
+		Timeout:       8 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport:     &http.Transport{TLSClientConfig: cfg, DialContext: d.DialContext, ForceAttemptHTTP2: false, DisableKeepAlives: true},
+	}
+}
+
+type webResp struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (e *Env) fetch(ctx context.Context, c *http.Client, method, u, host string, hdr map[string]string) (webResp, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return webResp{}, err
+	}
+	if host == "" {
+		// nginx answers 421 when Host and SNI differ on a server that
+		// verifies client certificates; SNI is the target's server name.
+		host = e.T.ServerName
+	}
+	req.Host = host
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return webResp{}, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return webResp{status: resp.StatusCode, header: resp.Header, body: string(b)}, nil
+}
+
+var maxAgeRE = regexp.MustCompile(`max-age=(\d+)`)
+
+func webChecks() []Check {
+	return []Check{
+		{
+			ID: "WEB-01", Tier: 1, Title: "HTTP→HTTPS redirect to a fixed name; no Host reflection; ACME path intact",
+			Attack: "GET http://<host>/x with the real Host and with Host: evil.example; GET /.well-known/acme-challenge/<probe>",
+			Fix:    "port 80 server: `return 301 https://<fixed name>$request_uri;` and `location ^~ /.well-known/acme-challenge/ { root ...; }`",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				_, base, err := e.webAddrs()
+				if err != nil {
+					return skipped("%v", err)
+				}
+				c := e.webClient(nil, nil)
+				path := "/sec-" + nonce() + "?q=1"
+				good, err := e.fetch(ctx, c, "GET", base+path, e.T.ServerName, nil)
+				if err != nil {
+					return inconclusive("positive control GET %s: %v", base, err)
+				}
+				loc := good.header.Get("Location")
+				if good.status != 301 && good.status != 308 {
+					return fail("GET %s answered %d, not a permanent redirect", path, good.status)
+				}
+				lu, err := url.Parse(loc)
+				if err != nil || lu.Scheme != "https" || lu.Hostname() != e.T.ServerName || lu.RequestURI() != path {
+					return fail("redirect Location %q is not https://%s…%s", loc, e.T.ServerName, path)
+				}
+				evil, err := e.fetch(ctx, c, "GET", base+path, "evil.example", nil)
+				evilDesc := ""
+				switch {
+				case err != nil:
+					evilDesc = "Host evil.example: connection closed"
+				case strings.Contains(evil.header.Get("Location"), "evil.example"):
+					return fail("Host header REFLECTED: Location %q", evil.header.Get("Location"))
+				default:
+					evilDesc = fmt.Sprintf("Host evil.example: %d Location %q", evil.status, evil.header.Get("Location"))
+				}
+				acme, err := e.fetch(ctx, c, "GET", base+"/.well-known/acme-challenge/sec-probe-"+nonce(), e.T.ServerName, nil)
+				if err != nil {
+					return fail("ACME path: %v", err)
+				}
+				if acme.status >= 300 && acme.status < 400 {
+					return fail("ACME path redirected (%d to %q): http-01 renewals break", acme.status, acme.header.Get("Location"))
+				}
+				return pass("301 → %s; %s; ACME path served from the webroot (%d)", loc, evilDesc, acme.status)
+			},
+		},
+		{
+			ID: "WEB-02", Tier: 1, Title: "HSTS on every HTTPS response, including errors",
+			Attack: "GET /, /status, a missing page and /mqtt without a certificate; read Strict-Transport-Security",
+			Fix:    `add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always; (server level, no location with its own add_header)`,
+			Run: func(ctx context.Context, e *Env) Outcome {
+				if e.T.HTTPSURL == "" {
+					return skipped("target has no https_url")
+				}
+				c := e.webClient(nil, nil)
+				base := strings.TrimSuffix(e.T.HTTPSURL, "/")
+				var parts []string
+				codes := map[int]bool{}
+				for _, p := range []string{"/", "/status", "/sec-missing-" + nonce(), "/mqtt"} {
+					r, err := e.fetch(ctx, c, "GET", base+p, "", nil)
+					if err != nil {
+						return inconclusive("GET %s: %v", p, err)
+					}
+					codes[r.status/100] = true
+					h := r.header.Get("Strict-Transport-Security")
+					m := maxAgeRE.FindStringSubmatch(h)
+					if m == nil {
+						return fail("GET %s (%d): no Strict-Transport-Security header", p, r.status)
+					}
+					if n, _ := strconv.Atoi(m[1]); n < 31536000 {
+						return fail("GET %s (%d): HSTS max-age %s < 31536000", p, r.status, m[1])
+					}
+					parts = append(parts, fmt.Sprintf("%s %d", p, r.status))
+				}
+				if !codes[4] {
+					return inconclusive("positive control: no 4xx response was produced (%s), so error pages were not covered", strings.Join(parts, ", "))
+				}
+				return pass("HSTS max-age >= 1y on %s", strings.Join(parts, ", "))
+			},
+		},
+		{
+			ID: "WEB-03", Tier: 1, Title: "TLS on the nginx port: versions, ciphers, unknown SNI/Host, certificate",
+			Attack: "TLS 1.0/1.1 and CBC-only handshakes; unknown SNI; known SNI with Host evil.example; verify the chain and expiry",
+			Fix:    "ssl_protocols TLSv1.2 TLSv1.3; ssl_ciphers <AEAD list>; ssl_session_tickets off; catch-all default_server with ssl_reject_handshake on; return 444;",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				addr, _, err := e.webAddrs()
+				if err != nil {
+					return skipped("%v", err)
+				}
+				base := func() *tls.Config {
+					return &tls.Config{RootCAs: e.webRoots(), ServerName: e.T.ServerName, MinVersion: tls.VersionTLS12}
+				}
+				st, _, err := probeTLS(ctx, addr, base())
+				if err != nil {
+					return fail("verified handshake with SNI %s failed: %v", e.T.ServerName, err)
+				}
+				leaf := leafVerdict(st, e.T.ServerName)
+				if leaf.Status != Pass {
+					return leaf
+				}
+				var parts []string
+				for _, v := range []uint16{tls.VersionTLS11, tls.VersionTLS10} {
+					cfg := base()
+					cfg.MinVersion, cfg.MaxVersion = v, v
+					if _, alert, err := probeTLS(ctx, addr, cfg); err == nil {
+						return fail("%s handshake COMPLETED on %s", tls.VersionName(v), addr)
+					} else {
+						parts = append(parts, tls.VersionName(v)+" refused ("+alertName(alert)+")")
+					}
+				}
+				ciph := tlsCipherProbe(ctx, addr, base)
+				if ciph.Status != Pass {
+					return ciph
+				}
+				parts = append(parts, "CBC-only refused")
+				unk := base()
+				unk.ServerName = "sec-" + nonce() + ".invalid"
+				unk.InsecureSkipVerify = true // proving refusal: no certificate may be shown for an unknown name
+				if st, alert, err := probeTLS(ctx, addr, unk); err == nil {
+					return fail("unknown SNI %s got a handshake (certificate %q)", unk.ServerName, st.PeerCertificates[0].Subject.CommonName)
+				} else {
+					parts = append(parts, "unknown SNI refused ("+alertName(alert)+")")
+				}
+				c := e.webClient(nil, nil)
+				r, err := e.fetch(ctx, c, "GET", strings.TrimSuffix(e.T.HTTPSURL, "/")+"/", "evil.example", nil)
+				switch {
+				case err == nil && r.status < 400:
+					return fail("known SNI with Host evil.example served %d", r.status)
+				case err == nil:
+					parts = append(parts, fmt.Sprintf("Host evil.example → %d", r.status))
+				default:
+					parts = append(parts, "Host evil.example → closed (444)")
+				}
+				return pass("%s; %s", strings.Join(parts, "; "), leaf.Evidence)
+			},
+		},
+		{
+			ID: "WEB-04", Tier: 1, Title: "No version disclosure",
+			Attack: "HEAD /, GET a missing page, a refused WebSocket upgrade: read Server, X-Powered-By and the error body",
+			Fix:    "server_tokens off; (headers-more to drop Server entirely); no http_dir in mosquitto.conf",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				if e.T.HTTPSURL == "" {
+					return skipped("target has no https_url")
+				}
+				c := e.webClient(nil, nil)
+				base := strings.TrimSuffix(e.T.HTTPSURL, "/")
+				reqs := []struct{ m, p string; h map[string]string }{
+					{"HEAD", "/", nil},
+					{"GET", "/sec-missing-" + nonce(), nil},
+					{"GET", "/mqtt", map[string]string{"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol": "mqtt"}},
+				}
+				var parts []string
+				verRE := regexp.MustCompile(`nginx/\d`)
+				for _, q := range reqs {
+					r, err := e.fetch(ctx, c, q.m, base+q.p, "", q.h)
+					if err != nil {
+						return inconclusive("%s %s: %v", q.m, q.p, err)
+					}
+					srv := r.header.Get("Server")
+					if verRE.MatchString(srv) || strings.Contains(srv, "/") {
+						return fail("%s %s (%d): Server: %q discloses the version", q.m, q.p, r.status, srv)
+					}
+					if verRE.MatchString(r.body) {
+						return fail("%s %s (%d): error body discloses %q", q.m, q.p, r.status, verRE.FindString(r.body))
+					}
+					if xp := r.header.Get("X-Powered-By"); xp != "" {
+						return fail("%s %s: X-Powered-By: %q", q.m, q.p, xp)
+					}
+					parts = append(parts, fmt.Sprintf("%s %s %d Server=%q", q.m, q.p, r.status, srv))
+				}
+				if e.T.Local != nil && e.T.Local.MosquittoConf != "" {
+					conf, err := readConf(e.T.Local.MosquittoConf)
+					if err != nil {
+						return inconclusive("%v", err)
+					}
+					for _, d := range conf {
+						if d.key == "http_dir" {
+							return fail("mosquitto http_dir %s: the websocket listener serves files", d.value)
+						}
+					}
+					parts = append(parts, "no http_dir")
+				}
+				return pass("%s", strings.Join(parts, "; "))
+			},
+		},
+		{
+			ID: "WEB-05", Tier: 1, Title: "wss /mqtt needs a device certificate AND MQTT authentication bound to it",
+			Attack: "wss /mqtt with (a) no cert, (b) a foreign-CA cert, (c) a valid cert without credentials, (d) a valid cert + its own password, (e) device X's cert + identity Y's password",
+			Fix:    "nginx: ssl_verify_client optional + `if ($ssl_client_verify != SUCCESS) { return 403; }` on /mqtt, ssl_client_certificate = private CA, ssl_crl; to bind cert and username (e): do not offer MQTT-over-WSS to devices, or pass 443 through to 8883 with stream+ssl_preread, or an auth plugin",
+			Negative: []NegativeKind{NegForeign},
+			Run:      runWEB05,
+		},
+		{
+			ID: "WEB-06", Tier: 1, Title: "The status page is restricted",
+			Attack: "GET /status from an address outside the allow list (a second loopback address locally); control: /healthz answers",
+			Fix:    "location = /status { allow <ops-cidr>; deny all; stub_status; }",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				if e.T.HTTPSURL == "" {
+					return skipped("target has no https_url")
+				}
+				var src net.IP
+				srcDesc := "this host"
+				if e.T.Local != nil {
+					// 127.0.0.2 is loopback but not 127.0.0.1: it stands for
+					// "the Internet" unless the allow list covers 127/8.
+					src, srcDesc = net.ParseIP("127.0.0.2"), "127.0.0.2"
+				}
+				c := e.webClient(nil, src)
+				base := strings.TrimSuffix(e.T.HTTPSURL, "/")
+				hz, err := e.fetch(ctx, c, "GET", base+"/healthz", "", nil)
+				if err != nil || hz.status != 200 {
+					hz2, err2 := e.fetch(ctx, c, "GET", base+"/", "", nil)
+					if err2 != nil || hz2.status != 200 {
+						return inconclusive("positive control: neither /healthz nor / answered 200 from %s (%v %v)", srcDesc, err, err2)
+					}
+				}
+				r, err := e.fetch(ctx, c, "GET", base+"/status", "", nil)
+				if err != nil {
+					return inconclusive("GET /status: %v", err)
+				}
+				if r.status == 200 {
+					return fail("/status served (200) to %s: %q", srcDesc, firstLine(r.body))
+				}
+				return pass("/status → %d from %s; /healthz control answered", r.status, srcDesc)
+			},
+		},
+		{ID: "WEB-07", Tier: 2, Title: "Non-WebSocket and abusive requests to /mqtt", Attack: "plain GET, wrong subprotocol, 20 KB header, 50 upgrades/s", Fix: "limit_req, limit_conn, large_client_header_buffers, client_header_timeout, proxy_read_timeout"},
+	}
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+func runWEB05(ctx context.Context, e *Env) Outcome {
+	if e.T.WSSURL == "" {
+		return skipped("target offers no wss transport")
+	}
+	user, pw, err := e.pwCreds()
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	e.fresh.Lock()
+	defer e.fresh.Unlock()
+	var parts []string
+	// (a) no certificate
+	if c, st, err := dialWS(ctx, e.T.WSSURL, &tls.Config{RootCAs: e.webRoots(), ServerName: e.T.ServerName}); err == nil {
+		c.Close()
+		return fail("(a) no certificate: upgrade ACCEPTED (HTTP %d)", st)
+	} else {
+		parts = append(parts, fmt.Sprintf("(a) no cert: HTTP %d", st))
+	}
+	// (b) foreign CA
+	if ferr := e.negErr[NegForeign]; ferr != nil {
+		return inconclusive("foreign identity: %v", ferr)
+	}
+	fc := e.neg[NegForeign]
+	if c, st, err := dialWS(ctx, e.T.WSSURL, &tls.Config{RootCAs: e.webRoots(), ServerName: e.T.ServerName, Certificates: []tls.Certificate{fc}}); err == nil {
+		c.Close()
+		return fail("(b) foreign-CA certificate: upgrade ACCEPTED (HTTP %d)", st)
+	} else {
+		parts = append(parts, fmt.Sprintf("(b) foreign cert: HTTP %d", st))
+	}
+	dev, err := e.clientTLS(wssCertID)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	dev.RootCAs = e.webRoots()
+	mqttOver := func(cfg *tls.Config, cp rawConnect) (byte, error) {
+		c, st, err := dialWS(ctx, e.T.WSSURL, cfg)
+		if err != nil {
+			return 0, fmt.Errorf("upgrade refused (HTTP %d): %w", st, err)
+		}
+		defer c.Close()
+		code, _, err := c.connack(cp)
+		return code, err
+	}
+	// (c) valid certificate, no credentials
+	code, err := mqttOver(dev, rawConnect{ClientID: wssCertID, KeepAlive: 30})
+	if err != nil {
+		return inconclusive("(c) valid certificate: %v", err)
+	}
+	if code == 0 {
+		return fail("(c) valid certificate without MQTT credentials: CONNACK 0 (anonymous over wss)")
+	}
+	parts = append(parts, fmt.Sprintf("(c) cert, no creds: CONNACK %d", code))
+	// (d) positive control: the password identity's own certificate and password
+	own, err := e.clientTLS(user)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	own.RootCAs = e.webRoots()
+	code, err = mqttOver(own, rawConnect{ClientID: user, Username: &user, Password: &pw, KeepAlive: 30})
+	if err != nil || code != 0 {
+		return inconclusive("(d) positive control: %s's certificate + password: CONNACK %d %v", user, code, err)
+	}
+	parts = append(parts, "(d) own cert+password: CONNACK 0")
+	// (e) another identity's certificate with this password
+	code, err = mqttOver(dev, rawConnect{ClientID: user, Username: &user, Password: &pw, KeepAlive: 30})
+	if err == nil && code == 0 {
+		return fail("%s; (e) %s's certificate + %s's password ACCEPTED as %s: nginx does not bind the certificate to the MQTT username (F8)", strings.Join(parts, "; "), wssCertID, user, user)
+	}
+	parts = append(parts, fmt.Sprintf("(e) cert/username mismatch: CONNACK %d %v", code, err))
+	return pass("%s", strings.Join(parts, "; "))
+}

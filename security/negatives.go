@@ -1,0 +1,271 @@
+package security
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"path/filepath"
+	"reflect"
+	"syscall"
+	"time"
+
+	"github.com/mqttstack/mqttstack/certs"
+)
+
+// NegativeKind names a CI-only client identity that a hardened broker must
+// refuse (or, for CN policy checks, must neutralise).
+type NegativeKind string
+
+const (
+	NegForeign    NegativeKind = "foreign"    // CN of a real device, signed by a throwaway CA
+	NegSelfSigned NegativeKind = "selfsigned" // CN of a real device, self-signed
+	NegExpired    NegativeKind = "expired"
+	NegNotYet     NegativeKind = "notyet"
+	NegRevoked    NegativeKind = "revoked"
+	NegServerAuth NegativeKind = "serverauth" // EKU serverAuth only
+	NegWildcardCN NegativeKind = "cn-plus-hash"
+)
+
+// ciSubCA is the name of the sub-CA the suite's negative identities come
+// from: never the production CA itself (SECURITY.md §2).
+const ciSubCA = "sec-ci"
+
+// prepareNegatives makes the negative identities. Failures are kept per
+// kind; the checks that need them report Inconclusive.
+func (e *Env) prepareNegatives(ctx context.Context, kinds map[NegativeKind]bool) error {
+	victim := actorName("CRT-02", "victim")
+	if _, err := e.root.IssueClients(ctx, []string{victim}); err != nil {
+		return fmt.Errorf("security: issue %s: %w", victim, err)
+	}
+	if kinds[NegForeign] {
+		if c, err := foreignCert(victim, false); err != nil {
+			e.negErr[NegForeign] = err
+		} else {
+			e.neg[NegForeign] = c
+		}
+	}
+	if kinds[NegSelfSigned] {
+		if c, err := foreignCert(victim, true); err != nil {
+			e.negErr[NegSelfSigned] = err
+		} else {
+			e.neg[NegSelfSigned] = c
+		}
+	}
+	sub, err := e.negAuthority()
+	if err != nil {
+		for k := range kinds {
+			if k != NegForeign && k != NegSelfSigned {
+				e.negErr[k] = err
+			}
+		}
+		return nil
+	}
+	e.subCADir = sub.Dir
+	// The sub-CA's own valid identity is the positive control of every
+	// CA-issued negative: if it is refused, a refusal of the negative proves
+	// nothing about the property under test.
+	e.subCAGood = "sec-ci-good"
+	if err := sub.IssueClient(e.subCAGood, certs.ClientOptions{}); err != nil {
+		return fmt.Errorf("security: issue %s under the CI sub-CA: %w", e.subCAGood, err)
+	}
+	now := time.Now()
+	issue := func(k NegativeKind, id string, o certs.ClientOptions) {
+		if !kinds[k] {
+			return
+		}
+		if err := sub.IssueClient(id, o); err != nil {
+			e.negErr[k] = err
+			return
+		}
+		c, err := e.loadPair(filepath.Join(sub.Dir, "clients"), id)
+		if err != nil {
+			e.negErr[k] = err
+			return
+		}
+		e.neg[k] = c
+	}
+	issue(NegExpired, "sec-ci-expired", certs.ClientOptions{NotBefore: now.Add(-72 * time.Hour), NotAfter: now.Add(-24 * time.Hour)})
+	issue(NegNotYet, "sec-ci-notyet", certs.ClientOptions{NotBefore: now.Add(24 * time.Hour), NotAfter: now.Add(72 * time.Hour)})
+	issue(NegServerAuth, "sec-ci-serverauth", certs.ClientOptions{ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	issue(NegWildcardCN, "sec-ci-wild", certs.ClientOptions{RawCN: "sec+#"})
+	if kinds[NegRevoked] {
+		if err := e.prepareRevoked(ctx, sub); err != nil {
+			e.negErr[NegRevoked] = err
+		}
+	}
+	if _, err := e.loadPair(filepath.Join(sub.Dir, "clients"), e.subCAGood); err != nil {
+		return err
+	}
+	return nil
+}
+
+// prepareRevoked issues sec-ci-revoked, revokes it, writes the CRL and has
+// the broker re-read it (SIGHUP reloads cert, key and CRL on 2.0.11).
+func (e *Env) prepareRevoked(ctx context.Context, sub *certs.Authority) error {
+	id := "sec-ci-revoked"
+	if err := sub.IssueClient(id, certs.ClientOptions{}); err != nil {
+		return err
+	}
+	if err := sub.Revoke(id); err != nil {
+		return fmt.Errorf("revoke %s: %w", id, err)
+	}
+	if err := sub.WriteCRL(certs.DefaultCRLNextUpdate); err != nil {
+		return fmt.Errorf("write CRL: %w", err)
+	}
+	c, err := e.loadPair(filepath.Join(sub.Dir, "clients"), id)
+	if err != nil {
+		return err
+	}
+	e.neg[NegRevoked] = c
+	reload := e.opts.Reload
+	if reload == nil && e.T.Local != nil && e.T.Local.MosquittoPID > 0 {
+		pid := e.T.Local.MosquittoPID
+		reload = func() error { return syscall.Kill(pid, syscall.SIGHUP) }
+	}
+	if reload == nil {
+		// A deployed broker: the revocation must already be in the deployed
+		// CRL; CRT-05 reports what it finds.
+		return nil
+	}
+	if err := reload(); err != nil {
+		return fmt.Errorf("reload broker to pick up the CRL: %w", err)
+	}
+	// Wait until the reload took effect so CRT-05 measures the CRL, not the
+	// race with SIGHUP handling.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		r := e.certAttempt(ctx, []tls.Certificate{c}, tls.VersionTLS12)
+		if !r.accepted() {
+			return nil
+		}
+		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// negAuthority opens (creating on first use) the CI sub-CA below the PKI.
+func (e *Env) negAuthority() (*certs.Authority, error) {
+	return e.root.SubCA(ciSubCA)
+}
+
+// foreignCert makes a client certificate with CN cn that the private CA did
+// not sign: either from a throwaway CA, or self-signed.
+func foreignCert(cn string, selfSigned bool) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	now := time.Now()
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	parent, signer := leaf, key
+	var chain [][]byte
+	if !selfSigned {
+		caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		ca := &x509.Certificate{
+			SerialNumber: big.NewInt(now.UnixNano() + 1),
+			Subject:      pkix.Name{CommonName: "throwaway foreign CA"},
+			NotBefore:    now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+			IsCA: true, BasicConstraintsValid: true,
+			KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		}
+		caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		ca, _ = x509.ParseCertificate(caDER)
+		parent, signer = ca, caKey
+		chain = append(chain, caDER)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, parent, &key.PublicKey, signer)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: append([][]byte{der}, chain...), PrivateKey: key}, nil
+}
+
+// attempt is what happened when a client presented a certificate.
+type attempt struct {
+	handshakeErr error
+	readErr      error
+	connack      int // CONNACK code, -1 when none arrived
+}
+
+func (a attempt) accepted() bool { return a.connack == 0 }
+
+// alert is the TLS alert the broker sent, or -1.
+func (a attempt) alert() int {
+	for _, err := range []error{a.handshakeErr, a.readErr} {
+		if n, ok := alertCode(err); ok {
+			return int(n)
+		}
+	}
+	return -1
+}
+
+func (a attempt) String() string {
+	switch {
+	case a.handshakeErr != nil:
+		return fmt.Sprintf("handshake refused: %v", a.handshakeErr)
+	case a.connack >= 0:
+		return fmt.Sprintf("handshake ok, CONNACK %d", a.connack)
+	default:
+		return fmt.Sprintf("handshake ok, no CONNACK: %v", a.readErr)
+	}
+}
+
+// certAttempt presents chain (none when empty) to the mTLS listener and
+// sends a 3.1.1 CONNECT. With TLS 1.3 the broker's rejection arrives on the
+// first read, so the verdict is "no CONNACK", not "handshake failed".
+func (e *Env) certAttempt(ctx context.Context, chain []tls.Certificate, maxVersion uint16) attempt {
+	cfg := e.baseTLS()
+	cfg.Certificates = chain
+	cfg.MaxVersion = maxVersion
+	conn, err := e.dialTLS(ctx, cfg)
+	if err != nil {
+		return attempt{handshakeErr: err, connack: -1}
+	}
+	c := newRawConn(conn)
+	defer c.Close()
+	rc, _, err := c.connack(rawConnect{ClientID: "sec-probe-" + nonce()[:6], KeepAlive: 30})
+	if err != nil {
+		return attempt{readErr: err, connack: -1}
+	}
+	return attempt{connack: int(rc)}
+}
+
+// alertCode extracts the number of a TLS alert received from the peer.
+// crypto/tls reports it as *net.OpError{Op: "remote error"} wrapping an
+// unexported uint8 type, so reflection is the only way to the number.
+func alertCode(err error) (uint8, bool) {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" && op.Err != nil {
+		v := reflect.ValueOf(op.Err)
+		if v.Kind() == reflect.Uint8 {
+			return uint8(v.Uint()), true
+		}
+	}
+	var ae tls.AlertError
+	if errors.As(err, &ae) {
+		return uint8(ae), true
+	}
+	return 0, false
+}

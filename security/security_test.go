@@ -1,0 +1,68 @@
+package security
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runSuite prepares the env for checks against tg and runs them.
+func runSuite(t *testing.T, tg interface{}, opts Options, checks []Check) []Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	e, err := Prepare(ctx, opts, checks)
+	if err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	defer e.Close()
+	return Run(ctx, e, checks, nil)
+}
+
+func TestTier1(t *testing.T) {
+	tg := startStack(t, nil)
+	checks, err := Select(Catalog(), 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(checks) != 40 {
+		t.Errorf("tier 1 has %d checks, the catalog says 40", len(checks))
+	}
+	start := time.Now()
+	rs := runSuite(t, tg, Options{Target: tg}, checks)
+	var buf bytes.Buffer
+	_ = WriteText(&buf, rs, time.Since(start))
+	t.Log("\n" + buf.String())
+	for _, r := range rs {
+		if r.Check.Run == nil {
+			t.Errorf("%s: tier-1 check not implemented", r.Check.ID)
+			continue
+		}
+		want := Pass
+		if f, ok := knownFindings[r.Check.ID]; ok {
+			want = Fail
+			if r.Outcome.Status == Fail && !strings.Contains(r.Outcome.Evidence, f) {
+				t.Errorf("%s failed, but not with the known finding %q: %s", r.Check.ID, f, r.Outcome.Evidence)
+			}
+		}
+		if r.Outcome.Status != want {
+			t.Errorf("%s: %s, want %s: %s", r.Check.ID, r.Outcome.Status, want, r.Outcome.Evidence)
+		}
+	}
+}
+
+// knownFindings are real weaknesses of the rendered stack that the suite
+// must keep reporting until the stack changes; the value is a fragment of
+// the evidence that identifies the finding.
+//
+// WEB-05 (F8): the rendered stack offers MQTT-over-WSS with per-identity
+// passwords behind nginx mTLS, and nginx cannot bind the certificate to the
+// MQTT username, so X's certificate + Y's password logs in as Y. Mosquitto
+// 2.0.11 websocket listeners have no use_identity_as_username. The fix is a
+// design decision of infra/hostconfig (no device WSS, or stream+ssl_preread
+// passthrough to 8883, or an auth plugin).
+var knownFindings = map[string]string{
+	"WEB-05": "does not bind the certificate to the MQTT username (F8)",
+}
