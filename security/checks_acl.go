@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.golang/paho"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
 // subscriber is an attacker that subscribes and records what it gets,
@@ -392,7 +392,9 @@ func runACL06(ctx context.Context, e *Env) Outcome {
 	victimTopic := "devices/" + a + "/cmd"
 	canary := "canary-" + nonce()
 	ctl := "willctl-" + nonce()
-	tap := e.watch.tap(func(m Msg) bool { return strings.Contains(string(m.Payload), canary) || strings.Contains(string(m.Payload), ctl) })
+	tap := e.watch.tap(func(m Msg) bool {
+		return strings.Contains(string(m.Payload), canary) || strings.Contains(string(m.Payload), ctl)
+	})
 	defer e.watch.untap(tap)
 	bad, err := e.connect311(ctx, b, func(o *mqtt.ClientOptions) { o.SetWill(victimTopic, canary, 1, true) })
 	if err != nil {

@@ -127,22 +127,22 @@ func crtChecks() []Check {
 		},
 		{
 			ID: "CRT-03", Tier: 1, Title: "Expired client certificate refused",
-			Attack: "present a CA-issued (CI sub-CA) certificate whose NotAfter is past",
-			Fix:    "default OpenSSL verification; keep the host NTP-synced",
+			Attack:   "present a CA-issued (CI sub-CA) certificate whose NotAfter is past",
+			Fix:      "default OpenSSL verification; keep the host NTP-synced",
 			Negative: []NegativeKind{NegExpired},
 			Run:      negativeCheck(NegExpired, subCAControl),
 		},
 		{
 			ID: "CRT-04", Tier: 2, Title: "Not-yet-valid client certificate refused",
-			Attack: "present a CA-issued certificate whose NotBefore is tomorrow",
-			Fix:    "default OpenSSL verification; NTP",
+			Attack:   "present a CA-issued certificate whose NotBefore is tomorrow",
+			Fix:      "default OpenSSL verification; NTP",
 			Negative: []NegativeKind{NegNotYet},
 			Run:      negativeCheck(NegNotYet, subCAControl),
 		},
 		{
 			ID: "CRT-05", Tier: 1, Title: "Revoked certificate refused (CRL) and the deployed CRL is fresh",
-			Attack: "revoke a CI identity, reload the broker's CRL, connect with it; read the CRL's nextUpdate",
-			Fix:    "crlfile <CA CRL> on 8883; a timer that rewrites the CRL well before nextUpdate and reloads; restart to evict live sessions (F10)",
+			Attack:   "revoke a CI identity, reload the broker's CRL, connect with it; read the CRL's nextUpdate",
+			Fix:      "crlfile <CA CRL> on 8883; a timer that rewrites the CRL well before nextUpdate and reloads; restart to evict live sessions (F10)",
 			Negative: []NegativeKind{NegRevoked},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				out := negativeCheck(NegRevoked, subCAControl)(ctx, e)
@@ -158,8 +158,8 @@ func crtChecks() []Check {
 		},
 		{
 			ID: "CRT-06", Tier: 1, Title: "Certificate with the wrong purpose (serverAuth only) refused",
-			Attack: "present a CA-issued certificate whose EKU is serverAuth only",
-			Fix:    "OpenSSL purpose checking (default); issue devices EKU clientAuth",
+			Attack:   "present a CA-issued certificate whose EKU is serverAuth only",
+			Fix:      "OpenSSL purpose checking (default); issue devices EKU clientAuth",
 			Negative: []NegativeKind{NegServerAuth},
 			Run:      negativeCheck(NegServerAuth, subCAControl),
 		},

@@ -242,7 +242,10 @@ func webChecks() []Check {
 				}
 				c := e.webClient(nil, nil)
 				base := strings.TrimSuffix(e.T.HTTPSURL, "/")
-				reqs := []struct{ m, p string; h map[string]string }{
+				reqs := []struct {
+					m, p string
+					h    map[string]string
+				}{
 					{"HEAD", "/", nil},
 					{"GET", "/sec-missing-" + nonce(), nil},
 					{"GET", "/mqtt", map[string]string{"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol": "mqtt"}},
@@ -283,8 +286,8 @@ func webChecks() []Check {
 		},
 		{
 			ID: "WEB-05", Tier: 1, Title: "wss /mqtt needs a device certificate AND MQTT authentication bound to it",
-			Attack: "wss /mqtt with (a) no cert, (b) a foreign-CA cert, (c) a valid cert without credentials, (d) a valid cert + its own password, (e) device X's cert + identity Y's password",
-			Fix:    "nginx: ssl_verify_client optional + `if ($ssl_client_verify != SUCCESS) { return 403; }` on /mqtt, ssl_client_certificate = private CA, ssl_crl; to bind cert and username (e): do not offer MQTT-over-WSS to devices, or pass 443 through to 8883 with stream+ssl_preread, or an auth plugin",
+			Attack:   "wss /mqtt with (a) no cert, (b) a foreign-CA cert, (c) a valid cert without credentials, (d) a valid cert + its own password, (e) device X's cert + identity Y's password",
+			Fix:      "nginx: ssl_verify_client optional + `if ($ssl_client_verify != SUCCESS) { return 403; }` on /mqtt, ssl_client_certificate = private CA, ssl_crl; to bind cert and username (e): do not offer MQTT-over-WSS to devices, or pass 443 through to 8883 with stream+ssl_preread, or an auth plugin",
 			Negative: []NegativeKind{NegForeign},
 			Run:      runWEB05,
 		},
