@@ -6,8 +6,6 @@ import (
 	"io"
 	"strings"
 	"time"
-
-	"gonum.org/v1/plot"
 )
 
 // WriteHTML writes one self-contained HTML report: inline CSS and inline SVG
@@ -74,9 +72,16 @@ type htmlPhase struct {
 }
 
 type figure struct {
-	Title string
-	SVG   template.HTML
-	Note  string
+	Title  string
+	SVG    template.HTML
+	Legend []htmlLegend
+	Note   string
+}
+
+type htmlLegend struct {
+	Name   string
+	Color  template.CSS
+	Dashed bool
 }
 
 type latencyFigures struct {
@@ -163,7 +168,7 @@ func buildPage(r *Result) (*htmlPage, error) {
 	}
 
 	var errs []string
-	render := func(title string, build func() (*plot.Plot, bool), note string) figure {
+	render := func(title string, build func() (*chart, bool), note string) figure {
 		f := figure{Title: title}
 		src, ok := build()
 		if !ok {
@@ -177,30 +182,35 @@ func buildPage(r *Result) (*htmlPage, error) {
 			return f
 		}
 		f.SVG = template.HTML(svg) // produced by vgsvg, which escapes its text
+		for _, l := range src.legend {
+			r, g, b, _ := l.Color.RGBA()
+			f.Legend = append(f.Legend, htmlLegend{Name: l.Name, Dashed: l.Dashed,
+				Color: template.CSS(fmt.Sprintf("#%02x%02x%02x", r>>8, g>>8, b>>8))})
+		}
 		return f
 	}
 	ta := newTimeAxis(r)
 	pg.TimePlots = []figure{
-		render("Connections", func() (*plot.Plot, bool) {
+		render("Connections", func() (*chart, bool) {
 			return timePlot(r, ta, "Connects per second", "per second", []seriesLine{
 				{"connected", func(s Second) float64 { return float64(s.Connects) }},
 				{"failed", func(s Second) float64 { return float64(s.ConnectFailures) }},
 				{"reconnected", func(s Second) float64 { return float64(s.Reconnects) }},
 			})
 		}, "No connect was attempted."),
-		render("Connected devices", func() (*plot.Plot, bool) {
+		render("Connected devices", func() (*chart, bool) {
 			return timePlot(r, ta, "Connected devices", "devices", []seriesLine{
 				{"connected", func(s Second) float64 { return float64(s.Active) }},
 			})
 		}, "No device was connected."),
-		render("Publishes", func() (*plot.Plot, bool) {
+		render("Publishes", func() (*chart, bool) {
 			return timePlot(r, ta, "Publishes per second", "per second", []seriesLine{
 				{"published", func(s Second) float64 { return float64(s.Published) }},
 				{"received by observer", func(s Second) float64 { return float64(s.Received) }},
 				{"publish failed", func(s Second) float64 { return float64(s.PublishFailures) }},
 			})
 		}, "Nothing was published."),
-		render("Errors", func() (*plot.Plot, bool) { return errorsPlot(r, ta) }, "No errors."),
+		render("Errors", func() (*chart, bool) { return errorsPlot(r, ta) }, "No errors."),
 	}
 	for _, met := range Metrics() {
 		hs := histsOf(r, met)
@@ -218,8 +228,8 @@ func buildPage(r *Result) (*htmlPage, error) {
 			lf.Summary = fmt.Sprintf("%s observations · p50 %s · p99 %s · p99.9 %s · max %s", formatCount(s.Count),
 				FormatMicros(float64(s.P50)), FormatMicros(float64(s.P99)), FormatMicros(float64(s.P999)), FormatMicros(float64(s.Max)))
 		}
-		lf.Hist = render("distribution", func() (*plot.Plot, bool) { return histogramPlot(met, hs), true }, "")
-		lf.Pct = render("percentiles", func() (*plot.Plot, bool) { return percentilePlot(met, hs, total), true }, "")
+		lf.Hist = render("distribution", func() (*chart, bool) { return histogramPlot(met, hs), true }, "")
+		lf.Pct = render("percentiles", func() (*chart, bool) { return percentilePlot(met, hs, total), true }, "")
 		pg.Latency = append(pg.Latency, lf)
 	}
 	for _, e := range r.Errors {

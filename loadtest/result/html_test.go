@@ -2,7 +2,6 @@ package result
 
 import (
 	"bytes"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -24,9 +23,6 @@ func TestWriteHTMLStructure(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := buf.String()
-	if dir := os.Getenv("MQTTSTACK_HTML_OUT"); dir != "" {
-		os.WriteFile(dir, buf.Bytes(), 0o644)
-	}
 
 	// 4 time plots + histogram and percentile plot for each of 5 metrics.
 	if got := strings.Count(page, "<svg"); got != 14 {

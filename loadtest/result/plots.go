@@ -10,6 +10,7 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
@@ -39,8 +40,27 @@ const (
 	plotH = 3.2 * vg.Inch
 )
 
+// chart is a plot and its legend. The page draws the legend in HTML under
+// the plot, where it never hides data.
+type chart struct {
+	*plot.Plot
+	legend []legendItem
+}
+
+type legendItem struct {
+	Name   string
+	Color  color.Color
+	Dashed bool
+}
+
+// addLine draws l and lists it in the legend.
+func (c *chart) addLine(name string, l *plotter.Line) {
+	c.Add(l)
+	c.legend = append(c.legend, legendItem{Name: name, Color: l.Color, Dashed: len(l.Dashes) > 0})
+}
+
 // newPlot returns a plot styled for the report.
-func newPlot(title, xLabel, yLabel string) *plot.Plot {
+func newPlot(title, xLabel, yLabel string) *chart {
 	p := plot.New()
 	p.Title.Text = title
 	p.Title.TextStyle.Font.Size = vg.Points(13)
@@ -56,19 +76,21 @@ func newPlot(title, xLabel, yLabel string) *plot.Plot {
 		a.Tick.Color = bandLabel
 		a.Padding = 0
 	}
-	p.Legend.Top, p.Legend.Left = true, false
 	p.Legend.TextStyle.Font.Size = vg.Points(9)
-	p.Legend.Padding = vg.Points(2)
-	p.Legend.ThumbnailWidth = vg.Points(16)
+	// gonum's default face is Liberation Serif; the page is sans-serif.
+	for _, f := range []*font.Font{&p.Title.TextStyle.Font, &p.X.Label.TextStyle.Font, &p.Y.Label.TextStyle.Font,
+		&p.X.Tick.Label.Font, &p.Y.Tick.Label.Font, &p.Legend.TextStyle.Font} {
+		f.Variant = "Sans"
+	}
 	g := plotter.NewGrid()
 	g.Vertical.Color, g.Horizontal.Color = gridColor, gridColor
 	g.Vertical.Width, g.Horizontal.Width = vg.Points(0.5), vg.Points(0.5)
 	p.Add(g)
-	return p
+	return &chart{Plot: p}
 }
 
 // svgOf renders p as an SVG element for inlining in HTML: no XML prolog.
-func svgOf(p *plot.Plot) (s string, err error) {
+func svgOf(p *chart) (s string, err error) {
 	defer func() {
 		// gonum/plot panics on degenerate ranges; a report must still be
 		// written, with this plot replaced by a note.
@@ -77,7 +99,7 @@ func svgOf(p *plot.Plot) (s string, err error) {
 		}
 	}()
 	c := vgsvg.New(plotW, plotH)
-	p.Draw(draw.New(c))
+	p.Plot.Draw(draw.New(c))
 	var buf bytes.Buffer
 	if _, err := c.WriteTo(&buf); err != nil {
 		return "", err
@@ -140,7 +162,7 @@ func newTimeAxis(r *Result) timeAxis {
 }
 
 func (ta timeAxis) label() string {
-	return "seconds since " + time.Unix(ta.start, 0).UTC().Format("15:04:05 UTC")
+	return "time since start (" + time.Unix(ta.start, 0).UTC().Format("15:04:05 UTC") + ")"
 }
 
 // phaseBands shades every other phase and names each, so a spike on a time
@@ -174,9 +196,8 @@ type seriesLine struct {
 	value func(Second) float64
 }
 
-func timePlot(r *Result, ta timeAxis, title, yLabel string, lines []seriesLine) (*plot.Plot, bool) {
-	p := newPlot(title, ta.label(), yLabel)
-	p.Add(phaseBands{ta.bands})
+func timePlot(r *Result, ta timeAxis, title, yLabel string, lines []seriesLine) (*chart, bool) {
+	p := newTimePlot(ta, title, yLabel)
 	any := false
 	for i, sl := range lines {
 		xys := make(plotter.XYs, len(r.Series))
@@ -191,17 +212,73 @@ func timePlot(r *Result, ta timeAxis, title, yLabel string, lines []seriesLine) 
 		}
 		any = any || nonZero
 		l := line(xys, palette[i%len(palette)], 1.4, false)
-		p.Add(l)
-		p.Legend.Add(sl.name, l)
+		p.addLine(sl.name, l)
 	}
-	p.Y.Min = 0
-	p.Y.Max = max(p.Y.Max, 1)
+	headroom(p)
 	return p, any
 }
 
-func errorsPlot(r *Result, ta timeAxis) (*plot.Plot, bool) {
-	p := newPlot("Errors by cause", ta.label(), "errors per second")
+func newTimePlot(ta timeAxis, title, yLabel string) *chart {
+	p := newPlot(title, ta.label(), yLabel)
+	p.X.Tick.Marker = elapsedTicks{}
+	p.Y.Tick.Marker = countTicks{}
 	p.Add(phaseBands{ta.bands})
+	return p
+}
+
+// headroom starts the y axis at zero and leaves room at the top for the
+// phase names.
+func headroom(p *chart) {
+	p.Y.Min = 0
+	p.Y.Max = max(p.Y.Max, 1) * 1.12
+}
+
+// countTicks labels a count axis without spurious decimals ("1,500", not
+// "1500.00").
+type countTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (countTicks) Ticks(lo, hi float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range ticks {
+		if ticks[i].Label == "" {
+			continue
+		}
+		if v := ticks[i].Value; v == math.Trunc(v) {
+			ticks[i].Label = formatCount(int64(v))
+		} else {
+			ticks[i].Label = sig3(v)
+		}
+	}
+	return ticks
+}
+
+// elapsedTicks marks a time axis in seconds since the start with round
+// steps and labels a person reads: 30s, 1m, 1m30s, 1h.
+type elapsedTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (elapsedTicks) Ticks(lo, hi float64) []plot.Tick {
+	span := hi - lo
+	step := 1.0
+	for _, s := range []float64{1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 21600, 43200, 86400} {
+		step = s
+		if span/s <= 8 {
+			break
+		}
+	}
+	var ticks []plot.Tick
+	for v := math.Ceil(lo/step) * step; v <= hi+1e-9; v += step {
+		ticks = append(ticks, plot.Tick{Value: v, Label: (time.Duration(v) * time.Second).String()})
+		if minor := v + step/2; step >= 2 && minor < hi {
+			ticks = append(ticks, plot.Tick{Value: minor})
+		}
+	}
+	return ticks
+}
+
+func errorsPlot(r *Result, ta timeAxis) (*chart, bool) {
+	p := newTimePlot(ta, "Errors by cause", "errors per second")
 	if len(r.Series) == 0 {
 		return p, false
 	}
@@ -228,19 +305,17 @@ func errorsPlot(r *Result, ta timeAxis) (*plot.Plot, bool) {
 	if hasOther {
 		addErrLine(p, r, ta, other, fmt.Sprintf("%d other causes", len(r.Errors)-shown), palette[len(palette)-1])
 	}
-	p.Y.Min = 0
-	p.Y.Max = max(p.Y.Max, 1)
+	headroom(p)
 	return p, len(r.Errors) > 0
 }
 
-func addErrLine(p *plot.Plot, r *Result, ta timeAxis, ys []float64, name string, c color.Color) {
+func addErrLine(p *chart, r *Result, ta timeAxis, ys []float64, name string, c color.Color) {
 	xys := make(plotter.XYs, len(ys))
 	for k := range ys {
 		xys[k] = plotter.XY{X: float64(r.Series[k].T - ta.start), Y: ys[k]}
 	}
 	l := line(xys, c, 1.4, false)
-	p.Add(l)
-	p.Legend.Add(name, l)
+	p.addLine(name, l)
 }
 
 func truncate(s string, n int) string {
@@ -264,7 +339,7 @@ func (latencyTicks) Ticks(lo, hi float64) []plot.Tick {
 				continue
 			}
 			t := plot.Tick{Value: v}
-			if i == 1 || (hi/lo < 30 && (i == 2 || i == 5)) {
+			if i == 1 || (hi/lo < 2000 && (i == 2 || i == 5)) || (hi/lo < 8 && (i == 3 || i == 4 || i == 7)) {
 				t.Label = FormatMicros(v * 1000)
 			}
 			ticks = append(ticks, t)
@@ -294,12 +369,13 @@ func histsOf(r *Result, m Metric) []phaseHist {
 }
 
 // binsPerDecade sets the resolution of the latency histogram plots.
-const binsPerDecade = 16
+const binsPerDecade = 12
 
 // histogramPlot draws, for each phase, the share of observations per
 // log-spaced latency bin: on a log axis, equal-width bins read as a shape.
-func histogramPlot(m Metric, hs []phaseHist) *plot.Plot {
+func histogramPlot(m Metric, hs []phaseHist) *chart {
 	p := newPlot(m.Label()+" latency distribution", "latency (log scale)", "% of observations")
+	p.Y.Tick.Marker = countTicks{}
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = latencyTicks{}
 	loBin, hiBin := math.MaxInt, math.MinInt
@@ -332,18 +408,17 @@ func histogramPlot(m Metric, hs []phaseHist) *plot.Plot {
 		}
 		l := line(xys, b.ph.color, 1.4, false)
 		l.StepStyle = plotter.PostStep
-		p.Add(l)
-		p.Legend.Add(b.ph.name, l)
+		p.addLine(b.ph.name, l)
 	}
 	p.X.Min, p.X.Max = edge(loBin), edge(hiBin)
-	p.Y.Min = 0
+	headroom(p)
 	return p
 }
 
 // percentilePlot draws latency against percentile on a "nines" axis (x =
 // -log10(1-q)), where the tail that thresholds care about gets as much room
 // as the median.
-func percentilePlot(m Metric, hs []phaseHist, total *hdrhistogram.Histogram) *plot.Plot {
+func percentilePlot(m Metric, hs []phaseHist, total *hdrhistogram.Histogram) *chart {
 	p := newPlot(m.Label()+" latency by percentile", "percentile", "latency (log scale)")
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = latencyTicks{}
@@ -369,8 +444,7 @@ func percentilePlot(m Metric, hs []phaseHist, total *hdrhistogram.Histogram) *pl
 			lo, hi = min(lo, pt.Y), max(hi, pt.Y)
 		}
 		l := line(xys, c, 1.4, dashed)
-		p.Add(l)
-		p.Legend.Add(name, l)
+		p.addLine(name, l)
 	}
 	for _, ph := range hs {
 		add(ph.name, ph.color, ph.h, false)
@@ -378,7 +452,6 @@ func percentilePlot(m Metric, hs []phaseHist, total *hdrhistogram.Histogram) *pl
 	if len(hs) > 1 && total != nil {
 		add("all phases", totalColor, total, true)
 	}
-	p.Legend.Top, p.Legend.Left = true, true
 	var ticks []plot.Tick
 	for _, t := range []struct {
 		x     float64

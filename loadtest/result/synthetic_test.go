@@ -40,7 +40,7 @@ func feed(r *Recorder, from, to int) {
 				continue
 			}
 			rng := rand.New(rand.NewPCG(uint64(i), uint64(sec)))
-			pt := at(float64(sec) + float64(i%50)/50)
+			pt := at(float64(sec) + float64(i%250)/50) // spread over the 5 s interval
 			r.Add(Published, pt, 1)
 			r.Observe(PUBACK, pt, time.Duration(1000+rng.ExpFloat64()*4000)*time.Microsecond)
 			if i%211 == 5 && sec == 30 {

@@ -46,6 +46,9 @@ tr:last-child td { border-bottom: none; }
 .plots { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
 figure { margin: 0; border: 1px solid var(--line); border-radius: 8px; padding: 8px; background: #fff; }
 figure .note { color: var(--muted); padding: 40px 12px; text-align: center; }
+.legend { display: flex; flex-wrap: wrap; justify-content: center; gap: 4px 18px; font-size: 12px; color: var(--ink); padding: 2px 8px 4px; }
+.legend i { display: inline-block; width: 22px; height: 0; border-top: 2.5px solid; vertical-align: middle; margin-right: 6px; }
+.legend i.dashed { border-top-style: dashed; }
 svg.plot { display: block; width: 100%; height: auto; }
 svg.plot text { font-family: "Liberation Sans", Arial, Helvetica, sans-serif; }
 .metric { margin-bottom: 18px; }
@@ -81,7 +84,7 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px
 
 <h2>Over time</h2>
 <section class="plots">
-{{range .TimePlots}}<figure>{{if .SVG}}{{.SVG}}{{else}}<div class="note"><h3>{{.Title}}</h3>{{.Note}}</div>{{end}}</figure>
+{{range .TimePlots}}<figure>{{if .SVG}}{{.SVG}}{{template "legend" .Legend}}{{else}}<div class="note"><h3>{{.Title}}</h3>{{.Note}}</div>{{end}}</figure>
 {{end}}</section>
 
 <h2>Latency per phase</h2>
@@ -101,8 +104,8 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px
   <h3>{{.Metric}}</h3>
   {{if .NoDataNote}}<p class="sub">{{.NoDataNote}}</p>{{else}}<div class="sub">{{.Summary}}</div>
   <div class="two">
-    <figure>{{if .Hist.SVG}}{{.Hist.SVG}}{{else}}<div class="note">{{.Hist.Note}}</div>{{end}}</figure>
-    <figure>{{if .Pct.SVG}}{{.Pct.SVG}}{{else}}<div class="note">{{.Pct.Note}}</div>{{end}}</figure>
+    <figure>{{if .Hist.SVG}}{{.Hist.SVG}}{{template "legend" .Hist.Legend}}{{else}}<div class="note">{{.Hist.Note}}</div>{{end}}</figure>
+    <figure>{{if .Pct.SVG}}{{.Pct.SVG}}{{template "legend" .Pct.Legend}}{{else}}<div class="note">{{.Pct.Note}}</div>{{end}}</figure>
   </div>{{end}}
 </div>
 {{end}}
@@ -120,7 +123,7 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px
 <div class="box"><table class="meta">
 {{range .Cost}}<tr><td>{{index . 0}}</td><td>{{index . 1}}</td></tr>
 {{end}}</table></div>
-<p class="sub">If the generator's CPU is near one core per core available, latencies above measure the generator, not the broker.</p>
+<p class="sub">When the generator's CPU load nears the cores it had, the latencies above measure the generator, not the broker: add shards.</p>
 </div>
 <div>
 <h2>Run</h2>
@@ -134,4 +137,4 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px
 </main>
 </body>
 </html>
-`))
+{{define "legend"}}{{if .}}<div class="legend">{{range .}}<span><i class="{{if .Dashed}}dashed{{end}}" style="border-color: {{.Color}}"></i>{{.Name}}</span>{{end}}</div>{{end}}{{end}}`))
