@@ -109,7 +109,10 @@ type JSONReport struct {
 
 // JSONCounts tallies a run.
 type JSONCounts struct {
-	Pass, Fail, Inconclusive, Skipped int
+	Pass         int `json:"pass"`
+	Fail         int `json:"fail"`
+	Inconclusive int `json:"inconclusive"`
+	Skipped      int `json:"skipped"`
 }
 
 // JSONResult is one check in a JSONReport.
