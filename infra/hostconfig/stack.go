@@ -39,10 +39,10 @@ type Stack struct {
 	// ServerName is the TLS name of the broker and of nginx (a SAN of the
 	// server certificate), e.g. "mqtt.example.com" or "mqtt.local.test".
 	ServerName string
-	// ServerAliases are extra nginx server_name values. Locally they are
-	// "127.0.0.1" and "localhost", so a client that dials the address with
-	// SNI = ServerName (as target files direct) and sends Host: 127.0.0.1
-	// reaches the stack instead of the catch-all's 444.
+	// ServerAliases are extra nginx server_name values. nginx answers 421
+	// when the Host header differs from the TLS SNI on a server that asks
+	// for client certificates, so every name a client may use must be one
+	// that it also sends as SNI: an IP address never works (no SNI for IPs).
 	ServerAliases []string
 	// BindAddress is where the public listeners (8883, 443, 80) bind:
 	// "0.0.0.0" on a VPS, "127.0.0.1" locally. The WebSocket and ops
@@ -230,19 +230,20 @@ func VPSStack(serverName string) Stack {
 // unprivileged default ports, files under stateDir, TLS files in pkiDir.
 func LocalStack(stateDir, pkiDir, runAsUser string) Stack {
 	return Stack{
-		ServerName:    "mqtt.local.test",
-		BindAddress:   "127.0.0.1",
-		MQTTSPort:     8883,
-		WSPort:        9001,
-		HTTPSPort:     8443,
-		HTTPPort:      8080,
-		ServerAliases: []string{"127.0.0.1", "localhost"},
-		Paths:         LocalPaths(stateDir, pkiDir),
-		Observers:     certs.DefaultObservers(),
-		Backends:      certs.DefaultBackends(),
-		Limits:        DefaultLimits(),
-		RunAsUser:     runAsUser,
-		Local:         true,
+		// "localhost" resolves everywhere without /etc/hosts edits, and a
+		// client's SNI and Host must agree (see ServerAliases).
+		ServerName:  "localhost",
+		BindAddress: "127.0.0.1",
+		MQTTSPort:   8883,
+		WSPort:      9001,
+		HTTPSPort:   8443,
+		HTTPPort:    8080,
+		Paths:       LocalPaths(stateDir, pkiDir),
+		Observers:   certs.DefaultObservers(),
+		Backends:    certs.DefaultBackends(),
+		Limits:      DefaultLimits(),
+		RunAsUser:   runAsUser,
+		Local:       true,
 	}
 }
 

@@ -11,6 +11,8 @@ package local
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -48,14 +50,19 @@ const (
 
 // Options configure Up. Zero values select the defaults.
 type Options struct {
-	StateDir   string // default DefaultStateDir
-	PKIDir     string // default DefaultPKIDir; created (certs.Init) if absent
-	ServerName string // default certs.DefaultServerName
-	MQTTSPort  int    // default 8883
-	WSPort     int    // default 9001 (loopback, behind nginx)
-	OpsPort    int    // loopback password listener; 0 = none
-	HTTPSPort  int    // default 8443
-	HTTPPort   int    // default 8080
+	StateDir string // default DefaultStateDir
+	PKIDir   string // default DefaultPKIDir; created (certs.Init) if absent
+	// ServerName is the PKI's server name when Up creates the PKI (default
+	// certs.DefaultServerName); nginx also answers to it. The target's
+	// server name is always "localhost" (a SAN Up puts in the server
+	// certificate), because it resolves without /etc/hosts edits and
+	// nginx needs the Host header to equal the SNI.
+	ServerName string
+	MQTTSPort  int // default 8883
+	WSPort     int // default 9001 (loopback, behind nginx)
+	OpsPort    int // loopback password listener; 0 = none
+	HTTPSPort  int // default 8443
+	HTTPPort   int // default 8080
 	// Devices pre-issues dev-00001 … dev-N (certs.DeviceIDs) so their
 	// passwords are in the WebSocket listener's password file from the
 	// start.
@@ -194,8 +201,8 @@ func Up(ctx context.Context, o Options) (*target.Target, error) {
 		Host:       st.BindAddress,
 		ServerName: st.ServerName,
 		MQTTSPort:  st.MQTTSPort,
-		WSSURL:     fmt.Sprintf("wss://%s/mqtt", net.JoinHostPort(st.BindAddress, strconv.Itoa(st.HTTPSPort))),
-		HTTPSURL:   fmt.Sprintf("https://%s/", net.JoinHostPort(st.BindAddress, strconv.Itoa(st.HTTPSPort))),
+		WSSURL:     fmt.Sprintf("wss://%s/mqtt", net.JoinHostPort(st.ServerName, strconv.Itoa(st.HTTPSPort))),
+		HTTPSURL:   fmt.Sprintf("https://%s/", net.JoinHostPort(st.ServerName, strconv.Itoa(st.HTTPSPort))),
 		CACert:     filepath.Join(o.PKIDir, "ca.crt"),
 		PKIDir:     o.PKIDir,
 		Observer:   "observer",
@@ -231,7 +238,9 @@ func (o Options) stack() (hostconfig.Stack, error) {
 		runAs = u.Username
 	}
 	st := hostconfig.LocalStack(o.StateDir, o.PKIDir, runAs)
-	st.ServerName = o.ServerName
+	if o.ServerName != st.ServerName {
+		st.ServerAliases = append(st.ServerAliases, o.ServerName)
+	}
 	st.MQTTSPort, st.WSPort, st.OpsPort = o.MQTTSPort, o.WSPort, o.OpsPort
 	st.HTTPSPort, st.HTTPPort = o.HTTPSPort, o.HTTPPort
 	// nginx cannot raise its workers above our hard limit
@@ -338,6 +347,9 @@ func ensurePKI(ctx context.Context, o Options) (*certs.Authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pki %s: %w", o.PKIDir, err)
 	}
+	if err := serverCertNames(o.PKIDir); err != nil {
+		return nil, err
+	}
 	ids := []string{ProbeIdentity}
 	if o.Devices > 0 {
 		ids = append(ids, certs.DeviceIDs(DevicePrefix, 1, o.Devices)...)
@@ -389,7 +401,7 @@ func RefreshPasswords(ctx context.Context, stateDir string) error {
 	if err := atomicfile.Write(st.Paths.PasswordFile, pw, 0o600); err != nil {
 		return fmt.Errorf("password file: %w", err)
 	}
-	return Signal(stateDir, Mosquitto, syscall.SIGHUP)
+	return Reload(ctx, stateDir, Mosquitto)
 }
 
 func loadTarget(stateDir string) (*target.Target, error) {
@@ -696,6 +708,68 @@ func checkPorts(ps []port) error {
 		if err := portFree(p.addr()); err != nil {
 			return &PortInUseError{Name: p.name, Addr: p.addr(), Flag: p.flag, Err: err}
 		}
+	}
+	return nil
+}
+
+// reloadMarkers are the log lines that prove a SIGHUP was acted on:
+// mosquitto logs before reloading, in its single-threaded loop, so any
+// connection accepted after the line sees the new certificates, CRL, ACL
+// and passwords; nginx's old workers log when they stop accepting.
+var reloadMarkers = map[Daemon]string{
+	Mosquitto: "Reloading config.",
+	Nginx:     "gracefully shutting down",
+}
+
+// Reload sends SIGHUP to d of the stack in stateDir and waits (bounded by
+// ctx and 15 s) until its log shows the reload took effect. Mosquitto
+// reloads certificates, the CRL, the ACL and the password file but keeps
+// existing sessions (F10); nginx re-reads its config, certificate and CRL.
+func Reload(ctx context.Context, stateDir string, d Daemon) error {
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return err
+	}
+	logPath := LogPath(abs, d)
+	count := func() int {
+		b, _ := os.ReadFile(logPath)
+		return strings.Count(string(b), reloadMarkers[d])
+	}
+	before := count()
+	if err := Signal(abs, d, syscall.SIGHUP); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	for count() <= before {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not log %q after SIGHUP: %w\n%s", d, reloadMarkers[d], ctx.Err(), tail(logPath, 10))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// serverCertNames checks that the PKI's server certificate is valid for
+// "localhost", the name the local target uses (a PKI made for a VPS may not
+// carry it).
+func serverCertNames(pkiDir string) error {
+	p := filepath.Join(pkiDir, "server.crt")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return fmt.Errorf("pki: %s holds no PEM certificate", p)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return fmt.Errorf("pki: %s: %w", p, err)
+	}
+	if err := c.VerifyHostname("localhost"); err != nil {
+		return fmt.Errorf("pki: %s is not valid for \"localhost\" (%v); the local stack needs that SAN: use another --pki-dir, or recreate this one with `mqttstack certs init --force` including localhost and 127.0.0.1", p, err)
 	}
 	return nil
 }
