@@ -1,0 +1,580 @@
+package broker_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/mqttstack/mqttstack/infra/broker"
+	"github.com/mqttstack/mqttstack/infra/broker/brokertest"
+	"github.com/mqttstack/mqttstack/infra/hostconfig"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+const (
+	adminCIDR  = "198.51.100.7/32"
+	serverName = "mqtt.example.com"
+	sshHost    = "192.0.2.44"
+	commandTyp = "command:remote:Command"
+	// serverKeyMarker is inside the fake server key: it must never appear
+	// in an input that is not marked secret.
+	serverKeyMarker = "SERVER-KEY-MATERIAL-FOR-TESTS"
+)
+
+// fakePKI is fixed bytes, so the golden files are stable. The component
+// does not parse certificates (LoadPKI does, and is tested on a real PKI).
+func fakePKI() broker.PKI {
+	return broker.PKI{
+		CACert:     []byte("-----BEGIN CERTIFICATE-----\nCA-CERT-FOR-TESTS\n-----END CERTIFICATE-----\n"),
+		CRL:        []byte("-----BEGIN X509 CRL-----\nCRL-FOR-TESTS\n-----END X509 CRL-----\n"),
+		ServerCert: []byte("-----BEGIN CERTIFICATE-----\nSERVER-CERT-FOR-TESTS\n-----END CERTIFICATE-----\n"),
+		ServerKey:  []byte("-----BEGIN PRIVATE KEY-----\n" + serverKeyMarker + "-0123456789abcdefghijklmnopqrstuvwxyz\n-----END PRIVATE KEY-----\n"),
+		Passwords:  map[string]string{"observer": "pw-observer", "backend": "pw-backend", "dev-0001": "pw-dev-0001"},
+	}
+}
+
+func args(p broker.Provider) broker.Args {
+	s := hostconfig.VPSStack(serverName)
+	s.AdminCIDR = adminCIDR
+	a := broker.Args{
+		Provider: p,
+		Stack:    s,
+		PKI:      fakePKI(),
+		Connection: broker.Connection{
+			PrivateKey: pulumi.ToSecret(pulumi.String("-----BEGIN OPENSSH PRIVATE KEY-----\nSSH-KEY-FOR-TESTS\n-----END OPENSSH PRIVATE KEY-----\n")).(pulumi.StringOutput),
+		},
+	}
+	switch p {
+	case broker.Hetzner:
+		a.Cloud = broker.Cloud{Region: "fsn1", Size: "cx22", SSHPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKey ops@test"}
+	case broker.DigitalOcean:
+		a.Cloud = broker.Cloud{Region: "fra1", Size: "s-1vcpu-1gb", SSHPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKey ops@test", DNSZone: "example.com"}
+	case broker.SSH:
+		a.Connection.Host = sshHost
+	}
+	return a
+}
+
+// run runs body under the mocks (preview when dryRun) and fails the test on
+// an error.
+func run(t *testing.T, dryRun bool, body pulumi.RunFunc) *brokertest.Mocks {
+	t.Helper()
+	m := brokertest.New("mqttstack", "test")
+	err := pulumi.RunErr(body, pulumi.WithMocks(m.Project, m.Stack, m), func(ri *pulumi.RunInfo) { ri.DryRun = dryRun })
+	if err != nil {
+		t.Fatalf("program: %v", err)
+	}
+	return m
+}
+
+func newBroker(name string, a broker.Args) pulumi.RunFunc {
+	return func(ctx *pulumi.Context) error {
+		_, err := broker.New(ctx, name, a)
+		return err
+	}
+}
+
+func one(t *testing.T, m *brokertest.Mocks, typ string) brokertest.Resource {
+	t.Helper()
+	rs := m.OfType(typ)
+	if len(rs) != 1 {
+		t.Fatalf("%d resources of type %s, want 1", len(rs), typ)
+	}
+	return rs[0]
+}
+
+// firewallRule is one inbound rule reduced to what matters.
+type firewallRule struct {
+	proto, port string
+	sources     []string
+}
+
+func inboundRules(t *testing.T, fw brokertest.Resource, list, port, sources string, direction bool) []firewallRule {
+	t.Helper()
+	v, ok := fw.Inputs[resource.PropertyKey(list)]
+	if !ok || !v.IsArray() {
+		t.Fatalf("firewall %s has no %s array: %v", fw.Name, list, fw.Inputs)
+	}
+	var out []firewallRule
+	for _, r := range v.ArrayValue() {
+		o := r.ObjectValue()
+		if direction && o["direction"].StringValue() != "in" {
+			continue
+		}
+		fr := firewallRule{proto: o["protocol"].StringValue()}
+		if p, ok := o[resource.PropertyKey(port)]; ok && p.IsString() {
+			fr.port = p.StringValue()
+		}
+		for _, s := range o[resource.PropertyKey(sources)].ArrayValue() {
+			fr.sources = append(fr.sources, s.StringValue())
+		}
+		out = append(out, fr)
+	}
+	return out
+}
+
+func TestFirewallOpensOnlyThePublicPortsAndSSHFromAdmin(t *testing.T) {
+	world := []string{"0.0.0.0/0", "::/0"}
+	want := map[string][]string{"8883": world, "443": world, "80": world, "22": {adminCIDR}}
+	for _, tc := range []struct {
+		provider                 broker.Provider
+		typ, list, port, sources string
+		direction                bool
+	}{
+		{broker.Hetzner, "hcloud:index/firewall:Firewall", "rules", "port", "sourceIps", true},
+		{broker.DigitalOcean, "digitalocean:index/firewall:Firewall", "inboundRules", "portRange", "sourceAddresses", false},
+	} {
+		t.Run(string(tc.provider), func(t *testing.T) {
+			m := run(t, false, newBroker("mqtt", args(tc.provider)))
+			rules := inboundRules(t, one(t, m, tc.typ), tc.list, tc.port, tc.sources, tc.direction)
+			got := map[string][]string{}
+			for _, r := range rules {
+				if r.proto != "tcp" {
+					t.Errorf("inbound rule for protocol %q (port %q): only tcp is opened", r.proto, r.port)
+				}
+				if _, dup := got[r.port]; dup {
+					t.Errorf("port %s opened by two rules", r.port)
+				}
+				got[r.port] = r.sources
+				if r.port == "22" && (slices.Contains(r.sources, "0.0.0.0/0") || slices.Contains(r.sources, "::/0")) {
+					t.Errorf("SSH is open to the world: %v", r.sources)
+				}
+				if strings.Contains(r.port, "-") || r.port == "" || r.port == "all" {
+					t.Errorf("inbound port range %q: only single ports are opened", r.port)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("inbound rules = %v, want exactly %v", got, want)
+			}
+		})
+	}
+}
+
+func TestHetznerServerUsesFirewallAndKey(t *testing.T) {
+	m := run(t, false, newBroker("mqtt", args(broker.Hetzner)))
+	srv := one(t, m, "hcloud:index/server:Server")
+	if img, _, _ := srv.Str("image"); img != "debian-12" {
+		t.Errorf("image = %q, want debian-12", img)
+	}
+	if ids := srv.Inputs["firewallIds"]; !ids.IsArray() || len(ids.ArrayValue()) != 1 {
+		t.Errorf("firewallIds = %v, want the broker's firewall", ids)
+	}
+	if keys := srv.Inputs["sshKeys"]; !keys.IsArray() || len(keys.ArrayValue()) != 1 {
+		t.Errorf("sshKeys = %v, want the broker's key", keys)
+	}
+	if _, ok := srv.Inputs["userData"]; ok {
+		t.Errorf("server has user data: provisioning must travel over SSH only (secrets, no replacement on change)")
+	}
+}
+
+func TestDNSRecordPointsAtTheDroplet(t *testing.T) {
+	m := run(t, false, newBroker("mqtt", args(broker.DigitalOcean)))
+	rec := one(t, m, "digitalocean:index/dnsRecord:DnsRecord")
+	for k, want := range map[string]string{"domain": "example.com", "type": "A", "name": "mqtt", "value": brokertest.DigitalOceanIPv4} {
+		if got, _, _ := rec.Str(k); got != want {
+			t.Errorf("dns record %s = %q, want %q", k, got, want)
+		}
+	}
+	// Provisioning (certbot for a public name) must wait for the record.
+	cmd := one(t, m, commandTyp)
+	if !slices.Contains(cmd.Dependencies, rec.URN) {
+		t.Errorf("provisioning does not depend on the DNS record: %v", cmd.Dependencies)
+	}
+	if host, _, _ := cmd.Str("connection.host"); host != brokertest.DigitalOceanIPv4 {
+		t.Errorf("provisioning connects to %q, want the droplet %s", host, brokertest.DigitalOceanIPv4)
+	}
+}
+
+func TestDNSZoneMustContainServerName(t *testing.T) {
+	a := args(broker.DigitalOcean)
+	a.Cloud.DNSZone = "example.org"
+	m := brokertest.New("mqttstack", "test")
+	err := pulumi.RunErr(newBroker("mqtt", a), pulumi.WithMocks(m.Project, m.Stack, m))
+	if err == nil || !strings.Contains(err.Error(), "Cloud.DNSZone") || !strings.Contains(err.Error(), "example.org") {
+		t.Fatalf("err = %v, want a Cloud.DNSZone error naming the zone", err)
+	}
+}
+
+// decodeScriptFiles pulls the base64 file bodies back out of a provisioning
+// script (a line "... put_file PATH ... <<'MQTTSTACK_EOF'", base64, the
+// delimiter).
+func decodeScriptFiles(t *testing.T, script string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	lines := strings.Split(script, "\n")
+	for i := 0; i < len(lines); i++ {
+		if !strings.Contains(lines[i], "<<'MQTTSTACK_EOF'") {
+			continue
+		}
+		f := strings.Fields(lines[i])
+		at := slices.Index(f, "put_file")
+		if at < 0 || at+1 >= len(f) {
+			t.Fatalf("heredoc without put_file: %q", lines[i])
+		}
+		dst := f[at+1]
+		var enc strings.Builder
+		for i++; i < len(lines) && lines[i] != "MQTTSTACK_EOF"; i++ {
+			enc.WriteString(lines[i])
+		}
+		b, err := base64.StdEncoding.DecodeString(enc.String())
+		if err != nil {
+			t.Fatalf("%s: %v", dst, err)
+		}
+		out[dst] = string(b)
+	}
+	return out
+}
+
+func TestServerKeyReachesTheHostOnlyAsASecret(t *testing.T) {
+	key := string(fakePKI().ServerKey)
+	encoded := base64.StdEncoding.EncodeToString([]byte(key))[:40]
+	for _, p := range broker.Providers {
+		t.Run(string(p), func(t *testing.T) {
+			m := run(t, false, newBroker("mqtt", args(p)))
+			for _, r := range m.Resources() {
+				for path, v := range r.PlainStrings() {
+					if strings.Contains(v, serverKeyMarker) || strings.Contains(v, encoded) {
+						t.Errorf("%s %s: input %s carries the server key in the clear", r.Type, r.Name, path)
+					}
+					if strings.Contains(v, "SSH-KEY-FOR-TESTS") {
+						t.Errorf("%s %s: input %s carries the SSH private key in the clear", r.Type, r.Name, path)
+					}
+				}
+			}
+			cmd := one(t, m, commandTyp)
+			stdin, secret, ok := cmd.Str("stdin")
+			if !ok || !secret {
+				t.Fatalf("provisioning stdin present=%v secret=%v, want a secret", ok, secret)
+			}
+			files := decodeScriptFiles(t, stdin)
+			vps := hostconfig.VPSPaths()
+			if files[vps.ServerKey] != key {
+				t.Errorf("the script does not write the server key to %s", vps.ServerKey)
+			}
+			if files[vps.CAFile] != string(fakePKI().CACert) {
+				t.Errorf("the script does not write the CA certificate to %s", vps.CAFile)
+			}
+			for path, body := range files {
+				if strings.Contains(body, "CA PRIVATE KEY") || strings.HasSuffix(path, "ca.key") {
+					t.Errorf("%s: the CA key must never leave the operator's machine", path)
+				}
+			}
+			if _, secret, _ := cmd.Str("connection.privateKey"); !secret {
+				t.Errorf("the SSH private key is not a secret in the connection")
+			}
+		})
+	}
+}
+
+func TestTwoBrokersInOneStackDoNotCollide(t *testing.T) {
+	for _, p := range broker.Providers {
+		t.Run(string(p), func(t *testing.T) {
+			a, b := args(p), args(p)
+			b.Stack = hostconfig.VPSStack("mqtt2.example.com")
+			b.Stack.AdminCIDR = adminCIDR
+			if p == broker.SSH {
+				b.Connection.Host = "192.0.2.45"
+			}
+			m := run(t, false, func(ctx *pulumi.Context) error {
+				if _, err := broker.New(ctx, "alpha", a); err != nil {
+					return err
+				}
+				_, err := broker.New(ctx, "beta", b)
+				return err
+			})
+			urns := map[string]bool{}
+			physical := map[string]string{}
+			components := map[string]string{}
+			for _, r := range m.Resources() {
+				if r.Type == broker.TypeToken {
+					components[r.URN] = r.Name
+				}
+			}
+			if len(components) != 2 {
+				t.Fatalf("components = %v, want alpha and beta", components)
+			}
+			for _, r := range m.Resources() {
+				if urns[r.URN] {
+					t.Errorf("URN %s registered twice", r.URN)
+				}
+				urns[r.URN] = true
+				if r.Type == broker.TypeToken {
+					continue
+				}
+				owner, ok := components[r.Parent]
+				if !ok {
+					t.Errorf("%s %s: parent %q is not a broker", r.Type, r.Name, r.Parent)
+					continue
+				}
+				if !strings.HasPrefix(r.Name, owner+"-") {
+					t.Errorf("%s %s: name is not prefixed with its broker %q", r.Type, r.Name, owner)
+				}
+				if n, _, ok := r.Str("name"); ok && r.Type != "digitalocean:index/dnsRecord:DnsRecord" {
+					key := r.Type + "/" + n
+					if other, dup := physical[key]; dup {
+						t.Errorf("%s: provider-side name %q used by %s and %s", r.Type, n, other, r.Name)
+					}
+					physical[key] = r.Name
+				}
+			}
+		})
+	}
+}
+
+// serverInputs renders the server's inputs for comparison.
+func serverInputs(m *brokertest.Mocks) string {
+	var b strings.Builder
+	for _, r := range m.Resources() {
+		if r.Type == "hcloud:index/server:Server" || r.Type == "digitalocean:index/droplet:Droplet" {
+			fmt.Fprintf(&b, "%s %v\n", r.Name, r.Inputs)
+		}
+	}
+	return b.String()
+}
+
+func triggers(t *testing.T, m *brokertest.Mocks) []resource.PropertyValue {
+	t.Helper()
+	v := one(t, m, commandTyp).Inputs["triggers"]
+	if !v.IsArray() {
+		t.Fatalf("provisioning has no triggers")
+	}
+	return v.ArrayValue()
+}
+
+// A changed rendered file must reach the host by re-running provisioning
+// (the command's triggers change, so the engine replaces the command) while
+// the server's inputs stay byte-identical (so the server is not replaced).
+func TestConfigChangeReprovisionsWithoutReplacingTheServer(t *testing.T) {
+	for _, p := range broker.Providers {
+		t.Run(string(p), func(t *testing.T) {
+			before := run(t, false, newBroker("mqtt", args(p)))
+			changed := args(p)
+			changed.Stack.Limits.MaxQueuedMessages++
+			after := run(t, false, newBroker("mqtt", changed))
+			same := run(t, false, newBroker("mqtt", args(p)))
+
+			if serverInputs(before) != serverInputs(after) {
+				t.Errorf("server inputs changed with a config change:\n%s\n%s", serverInputs(before), serverInputs(after))
+			}
+			tb, ta, ts := triggers(t, before), triggers(t, after), triggers(t, same)
+			if tb[0].StringValue() == ta[0].StringValue() {
+				t.Errorf("config hash trigger did not change with mosquitto.conf")
+			}
+			if fmt.Sprint(tb) != fmt.Sprint(ts) {
+				t.Errorf("triggers differ between two identical runs (re-provisioning for nothing):\n%v\n%v", tb, ts)
+			}
+			sb, _, _ := one(t, before, commandTyp).Str("stdin")
+			ss, _, _ := one(t, same, commandTyp).Str("stdin")
+			if sb != ss {
+				t.Errorf("provisioning script differs between identical runs (password salts?)")
+			}
+		})
+	}
+}
+
+func TestChangedServerKeyReprovisions(t *testing.T) {
+	before := run(t, false, newBroker("mqtt", args(broker.SSH)))
+	a := args(broker.SSH)
+	a.PKI.ServerKey = []byte("-----BEGIN PRIVATE KEY-----\nROTATED\n-----END PRIVATE KEY-----\n")
+	after := run(t, false, newBroker("mqtt", a))
+	tb, ta := triggers(t, before), triggers(t, after)
+	if !ta[1].IsSecret() {
+		t.Errorf("the key's hash trigger is not a secret")
+	}
+	if fmt.Sprint(tb[1]) == fmt.Sprint(ta[1]) && tb[1].SecretValue().Element.StringValue() == ta[1].SecretValue().Element.StringValue() {
+		t.Errorf("rotating the server key does not re-provision")
+	}
+	if tb[0].StringValue() != ta[0].StringValue() {
+		t.Errorf("the public config hash changed with the key only; it must not depend on secrets")
+	}
+}
+
+func TestPreviewBuildsTheSameGraph(t *testing.T) {
+	for _, p := range broker.Providers {
+		t.Run(string(p), func(t *testing.T) {
+			preview := run(t, true, newBroker("mqtt", args(p)))
+			up := run(t, false, newBroker("mqtt", args(p)))
+			names := func(m *brokertest.Mocks) []string {
+				var out []string
+				for _, r := range m.Resources() {
+					out = append(out, r.URN)
+				}
+				return out
+			}
+			if len(names(preview)) < 2 || !slices.Equal(names(preview), names(up)) {
+				t.Errorf("preview graph %v, update graph %v", names(preview), names(up))
+			}
+		})
+	}
+}
+
+func TestOutputs(t *testing.T) {
+	for _, tc := range []struct {
+		p    broker.Provider
+		host string
+	}{
+		{broker.Hetzner, brokertest.HetznerIPv4},
+		{broker.DigitalOcean, brokertest.DigitalOceanIPv4},
+		{broker.SSH, sshHost},
+	} {
+		t.Run(string(tc.p), func(t *testing.T) {
+			var mu sync.Mutex
+			got := map[string]any{}
+			run(t, false, func(ctx *pulumi.Context) error {
+				b, err := broker.New(ctx, "mqtt", args(tc.p))
+				if err != nil {
+					return err
+				}
+				pulumi.All(b.Host, b.ServerName, b.MQTTSPort, b.WSSURL, b.HTTPSURL, b.CACertPEM, b.ConfigHash).ApplyT(func(v []any) error {
+					mu.Lock()
+					defer mu.Unlock()
+					for i, k := range []string{"host", "serverName", "mqttsPort", "wssUrl", "httpsUrl", "caCertPem", "configHash"} {
+						got[k] = v[i]
+					}
+					return nil
+				})
+				return nil
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			want := map[string]any{
+				"host": tc.host, "serverName": serverName, "mqttsPort": 8883,
+				"wssUrl": "wss://mqtt.example.com/mqtt", "httpsUrl": "https://mqtt.example.com/",
+				"caCertPem": string(fakePKI().CACert),
+			}
+			for k, w := range want {
+				if got[k] != w {
+					t.Errorf("%s = %v, want %v", k, got[k], w)
+				}
+			}
+			if h, _ := got["configHash"].(string); len(h) != 64 {
+				t.Errorf("configHash = %q, want a SHA-256 hex", h)
+			}
+		})
+	}
+}
+
+func TestInvalidArgsAreReportedTogether(t *testing.T) {
+	a := args(broker.Hetzner)
+	a.Cloud = broker.Cloud{}
+	a.Stack.AdminCIDR = ""
+	a.Connection.PrivateKey = nil
+	a.PKI = broker.PKI{}
+	m := brokertest.New("mqttstack", "test")
+	err := pulumi.RunErr(newBroker("Bad_Name", a), pulumi.WithMocks(m.Project, m.Stack, m))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"name \"Bad_Name\"", "Cloud.Region", "Cloud.SSHPublicKey", "Stack.AdminCIDR", "Connection.PrivateKey", "PKI:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s:\n%v", want, err)
+		}
+	}
+	if n := len(m.Resources()); n != 0 {
+		t.Errorf("%d resources registered despite invalid args", n)
+	}
+}
+
+// The golden files hold exactly what a host receives: the command line and
+// the script on its stdin. Run `go test ./infra/broker -update` after a
+// deliberate change to infra/hostconfig and review the diff.
+func TestGoldenProvisioning(t *testing.T) {
+	cases := map[string]broker.Args{
+		"hcloud":       args(broker.Hetzner),
+		"digitalocean": args(broker.DigitalOcean),
+		"ssh":          args(broker.SSH),
+	}
+	public := args(broker.DigitalOcean)
+	public.Stack.PublicDomain = true
+	public.Stack.ACMEEmail = "ops@example.com"
+	cases["digitalocean-public-domain"] = public
+	for name, a := range cases {
+		t.Run(name, func(t *testing.T) {
+			m := run(t, false, newBroker("mqtt", a))
+			cmd := one(t, m, commandTyp)
+			create, _, _ := cmd.Str("create")
+			host, _, _ := cmd.Str("connection.host")
+			user, _, _ := cmd.Str("connection.user")
+			stdin, _, _ := cmd.Str("stdin")
+			var got bytes.Buffer
+			fmt.Fprintf(&got, "# ssh %s@%s, then on the host:\n%s\n# stdin:\n%s", user, host, create, stdin)
+			path := filepath.Join("testdata", name+".golden")
+			if *update {
+				if err := os.MkdirAll("testdata", 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run `go test ./infra/broker -update` to create it)", err)
+			}
+			if !bytes.Equal(got.Bytes(), want) {
+				t.Errorf("provisioning for %s differs from %s (run with -update after reviewing):\n%s", name, path, firstDiff(string(want), got.String()))
+			}
+		})
+	}
+}
+
+func firstDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			return fmt.Sprintf("line %d:\n want %q\n got  %q", i+1, wl, gl)
+		}
+	}
+	return ""
+}
+
+// On provider ssh there is no cloud firewall: the host's nftables ruleset
+// (rendered by hostconfig, shipped by provisioning) is the only one, so the
+// shipped file is checked here for every provider.
+func TestHostFirewallShipsWithSSHOnlyFromAdmin(t *testing.T) {
+	for _, p := range broker.Providers {
+		t.Run(string(p), func(t *testing.T) {
+			m := run(t, false, newBroker("mqtt", args(p)))
+			stdin, _, _ := one(t, m, commandTyp).Str("stdin")
+			nft, ok := decodeScriptFiles(t, stdin)[hostconfig.VPSPaths().NftablesConf]
+			if !ok {
+				t.Fatalf("provisioning does not ship %s", hostconfig.VPSPaths().NftablesConf)
+			}
+			if !strings.Contains(nft, "policy drop") {
+				t.Errorf("input policy is not drop:\n%s", nft)
+			}
+			for _, line := range strings.Split(nft, "\n") {
+				line = strings.TrimSpace(line)
+				if !strings.Contains(line, "dport") || !strings.HasSuffix(line, "accept") {
+					continue
+				}
+				switch {
+				case strings.Contains(line, "dport 22 "):
+					if !strings.Contains(line, "saddr "+adminCIDR) {
+						t.Errorf("SSH accepted without the admin source: %q", line)
+					}
+				case line != "tcp dport { 80, 443, 8883 } accept":
+					t.Errorf("unexpected open port rule %q", line)
+				}
+			}
+		})
+	}
+}

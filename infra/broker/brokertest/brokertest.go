@@ -1,0 +1,180 @@
+// Package brokertest holds the Pulumi mocks that the infra tests run the
+// program and the Broker component under. No cloud is reachable from a
+// test: the mocks record every resource registration (type, name, parent,
+// inputs with their secret marks) and answer with the few provider-computed
+// outputs the component reads (server addresses, SSH key fingerprints,
+// numeric ids), so the tests can assert on the resource graph.
+package brokertest
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/tokens"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Addresses the mocked clouds assign (TEST-NET-3, never routed).
+const (
+	HetznerIPv4      = "203.0.113.10"
+	DigitalOceanIPv4 = "203.0.113.20"
+)
+
+// Resource is one recorded registration.
+type Resource struct {
+	Type   string
+	Name   string
+	Parent string // parent URN; "" under the stack
+	URN    string
+	Custom bool
+	Inputs resource.PropertyMap
+	// Dependencies are the URNs the registration waits for (DependsOn and
+	// inputs taken from other resources).
+	Dependencies []string
+}
+
+// Mocks implements pulumi.MockResourceMonitor. The engine calls it from
+// several goroutines at once; mu guards everything below it.
+type Mocks struct {
+	Project, Stack string
+
+	mu        sync.Mutex
+	resources []Resource
+	nextID    int
+}
+
+// New returns mocks for project/stack (use the same in pulumi.WithMocks).
+func New(project, stack string) *Mocks { return &Mocks{Project: project, Stack: stack} }
+
+// NewResource records the registration and returns an id and the state:
+// the inputs plus what the real provider would compute.
+func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	parent := ""
+	var deps []string
+	if args.RegisterRPC != nil {
+		parent = args.RegisterRPC.GetParent()
+		deps = args.RegisterRPC.GetDependencies()
+	}
+	m.mu.Lock()
+	m.nextID++
+	id := fmt.Sprint(1000 + m.nextID) // numeric: both clouds' ids are integers
+	m.resources = append(m.resources, Resource{
+		Type:   args.TypeToken,
+		Name:   args.Name,
+		Parent: parent,
+		URN:    m.urn(parent, args.TypeToken, args.Name),
+		Custom: args.Custom,
+		Inputs: args.Inputs.Copy(),
+
+		Dependencies: deps,
+	})
+	m.mu.Unlock()
+
+	if !args.Custom {
+		return "", args.Inputs, nil
+	}
+	state := args.Inputs.Copy()
+	switch args.TypeToken {
+	case "hcloud:index/server:Server":
+		state["ipv4Address"] = resource.NewProperty(HetznerIPv4)
+	case "digitalocean:index/droplet:Droplet":
+		state["ipv4Address"] = resource.NewProperty(DigitalOceanIPv4)
+	case "digitalocean:index/sshKey:SshKey":
+		state["fingerprint"] = resource.NewProperty("3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa")
+	case "command:remote:Command":
+		state["stdout"] = resource.NewProperty("mqttstack: provisioned")
+		state["stderr"] = resource.NewProperty("")
+	}
+	return id, state, nil
+}
+
+// Call answers provider functions; the component calls none.
+func (m *Mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
+	return nil, fmt.Errorf("unexpected provider function %s", args.Token)
+}
+
+// urn mirrors how the engine names resources: parent type chain, type, name.
+func (m *Mocks) urn(parent, typ, name string) string {
+	parentType := tokens.Type("")
+	if p := resource.URN(parent); p != "" && p.QualifiedType() != resource.RootStackType {
+		parentType = p.QualifiedType()
+	}
+	return string(resource.NewURN(tokens.QName(m.Stack), tokens.PackageName(m.Project), parentType, tokens.Type(typ), name))
+}
+
+// Resources returns the registrations so far, sorted by URN.
+func (m *Mocks) Resources() []Resource {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := append([]Resource(nil), m.resources...)
+	sort.Slice(out, func(i, j int) bool { return out[i].URN < out[j].URN })
+	return out
+}
+
+// OfType returns the registrations of one type token.
+func (m *Mocks) OfType(typ string) []Resource {
+	var out []Resource
+	for _, r := range m.Resources() {
+		if r.Type == typ {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Str returns the string at a dotted path in the inputs ("connection.host")
+// and whether that value or any object on the way was marked secret.
+func (r Resource) Str(path string) (v string, secret, ok bool) {
+	cur := resource.NewProperty(r.Inputs)
+	for _, k := range strings.Split(path, ".") {
+		if cur.IsSecret() {
+			secret = true
+			cur = cur.SecretValue().Element
+		}
+		if !cur.IsObject() {
+			return "", secret, false
+		}
+		next, found := cur.ObjectValue()[resource.PropertyKey(k)]
+		if !found {
+			return "", secret, false
+		}
+		cur = next
+	}
+	if cur.IsSecret() {
+		secret = true
+		cur = cur.SecretValue().Element
+	}
+	if !cur.IsString() {
+		return "", secret, false
+	}
+	return cur.StringValue(), secret, true
+}
+
+// PlainStrings returns every string anywhere in the inputs that is not
+// under a secret, with its path. Tests use it to prove a secret value never
+// travels in the clear.
+func (r Resource) PlainStrings() map[string]string {
+	out := map[string]string{}
+	var walk func(path string, v resource.PropertyValue)
+	walk = func(path string, v resource.PropertyValue) {
+		switch {
+		case v.IsSecret():
+			// everything below is protected
+		case v.IsString():
+			out[path] = v.StringValue()
+		case v.IsArray():
+			for i, e := range v.ArrayValue() {
+				walk(fmt.Sprintf("%s[%d]", path, i), e)
+			}
+		case v.IsObject():
+			for k, e := range v.ObjectValue() {
+				walk(strings.TrimPrefix(path+"."+string(k), "."), e)
+			}
+		}
+	}
+	walk("", resource.NewProperty(r.Inputs))
+	return out
+}
