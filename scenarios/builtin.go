@@ -55,15 +55,29 @@ func BuiltinSource(name string) ([]byte, error) {
 // directory or a .yaml/.yml extension, else a built-in, else an existing
 // file of that name.
 func Resolve(arg string) (*Scenario, error) {
+	file, data, err := ResolveSource(arg)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(file, data)
+}
+
+// ResolveSource is Resolve without the parse: the file name problems will
+// use ("launch.yaml" for a built-in, the path as given for a file) and the
+// bytes, for callers that ship the exact scenario elsewhere (a Kubernetes
+// ConfigMap) and parse it there.
+func ResolveSource(arg string) (file string, data []byte, err error) {
 	ext := filepath.Ext(arg)
-	if strings.ContainsRune(arg, '/') || strings.ContainsRune(arg, filepath.Separator) || ext == ".yaml" || ext == ".yml" {
-		return Load(arg)
+	isPath := strings.ContainsRune(arg, '/') || strings.ContainsRune(arg, filepath.Separator) || ext == ".yaml" || ext == ".yml"
+	if !isPath && contains(BuiltinNames(), arg) {
+		data, err := BuiltinSource(arg)
+		return arg + ".yaml", data, err
 	}
-	if contains(BuiltinNames(), arg) {
-		return Builtin(arg)
+	if !isPath {
+		if st, err := os.Stat(arg); err != nil || st.IsDir() {
+			return "", nil, fmt.Errorf("%q is neither a built-in scenario (%s) nor a file", arg, strings.Join(BuiltinNames(), ", "))
+		}
 	}
-	if st, err := os.Stat(arg); err == nil && !st.IsDir() {
-		return Load(arg)
-	}
-	return nil, fmt.Errorf("%q is neither a built-in scenario (%s) nor a file", arg, strings.Join(BuiltinNames(), ", "))
+	data, err = readFile(arg)
+	return arg, data, err
 }

@@ -82,6 +82,16 @@ func emptyDocument(doc *yaml.Node) bool {
 // Load reads and parses the scenario file at path; problems name the path
 // as given.
 func Load(path string) (*Scenario, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// readFile reads at most one byte more than MaxFileSize, so that Parse can
+// refuse an oversized file without reading all of it.
+func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("scenario: %w", err)
@@ -91,7 +101,7 @@ func Load(path string) (*Scenario, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", path, err)
 	}
-	return Parse(path, data)
+	return data, nil
 }
 
 // nameFromFile turns "dir/launch-eu.yaml" into "launch-eu".

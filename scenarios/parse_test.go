@@ -554,8 +554,18 @@ func TestResolveAndLoad(t *testing.T) {
 	if want := bad + ":1: fleet.count: -1 devices: must be 1..1000000 (e.g. 5000)"; err == nil || err.Error() != want {
 		t.Errorf("Resolve(bad) = %v, want %s", err, want)
 	}
+	if file, data, err := ResolveSource("launch"); err != nil || file != "launch.yaml" || !strings.Contains(string(data), "name: launch") {
+		t.Errorf("ResolveSource(launch) = %q, %d bytes, %v", file, len(data), err)
+	}
 	if _, err := Resolve(filepath.Join(dir, "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Resolve(missing) = %v, want os.ErrNotExist", err)
+	}
+	t.Chdir(dir)
+	if err := os.WriteFile("plain", []byte(minimal), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Resolve("plain"); err != nil || s.Name != "plain" || s.Source != "plain" {
+		t.Errorf("Resolve(plain) for a file without extension = %+v, %v", s, err)
 	}
 	if _, err := Resolve("no-such-scenario"); err == nil || !strings.Contains(err.Error(), "launch") {
 		t.Errorf("Resolve(no-such-scenario) = %v, want an error listing the built-ins", err)
@@ -657,6 +667,26 @@ func TestKnownMetrics(t *testing.T) {
 	}
 	if _, ok := KindOf("e2e_p95"); ok {
 		t.Errorf("e2e_p95 is known")
+	}
+}
+
+func TestDropCount(t *testing.T) {
+	tests := []struct {
+		st      Stage
+		devices int
+		want    int
+	}{
+		{Stage{Kind: StageReconnectStorm, Share: 0.2}, 5000, 1000},
+		{Stage{Kind: StageReconnectStorm, Share: 0.2}, 7, 2},   // ceil(1.4)
+		{Stage{Kind: StageReconnectStorm, Share: 0.001}, 3, 1}, // never nobody
+		{Stage{Kind: StageReconnectStorm, Share: 1}, 3, 3},
+		{Stage{Kind: StageReconnectStorm, Share: 0.5}, 0, 0},
+		{Stage{Kind: StageSteady, Share: 0.5}, 10, 0},
+	}
+	for _, tt := range tests {
+		if got := tt.st.DropCount(tt.devices); got != tt.want {
+			t.Errorf("%+v.DropCount(%d) = %d, want %d", tt.st, tt.devices, got, tt.want)
+		}
 	}
 }
 

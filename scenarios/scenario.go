@@ -180,7 +180,7 @@ type Stage struct {
 	// sensor's natural size.
 	Size int
 	// Share is the fraction 0 < Share <= 1 of the fleet a reconnect storm
-	// drops (YAML "20%").
+	// drops (YAML "20%"); DropCount turns it into a number of devices.
 	Share float64
 	// Within spreads the start of a storm's drops or a burst's messages
 	// over this window (storm default 10s).
@@ -257,6 +257,17 @@ func (st Stage) Interval() time.Duration {
 		return time.Duration(float64(time.Second) / st.Rate)
 	}
 	return 0
+}
+
+// DropCount is how many of devices a reconnect storm drops:
+// ceil(Share × devices), so that a storm never drops nobody; 0 for other
+// kinds. Each shard applies it to its own devices.
+func (st Stage) DropCount(devices int) int {
+	if st.Kind != StageReconnectStorm || devices <= 0 || !(st.Share > 0) {
+		return 0
+	}
+	n := int(math.Ceil(st.Share * float64(devices)))
+	return min(max(n, 1), devices)
 }
 
 // DeviceID is the id (certificate CN, MQTT username and client id) of
