@@ -1,0 +1,556 @@
+package fleet
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Config is what every device of a fleet shares. It is read-only once a
+// device uses it.
+type Config struct {
+	// Addr is host:port of the broker's mTLS listener (mqtts), or, with
+	// WSSURL set, unused.
+	Addr string
+	// WSSURL, when set, makes devices connect over MQTT-over-WebSocket-over-TLS
+	// (through nginx) with their username and password instead of mTLS.
+	WSSURL string
+	// ServerName is the TLS server name to verify.
+	ServerName string
+	// RootCAs verifies the broker.
+	RootCAs *x509.CertPool
+	// KeepAlive is the MQTT keep-alive; 0 disables it (and saves a goroutine
+	// and a ticker per device).
+	KeepAlive time.Duration
+	// CleanSession is the MQTT clean-session flag.
+	CleanSession bool
+	// QoS of telemetry, status and commands.
+	QoS byte
+	// Payload and PayloadSize shape the telemetry.
+	Payload     Payload
+	PayloadSize int
+	// ConnectTimeout bounds one attempt: TCP + TLS + CONNACK + SUBACK.
+	ConnectTimeout time.Duration
+	// PublishTimeout bounds the wait for a PUBACK.
+	PublishTimeout time.Duration
+	// WriteTimeout is paho's bound on one socket write.
+	WriteTimeout time.Duration
+	// SourceAddrs are local addresses to dial from, assigned round robin by
+	// device index (127.0.0.x on loopback); empty lets the kernel choose.
+	SourceAddrs []net.IP
+	// Backoff paces one device's reconnect attempts.
+	Backoff Backoff
+	// Sink receives every event; nil discards them.
+	Sink *Sink
+}
+
+// setDefaults fills zero timeouts with values that suit a loopback broker.
+func (c *Config) setDefaults() {
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 5 * time.Second
+	}
+	if c.Backoff.Min <= 0 {
+		c.Backoff.Min = 500 * time.Millisecond
+	}
+	if c.Backoff.Max < c.Backoff.Min {
+		c.Backoff.Max = 30 * time.Second
+	}
+}
+
+// Validate reports every problem of the configuration at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.WSSURL == "" {
+		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("broker address %q: %w", c.Addr, err))
+		}
+	} else if u, err := url.Parse(c.WSSURL); err != nil || u.Scheme != "wss" {
+		errs = append(errs, fmt.Errorf("wss url %q: want wss://host:port/path", c.WSSURL))
+	}
+	if c.ServerName == "" {
+		errs = append(errs, errors.New("server name: required"))
+	}
+	if c.RootCAs == nil {
+		errs = append(errs, errors.New("root CAs: required (the private CA)"))
+	}
+	if c.QoS > 2 {
+		errs = append(errs, fmt.Errorf("qos %d: want 0, 1 or 2", c.QoS))
+	}
+	if c.KeepAlive < 0 || c.KeepAlive > 65535*time.Second {
+		errs = append(errs, fmt.Errorf("keepalive %v: want 0 … 65535s", c.KeepAlive))
+	}
+	return errors.Join(errs...)
+}
+
+// Device is one virtual board. Its identity is its client certificate (CN =
+// id); the id is also its MQTT client id. A Device is safe for concurrent
+// use: the fleet's workers publish while paho's goroutines deliver commands
+// and report a lost connection.
+type Device struct {
+	// ID is the device id: certificate CN, MQTT username and client id.
+	ID string
+
+	fleet    *Fleet
+	cert     *tls.Certificate
+	password string // wss only
+	src      *net.TCPAddr
+	seed     uint64
+
+	mu     sync.Mutex // guards client, conn, gen, sensor, dropping
+	client mqtt.Client
+	conn   net.Conn // the connection under client, cut by Drop
+	gen    uint64   // connection generation: a lost-callback of an old one is ignored
+	sensor *Sensor  // created at the first publish: an idle device needs none
+	// dropping marks a connection cut on purpose (reconnect storm), so its
+	// loss is a disconnect rather than an error.
+	dropping bool
+
+	seq   atomic.Uint64 // last telemetry sequence number issued (1-based)
+	acked atomic.Int64  // telemetry messages the broker acknowledged
+	up    atomic.Bool
+	relay atomic.Bool
+	// looping is true while a reconnect loop runs for the device, so that a
+	// second loss never starts a second loop.
+	looping atomic.Bool
+}
+
+// Sent is how many telemetry messages the broker acknowledged (QoS ≥ 1) or
+// that were written (QoS 0): what the observer must receive.
+func (d *Device) Sent() int64 { return d.acked.Load() }
+
+// Seq is the last sequence number issued (including failed publishes).
+func (d *Device) Seq() uint64 { return d.seq.Load() }
+
+// Connected reports whether the device has a session.
+func (d *Device) Connected() bool { return d.up.Load() }
+
+// Relay is the relay state the last command set.
+func (d *Device) Relay() bool { return d.relay.Load() }
+
+func (d *Device) emit(e Event) {
+	if e.At.IsZero() {
+		e.At = time.Now()
+	}
+	d.fleet.cfg.Sink.Emit(e)
+}
+
+func (d *Device) telemetryTopic() string { return "devices/" + d.ID + "/telemetry" }
+func (d *Device) statusTopic() string    { return "devices/" + d.ID + "/status" }
+func (d *Device) commandFilter() string  { return "devices/" + d.ID + "/cmd/#" }
+
+// attempt measures one connection attempt. paho calls open from its own
+// goroutine; abort may be called from the attempt's caller when its context
+// ends, to cut a connection paho is still reading the CONNACK from.
+type attempt struct {
+	ctx context.Context
+	d   *Device
+
+	mu      sync.Mutex
+	stage   Stage
+	start   time.Time
+	tcpDone time.Time
+	tlsDone time.Time
+	conn    net.Conn
+	aborted bool
+}
+
+func (a *attempt) set(stage Stage, conn net.Conn) {
+	a.mu.Lock()
+	a.stage = stage
+	if conn != nil {
+		a.conn = conn
+	}
+	a.mu.Unlock()
+}
+
+func (a *attempt) abort() {
+	a.mu.Lock()
+	a.aborted = true
+	if a.conn != nil {
+		a.conn.Close()
+	}
+	a.mu.Unlock()
+}
+
+// open is paho's OpenConnectionFunc: it dials TCP and runs the TLS handshake
+// itself so that each phase is timed on its own; paho then writes CONNECT
+// and reads CONNACK on the returned connection.
+func (a *attempt) open(_ *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
+	cfg := &a.d.fleet.cfg
+	tlsCfg := &tls.Config{
+		RootCAs:    cfg.RootCAs,
+		ServerName: cfg.ServerName,
+		MinVersion: tls.VersionTLS12,
+		// No session cache: every attempt is a full handshake, as a board
+		// that just booted does, and as the broker's cost should be measured.
+	}
+	if a.d.cert != nil {
+		tlsCfg.Certificates = []tls.Certificate{*a.d.cert}
+	}
+	a.mu.Lock()
+	a.start = time.Now()
+	a.stage = StageTCP
+	a.mu.Unlock()
+	if cfg.WSSURL != "" {
+		// gorilla dials TCP, TLS and the HTTP upgrade in one call: for wss
+		// the whole of it is reported as the TLS phase and TCP stays unmeasured.
+		a.set(StageTLS, nil)
+		timeout := cfg.ConnectTimeout
+		if dl, ok := a.ctx.Deadline(); ok {
+			timeout = time.Until(dl)
+		}
+		conn, err := mqtt.NewWebsocket(cfg.WSSURL, tlsCfg, timeout, nil, &mqtt.WebsocketOptions{ReadBufferSize: 1024, WriteBufferSize: 1024})
+		if err != nil {
+			return nil, err
+		}
+		now := time.Now()
+		a.mu.Lock()
+		a.tcpDone, a.tlsDone = a.start, now
+		a.stage, a.conn = StageConnack, conn
+		ab := a.aborted
+		a.mu.Unlock()
+		if ab {
+			conn.Close()
+			return nil, context.Canceled
+		}
+		return conn, nil
+	}
+	dialer := net.Dialer{
+		// MQTT keep-alive detects dead peers; TCP keep-alive would only add
+		// a kernel timer per device.
+		KeepAlive: -1,
+	}
+	if a.d.src != nil {
+		dialer.LocalAddr = a.d.src
+	}
+	raw, err := dialer.DialContext(a.ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := tls.Client(raw, tlsCfg)
+	a.mu.Lock()
+	a.tcpDone = time.Now()
+	a.stage, a.conn = StageTLS, tc
+	ab := a.aborted
+	a.mu.Unlock()
+	if ab {
+		raw.Close()
+		return nil, context.Canceled
+	}
+	if err := tc.HandshakeContext(a.ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	a.mu.Lock()
+	a.tlsDone = time.Now()
+	a.stage = StageConnack
+	a.mu.Unlock()
+	return tc, nil
+}
+
+// options builds the paho options for one attempt. Every default the
+// device relies on is set explicitly (paho's README: "Common problems").
+func (d *Device) options(a *attempt, gen uint64) *mqtt.ClientOptions {
+	cfg := &d.fleet.cfg
+	o := mqtt.NewClientOptions()
+	if cfg.WSSURL != "" {
+		o.AddBroker(cfg.WSSURL)
+		o.SetUsername(d.ID)
+		o.SetPassword(d.password)
+	} else {
+		o.AddBroker("tls://" + cfg.Addr)
+	}
+	o.SetClientID(d.ID)
+	o.SetCleanSession(cfg.CleanSession)
+	// Our own reconnect loop measures every attempt and owns its goroutine.
+	o.SetAutoReconnect(false)
+	o.SetConnectRetry(false)
+	// Handlers run on paho's router goroutine (no goroutine per message);
+	// they never block: see onCommand.
+	o.SetOrderMatters(true)
+	// Explicit 3.1.1: otherwise paho retries a refused CONNACK with 3.1,
+	// doubling the attempts a refusal costs the broker.
+	o.SetProtocolVersion(4)
+	o.SetKeepAlive(cfg.KeepAlive)
+	o.SetPingTimeout(10 * time.Second)
+	o.SetConnectTimeout(cfg.ConnectTimeout)
+	o.SetWriteTimeout(cfg.WriteTimeout)
+	o.SetMessageChannelDepth(1)
+	o.SetResumeSubs(false)
+	o.SetWill(d.statusTopic(), "offline", 1, true)
+	o.SetConnectionLostHandler(func(c mqtt.Client, err error) { d.lost(c, gen, err) })
+	o.SetCustomOpenConnectionFn(a.open)
+	// paho's defaults allocate these per client; a device never uses them.
+	o.HTTPHeaders = nil
+	o.Dialer = nil
+	return o
+}
+
+// connect makes one attempt to connect, subscribe to commands and publish
+// the retained "online" status. It emits KindConnected with the phase
+// timings or KindConnectFailed with the cause; an attempt cut short by ctx
+// (the run ending) emits nothing, because it says nothing about the broker.
+func (d *Device) connect(ctx context.Context) error {
+	cfg := &d.fleet.cfg
+	actx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	defer cancel()
+
+	d.mu.Lock()
+	d.gen++
+	gen := d.gen
+	d.mu.Unlock()
+
+	a := &attempt{ctx: actx, d: d}
+	c := mqtt.NewClient(d.options(a, gen))
+	tok := c.Connect()
+	select {
+	case <-tok.Done():
+	case <-actx.Done():
+		// Cut the connection paho is reading the CONNACK from (dial and
+		// handshake already watch actx), then wait for paho to give up so
+		// none of its goroutines outlives the attempt.
+		a.abort()
+		<-tok.Done()
+	}
+	end := time.Now()
+	err := tok.Error()
+	if err == nil && actx.Err() != nil {
+		// Connected just as the attempt ran out of time: too late to count.
+		c.Disconnect(0)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		err = context.DeadlineExceeded
+	}
+	a.mu.Lock()
+	stage, start, tcpDone, tlsDone, conn := a.stage, a.start, a.tcpDone, a.tlsDone, a.conn
+	a.mu.Unlock()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if actx.Err() != nil {
+			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+		}
+		d.emit(Event{Kind: KindConnectFailed, At: end, Cause: classifyConnect(stage, err)})
+		return fmt.Errorf("device %s: %s: %w", d.ID, stage, err)
+	}
+	timing := Event{Kind: KindConnected, At: end, TCP: tcpDone.Sub(start), TLS: tlsDone.Sub(tcpDone), CONNACK: end.Sub(tlsDone)}
+	if cfg.WSSURL != "" {
+		timing.TCP = -1 // not measured: see attempt.open
+	}
+
+	// Install the session before subscribing, so a loss during the SUBACK
+	// wait is seen by lost() as the current connection's.
+	d.mu.Lock()
+	d.client, d.conn = c, conn
+	d.dropping = false
+	d.mu.Unlock()
+
+	sub := c.Subscribe(d.commandFilter(), cfg.QoS, d.onCommand)
+	if err := waitToken(actx, sub); err != nil {
+		stage := StageSub
+		d.discard(c)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d.emit(Event{Kind: KindConnectFailed, Cause: Classify(stage, err)})
+		return fmt.Errorf("device %s: subscribe: %w", d.ID, err)
+	}
+	// The retained status is part of coming online; a failure here is
+	// counted, not fatal: telemetry shows whether the session works.
+	on := c.Publish(d.statusTopic(), 1, true, "online")
+	if err := waitToken(actx, on); err != nil && ctx.Err() == nil {
+		d.emit(Event{Kind: KindError, Cause: Classify(StagePublish, err) + " (status)"})
+	}
+	d.up.Store(true)
+	d.emit(timing)
+	return nil
+}
+
+// classifyConnect names a failed attempt. A TLS alert can only come from
+// the handshake, even when (TLS 1.3) the client reads it while waiting for
+// CONNACK: the broker refused the certificate.
+func classifyConnect(stage Stage, err error) string {
+	var ae tls.AlertError
+	if errors.As(err, &ae) {
+		stage = StageTLS
+	}
+	return Classify(stage, err)
+}
+
+// discard forgets client c (if current) and closes it without a DISCONNECT.
+func (d *Device) discard(c mqtt.Client) {
+	d.mu.Lock()
+	if d.client == c {
+		d.client, d.conn = nil, nil
+	}
+	d.mu.Unlock()
+	c.Disconnect(0)
+}
+
+// lost is paho's connection-lost callback (on a goroutine paho starts for
+// it, after its own workers stopped). An old generation's callback and a
+// connection we closed on purpose are ignored; otherwise the device starts
+// its reconnect loop, which the fleet tracks.
+func (d *Device) lost(c mqtt.Client, gen uint64, err error) {
+	d.mu.Lock()
+	if d.gen != gen || d.client != c {
+		d.mu.Unlock()
+		return
+	}
+	d.client, d.conn = nil, nil
+	dropped := d.dropping
+	d.dropping = false
+	d.mu.Unlock()
+	d.up.Store(false)
+	if dropped {
+		d.emit(Event{Kind: KindDisconnected})
+	} else {
+		d.emit(Event{Kind: KindLost, Cause: Classify(StageLost, err)})
+	}
+	d.fleet.reconnect(d)
+}
+
+// Drop cuts the device's connection abruptly, without a DISCONNECT, so the
+// broker publishes its will; the device then reconnects with its backoff,
+// as a board does after a network blip. It reports whether there was a
+// connection to cut.
+func (d *Device) Drop() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn == nil {
+		return false
+	}
+	d.dropping = true
+	// An expired read deadline fails paho's reader with a timeout, which
+	// paho treats as a lost connection (closing the socket instead would
+	// be mistaken for our own Disconnect and never reported).
+	d.conn.SetReadDeadline(time.Now())
+	return true
+}
+
+// Disconnect ends the session cleanly (DISCONNECT, so no will), waiting at
+// most quiesce for paho to finish.
+func (d *Device) Disconnect(quiesce time.Duration) {
+	d.mu.Lock()
+	c := d.client
+	d.client, d.conn = nil, nil
+	d.gen++ // a loss racing this is not a loss
+	d.mu.Unlock()
+	if c == nil {
+		return
+	}
+	if d.up.Swap(false) {
+		d.emit(Event{Kind: KindDisconnected})
+	}
+	c.Disconnect(uint(quiesce / time.Millisecond))
+}
+
+// Publish sends one telemetry message and waits for its acknowledgement (or
+// ctx, or the publish timeout). It emits KindPublished with the PUBACK
+// latency, or KindPublishFailed with the cause.
+func (d *Device) Publish(ctx context.Context) error {
+	cfg := &d.fleet.cfg
+	d.mu.Lock()
+	c := d.client
+	if c == nil {
+		d.mu.Unlock()
+		d.emit(Event{Kind: KindPublishFailed, Cause: Classify(StagePublish, mqtt.ErrNotConnected)})
+		return fmt.Errorf("device %s: publish: %w", d.ID, mqtt.ErrNotConnected)
+	}
+	if d.sensor == nil {
+		d.sensor = NewSensor(d.seed)
+	}
+	d.sensor.Step()
+	seq := d.seq.Add(1)
+	sent := time.Now()
+	payload := d.sensor.AppendTelemetry(make([]byte, 0, max(160, cfg.PayloadSize+8)), cfg.Payload, d.ID, seq, sent, cfg.PayloadSize)
+	d.mu.Unlock()
+
+	tok := c.Publish(d.telemetryTopic(), cfg.QoS, false, payload)
+	pctx, cancel := context.WithTimeout(ctx, cfg.PublishTimeout)
+	err := waitToken(pctx, tok)
+	cancel()
+	now := time.Now()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d.emit(Event{Kind: KindPublishFailed, At: now, Cause: Classify(StagePublish, err)})
+		return fmt.Errorf("device %s: publish: %w", d.ID, err)
+	}
+	d.acked.Add(1)
+	e := Event{Kind: KindPublished, At: now}
+	if cfg.QoS > 0 {
+		e.D = now.Sub(sent)
+	}
+	d.emit(e)
+	return nil
+}
+
+// onCommand is paho's handler for devices/<id>/cmd/#, run on the router
+// goroutine: it acts at once (the relay is an atomic) and leaves the status
+// reply to the fleet's workers, because publishing from a handler with
+// OrderMatters can deadlock paho and would block the device's connection.
+func (d *Device) onCommand(_ mqtt.Client, m mqtt.Message) {
+	switch strings.ToUpper(strings.TrimSpace(string(m.Payload()))) {
+	case "ON", `{"RELAY":"ON"}`:
+		d.relay.Store(true)
+	case "OFF", `{"RELAY":"OFF"}`:
+		d.relay.Store(false)
+	default:
+		d.emit(Event{Kind: KindError, Cause: "command: unknown payload"})
+		return
+	}
+	d.emit(Event{Kind: KindCommandReceived})
+	d.fleet.enqueue(job{d: d, kind: jobStatus})
+}
+
+// publishStatus answers a command with the relay state on the status topic
+// (not retained: the retained value stays "online"/"offline").
+func (d *Device) publishStatus(ctx context.Context) {
+	d.mu.Lock()
+	c := d.client
+	d.mu.Unlock()
+	if c == nil {
+		return
+	}
+	state := "OFF"
+	if d.relay.Load() {
+		state = "ON"
+	}
+	tok := c.Publish(d.statusTopic(), d.fleet.cfg.QoS, false, `{"relay":"`+state+`"}`)
+	pctx, cancel := context.WithTimeout(ctx, d.fleet.cfg.PublishTimeout)
+	defer cancel()
+	if err := waitToken(pctx, tok); err != nil && ctx.Err() == nil {
+		d.emit(Event{Kind: KindError, Cause: Classify(StageCommand, err) + " (status reply)"})
+	}
+}
+
+// waitToken bridges a paho token to a context: the one place the package
+// waits for paho.
+func waitToken(ctx context.Context, t mqtt.Token) error {
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

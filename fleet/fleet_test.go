@@ -1,0 +1,169 @@
+package fleet
+
+import (
+	"context"
+	"crypto/tls"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/internal/stacktest"
+)
+
+func TestMain(m *testing.M) { os.Exit(stacktest.Main(m)) }
+
+// harness is a real stack with a fleet, an observer and a collector that
+// tallies events by kind and cause.
+type harness struct {
+	stack *stacktest.Stack
+	fleet *Fleet
+	obs   *Observer
+	sink  *Sink
+}
+
+func loadIdentity(t testing.TB, pki, id string) *tls.Certificate {
+	t.Helper()
+	c, err := certs.LoadClient(pki, id)
+	if err != nil {
+		t.Fatalf("load %s: %v", id, err)
+	}
+	return &c
+}
+
+func newHarness(t testing.TB, n int, mod func(*Config)) (*harness, context.Context) {
+	t.Helper()
+	s := stacktest.Start(t, stacktest.WithDevices(n))
+	pool, err := certs.LoadCAPool(s.Target.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := NewSink(1 << 16)
+	cfg := Config{
+		Addr:         s.Target.MQTTSAddr(),
+		ServerName:   s.Target.ServerName,
+		RootCAs:      pool,
+		KeepAlive:    30 * time.Second,
+		CleanSession: true,
+		QoS:          1,
+		Sink:         sink,
+		Backoff:      Backoff{Min: 100 * time.Millisecond, Max: time.Second, Jitter: 0.2},
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	ids := make([]Identity, n)
+	for i, id := range s.Devices[:n] {
+		ids[i] = Identity{ID: id, Cert: loadIdentity(t, s.PKIDir, id)}
+	}
+	f, err := New(cfg, ids, Options{MaxInFlight: 64, Workers: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	obs, err := NewObserver(ObserverConfig{
+		Addr: cfg.Addr, ServerName: cfg.ServerName, RootCAs: pool,
+		ID: s.Target.Observer, Cert: loadIdentity(t, s.PKIDir, s.Target.Observer),
+		Devices: s.Devices[:n], QoS: 1, KeepAlive: 30 * time.Second, Sink: sink,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := obs.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(obs.Stop)
+	if err := f.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close(250 * time.Millisecond) })
+	return &harness{stack: s, fleet: f, obs: obs, sink: sink}, ctx
+}
+
+// counts drains the sink without blocking and tallies kinds and causes.
+type counts struct {
+	kinds  map[Kind]int
+	causes map[string]int
+}
+
+func (h *harness) drain(c *counts) {
+	if c.kinds == nil {
+		c.kinds, c.causes = map[Kind]int{}, map[string]int{}
+	}
+	for {
+		select {
+		case e := <-h.sink.Events():
+			c.kinds[e.Kind]++
+			if e.Cause != "" {
+				c.causes[e.Kind.String()+" "+e.Cause]++
+			}
+		default:
+			return
+		}
+	}
+}
+
+func TestFleetConnectPublishObserve(t *testing.T) {
+	const n = 40
+	h, ctx := newHarness(t, n, nil)
+	before := runtime.NumGoroutine()
+	started := h.fleet.Connect(ctx, h.fleet.Devices(), PerSecond(400))
+	if started != n {
+		t.Fatalf("started %d of %d", started, n)
+	}
+	if got := h.fleet.ConnectedCount(); got != n {
+		var c counts
+		h.drain(&c)
+		t.Fatalf("connected %d of %d; causes %v", got, n, c.causes)
+	}
+	stage, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	h.fleet.PublishEvery(stage, h.fleet.Devices(), 250*time.Millisecond)
+	cancel()
+	// Let the last scheduled publishes complete.
+	deadline := time.Now().Add(5 * time.Second)
+	sent := func(i int) int64 { return h.fleet.Devices()[i].Sent() }
+	if !h.obs.Drain(ctx, sent, 3*time.Second) {
+		exp, uniq, lost := h.obs.Lost(sent)
+		t.Fatalf("observer did not drain: expected %d unique %d lost %d", exp, uniq, lost)
+	}
+	for time.Now().Before(deadline) && len(h.fleet.jobs) > 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	exp, uniq, lost := h.obs.Lost(sent)
+	var c counts
+	h.drain(&c)
+	t.Logf("expected %d unique %d lost %d kinds %v causes %v tally %+v", exp, uniq, lost, c.kinds, c.causes, h.obs.Tally())
+	if exp < n*4 {
+		t.Errorf("devices sent %d messages, want at least %d (4 rounds of %d)", exp, n*4, n)
+	}
+	if lost != 0 || uniq < exp {
+		t.Errorf("lost %d (expected %d, unique %d): QoS 1 on a healthy broker loses nothing", lost, exp, uniq)
+	}
+	if c.kinds[KindConnected] != n || c.kinds[KindPublished] != int(exp) {
+		t.Errorf("events: connected %d (want %d), published %d (want %d)", c.kinds[KindConnected], n, c.kinds[KindPublished], exp)
+	}
+	if c.kinds[KindReceived] != int(uniq) {
+		t.Errorf("received events %d, observer unique %d", c.kinds[KindReceived], uniq)
+	}
+	if tl := h.obs.Tally(); tl.Online < n || tl.Duplicates != 0 {
+		t.Errorf("tally %+v: want %d online statuses and no duplicates", tl, n)
+	}
+	h.fleet.Close(250 * time.Millisecond)
+	h.obs.Stop()
+	waitGoroutines(t, before)
+}
+
+// waitGoroutines fails when goroutines started by the test outlive it.
+func waitGoroutines(t *testing.T, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > want && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := runtime.NumGoroutine(); got > want {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines outlive the fleet (want ≤ %d):\n%s", got, want, buf[:runtime.Stack(buf, true)])
+	}
+}

@@ -1,0 +1,354 @@
+package fleet
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Observer filters: one route per filter, and they never overlap, because
+// paho calls every matching handler once per overlapping subscription and a
+// default handler would see each message again.
+const (
+	TelemetryFilter = "devices/+/telemetry"
+	StatusFilter    = "devices/+/status"
+)
+
+// ObserverConfig describes a read-only identity watching a set of devices.
+type ObserverConfig struct {
+	Addr       string // host:port of the mTLS listener
+	ServerName string
+	RootCAs    *x509.CertPool
+	// ID and Cert are the observer's identity (CONTRACTS.md: "observer", or
+	// "observer-<k+1>" for shard k of a sharded run).
+	ID   string
+	Cert *tls.Certificate
+	// Devices are the ids this observer accounts for; telemetry of any other
+	// device (another shard's) is counted as foreign and otherwise ignored.
+	Devices []string
+	// QoS of the subscriptions (1 by default for a lossless observer).
+	QoS            byte
+	KeepAlive      time.Duration
+	ConnectTimeout time.Duration
+	Backoff        Backoff
+	Sink           *Sink
+}
+
+// Tally is what an observer saw, over all its devices.
+type Tally struct {
+	// Messages counts telemetry messages of its devices, duplicates included.
+	Messages   int64
+	Unique     int64
+	Duplicates int64
+	Reorders   int64
+	// Foreign counts telemetry of devices it does not account for.
+	Foreign int64
+	// Invalid counts telemetry it could not parse.
+	Invalid int64
+	// Online, Offline and Relay count status messages: "online", "offline"
+	// (the will, or a retained one), and relay replies to commands.
+	Online, Offline, Relay int64
+}
+
+// Observer subscribes to the telemetry and status of devices and keeps, per
+// device, a SeqTracker. Its handlers run on paho's router goroutine and
+// never block: they update the trackers under a mutex and emit events.
+type Observer struct {
+	cfg   ObserverConfig
+	index map[string]int
+
+	mu     sync.Mutex // guards seqs, tally, last, client, stopped
+	seqs   []SeqTracker
+	tally  Tally
+	last   time.Time // when the last telemetry message arrived
+	client mqtt.Client
+
+	ctx    context.Context // the observer's life: Start until Stop
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewObserver checks cfg and indexes the devices.
+func NewObserver(cfg ObserverConfig) (*Observer, error) {
+	var errs []error
+	if cfg.ID == "" {
+		errs = append(errs, errors.New("observer: id required"))
+	}
+	if cfg.Cert == nil {
+		errs = append(errs, errors.New("observer: certificate required"))
+	}
+	if cfg.RootCAs == nil || cfg.ServerName == "" || cfg.Addr == "" {
+		errs = append(errs, errors.New("observer: broker address, server name and root CAs required"))
+	}
+	if cfg.QoS > 2 {
+		errs = append(errs, fmt.Errorf("observer: qos %d", cfg.QoS))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.Backoff.Min <= 0 {
+		cfg.Backoff = Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.2}
+	}
+	o := &Observer{cfg: cfg, index: make(map[string]int, len(cfg.Devices)), seqs: make([]SeqTracker, len(cfg.Devices))}
+	for i, id := range cfg.Devices {
+		o.index[id] = i
+	}
+	return o, nil
+}
+
+// Start connects and subscribes, and returns once both subscriptions are
+// granted. After a lost connection the observer reconnects by itself (and
+// reports the loss as an error event) until Stop or ctx ends.
+func (o *Observer) Start(ctx context.Context) error {
+	o.ctx, o.cancel = context.WithCancel(ctx)
+	if err := o.connect(); err != nil {
+		o.cancel()
+		return err
+	}
+	return nil
+}
+
+func (o *Observer) connect() error {
+	cfg := &o.cfg
+	opts := mqtt.NewClientOptions()
+	opts.AddBroker("tls://" + cfg.Addr)
+	opts.SetClientID(cfg.ID)
+	opts.SetCleanSession(true)
+	opts.SetAutoReconnect(false)
+	opts.SetConnectRetry(false)
+	opts.SetOrderMatters(true) // handlers on the router goroutine; they never block
+	opts.SetProtocolVersion(4)
+	opts.SetKeepAlive(cfg.KeepAlive)
+	opts.SetConnectTimeout(cfg.ConnectTimeout)
+	opts.SetWriteTimeout(5 * time.Second)
+	opts.SetTLSConfig(&tls.Config{RootCAs: cfg.RootCAs, ServerName: cfg.ServerName, Certificates: []tls.Certificate{*cfg.Cert}, MinVersion: tls.VersionTLS12})
+	opts.SetConnectionLostHandler(o.lost)
+	c := mqtt.NewClient(opts)
+	actx, cancel := context.WithTimeout(o.ctx, cfg.ConnectTimeout)
+	defer cancel()
+	tok := c.Connect()
+	if err := waitToken(actx, tok); err != nil {
+		// paho's own ConnectTimeout ends the attempt shortly after actx.
+		<-tok.Done()
+		c.Disconnect(0)
+		return fmt.Errorf("observer %s: connect: %w", cfg.ID, err)
+	}
+	// Two subscriptions, one route each, no default handler: every message
+	// reaches exactly one handler exactly once.
+	// Routes before the subscription: retained status arrives with the SUBACK.
+	c.AddRoute(TelemetryFilter, o.onTelemetry)
+	c.AddRoute(StatusFilter, o.onStatus)
+	sub := c.SubscribeMultiple(map[string]byte{TelemetryFilter: cfg.QoS, StatusFilter: cfg.QoS}, nil)
+	if err := waitToken(actx, sub); err != nil {
+		c.Disconnect(0)
+		return fmt.Errorf("observer %s: subscribe: %w", cfg.ID, err)
+	}
+	for topic, q := range sub.(*mqtt.SubscribeToken).Result() {
+		if q == 0x80 {
+			c.Disconnect(0)
+			return fmt.Errorf("observer %s: subscription to %s refused", cfg.ID, topic)
+		}
+	}
+	o.mu.Lock()
+	if o.ctx.Err() != nil { // Stop ran meanwhile
+		o.mu.Unlock()
+		c.Disconnect(0)
+		return o.ctx.Err()
+	}
+	o.client = c
+	o.mu.Unlock()
+	return nil
+}
+
+// lost reconnects the observer (on paho's connection-lost goroutine, tracked).
+func (o *Observer) lost(c mqtt.Client, err error) {
+	o.mu.Lock()
+	if o.client != c || o.ctx.Err() != nil {
+		o.mu.Unlock()
+		return
+	}
+	o.client = nil
+	o.wg.Add(1)
+	o.mu.Unlock()
+	defer o.wg.Done()
+	o.cfg.Sink.Emit(Event{Kind: KindError, At: time.Now(), Cause: "observer: " + Classify(StageLost, err)})
+	t := time.NewTimer(0)
+	defer t.Stop()
+	<-t.C
+	for attempt := 0; ; attempt++ {
+		t.Reset(o.cfg.Backoff.Delay(attempt, rand.Float64()))
+		select {
+		case <-o.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := o.connect(); err == nil {
+			return
+		} else if o.ctx.Err() == nil {
+			o.cfg.Sink.Emit(Event{Kind: KindError, At: time.Now(), Cause: "observer: reconnect failed"})
+		}
+	}
+}
+
+// deviceOf returns the <id> of devices/<id>/<suffix>.
+func deviceOf(topic, suffix string) (string, bool) {
+	rest, ok := strings.CutPrefix(topic, "devices/")
+	if !ok {
+		return "", false
+	}
+	id, ok := strings.CutSuffix(rest, "/"+suffix)
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return "", false
+	}
+	return id, true
+}
+
+func (o *Observer) onTelemetry(_ mqtt.Client, m mqtt.Message) {
+	now := time.Now()
+	id, _ := deviceOf(m.Topic(), "telemetry")
+	i, mine := o.index[id] // index is read-only after NewObserver
+	if !mine {
+		o.mu.Lock()
+		o.tally.Foreign++
+		o.mu.Unlock()
+		return
+	}
+	seq, ts, err := ParseTelemetry(m.Payload())
+	if err != nil {
+		o.mu.Lock()
+		o.tally.Invalid++
+		o.mu.Unlock()
+		o.cfg.Sink.Emit(Event{Kind: KindError, At: now, Cause: "observer: invalid telemetry"})
+		return
+	}
+	o.mu.Lock()
+	out := o.seqs[i].Observe(seq)
+	o.tally.Messages++
+	o.last = now
+	switch out {
+	case SeqNew:
+		o.tally.Unique++
+	case SeqLate, SeqStale:
+		o.tally.Unique++
+		o.tally.Reorders++
+	case SeqDuplicate:
+		o.tally.Duplicates++
+	case SeqInvalid:
+		o.tally.Invalid++
+	}
+	o.mu.Unlock()
+	switch out {
+	case SeqNew, SeqLate, SeqStale:
+		o.cfg.Sink.Emit(Event{Kind: KindReceived, At: now, D: now.Sub(time.Unix(0, ts))})
+		if out != SeqNew {
+			o.cfg.Sink.Emit(Event{Kind: KindReorder, At: now})
+		}
+	case SeqDuplicate:
+		o.cfg.Sink.Emit(Event{Kind: KindDuplicate, At: now})
+	}
+}
+
+func (o *Observer) onStatus(_ mqtt.Client, m mqtt.Message) {
+	id, _ := deviceOf(m.Topic(), "status")
+	if _, mine := o.index[id]; !mine {
+		return
+	}
+	p := string(m.Payload())
+	o.mu.Lock()
+	switch {
+	case p == "online":
+		o.tally.Online++
+	case p == "offline":
+		o.tally.Offline++
+	case strings.Contains(p, `"relay"`):
+		o.tally.Relay++
+	}
+	o.mu.Unlock()
+}
+
+// Tally returns what the observer has seen so far.
+func (o *Observer) Tally() Tally {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.tally
+}
+
+// Unique is how many distinct telemetry messages of device i (index in
+// ObserverConfig.Devices) arrived.
+func (o *Observer) Unique(i int) int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.seqs[i].Unique
+}
+
+// Lost sums, over the devices, what each sent (sent(i): messages the broker
+// acknowledged) minus the distinct messages received, never below zero per
+// device. A message the broker took without acknowledging (its connection
+// died) may still arrive; it then masks nothing, since it is not expected.
+func (o *Observer) Lost(sent func(i int) int64) (expected, unique, lost int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := range o.seqs {
+		s, u := sent(i), o.seqs[i].Unique
+		expected += s
+		unique += u
+		if s > u {
+			lost += s - u
+		}
+	}
+	return expected, unique, lost
+}
+
+// Drain waits until every device's sent count has arrived, or no telemetry
+// has arrived for idle, or ctx ends. It reports whether everything arrived.
+func (o *Observer) Drain(ctx context.Context, sent func(i int) int64, idle time.Duration) bool {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	start := time.Now()
+	for {
+		if _, _, lost := o.Lost(sent); lost == 0 {
+			return true
+		}
+		o.mu.Lock()
+		last := o.last
+		o.mu.Unlock()
+		if last.Before(start) {
+			last = start
+		}
+		if time.Since(last) > idle {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop disconnects the observer and waits for its reconnect loop, if any.
+func (o *Observer) Stop() {
+	if o.cancel == nil {
+		return
+	}
+	o.cancel()
+	o.mu.Lock()
+	c := o.client
+	o.client = nil
+	o.mu.Unlock()
+	if c != nil {
+		c.Disconnect(250)
+	}
+	o.wg.Wait()
+}
