@@ -268,9 +268,33 @@ func thresholdText(o ThresholdOutcome) string {
 	return o.Metric + " " + o.Op + " " + FormatValue(o.Value, o.Unit)
 }
 
+// perOperation says what the tool spends per connect and per publish, and
+// on what basis.
+func perOperation(c Cost) string {
+	var per []string
+	connect, publish := " per connect attempt (ramp)", " per publish (steady)"
+	if c.Basis != "phases" {
+		connect, publish = " per connect attempt", " per publish"
+	}
+	if c.CPUPerConnectMillis > 0 {
+		per = append(per, FormatMicros(c.CPUPerConnectMillis*1000)+" CPU"+connect)
+	}
+	if c.CPUPerPublishMicros > 0 {
+		per = append(per, FormatMicros(c.CPUPerPublishMicros)+" CPU"+publish)
+	}
+	s := strings.Join(per, " · ")
+	if s != "" && c.Basis == "whole run" {
+		s += " (whole run's CPU: upper bounds)"
+	}
+	return s
+}
+
 func writeCost(f *fmtErr, r *Result) {
 	c := r.Cost
 	f.printf("\nTool cost (the load generator itself)\n")
+	if c.DroppedEvents > 0 {
+		f.printf("  WARNING: %s events were dropped because the collector fell behind: counts are lower bounds; add shards\n", formatCount(c.DroppedEvents))
+	}
 	cpu := c.CPUUserSeconds + c.CPUSystemSeconds
 	if cpu == 0 && c.MaxRSSBytes == 0 {
 		f.printf("  not measured\n")
@@ -281,15 +305,8 @@ func writeCost(f *fmtErr, r *Result) {
 		f.printf(", %s of one core", pct(100*cpu/secs))
 	}
 	f.printf("\n")
-	var per []string
-	if c.CPUPerConnectMillis > 0 {
-		per = append(per, FormatMicros(c.CPUPerConnectMillis*1000)+" CPU per connect")
-	}
-	if c.CPUPerPublishMicros > 0 {
-		per = append(per, FormatMicros(c.CPUPerPublishMicros)+" CPU per publish")
-	}
-	if len(per) > 0 {
-		f.printf("  %s\n", strings.Join(per, " · "))
+	if per := perOperation(c); per != "" {
+		f.printf("  %s\n", per)
 	}
 	f.printf("  memory peak %s", FormatBytes(float64(c.MaxRSSBytes)))
 	if c.PeakConnected > 0 {

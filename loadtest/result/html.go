@@ -126,6 +126,9 @@ func buildPage(r *Result) (*htmlPage, error) {
 	if m.Interrupted {
 		pg.Interrupted = "Interrupted: " + orDash(m.InterruptReason) + ". The numbers cover only what ran."
 	}
+	if r.Cost.DroppedEvents > 0 {
+		pg.Warnings = append(pg.Warnings, fmt.Sprintf("%s events were dropped because the collector fell behind: every count is a lower bound. Add shards.", formatCount(r.Cost.DroppedEvents)))
+	}
 	if len(m.Merged) > 0 && strings.Contains(describeShards(m.Merged), "MISSING") {
 		pg.Warnings = append(pg.Warnings, "Merged "+describeShards(m.Merged)+".")
 	}
@@ -211,6 +214,21 @@ func buildPage(r *Result) (*htmlPage, error) {
 			})
 		}, "Nothing was published."),
 		render("Errors", func() (*chart, bool) { return errorsPlot(r, ta) }, "No errors."),
+	}
+	if r.Total.CPUSeconds > 0 {
+		// The generator's own load next to the broker's numbers: a
+		// saturated generator explains latency the broker did not cause.
+		pg.TimePlots = append(pg.TimePlots,
+			render("Load generator CPU", func() (*chart, bool) {
+				return timePlot(r, ta, "Load generator CPU", "cores busy", []seriesLine{
+					{"CPU (user + system)", func(s Second) float64 { return s.CPUSeconds }},
+				})
+			}, "No CPU samples."),
+			render("Load generator memory", func() (*chart, bool) {
+				return timePlot(r, ta, "Load generator memory", "MiB resident", []seriesLine{
+					{"resident memory", func(s Second) float64 { return float64(s.RSSBytes) / (1 << 20) }},
+				})
+			}, "No memory samples."))
 	}
 	for _, met := range Metrics() {
 		hs := histsOf(r, met)
@@ -335,11 +353,11 @@ func costRows(r *Result) [][2]string {
 	if secs := r.Meta.End.Sub(r.Meta.Start).Seconds(); secs > 0 {
 		rows = append(rows, [2]string{"CPU load", pct(100*cpu/secs) + " of one core on average"})
 	}
-	if c.CPUPerConnectMillis > 0 {
-		rows = append(rows, [2]string{"CPU per connect", FormatMicros(c.CPUPerConnectMillis * 1000)})
+	if per := perOperation(c); per != "" {
+		rows = append(rows, [2]string{"CPU per operation", per})
 	}
-	if c.CPUPerPublishMicros > 0 {
-		rows = append(rows, [2]string{"CPU per publish", FormatMicros(c.CPUPerPublishMicros)})
+	if c.DroppedEvents > 0 {
+		rows = append(rows, [2]string{"dropped events", formatCount(c.DroppedEvents) + " (the collector fell behind: counts are lower bounds)"})
 	}
 	rows = append(rows, [2]string{"memory peak", FormatBytes(float64(c.MaxRSSBytes))})
 	if c.PeakConnected > 0 {

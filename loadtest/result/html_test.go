@@ -24,15 +24,16 @@ func TestWriteHTMLStructure(t *testing.T) {
 	}
 	page := buf.String()
 
-	// 4 time plots + histogram and percentile plot for each of 5 metrics.
-	if got := strings.Count(page, "<svg"); got != 14 {
-		t.Errorf("page has %d <svg> plots, want 14", got)
+	// 6 time plots + histogram and percentile plot for each of 5 metrics.
+	if got := strings.Count(page, "<svg"); got != 16 {
+		t.Errorf("page has %d <svg> plots, want 16", got)
 	}
-	if got := strings.Count(page, "</svg>"); got != 14 {
-		t.Errorf("page has %d </svg>, want 14", got)
+	if got := strings.Count(page, "</svg>"); got != 16 {
+		t.Errorf("page has %d </svg>, want 16", got)
 	}
 	for _, title := range []string{
 		"Connects per second", "Connected devices", "Publishes per second", "Errors by cause",
+		"Load generator CPU", "Load generator memory",
 		"TCP connect latency distribution", "TLS handshake latency by percentile",
 		"CONNACK latency distribution", "PUBACK latency by percentile", "end-to-end latency distribution",
 	} {

@@ -49,6 +49,7 @@ func Merge(rs ...*Result) (*Result, error) {
 		a.spans = append(a.spans, p.Spans...)
 		a.ph.Counts.plus(p.Counts)
 		a.ph.PeakActive += p.PeakActive
+		a.ph.CPUSeconds += p.CPUSeconds
 		for i := range p.Latency {
 			s := &p.Latency[i]
 			m, ok := ParseMetric(s.Metric)
@@ -115,6 +116,7 @@ func Merge(rs ...*Result) (*Result, error) {
 		out.Cost.CPUUserSeconds += r.Cost.CPUUserSeconds
 		out.Cost.CPUSystemSeconds += r.Cost.CPUSystemSeconds
 		out.Cost.MaxRSSBytes += r.Cost.MaxRSSBytes
+		out.Cost.DroppedEvents += r.Cost.DroppedEvents
 	}
 	out.deriveCost()
 	return out, nil
@@ -316,6 +318,8 @@ func mergeSeries(rs []*Result) []Second {
 			o := &out[s.T-lo]
 			o.Counts.plus(s.Counts)
 			o.Active += s.Active
+			o.CPUSeconds += s.CPUSeconds
+			o.RSSBytes += s.RSSBytes // shards are separate processes
 		}
 		last := r.Series[len(r.Series)-1]
 		for t := last.T + 1; t <= hi; t++ {

@@ -35,9 +35,18 @@ func TestMergeEqualsOneRecorder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			same(t, "phases", merged.Phases, whole.Phases)
-			same(t, "total", merged.Total, whole.Total)
-			same(t, "series", merged.Series, whole.Series)
+			// The tool's own CPU and memory are per process: shards sum
+			// them (checked below), a single process would not.
+			var shardCPU float64
+			for _, s := range shards {
+				shardCPU += s.Total.CPUSeconds
+			}
+			if d := merged.Total.CPUSeconds - shardCPU; d > 1e-9 || d < -1e-9 || shardCPU == 0 {
+				t.Errorf("merged CPU %v, want the shards' sum %v", merged.Total.CPUSeconds, shardCPU)
+			}
+			same(t, "phases", withoutCost(merged).Phases, withoutCost(whole).Phases)
+			same(t, "total", withoutCost(merged).Total, withoutCost(whole).Total)
+			same(t, "series", withoutCost(merged).Series, withoutCost(whole).Series)
 			same(t, "errors", merged.Errors, whole.Errors)
 			if merged.Meta.Start != whole.Meta.Start || merged.Meta.End != whole.Meta.End || len(merged.Meta.Merged) != n {
 				t.Errorf("meta = %+v", merged.Meta)
@@ -56,6 +65,21 @@ func TestMergeEqualsOneRecorder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withoutCost returns a copy of r without the tool's per-process usage.
+func withoutCost(r *Result) *Result {
+	c := *r
+	c.Phases = append([]Phase(nil), r.Phases...)
+	c.Series = append([]Second(nil), r.Series...)
+	for i := range c.Phases {
+		c.Phases[i].CPUSeconds = 0
+	}
+	c.Total.CPUSeconds = 0
+	for i := range c.Series {
+		c.Series[i].CPUSeconds, c.Series[i].RSSBytes = 0, 0
+	}
+	return &c
 }
 
 func same(t *testing.T, what string, got, want any) {

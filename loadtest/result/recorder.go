@@ -32,6 +32,9 @@ type Recorder struct {
 	lastErr  *errRec
 
 	first, last time.Time // earliest and latest event time seen
+
+	lastCPU time.Duration // cumulative CPU at the last usage sample
+	sampled bool
 }
 
 // maxSeriesSpan bounds the series to a week of seconds.
@@ -49,6 +52,7 @@ const defaultPhase = "setup"
 
 type phaseRec struct {
 	name, kind string
+	cpu        time.Duration
 	spans      []Span
 	hist       [numMetrics]*hdrhistogram.Histogram
 	clamped    [numMetrics]int64
@@ -59,6 +63,8 @@ type phaseRec struct {
 type secRec struct {
 	counts      Counts
 	activeDelta int64
+	cpu         time.Duration
+	rss         int64
 }
 
 type errRec struct {
@@ -230,6 +236,30 @@ func (r *Recorder) Error(cause string, at time.Time) {
 	e.perSec[at.Unix()]++
 }
 
+// Usage records a sample of the tool's own resource use: the process's
+// cumulative CPU time (user + system) and its resident memory at time at.
+// The CPU since the previous sample is charged to the current phase and to
+// at's second, which gives CPU per connect over the ramp, CPU per publish
+// over steady stages, and the generator's load over time. Sample about once
+// a second and at every phase change.
+func (r *Recorder) Usage(at time.Time, cpu time.Duration, rssBytes int64) {
+	p := r.phase(at)
+	r.seen(at)
+	if !r.sampled {
+		// The first sample only sets the baseline: its CPU was spent
+		// before the run (start-up, PKI loading).
+		r.sampled, r.lastCPU = true, cpu
+	}
+	d := max(cpu-r.lastCPU, 0)
+	r.lastCPU = max(cpu, r.lastCPU)
+	p.cpu += d
+	r.total.cpu += d
+	if s := r.slot(at); s != nil {
+		s.cpu += d
+		s.rss = max(s.rss, rssBytes)
+	}
+}
+
 // Snapshot returns the running totals; it copies a few words.
 func (r *Recorder) Snapshot() Live {
 	l := Live{Total: r.total.counts, Active: r.active, PeakActive: r.total.peakActive}
@@ -320,7 +350,8 @@ func (r *Recorder) Finish(end time.Time, f Final) *Result {
 	level := int64(0)
 	for i, s := range r.series {
 		level += s.activeDelta
-		res.Series[i] = Second{T: r.base + int64(i), Counts: s.counts, Active: level}
+		res.Series[i] = Second{T: r.base + int64(i), Counts: s.counts, Active: level,
+			CPUSeconds: s.cpu.Seconds(), RSSBytes: s.rss}
 	}
 
 	for _, e := range r.errOrder {
@@ -343,6 +374,7 @@ func (r *Recorder) Finish(end time.Time, f Final) *Result {
 		CPUUserSeconds:   f.CPUUser.Seconds(),
 		CPUSystemSeconds: f.CPUSystem.Seconds(),
 		MaxRSSBytes:      f.MaxRSSBytes,
+		DroppedEvents:    f.DroppedEvents,
 	}
 	res.deriveCost()
 	return res
@@ -350,7 +382,7 @@ func (r *Recorder) Finish(end time.Time, f Final) *Result {
 
 // result turns a phase's histograms into summaries.
 func (p *phaseRec) result() Phase {
-	ph := Phase{Name: p.name, Kind: p.kind, Spans: p.spans, Counts: p.counts, PeakActive: p.peakActive}
+	ph := Phase{Name: p.name, Kind: p.kind, Spans: p.spans, Counts: p.counts, PeakActive: p.peakActive, CPUSeconds: p.cpu.Seconds()}
 	ph.setSpans(p.spans)
 	for m, h := range p.hist {
 		if h == nil || h.TotalCount() == 0 {
@@ -415,15 +447,34 @@ func sortErrors(es []ErrorGroup) {
 func (r *Result) deriveCost() {
 	c := &r.Cost
 	c.PeakConnected = r.Total.PeakActive
-	c.RSSPerDeviceBytes, c.CPUPerConnectMillis, c.CPUPerPublishMicros = 0, 0, 0
-	cpu := c.CPUUserSeconds + c.CPUSystemSeconds
+	c.RSSPerDeviceBytes, c.CPUPerConnectMillis, c.CPUPerPublishMicros, c.Basis = 0, 0, 0, ""
 	if c.PeakConnected > 0 {
 		c.RSSPerDeviceBytes = float64(c.MaxRSSBytes) / float64(c.PeakConnected)
 	}
-	if n := r.Total.Counts.ConnectAttempts; n > 0 {
-		c.CPUPerConnectMillis = cpu * 1e3 / float64(n)
+	cpu := c.CPUUserSeconds + c.CPUSystemSeconds
+	connects, connectCPU := r.Total.Counts.ConnectAttempts, cpu
+	publishes, publishCPU := r.Total.Counts.Published, cpu
+	if r.Total.CPUSeconds > 0 {
+		c.Basis = "phases"
+		connects, connectCPU, publishes, publishCPU = 0, 0, 0, 0
+		for i := range r.Phases {
+			p := &r.Phases[i]
+			switch p.kind() {
+			case "ramp":
+				connects += p.Counts.ConnectAttempts
+				connectCPU += p.CPUSeconds
+			case "steady", "soak":
+				publishes += p.Counts.Published
+				publishCPU += p.CPUSeconds
+			}
+		}
+	} else if cpu > 0 {
+		c.Basis = "whole run"
 	}
-	if n := r.Total.Counts.Published; n > 0 {
-		c.CPUPerPublishMicros = cpu * 1e6 / float64(n)
+	if connects > 0 && connectCPU > 0 {
+		c.CPUPerConnectMillis = connectCPU * 1e3 / float64(connects)
+	}
+	if publishes > 0 && publishCPU > 0 {
+		c.CPUPerPublishMicros = publishCPU * 1e6 / float64(publishes)
 	}
 }

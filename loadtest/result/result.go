@@ -108,6 +108,8 @@ type Phase struct {
 	Seconds    float64 `json:"seconds"`
 	Counts     Counts  `json:"counts"`
 	PeakActive int64   `json:"peak_active"`
+	// CPUSeconds is the tool's CPU spent in the phase, from usage samples.
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
 	// Latency holds one summary per metric that has observations, in
 	// Metrics() order.
 	Latency []Summary `json:"latency,omitempty"`
@@ -146,6 +148,10 @@ type Second struct {
 	T int64 `json:"t"`
 	Counts
 	Active int64 `json:"active"`
+	// CPUSeconds and RSSBytes are the tool's own CPU spent in the second and
+	// its largest resident memory sample in it (Recorder.Usage).
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
+	RSSBytes   int64   `json:"rss_bytes,omitempty"`
 }
 
 // ErrorGroup is every error of one cause.
@@ -188,10 +194,18 @@ type Cost struct {
 	PeakConnected int64 `json:"peak_connected"`
 	// RSSPerDeviceBytes is MaxRSSBytes / PeakConnected.
 	RSSPerDeviceBytes float64 `json:"rss_per_device_bytes"`
-	// CPUPerConnectMillis is CPU (user+sys) per connect attempt.
+	// CPUPerConnectMillis is CPU (user+sys) per connect attempt and
+	// CPUPerPublishMicros per completed publish. With usage samples
+	// (Recorder.Usage) they divide the CPU spent in ramp phases by their
+	// connect attempts and the CPU of steady and soak phases by their
+	// publishes (Basis "phases"); without, the whole run's CPU by all
+	// attempts or publishes (Basis "whole run"), an upper bound.
 	CPUPerConnectMillis float64 `json:"cpu_per_connect_ms"`
-	// CPUPerPublishMicros is CPU (user+sys) per completed publish.
 	CPUPerPublishMicros float64 `json:"cpu_per_publish_us"`
+	Basis               string  `json:"basis,omitempty"`
+	// DroppedEvents counts events the collector could not keep up with and
+	// lost: when non-zero every count above is a lower bound.
+	DroppedEvents int64 `json:"dropped_events,omitempty"`
 }
 
 // Final is what the engine knows only at the end of a run and hands to
@@ -202,8 +216,11 @@ type Final struct {
 	// CPU and memory of the tool's own process (getrusage).
 	CPUUser, CPUSystem time.Duration
 	MaxRSSBytes        int64
-	Interrupted        bool
-	InterruptReason    string
+	// DroppedEvents is how many events never reached the Recorder (a full
+	// event buffer).
+	DroppedEvents   int64
+	Interrupted     bool
+	InterruptReason string
 }
 
 // Live is a cheap snapshot of a running Recorder for progress bars.

@@ -33,6 +33,7 @@ func feed(r *Recorder, from, to int) {
 		r.Add(Connects, ct, 1)
 		r.Add(Active, ct, 1)
 	}
+	usage(r, from, to, 0, 19)
 	r.Phase("steady", rampEnd)
 	for sec := 20; sec < 40; sec += 5 {
 		for i := from; i < to; i++ {
@@ -51,6 +52,7 @@ func feed(r *Recorder, from, to int) {
 			r.Observe(E2E, pt, time.Duration(1500+rng.ExpFloat64()*8000)*time.Microsecond)
 		}
 	}
+	usage(r, from, to, 20, 39)
 	r.Phase("reconnect-storm", at(40))
 	for i := from; i < to; i++ {
 		if i%97 == 13 || i%5 != 0 {
@@ -72,6 +74,34 @@ func feed(r *Recorder, from, to int) {
 			r.Error("connack: server unavailable", rt)
 		}
 	}
+	usage(r, from, to, 40, 50)
+}
+
+// usage samples the tool's CPU and memory once a second as the engine
+// does: a shard's cost is proportional to its devices, heavier while
+// connecting.
+func usage(r *Recorder, from, to, secFrom, secTo int) {
+	n := int64(to - from)
+	for sec := secFrom; sec <= secTo; sec++ {
+		r.Usage(at(float64(sec)), usageCPU(sec, n), int64(30<<20)+n*int64(min(sec, 20))*3<<10)
+	}
+}
+
+// usageCPU is a shard's cumulative CPU at second sec: start-up, then a cost
+// per device and second, heavier while connecting.
+func usageCPU(sec int, n int64) time.Duration {
+	cpu := 5 * time.Millisecond // start-up, before the run: not charged to a phase
+	for s := 1; s <= sec; s++ {
+		switch {
+		case s <= 20:
+			cpu += 400 * time.Microsecond
+		case s <= 40:
+			cpu += 100 * time.Microsecond
+		default:
+			cpu += 250 * time.Microsecond
+		}
+	}
+	return cpu * time.Duration(n)
 }
 
 // synthetic returns the result of shard index/count over devices [from, to).
@@ -82,8 +112,8 @@ func synthetic(t testing.TB, index, count, from, to int) *Result {
 	n := int64(to - from)
 	return r.Finish(at(50), Final{
 		Delivery:    Delivery{Expected: n * 4, Received: n*4 - n/211, Lost: n / 211},
-		CPUUser:     time.Duration(n) * 3 * time.Millisecond,
-		CPUSystem:   time.Duration(n) * time.Millisecond,
+		CPUUser:     usageCPU(50, n) * 3 / 4,
+		CPUSystem:   usageCPU(50, n) / 4,
 		MaxRSSBytes: 40<<20 + n*60<<10,
 	})
 }
