@@ -1,0 +1,308 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/infra/broker"
+	"github.com/mqttstack/mqttstack/infra/broker/brokertest"
+)
+
+const testSSHKey = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ==\n-----END OPENSSH PRIVATE KEY-----\n"
+
+// pkiOnce is one real PKI (CA, server certificate for mqtt.example.com,
+// an observer and a backend) shared by the tests, which only read it.
+var (
+	pkiOnce sync.Once
+	pkiDir  string
+	pkiErr  error
+)
+
+func testPKI(t *testing.T) string {
+	t.Helper()
+	pkiOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mqttstack-infra-pki-")
+		if err != nil {
+			pkiErr = err
+			return
+		}
+		pkiDir = filepath.Join(dir, "pki")
+		_, pkiErr = certs.Init(certs.InitOptions{
+			Dir: pkiDir, ServerName: "mqtt.example.com",
+			Observers: []string{"observer"}, Backends: []string{"backend"},
+		})
+	})
+	if pkiErr != nil {
+		t.Fatalf("test PKI: %v", pkiErr)
+	}
+	return pkiDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if pkiDir != "" {
+		os.RemoveAll(filepath.Dir(pkiDir))
+	}
+	os.Exit(code)
+}
+
+// validConfig is a complete configuration for provider p.
+func validConfig(t *testing.T, p string) map[string]string {
+	c := map[string]string{
+		"mqttstack:provider":       p,
+		"mqttstack:serverName":     "mqtt.example.com",
+		"mqttstack:adminCidr":      "198.51.100.7/32",
+		"mqttstack:pkiDir":         testPKI(t),
+		"mqttstack:ssh.privateKey": testSSHKey,
+	}
+	switch p {
+	case "hcloud", "digitalocean":
+		c["mqttstack:sshPublicKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKey ops@test"
+	case "ssh":
+		c["mqttstack:ssh.host"] = "192.0.2.44"
+	}
+	return c
+}
+
+// runProgram runs the real program under the mocks with cfg as the stack
+// configuration (secretKeys marked secret, as `pulumi config set --secret`).
+func runProgram(t *testing.T, cfg map[string]string, secretKeys []string, dryRun bool) (*brokertest.Mocks, error) {
+	t.Helper()
+	m := brokertest.New("mqttstack", "test")
+	err := pulumi.RunErr(program, pulumi.WithMocks(m.Project, m.Stack, m), func(ri *pulumi.RunInfo) {
+		ri.Config = cfg
+		ri.ConfigSecretKeys = secretKeys
+		ri.DryRun = dryRun
+	})
+	return m, err
+}
+
+var secretKeys = []string{"mqttstack:ssh.privateKey"}
+
+func TestProgramEveryProvider(t *testing.T) {
+	for _, p := range []string{"hcloud", "digitalocean", "ssh"} {
+		for _, dry := range []bool{false, true} {
+			name := p
+			if dry {
+				name += "/preview"
+			}
+			t.Run(name, func(t *testing.T) {
+				m, err := runProgram(t, validConfig(t, p), secretKeys, dry)
+				if err != nil {
+					t.Fatalf("program: %v", err)
+				}
+				if n := len(m.OfType(broker.TypeToken)); n != 1 {
+					t.Errorf("%d brokers, want 1", n)
+				}
+				cmd := m.OfType("command:remote:Command")
+				if len(cmd) != 1 {
+					t.Fatalf("%d provisioning commands, want 1", len(cmd))
+				}
+				if _, secret, _ := cmd[0].Str("connection.privateKey"); !secret {
+					t.Errorf("SSH key is not a secret")
+				}
+			})
+		}
+	}
+}
+
+// The real path: the Pulumi CLI hands config to the program in
+// PULUMI_CONFIG (JSON) and PULUMI_CONFIG_SECRET_KEYS.
+func TestProgramReadsConfigFromEnvironment(t *testing.T) {
+	cfg, _ := json.Marshal(validConfig(t, "ssh"))
+	keys, _ := json.Marshal(secretKeys)
+	t.Setenv("PULUMI_CONFIG", string(cfg))
+	t.Setenv("PULUMI_CONFIG_SECRET_KEYS", string(keys))
+	t.Setenv("PULUMI_DRY_RUN", "true")
+	m := brokertest.New("mqttstack", "test")
+	if err := pulumi.RunErr(program, pulumi.WithMocks(m.Project, m.Stack, m)); err != nil {
+		t.Fatalf("program: %v", err)
+	}
+	cmd := m.OfType("command:remote:Command")
+	if len(cmd) != 1 {
+		t.Fatalf("%d provisioning commands, want 1", len(cmd))
+	}
+	if host, _, _ := cmd[0].Str("connection.host"); host != "192.0.2.44" {
+		t.Errorf("connection.host = %q, want mqttstack:ssh.host", host)
+	}
+}
+
+func TestConfigErrorsAreReportedTogether(t *testing.T) {
+	tests := []struct {
+		name    string
+		edit    func(c map[string]string)
+		secrets []string
+		want    []string // each must appear in the error
+	}{
+		{
+			name: "empty",
+			edit: func(c map[string]string) { clear(c) },
+			want: []string{
+				"mqttstack:provider: required", "e.g. `pulumi config set mqttstack:provider hcloud`",
+				"mqttstack:serverName: required", "mqtt.example.com",
+				"mqttstack:adminCidr: required", "203.0.113.7/32",
+				"mqttstack:ssh.privateKey: required",
+				"mqttstack:pkiDir: required", "./pki",
+			},
+		},
+		{
+			name: "bad values",
+			edit: func(c map[string]string) {
+				c["mqttstack:provider"] = "aws"
+				c["mqttstack:adminCidr"] = "0.0.0.0/0"
+				c["mqttstack:ipv6"] = "maybe"
+				c["mqttstack:ssh.port"] = "99999"
+				c["mqttstack:statusAllow"] = `["10.0.0.0/33"]`
+			},
+			want: []string{
+				`mqttstack:provider: "aws" is not one of [hcloud digitalocean ssh]`,
+				"mqttstack:adminCidr: \"0.0.0.0/0\" would open SSH to the whole internet",
+				`mqttstack:ipv6: "maybe" is not a boolean`,
+				`mqttstack:ssh.port: "99999" is not a TCP port`,
+				`mqttstack:statusAllow: [0] "10.0.0.0/33" is not a CIDR`,
+			},
+		},
+		{
+			name:    "plain-text private key",
+			edit:    func(c map[string]string) {},
+			secrets: []string{},
+			want:    []string{"mqttstack:ssh.privateKey: is stored in plain text; set it with --secret"},
+		},
+		{
+			name: "domain needs an e-mail and must match serverName",
+			edit: func(c map[string]string) {
+				c["mqttstack:domain"] = "broker.example.com"
+			},
+			want: []string{
+				`mqttstack:serverName: "mqtt.example.com" differs from mqttstack:domain "broker.example.com"`,
+			},
+		},
+		{
+			name: "domain without acmeEmail",
+			edit: func(c map[string]string) {
+				delete(c, "mqttstack:serverName")
+				c["mqttstack:domain"] = "mqtt.example.com"
+			},
+			want: []string{"mqttstack:acmeEmail: required with mqttstack:domain", "ops@example.com"},
+		},
+		{
+			name: "cloud keys on provider ssh",
+			edit: func(c map[string]string) {
+				c["mqttstack:region"] = "fsn1"
+				delete(c, "mqttstack:ssh.host")
+			},
+			want: []string{
+				"mqttstack:region: has no meaning for provider ssh",
+				"mqttstack:ssh.host: required for provider ssh", "198.51.100.20",
+			},
+		},
+		{
+			name: "server certificate does not name serverName",
+			edit: func(c map[string]string) { c["mqttstack:serverName"] = "other.example.com" },
+			want: []string{"mqttstack:pkiDir:", `does not name "other.example.com"`},
+		},
+		{
+			name: "missing PKI",
+			edit: func(c map[string]string) { c["mqttstack:pkiDir"] = "/nonexistent/pki" },
+			want: []string{"mqttstack:pkiDir:", "/nonexistent/pki/ca.crt", "/nonexistent/pki/server.key", "mqttstack certs init"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := validConfig(t, "ssh")
+			tc.edit(cfg)
+			sk := secretKeys
+			if tc.secrets != nil {
+				sk = tc.secrets
+			}
+			m, err := runProgram(t, cfg, sk, false)
+			if err == nil {
+				t.Fatal("program accepted the configuration")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+			if n := len(m.Resources()); n != 0 {
+				t.Errorf("%d resources registered despite bad configuration", n)
+			}
+		})
+	}
+}
+
+func TestCloudConfigErrors(t *testing.T) {
+	cfg := validConfig(t, "hcloud")
+	delete(cfg, "mqttstack:sshPublicKey")
+	cfg["mqttstack:ssh.host"] = "192.0.2.1"
+	cfg["mqttstack:digitaloceanDomain"] = "example.com"
+	_, err := runProgram(t, cfg, secretKeys, false)
+	if err == nil {
+		t.Fatal("program accepted the configuration")
+	}
+	for _, w := range []string{
+		"mqttstack:sshPublicKey: required for hcloud", "ssh-ed25519",
+		"mqttstack:ssh.host: only for provider ssh",
+		"mqttstack:digitaloceanDomain: only for provider digitalocean",
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not contain %q:\n%v", w, err)
+		}
+	}
+}
+
+func TestDigitalOceanDomainCreatesRecordAndPublicDomainRunsCertbot(t *testing.T) {
+	cfg := validConfig(t, "digitalocean")
+	delete(cfg, "mqttstack:serverName")
+	cfg["mqttstack:domain"] = "mqtt.example.com"
+	cfg["mqttstack:acmeEmail"] = "ops@example.com"
+	cfg["mqttstack:digitaloceanDomain"] = "example.com"
+	m, err := runProgram(t, cfg, secretKeys, false)
+	if err != nil {
+		t.Fatalf("program: %v", err)
+	}
+	rec := m.OfType("digitalocean:index/dnsRecord:DnsRecord")
+	if len(rec) != 1 {
+		t.Fatalf("%d DNS records, want 1", len(rec))
+	}
+	if v, _, _ := rec[0].Str("value"); v != brokertest.DigitalOceanIPv4 {
+		t.Errorf("record value %q, want the droplet's %s", v, brokertest.DigitalOceanIPv4)
+	}
+	stdin, _, _ := m.OfType("command:remote:Command")[0].Str("stdin")
+	if !strings.Contains(stdin, "certbot certonly --webroot") || !strings.Contains(stdin, "-d mqtt.example.com") {
+		t.Errorf("a public domain does not run certbot in provisioning")
+	}
+}
+
+func TestDefaultsPerCloud(t *testing.T) {
+	for p, want := range map[string][2]string{"hcloud": {"fsn1", "cx22"}, "digitalocean": {"fra1", "s-1vcpu-1gb"}} {
+		m, err := runProgram(t, validConfig(t, p), secretKeys, true)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		typ, regionKey := "hcloud:index/server:Server", "location"
+		if p == "digitalocean" {
+			typ, regionKey = "digitalocean:index/droplet:Droplet", "region"
+		}
+		srv := m.OfType(typ)
+		if len(srv) != 1 {
+			t.Fatalf("%s: %d servers", p, len(srv))
+		}
+		sizeKey := "serverType"
+		if p == "digitalocean" {
+			sizeKey = "size"
+		}
+		r, _, _ := srv[0].Str(regionKey)
+		s, _, _ := srv[0].Str(sizeKey)
+		if r != want[0] || s != want[1] {
+			t.Errorf("%s: region/size = %s/%s, want %s/%s", p, r, s, want[0], want[1])
+		}
+	}
+}
