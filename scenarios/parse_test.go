@@ -320,12 +320,15 @@ stages:
   - {kind: steady, duration: 1m, every: 1s, payload: dht12, size: 2MiB}
   - {kind: steady, name: steady-1, duration: 1m, every: 1s}
   - {name: nameless}
+  - {kind: reconnect-storm, share: 1%, duration: 5s}
+  - {kind: burst, count: 1, within: 9000h}
+  - {kind: soak, duration: 200h, every: 1h}
 `,
 			want: []string{
 				`bad.yaml:3: stages[0].duration: not used by a ramp stage (remove it; a ramp connects the fleet at connect.rate)`,
-				`bad.yaml:4: stages[1].every: required: how often each device publishes (e.g. "5s" (or rate: "0.2/s"))`,
+				`bad.yaml:4: stages[1].every: required: how often each device publishes (e.g. every: 5s, or rate: 0.2/s)`,
 				`bad.yaml:5: stages[2].rate: every and rate both set; they say the same thing (keep one: every: 5s or rate: 0.2/s)`,
-				`bad.yaml:6: stages[3].every: interval 2m0s is longer than the stage (1m0s): no device would publish (publish more often or run longer)`,
+				`bad.yaml:6: stages[3].every: interval 2m is longer than the stage (1m): no device would publish (publish more often or run longer)`,
 				`bad.yaml:7: stages[4].share: required: the part of the fleet to drop (e.g. "20%")`,
 				`bad.yaml:7: stages[4].payload: has no effect: devices publish during a storm only with every or rate (add every: "5s", or remove it)`,
 				`bad.yaml:8: stages[5].share: 0%: must be more than 0% and at most 100% (e.g. "20%")`,
@@ -337,6 +340,9 @@ stages:
 				`bad.yaml:11: stages[8].size: 2097152 bytes: must be 0..1MiB (e.g. 256 or 1KiB)`,
 				`bad.yaml:12: stages[9].name: "steady-1" is also the name of stages[1] (give each stage its own name)`,
 				`bad.yaml:13: stages[10].kind: required (valid: ramp, steady, burst, soak, reconnect-storm)`,
+				`bad.yaml:14: stages[11].duration: 5s is shorter than within 10s (make duration >= within)`,
+				`bad.yaml:15: stages[12].within: 9000h is more than a week (e.g. "10s")`,
+				`bad.yaml:16: stages[13].duration: 200h is more than a week (check the unit: "30m", not "30h")`,
 			},
 		},
 		{
@@ -611,7 +617,7 @@ func TestValidateBuiltInGo(t *testing.T) {
 	want := []string{
 		`name: must not be empty (name: launch-eu)`,
 		`stages[1].duration: required (e.g. "2m")`,
-		`stages[1].every: required: how often each device publishes (e.g. "5s" (or rate: "0.2/s"))`,
+		`stages[1].every: required: how often each device publishes (e.g. every: 5s, or rate: 0.2/s)`,
 	}
 	if err == nil || !reflect.DeepEqual(strings.Split(err.Error(), "\n"), want) {
 		t.Fatalf("Validate() =\n%v\nwant\n%s", err, strings.Join(want, "\n"))

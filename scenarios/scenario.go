@@ -218,6 +218,9 @@ const (
 	// MaxPayloadSize bounds Stage.Size: beyond it a test measures the
 	// network, not the broker.
 	MaxPayloadSize = 1 << 20
+	// MaxStageDuration bounds a stage's duration and within: a load test
+	// stage longer than a week is a mistake in units ("30h" for "30m").
+	MaxStageDuration = 7 * 24 * time.Hour
 	// BurstDrain is the default time a burst stage runs after Within, for
 	// the burst to be delivered.
 	BurstDrain = 10 * time.Second
@@ -364,7 +367,10 @@ func (s *Scenario) Clone() *Scenario {
 
 // SetDefaults fills every field the file (or the Go code) left out with its
 // default. Parse calls it; call it on a scenario built in Go before
-// Validate. Explicitly written zeros stay, for Validate to report.
+// Validate. Explicitly written zeros stay, for Validate to report. In Go,
+// where nothing records what was written, QoS 0, CleanSession false and
+// Jitter 0 are taken as meant: start from DefaultFleet and DefaultConnect
+// to get their defaults.
 func (s *Scenario) SetDefaults() {
 	df, dc := DefaultFleet(), DefaultConnect()
 	if !s.has("fleet.prefix") && s.Fleet.Prefix == "" {
@@ -415,11 +421,13 @@ func (s *Scenario) SetDefaults() {
 			if st.Within == 0 && !s.has(p+".within") {
 				st.Within = DefaultStormWithin
 			}
-			if st.Duration == 0 && !s.has(p+".duration") && st.Within >= 0 {
+			// The bounds keep the sum from overflowing; Validate reports
+			// a within out of range.
+			if st.Duration == 0 && !s.has(p+".duration") && st.Within >= 0 && st.Within <= MaxStageDuration {
 				st.Duration = st.Within + StormSettle
 			}
 		case StageBurst:
-			if st.Duration == 0 && !s.has(p+".duration") && st.Within >= 0 {
+			if st.Duration == 0 && !s.has(p+".duration") && st.Within >= 0 && st.Within <= MaxStageDuration {
 				st.Duration = st.Within + BurstDrain
 			}
 		}

@@ -91,9 +91,9 @@ func (v *validator) fleet() {
 	case k < 0:
 		v.at("fleet.keepalive", "must not be negative", `e.g. "30s", or "0s" to disable keep-alive`)
 	case k > 65535*time.Second:
-		v.at("fleet.keepalive", fmt.Sprintf("%s is more than MQTT's 65535s", k), `e.g. "30s"`)
+		v.at("fleet.keepalive", fmt.Sprintf("%s is more than MQTT's 65535s", formatDuration(k)), `e.g. "30s"`)
 	case k%time.Second != 0:
-		v.at("fleet.keepalive", fmt.Sprintf("%s is not whole seconds; MQTT carries keep-alive in seconds", k), `e.g. "30s"`)
+		v.at("fleet.keepalive", fmt.Sprintf("%s is not whole seconds; MQTT carries keep-alive in seconds", formatDuration(k)), `e.g. "30s"`)
 	}
 	if f.QoS > 2 {
 		v.at("fleet.qos", fmt.Sprintf("%d is not an MQTT QoS", f.QoS), "use 0, 1 or 2")
@@ -157,7 +157,7 @@ func (v *validator) connect() {
 	if b.Max <= 0 {
 		v.at("connect.backoff.max", "must be > 0", `e.g. "30s"`)
 	} else if b.Min > 0 && b.Max < b.Min {
-		v.at("connect.backoff.max", fmt.Sprintf("%s is less than min %s", b.Max, b.Min), "make max >= min")
+		v.at("connect.backoff.max", fmt.Sprintf("%s is less than min %s", formatDuration(b.Max), formatDuration(b.Min)), "make max >= min")
 	}
 	if !(b.Jitter >= 0 && b.Jitter <= 1) {
 		v.at("connect.backoff.jitter", fmt.Sprintf("%s: must be 0%%..100%%", formatFraction(b.Jitter)), `e.g. "20%"`)
@@ -247,8 +247,12 @@ func (v *validator) stage(i int, st Stage) {
 		v.at(f("duration"), "required", `e.g. "2m"`)
 	case given["duration"] && st.Duration <= 0:
 		v.at(f("duration"), "must be > 0", `e.g. "2m"`)
-	case given["within"] && st.Within > 0 && st.Duration > 0 && st.Duration < st.Within:
-		v.at(f("duration"), fmt.Sprintf("%s is shorter than within %s", st.Duration, st.Within), "make duration >= within")
+	case given["duration"] && st.Duration > MaxStageDuration:
+		v.at(f("duration"), fmt.Sprintf("%s is more than a week", formatDuration(st.Duration)), `check the unit: "30m", not "30h"`)
+	case given["duration"] && st.Within > 0 && st.Duration < st.Within:
+		// Also against the default within: a storm cut short by its
+		// own stage would not drop its share.
+		v.at(f("duration"), fmt.Sprintf("%s is shorter than within %s", formatDuration(st.Duration), formatDuration(st.Within)), "make duration >= within")
 	}
 
 	// Publishing: every or rate.
@@ -256,13 +260,13 @@ func (v *validator) stage(i int, st Stage) {
 	case given["every"] && given["rate"]:
 		v.at(f("rate"), "every and rate both set; they say the same thing", "keep one: every: 5s or rate: 0.2/s")
 	case (st.Kind == StageSteady || st.Kind == StageSoak) && !given["every"] && !given["rate"]:
-		v.at(f("every"), "required: how often each device publishes", `e.g. "5s" (or rate: "0.2/s")`)
+		v.at(f("every"), "required: how often each device publishes", "e.g. every: 5s, or rate: 0.2/s")
 	case given["every"] && st.Every <= 0:
 		v.at(f("every"), "must be > 0", `e.g. "5s"`)
 	case given["rate"] && !(st.Rate > 0):
 		v.at(f("rate"), "must be > 0", `e.g. "0.2/s"`)
 	case st.Duration > 0 && st.Interval() > st.Duration && st.Kind != StageReconnectStorm:
-		v.at(f("every"), fmt.Sprintf("interval %s is longer than the stage (%s): no device would publish", st.Interval(), st.Duration), "publish more often or run longer")
+		v.at(f("every"), fmt.Sprintf("interval %s is longer than the stage (%s): no device would publish", formatDuration(st.Interval()), formatDuration(st.Duration)), "publish more often or run longer")
 	case given["rate"] && st.Rate > 1000:
 		v.at(f("rate"), "more than 1000 messages per second per device", `a device's rate, e.g. "0.2/s"; the fleet's total is count × rate`)
 	}
@@ -295,8 +299,11 @@ func (v *validator) stage(i int, st Stage) {
 			v.at(f("share"), fmt.Sprintf("%s: must be more than 0%% and at most 100%%", formatFraction(st.Share)), `e.g. "20%"`)
 		}
 	}
-	if given["within"] && st.Within < 0 {
+	switch {
+	case given["within"] && st.Within < 0:
 		v.at(f("within"), "must not be negative", `e.g. "10s", or "0s" for all at once`)
+	case given["within"] && st.Within > MaxStageDuration:
+		v.at(f("within"), fmt.Sprintf("%s is more than a week", formatDuration(st.Within)), `e.g. "10s"`)
 	}
 	if st.Kind == StageBurst {
 		switch {
