@@ -2,6 +2,7 @@ package result
 
 import (
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -90,7 +91,7 @@ func describeDevices(d Devices) string {
 	case d.Count == 0:
 		return ""
 	case d.Prefix != "" && d.To > d.From:
-		s := formatCount(int64(d.Count)) + " devices " + d.Prefix + itoaInt(d.From) + " … " + d.Prefix + itoaInt(d.To-1)
+		s := formatCount(int64(d.Count)) + " devices " + d.Prefix + strconv.Itoa(d.From) + " … " + d.Prefix + strconv.Itoa(d.To-1)
 		if d.To-d.From != d.Count {
 			s += " (not all of the range)"
 		}
@@ -99,14 +100,10 @@ func describeDevices(d Devices) string {
 	return formatCount(int64(d.Count)) + " devices"
 }
 
-func itoaInt(i int) string { return formatCountPlain(int64(i)) }
-
-func formatCountPlain(n int64) string { return strings.ReplaceAll(formatCount(n), ",", "") }
-
 // describeShards says which shards a merge covered and which are missing.
 func describeShards(src []Source) string {
 	n := src[0].Shard.Count
-	s := formatCountPlain(int64(len(src))) + " results"
+	s := strconv.Itoa(len(src)) + " results"
 	if n <= 1 {
 		return s
 	}
@@ -114,11 +111,11 @@ func describeShards(src []Source) string {
 	for _, x := range src {
 		have[x.Shard.Index] = true
 	}
-	s = formatCountPlain(int64(len(have))) + " of " + formatCountPlain(int64(n)) + " shards"
+	s = strconv.Itoa(len(have)) + " of " + strconv.Itoa(n) + " shards"
 	var missing []string
 	for i := range n {
 		if !have[i] {
-			missing = append(missing, formatCountPlain(int64(i+1)))
+			missing = append(missing, strconv.Itoa(i+1))
 		}
 	}
 	if len(missing) > 0 {

@@ -2,6 +2,7 @@ package result
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,7 +15,7 @@ func TestMergeEqualsOneRecorder(t *testing.T) {
 	const devices = 400
 	whole := synthetic(t, 0, 1, 0, devices)
 	for _, n := range []int{1, 2, 3, 7} {
-		t.Run(strings.Repeat("shard", 1)+"s="+string(rune('0'+n)), func(t *testing.T) {
+		t.Run(fmt.Sprintf("shards=%d", n), func(t *testing.T) {
 			var shards []*Result
 			for k := range n {
 				from, to := k*devices/n, (k+1)*devices/n
@@ -95,13 +96,34 @@ func firstDiff(a, b string) string {
 	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
 	for i := range min(len(al), len(bl)) {
 		if al[i] != bl[i] {
-			return "line " + itoa(i+1) + ":\n  merged: " + al[i] + "\n  single: " + bl[i]
+			return fmt.Sprintf("line %d:\n  got:  %s\n  want: %s", i+1, al[i], bl[i])
 		}
 	}
 	return "lengths differ"
 }
 
-func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+// TestMergeShardsEndingApart: a shard that finished earlier keeps its
+// connected devices in the merged series, as one Recorder would.
+func TestMergeShardsEndingApart(t *testing.T) {
+	record := func(from, to int, end float64) *Result {
+		r := NewRecorder(syntheticMeta(0, 1, from, to))
+		feed(r, from, to)
+		return r.Finish(at(end), Final{})
+	}
+	whole := record(0, 200, 57)
+	a := record(0, 100, 50)
+	b := record(100, 200, 57)
+	a.Meta.Shard, b.Meta.Shard = Shard{Index: 0, Count: 2}, Shard{Index: 1, Count: 2}
+	merged, err := Merge(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, "series", withoutCost(merged).Series, withoutCost(whole).Series)
+	same(t, "phases", withoutCost(merged).Phases, withoutCost(whole).Phases)
+	if last := merged.Series[len(merged.Series)-1]; last.Active == 0 || last.T != at(57).Unix() {
+		t.Errorf("last merged second = %+v", last)
+	}
+}
 
 func TestMergeRefuses(t *testing.T) {
 	a := synthetic(t, 0, 2, 0, 50)

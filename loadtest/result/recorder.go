@@ -263,6 +263,9 @@ func (r *Recorder) Usage(at time.Time, cpu time.Duration, rssBytes int64) {
 // Snapshot returns the running totals; it copies a few words.
 func (r *Recorder) Snapshot() Live {
 	l := Live{Total: r.total.counts, Active: r.active, PeakActive: r.total.peakActive}
+	if n := len(r.series); n > 0 {
+		l.Second, l.SecondT = r.series[n-1].counts, r.base+int64(n-1)
+	}
 	if r.cur != nil {
 		l.Phase = r.cur.name
 	}
@@ -290,6 +293,9 @@ func (r *Recorder) seen(at time.Time) {
 // slot returns the series bucket of at's second, growing the series as
 // needed, or nil when at is too far from the series' base.
 func (r *Recorder) slot(at time.Time) *secRec {
+	if at.IsZero() {
+		return nil // an event without a time counts, but is not plotted
+	}
 	sec := at.Unix()
 	if r.series == nil {
 		r.base = sec

@@ -34,7 +34,8 @@ func TestRecorderPhasesCountersSeries(t *testing.T) {
 	r.Error("publish: timeout", at(4.6))
 
 	live := r.Snapshot()
-	if live.Phase != "steady" || live.Active != 7 || live.Total.Connects != 9 || live.Observations[TCP] != 10 {
+	if live.Phase != "steady" || live.Active != 7 || live.Total.Connects != 9 || live.Observations[TCP] != 10 ||
+		live.SecondT != t0.Unix()+4 || live.Second.Errors != 2 {
 		t.Fatalf("Snapshot = %+v", live)
 	}
 
@@ -103,14 +104,15 @@ func TestObserveClampsOutOfRange(t *testing.T) {
 
 func TestEventsBeforeSeriesBaseAndBogusClock(t *testing.T) {
 	r := NewRecorder(Meta{})
+	r.Add(Published, time.Time{}, 1) // no time: counted, not plotted, not the series' base
 	r.Add(Published, at(10), 1)
 	r.Add(Published, at(7), 1)                    // out of order: series grows at the front
 	r.Add(Published, t0.Add(365*24*time.Hour), 1) // bogus clock: counted, not plotted
 	res := r.Finish(at(12), Final{})
-	if res.Total.Counts.Published != 3 {
-		t.Errorf("published = %d, want 3", res.Total.Counts.Published)
+	if res.Total.Counts.Published != 4 {
+		t.Errorf("published = %d, want 4", res.Total.Counts.Published)
 	}
-	if len(res.Series) > 10 {
+	if len(res.Series) != 6 || res.Series[0].T != at(7).Unix() {
 		t.Errorf("series has %d seconds; a bogus timestamp must not stretch it", len(res.Series))
 	}
 }

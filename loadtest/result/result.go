@@ -231,6 +231,11 @@ type Live struct {
 	PeakActive int64
 	// Observations per metric so far (all phases).
 	Observations [numMetrics]int64
+	// Second holds the counts of the latest second seen (unix second
+	// SecondT), still filling: progress bars show rates from the one before
+	// or smooth over a few snapshots.
+	Second  Counts
+	SecondT int64
 }
 
 // Summary returns the summary of metric m, and false when the phase has no
