@@ -48,7 +48,7 @@ func Parse(name string, data []byte) (*Scenario, error) {
 			return nil, yamlProblem(name, err).asList()
 		}
 		if !emptyDocument(&extra) {
-			return nil, (&Problem{File: name, Line: extra.Line, Msg: "a second YAML document (after ---)", Fix: "put one scenario per file"}).asList()
+			return nil, (&Problem{File: name, Line: extra.Line, Msg: "a second YAML document after ---", Fix: "put one scenario per file"}).asList()
 		}
 	}
 
@@ -216,7 +216,7 @@ func (d *decoder) mapping(orig *yaml.Node, path string, fields []field, example 
 			continue
 		}
 		if k.Tag == "!!merge" {
-			d.add(k, join(path, "<<"), "merge keys are not supported", "write the fields out; an alias (*name) as a whole value works")
+			d.add(k, join(path, "<<"), "merge keys are not supported", "write the fields out; an alias like *name works as a whole value")
 			continue
 		}
 		p := join(path, k.Value)

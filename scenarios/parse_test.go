@@ -231,7 +231,7 @@ func TestParseInvalid(t *testing.T) {
 		{
 			name: "two documents",
 			src:  minimal + "---\nname: x\n",
-			want: []string{`bad.yaml:6: a second YAML document (after ---) (put one scenario per file)`},
+			want: []string{`bad.yaml:6: a second YAML document after --- (put one scenario per file)`},
 		},
 		{
 			name: "missing everything",
@@ -297,7 +297,7 @@ stages: {kind: ramp}
 				`bad.yaml:4: fleet.count: "many" is not a number (e.g. 5000)`,
 				`bad.yaml:5: fleet.count: set twice (first on line 4) (keep one)`,
 				`bad.yaml:6: fleet.clean_session: "yes" is not true or false (write true or false)`,
-				`bad.yaml:7: fleet.prefix: "dev/" may only hold letters, digits, '-' and '_' (device ids are certificate CNs, MQTT usernames and ACL keys) (e.g. dev-)`,
+				`bad.yaml:7: fleet.prefix: "dev/" may only hold letters, digits, '-' and '_': device ids are certificate CNs, MQTT usernames and ACL keys (e.g. dev-)`,
 				`bad.yaml:8: connect.rate: must be > 0 (e.g. "800/s")`,
 				`bad.yaml:8: connect.timeout: "5" has no unit (e.g. 10s)`,
 				`bad.yaml:8: connect.backoff.max: 1s is less than min 2s (make max >= min)`,
@@ -328,14 +328,14 @@ stages:
 				`bad.yaml:3: stages[0].duration: not used by a ramp stage (remove it; a ramp connects the fleet at connect.rate)`,
 				`bad.yaml:4: stages[1].every: required: how often each device publishes (e.g. every: 5s, or rate: 0.2/s)`,
 				`bad.yaml:5: stages[2].rate: every and rate both set; they say the same thing (keep one: every: 5s or rate: 0.2/s)`,
-				`bad.yaml:6: stages[3].every: interval 2m is longer than the stage (1m): no device would publish (publish more often or run longer)`,
+				`bad.yaml:6: stages[3].every: interval 2m is longer than the 1m stage: no device would publish (publish more often or run longer)`,
 				`bad.yaml:7: stages[4].share: required: the part of the fleet to drop (e.g. "20%")`,
 				`bad.yaml:7: stages[4].payload: has no effect: devices publish during a storm only with every or rate (add every: "5s", or remove it)`,
 				`bad.yaml:8: stages[5].share: 0%: must be more than 0% and at most 100% (e.g. "20%")`,
 				`bad.yaml:8: stages[5].duration: 10s is shorter than within 20s (make duration >= within)`,
 				`bad.yaml:9: stages[6].count: 0: must be 1..100000 (e.g. 10)`,
 				`bad.yaml:9: stages[6].share: not used by a burst stage (remove it; a burst stage takes count, within, duration, payload, size)`,
-				`bad.yaml:10: stages[7].size: a raw payload needs size >= 16 (its header: sequence number and send time) (e.g. size: 256)`,
+				`bad.yaml:10: stages[7].size: a raw payload needs size >= 16 for its header, the sequence number and send time (e.g. size: 256)`,
 				`bad.yaml:11: stages[8].payload: "dht12" is not a payload (did you mean dht11? valid: dht11, htu21d, ds18b20, battery, raw)`,
 				`bad.yaml:11: stages[8].size: 2097152 bytes: must be 0..1MiB (e.g. 256 or 1KiB)`,
 				`bad.yaml:12: stages[9].name: "steady-1" is also the name of stages[1] (give each stage its own name)`,
@@ -390,7 +390,7 @@ thresholds:
   publish_rate: "> 1/s"
 `,
 			want: []string{
-				`bad.yaml:1: fleet.count: 60000 devices need at least 3 source addresses (one address has about 28000 ports towards one broker port); 0 configured (add sources: 3 to fleet for the local stack, or source_addrs: [...] with addresses of this machine)`,
+				`bad.yaml:1: fleet.count: 60000 devices need at least 3 source addresses, 0 configured: one address has about 28000 ports towards one broker port (add sources: 3 to fleet for the local stack, or source_addrs: [...] with addresses of this machine)`,
 				`bad.yaml:1: fleet.prefix: "Obs" could make device ids that collide with the observer identities, which may read or write all of devices/# (e.g. dev-)`,
 				`bad.yaml:4: commands: no stage after the ramp to send commands in (add a steady stage, or remove commands)`,
 				`bad.yaml:6: thresholds.puback_p99: there are no PUBACKs at QoS 0 (set fleet.qos: 1, or remove this threshold)`,
@@ -426,7 +426,7 @@ thresholds: [loss]
 			want: []string{
 				`bad.yaml:2: base: unknown field (known fields: name, description, fleet, connect, stages, commands, thresholds)`,
 				`bad.yaml:5: stages[1].kind: required (valid: ramp, steady, burst, soak, reconnect-storm)`,
-				`bad.yaml:5: stages[1].<<: merge keys are not supported (write the fields out; an alias (*name) as a whole value works)`,
+				`bad.yaml:5: stages[1].<<: merge keys are not supported (write the fields out; an alias like *name works as a whole value)`,
 				`bad.yaml:6: stages[2]: a key must be a plain name, not a list (e.g. {kind: steady, duration: 2m, every: 5s})`,
 				`bad.yaml:7: stages[3]: must be a mapping, not empty (e.g. {kind: steady, duration: 2m, every: 5s})`,
 				`bad.yaml:8: thresholds: must be a mapping of metric to condition, not a list (e.g. {e2e_p99: "< 250ms", loss: "== 0"})`,

@@ -109,7 +109,7 @@ func (v *validator) fleet() {
 	}
 	if n := max(1, len(f.SourceAddrs)); f.Count <= MaxDevices && f.Count > n*PortsPerSource && !v.s.bad[srcPath] {
 		need := (f.Count + PortsPerSource - 1) / PortsPerSource
-		v.at("fleet.count", fmt.Sprintf("%d devices need at least %d source addresses (one address has about %d ports towards one broker port); %d configured", f.Count, need, PortsPerSource, len(f.SourceAddrs)),
+		v.at("fleet.count", fmt.Sprintf("%d devices need at least %d source addresses, %d configured: one address has about %d ports towards one broker port", f.Count, need, len(f.SourceAddrs), PortsPerSource),
 			fmt.Sprintf("add sources: %d to fleet for the local stack, or source_addrs: [...] with addresses of this machine", need))
 	}
 }
@@ -122,7 +122,7 @@ func (v *validator) prefix(p string) {
 	const path = "fleet.prefix"
 	for _, r := range p {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			v.at(path, fmt.Sprintf("%q may only hold letters, digits, '-' and '_' (device ids are certificate CNs, MQTT usernames and ACL keys)", p), "e.g. dev-")
+			v.at(path, fmt.Sprintf("%q may only hold letters, digits, '-' and '_': device ids are certificate CNs, MQTT usernames and ACL keys", p), "e.g. dev-")
 			return
 		}
 	}
@@ -266,7 +266,7 @@ func (v *validator) stage(i int, st Stage) {
 	case given["rate"] && !(st.Rate > 0):
 		v.at(f("rate"), "must be > 0", `e.g. "0.2/s"`)
 	case st.Duration > 0 && st.Interval() > st.Duration && st.Kind != StageReconnectStorm:
-		v.at(f("every"), fmt.Sprintf("interval %s is longer than the stage (%s): no device would publish", formatDuration(st.Interval()), formatDuration(st.Duration)), "publish more often or run longer")
+		v.at(f("every"), fmt.Sprintf("interval %s is longer than the %s stage: no device would publish", formatDuration(st.Interval()), formatDuration(st.Duration)), "publish more often or run longer")
 	case given["rate"] && st.Rate > 1000:
 		v.at(f("rate"), "more than 1000 messages per second per device", `a device's rate, e.g. "0.2/s"; the fleet's total is count × rate`)
 	}
@@ -287,7 +287,7 @@ func (v *validator) stage(i int, st Stage) {
 	case given["size"] && (st.Size < 0 || st.Size > MaxPayloadSize):
 		v.at(f("size"), fmt.Sprintf("%d bytes: must be 0..1MiB", st.Size), "e.g. 256 or 1KiB")
 	case st.Payload == PayloadRaw && st.Size < RawHeaderSize:
-		v.at(f("size"), fmt.Sprintf("a raw payload needs size >= %d (its header: sequence number and send time)", RawHeaderSize), "e.g. size: 256")
+		v.at(f("size"), fmt.Sprintf("a raw payload needs size >= %d for its header, the sequence number and send time", RawHeaderSize), "e.g. size: 256")
 	}
 
 	// Storm and burst.
