@@ -23,6 +23,10 @@ func NginxConf(s Stack) []byte {
 	var b bytes.Buffer
 	ind := 0
 	w := func(format string, a ...any) {
+		if format == "" {
+			b.WriteByte('\n')
+			return
+		}
 		for i := 0; i < ind; i++ {
 			b.WriteString("  ")
 		}
@@ -187,6 +191,9 @@ func (s Stack) listenAddrs(port int) []string {
 // nginxPerAddrConns caps connections from one address (DOS-02). Locally the
 // load generator is that one address, so the cap follows the fleet size.
 func nginxPerAddrConns(s Stack) int {
+	if s.Limits.NginxConnsPerAddr > 0 {
+		return s.Limits.NginxConnsPerAddr
+	}
 	if s.Local {
 		return s.Limits.NginxWorkerConnections
 	}

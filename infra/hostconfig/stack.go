@@ -133,6 +133,11 @@ type Limits struct {
 	NoFile int
 	// NginxWorkerConnections per nginx worker (a proxied WebSocket uses two).
 	NginxWorkerConnections int
+	// NginxConnsPerAddr is nginx's limit_conn per client address (DOS-02):
+	// 0 selects 20 on a VPS and NginxWorkerConnections locally, where the
+	// load generator is one address. Raise it on a VPS before a wss load
+	// test from one machine.
+	NginxConnsPerAddr int
 }
 
 // DefaultLimits are starting points sized for a fleet of a few thousand
@@ -314,8 +319,12 @@ func (s Stack) Validate() error {
 		add("Backends: at least one backend identity is needed (e.g. certs.DefaultBackends())")
 	}
 	names := map[string]string{}
-	for field, list := range map[string][]string{"Observers": s.Observers, "Backends": s.Backends} {
-		for i, n := range list {
+	for _, g := range []struct {
+		field string
+		list  []string
+	}{{"Observers", s.Observers}, {"Backends", s.Backends}} {
+		field := g.field
+		for i, n := range g.list {
 			if !identityRE.MatchString(n) {
 				add("%s[%d]: %q is not a valid identity (letters, digits, '-', '_'; 1-64 chars)", field, i, n)
 			}
@@ -353,6 +362,9 @@ func (s Stack) Validate() error {
 	}
 	if l.NoFile < 1024 {
 		add("Limits.NoFile: %d is too small for a broker (>= 1024; e.g. 65536)", l.NoFile)
+	}
+	if l.NginxConnsPerAddr < 0 {
+		add("Limits.NginxConnsPerAddr: %d must be >= 0 (0 = default)", l.NginxConnsPerAddr)
 	}
 	if l.NginxWorkerConnections < 64 {
 		add("Limits.NginxWorkerConnections: %d is too small (>= 64; e.g. 8192)", l.NginxWorkerConnections)
