@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -285,7 +286,11 @@ func (a *Authority) issueOne(id string, o ClientOptions) error {
 		return fmt.Errorf("sign: %w", err)
 	}
 	base := filepath.Join(a.Dir, clientsDir, id)
-	if err := writeKey(base+".key", key); err != nil {
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("encode key: %w", err)
+	}
+	if err := writeFileAtomic(base+".key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return err
 	}
 	pw, err := newPassword()
@@ -298,30 +303,11 @@ func (a *Authority) issueOne(id string, o ClientOptions) error {
 	// certificate is written last and hasClient parses it, so a crash
 	// that leaves a partial .pass or .crt leads to a re-issue, never to a
 	// kept half identity.
-	if err := writeInPlace(base+".pass", []byte(pw+"\n"), 0o600); err != nil {
+	if err := writeFileInPlace(base+".pass", []byte(pw+"\n"), 0o600); err != nil {
 		return err
 	}
 	crt := append(pemCert(der), a.chainPEM...)
-	return writeInPlace(base+".crt", crt, 0o644)
-}
-
-// writeInPlace creates or truncates path and writes data; on failure it
-// removes the file so that no partial file is left behind.
-func writeInPlace(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		os.Remove(path)
-		return fmt.Errorf("write %s: %w", path, werr)
-	}
-	return nil
+	return writeFileInPlace(base+".crt", crt, 0o644)
 }
 
 // clientFiles returns the set of file names in dir/clients.
