@@ -76,6 +76,10 @@ type Check struct {
 	// Negative lists the CI-only negative identities the check needs
 	// (see NegativeKind); Prepare issues them under the CI sub-CA.
 	Negative []NegativeKind
+	// Standalone checks do not use the watcher; they still run when the
+	// watcher cannot connect (e.g. a broker that no longer asks for client
+	// certificates), every other check is then Inconclusive.
+	Standalone bool
 	// Run performs the attack. A nil Run means "catalogued, not
 	// implemented": the runner reports Skipped, never Pass.
 	Run func(ctx context.Context, e *Env) Outcome

@@ -189,6 +189,13 @@ func authChecks() []Check {
 						parts = append(parts, fmt.Sprintf("%s %s: CONNACK 0x%02x", l.name, ver, code))
 					}
 				}
+				// Locally also read the config: with use_username_as_clientid a
+				// username-less CONNECT is refused (CONNACK 5) even when
+				// allow_anonymous is true, which hides a missing
+				// allow_anonymous false until someone drops the other option.
+				if lint := e.lintAnonymous(); len(lint) > 0 {
+					return fail("%s; refused today, but %s", strings.Join(parts, "; "), strings.Join(lint, "; "))
+				}
 				return pass("%s; control login as %s ok everywhere", strings.Join(parts, "; "), user)
 			},
 		},
@@ -338,3 +345,37 @@ func shortErr(err error) string {
 }
 
 var _ = http.StatusOK
+
+// lintAnonymous lists listeners of the local config that do not state
+// allow_anonymous false (per_listener_settings true makes it per listener).
+func (e *Env) lintAnonymous() []string {
+	if e.T.Local == nil || e.T.Local.MosquittoConf == "" {
+		return nil
+	}
+	conf, err := readConf(e.T.Local.MosquittoConf)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var out []string
+	var head *directive
+	stated := false
+	flush := func() {
+		if head != nil && !stated {
+			out = append(out, fmt.Sprintf("listener %s (%s:%d) does not state allow_anonymous false", head.value, head.file, head.line))
+		}
+	}
+	for i, d := range conf {
+		switch d.key {
+		case "listener":
+			flush()
+			head, stated = &conf[i], false
+		case "allow_anonymous":
+			if d.value != "false" {
+				out = append(out, fmt.Sprintf("%s:%d allow_anonymous %s", d.file, d.line, d.value))
+			}
+			stated = true
+		}
+	}
+	flush()
+	return out
+}

@@ -60,7 +60,7 @@ func remoteRefused(ctx context.Context, host string, port int) (bool, string) {
 func netChecks() []Check {
 	return []Check{
 		{
-			ID: "NET-01", Tier: 1, Title: "No plaintext MQTT on public interfaces (incl. the hidden default listener)",
+			ID: "NET-01", Standalone: true, Tier: 1, Title: "No plaintext MQTT on public interfaces (incl. the hidden default listener)",
 			Attack: "local: audit the broker's listening sockets (/proc) for anything but the configured loopback/mqtts sockets and try anonymous CONNECT on strays; remote: dial 1883",
 			Fix:    "no listener-scoped option (cafile, password_file, allow_zero_length_clientid, ...) before the first `listener` line; explicit address on every listener; firewall drops 1883",
 			Run: func(ctx context.Context, e *Env) Outcome {
@@ -101,7 +101,7 @@ func netChecks() []Check {
 			},
 		},
 		{
-			ID: "NET-02", Tier: 1, Title: "The WebSocket backend port is loopback-only",
+			ID: "NET-02", Standalone: true, Tier: 1, Title: "The WebSocket backend port is loopback-only",
 			Attack: "local: the sockets on the websockets port must all be 127.0.0.1/::1 (2.0.11+LWS binds *:port without socket_domain); remote: dial 9001",
 			Fix:    "listener <ws> 127.0.0.1 + socket_domain ipv4 (F2); firewall drop on 9001",
 			Run: func(ctx context.Context, e *Env) Outcome {

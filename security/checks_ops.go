@@ -85,7 +85,7 @@ func opsChecks() []Check {
 			},
 		},
 		{
-			ID: "OPS-02", Tier: 1, Title: "Config lint of the rendered mosquitto.conf and ACL",
+			ID: "OPS-02", Standalone: true, Tier: 1, Title: "Config lint of the rendered mosquitto.conf and ACL",
 			Attack: "static: per_listener_settings first, no listener option before the first listener (F1), explicit listener addresses, socket_domain on websockets (F2), ACL without %c or broad grants, cafile = private CA only, 0600 keys, no http_dir, no inline comments",
 			Fix:    "render the config with infra/hostconfig (SECURITY.md §4) and fix each finding listed",
 			Run: func(ctx context.Context, e *Env) Outcome {
@@ -196,6 +196,9 @@ func (e *Env) lintMosquitto() ([]string, string, error) {
 	}
 	allUUAsC := true
 	for _, l := range ls {
+		if l.acl && !l.ownsUUAsC {
+			add("%s:%d listener %s uses the ACL without use_username_as_clientid true (client-id takeover, F6)", l.head.file, l.head.line, l.head.value)
+		}
 		if l.ws && !l.domain && !l.v6loop {
 			add("%s:%d websockets listener %s without socket_domain ipv4 (F2: binds *:port)", l.head.file, l.head.line, l.head.value)
 		}
@@ -203,6 +206,7 @@ func (e *Env) lintMosquitto() ([]string, string, error) {
 			allUUAsC = false
 		}
 	}
+	findings = append(findings, e.lintAnonymous()...)
 	for _, k := range keys {
 		st, err := os.Stat(k)
 		if err != nil {

@@ -67,7 +67,7 @@ func probeTLS(ctx context.Context, addr string, cfg *tls.Config) (tls.Connection
 func tlsChecks() []Check {
 	return []Check{
 		{
-			ID: "TLS-01", Tier: 1, Title: "TLS 1.0/1.1 refused on the mTLS listener",
+			ID: "TLS-01", Standalone: true, Tier: 1, Title: "TLS 1.0/1.1 refused on the mTLS listener",
 			Attack: "handshake with MaxVersion TLS 1.1 and a valid device certificate; assert the protocol_version alert",
 			Fix:    "tls_version tlsv1.2 on every TLS listener (without it 2.0.11 enables TLS 1.1 and fails with internal_error)",
 			Actors: []string{"a"},
@@ -101,7 +101,7 @@ func tlsChecks() []Check {
 			},
 		},
 		{
-			ID: "TLS-02", Tier: 1, Title: "Non-AEAD (CBC/SHA-1/3DES) cipher suites refused over TLS 1.2",
+			ID: "TLS-02", Standalone: true, Tier: 1, Title: "Non-AEAD (CBC/SHA-1/3DES) cipher suites refused over TLS 1.2",
 			Attack: "TLS 1.2 handshake offering only CBC suites; control: default suites negotiate an AEAD suite",
 			Fix:    "ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305 (and ciphers_tls1.3)",
 			Actors: []string{"a"},
@@ -118,7 +118,7 @@ func tlsChecks() []Check {
 			},
 		},
 		{
-			ID: "TLS-03", Tier: 1, Title: "Broker certificate verifies, matches the name, is not near expiry",
+			ID: "TLS-03", Standalone: true, Tier: 1, Title: "Broker certificate verifies, matches the name, is not near expiry",
 			Attack: "verified handshake against the private CA with the target's server name; read the leaf's NotAfter",
 			Fix:    "renew/deploy the server certificate (deploy hook copies cert+key and reloads mosquitto); SANs must include the public name",
 			Actors: []string{"a"},

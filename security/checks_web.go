@@ -100,7 +100,7 @@ var maxAgeRE = regexp.MustCompile(`max-age=(\d+)`)
 func webChecks() []Check {
 	return []Check{
 		{
-			ID: "WEB-01", Tier: 1, Title: "HTTP→HTTPS redirect to a fixed name; no Host reflection; ACME path intact",
+			ID: "WEB-01", Standalone: true, Tier: 1, Title: "HTTP→HTTPS redirect to a fixed name; no Host reflection; ACME path intact",
 			Attack: "GET http://<host>/x with the real Host and with Host: evil.example; GET /.well-known/acme-challenge/<probe>",
 			Fix:    "port 80 server: `return 301 https://<fixed name>$request_uri;` and `location ^~ /.well-known/acme-challenge/ { root ...; }`",
 			Run: func(ctx context.Context, e *Env) Outcome {
@@ -143,7 +143,7 @@ func webChecks() []Check {
 			},
 		},
 		{
-			ID: "WEB-02", Tier: 1, Title: "HSTS on every HTTPS response, including errors",
+			ID: "WEB-02", Standalone: true, Tier: 1, Title: "HSTS on every HTTPS response, including errors",
 			Attack: "GET /, /status, a missing page and /mqtt without a certificate; read Strict-Transport-Security",
 			Fix:    `add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always; (server level, no location with its own add_header)`,
 			Run: func(ctx context.Context, e *Env) Outcome {
@@ -177,7 +177,7 @@ func webChecks() []Check {
 			},
 		},
 		{
-			ID: "WEB-03", Tier: 1, Title: "TLS on the nginx port: versions, ciphers, unknown SNI/Host, certificate",
+			ID: "WEB-03", Standalone: true, Tier: 1, Title: "TLS on the nginx port: versions, ciphers, unknown SNI/Host, certificate",
 			Attack: "TLS 1.0/1.1 and CBC-only handshakes; unknown SNI; known SNI with Host evil.example; verify the chain and expiry",
 			Fix:    "ssl_protocols TLSv1.2 TLSv1.3; ssl_ciphers <AEAD list>; ssl_session_tickets off; catch-all default_server with ssl_reject_handshake on; return 444;",
 			Run: func(ctx context.Context, e *Env) Outcome {
@@ -233,7 +233,7 @@ func webChecks() []Check {
 			},
 		},
 		{
-			ID: "WEB-04", Tier: 1, Title: "No version disclosure",
+			ID: "WEB-04", Standalone: true, Tier: 1, Title: "No version disclosure",
 			Attack: "HEAD /, GET a missing page, a refused WebSocket upgrade: read Server, X-Powered-By and the error body",
 			Fix:    "server_tokens off; (headers-more to drop Server entirely); no http_dir in mosquitto.conf",
 			Run: func(ctx context.Context, e *Env) Outcome {
@@ -292,7 +292,7 @@ func webChecks() []Check {
 			Run:      runWEB05,
 		},
 		{
-			ID: "WEB-06", Tier: 1, Title: "The status page is restricted",
+			ID: "WEB-06", Standalone: true, Tier: 1, Title: "The status page is restricted",
 			Attack: "GET /status from an address outside the allow list (a second loopback address locally); control: /healthz answers",
 			Fix:    "location = /status { allow <ops-cidr>; deny all; stub_status; }",
 			Run: func(ctx context.Context, e *Env) Outcome {

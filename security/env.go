@@ -55,7 +55,8 @@ type Env struct {
 	caPool *x509.CertPool
 	root   *certs.Authority
 
-	watch *watcher
+	watch    *watcher
+	watchErr error
 
 	// fresh serialises use of the second watcher identity.
 	fresh sync.Mutex
@@ -137,14 +138,18 @@ func Prepare(ctx context.Context, opts Options, checks []Check) (*Env, error) {
 	}
 	e.watch, err = e.startWatcher(ctx, opts.Watcher)
 	if err != nil {
-		return nil, fmt.Errorf("security: watcher %s: %w (every isolation check depends on it)", opts.Watcher, err)
+		// Not fatal here: checks that need the watcher report Inconclusive
+		// with this reason, standalone ones still run.
+		e.watch = nil
+		e.watchErr = fmt.Errorf("watcher %s: %w (every isolation check depends on it)", opts.Watcher, err)
+		fmt.Fprintf(opts.Log, "security: %v\n", e.watchErr)
 	}
 	return e, nil
 }
 
 // Close disconnects the watcher.
 func (e *Env) Close() {
-	if e.watch != nil {
+	if e != nil && e.watch != nil {
 		e.watch.c.close()
 	}
 }
@@ -246,6 +251,9 @@ func (e *Env) alive(ctx context.Context, id string) error {
 	p, err := c.read(2 * time.Second)
 	if err != nil || p.Type != 13 {
 		return fmt.Errorf("liveness: no PINGRESP within 2s (type %d, %v)", p.Type, err)
+	}
+	if e.watch == nil {
+		return nil
 	}
 	if err := e.watch.lostErr(); err != nil {
 		return fmt.Errorf("liveness: watcher lost its connection (broker restarted or crashed?): %w", err)

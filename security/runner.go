@@ -60,6 +60,9 @@ func runOne(ctx context.Context, e *Env, c Check) (out Outcome) {
 	if c.Run == nil {
 		return skipped("catalogued (tier %d) but not implemented in this build", c.Tier)
 	}
+	if e.watch == nil && !c.Standalone {
+		return inconclusive("%v", e.watchErr)
+	}
 	cctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	out = c.Run(cctx, e)

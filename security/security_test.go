@@ -22,7 +22,7 @@ func runSuite(t *testing.T, tg interface{}, opts Options, checks []Check) []Resu
 }
 
 func TestTier1(t *testing.T) {
-	tg := startStack(t, nil)
+	tg := startStack(t)
 	checks, err := Select(Catalog(), 1, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -3,45 +3,73 @@ package security
 import (
 	"context"
 	"net"
-	"path/filepath"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/mqttstack/mqttstack/infra/hostconfig"
 	"github.com/mqttstack/mqttstack/infra/local"
+	"github.com/mqttstack/mqttstack/internal/stacktest"
 	"github.com/mqttstack/mqttstack/target"
 )
 
-// freePort asks the kernel for a free loopback port.
-func freePort(t testing.TB) int {
+func TestMain(m *testing.M) { os.Exit(stacktest.Main(m)) }
+
+// startStack brings up a real local stack (mosquitto + nginx) on free
+// loopback ports with the ops listener, and its own PKI: the suite revokes
+// and re-issues its CI identities, which must not race other stacks.
+func startStack(t testing.TB, mutations ...func([]hostconfig.File) []hostconfig.File) *target.Target {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	opts := []stacktest.Option{stacktest.WithOpsPort(), stacktest.WithPrivatePKI()}
+	for _, m := range mutations {
+		opts = append(opts, stacktest.WithMutation(m))
+	}
+	return stacktest.Start(t, opts...).Target
+}
+
+// startStackUnready starts a hardened stack, then restarts mosquitto on a
+// mutated copy of its config without stacktest's readiness probe. Needed
+// for mutations that break the probe itself: without require_certificate
+// 2.0.11 never asks for a client certificate, so even the probe identity
+// gets CONNACK 4 and stacktest would never call the broker ready.
+func startStackUnready(t *testing.T, mutate func([]hostconfig.File) []hostconfig.File) *target.Target {
+	t.Helper()
+	s := stacktest.Start(t, stacktest.WithOpsPort(), stacktest.WithPrivatePKI())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := local.Stop(ctx, s.StateDir, local.Mosquitto); err != nil {
+		t.Fatalf("stop mosquitto: %v", err)
+	}
+	conf := s.Target.Local.MosquittoConf
+	b, err := os.ReadFile(conf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startStack brings up a real local stack (mosquitto + nginx) in a temp
-// dir on free loopback ports, with mutate applied to the rendered files.
-func startStack(t testing.TB, mutate func([]hostconfig.File) []hostconfig.File) *target.Target {
-	t.Helper()
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	tg, err := local.Up(ctx, local.Options{
-		StateDir: filepath.Join(dir, "state"), PKIDir: filepath.Join(dir, "pki"),
-		MQTTSPort: freePort(t), WSPort: freePort(t), OpsPort: freePort(t), HTTPSPort: freePort(t), HTTPPort: freePort(t),
-		Mutate: mutate,
-	})
-	if err != nil {
-		t.Fatalf("local stack: %v", err)
+	files := mutate([]hostconfig.File{{Path: conf, Mode: 0o644, Content: b}})
+	if err := os.WriteFile(conf, files[0].Content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(local.MosquittoBin, "-c", conf)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start mosquitto: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = local.Down(ctx, filepath.Join(dir, "state"))
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
 	})
-	return tg
+	addr := s.Target.MQTTSAddr()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mutated mosquitto does not listen on %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.Target.Local.MosquittoPID = cmd.Process.Pid
+	return s.Target
 }

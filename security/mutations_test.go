@@ -1,0 +1,145 @@
+package security
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/mqttstack/mqttstack/infra/hostconfig"
+	"github.com/mqttstack/mqttstack/internal/stacktest"
+	"github.com/mqttstack/mqttstack/target"
+)
+
+// dropWebsocketSocketDomain removes `socket_domain ipv4` from the
+// websockets listener block only (F2): the other listeners keep theirs.
+func dropWebsocketSocketDomain(files []hostconfig.File) []hostconfig.File {
+	hit := false
+	for i, f := range files {
+		if !strings.HasSuffix(f.Path, "mosquitto.conf") {
+			continue
+		}
+		lines := strings.Split(string(f.Content), "\n")
+		// Split into listener blocks, find the websockets one.
+		start := -1
+		var blocks [][2]int
+		for j, l := range lines {
+			if strings.HasPrefix(strings.TrimSpace(l), "listener ") {
+				if start >= 0 {
+					blocks = append(blocks, [2]int{start, j})
+				}
+				start = j
+			}
+		}
+		if start >= 0 {
+			blocks = append(blocks, [2]int{start, len(lines)})
+		}
+		drop := map[int]bool{}
+		for _, b := range blocks {
+			ws := false
+			for j := b[0]; j < b[1]; j++ {
+				ws = ws || strings.TrimSpace(lines[j]) == "protocol websockets"
+			}
+			if !ws {
+				continue
+			}
+			for j := b[0]; j < b[1]; j++ {
+				if strings.TrimSpace(lines[j]) == "socket_domain ipv4" {
+					drop[j], hit = true, true
+				}
+			}
+		}
+		var out []string
+		for j, l := range lines {
+			if !drop[j] {
+				out = append(out, l)
+			}
+		}
+		files[i].Content = []byte(strings.Join(out, "\n"))
+	}
+	if !hit {
+		panic("dropWebsocketSocketDomain: no socket_domain in a websockets listener block")
+	}
+	return files
+}
+
+// hiddenDefaultListener puts listener-scoped options before the first
+// listener (F1). bind_address and port keep the implicit listener on a free
+// loopback port (not 0.0.0.0:1883, which other engineers' stacks may hold);
+// allow_zero_length_clientid is the trigger from SECURITY.md's F1.
+func hiddenDefaultListener(t *testing.T) func([]hostconfig.File) []hostconfig.File {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return stacktest.ReplaceLine("mosquitto.conf", "per_listener_settings true",
+		fmt.Sprintf("per_listener_settings true\nbind_address 127.0.0.1\nport %d\nallow_zero_length_clientid true", port))
+}
+
+// TestMutations removes one hardening at a time from the rendered config,
+// starts a real stack with it, and requires the matching check to FAIL
+// (not be inconclusive): each check is shown to notice the weakness it
+// guards against.
+func TestMutations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts ten stacks")
+	}
+	cases := []struct {
+		name   string
+		mutate func(t *testing.T) func([]hostconfig.File) []hostconfig.File
+		fails  []string // must FAIL
+		also   []string // run and logged (may fail too)
+		// unready: the mutation breaks stacktest's readiness probe, so
+		// mosquitto is restarted on the mutated config by hand.
+		unready bool
+	}{
+		{"use_username_as_clientid", m(stacktest.DropLines("mosquitto.conf", "use_username_as_clientid")), []string{"SES-01", "SES-02"}, []string{"OPS-02"}, false},
+		{"tls_version", m(stacktest.DropLines("mosquitto.conf", "tls_version")), []string{"TLS-01"}, nil, false},
+		{"ciphers", m(stacktest.DropLines("mosquitto.conf", "ciphers ")), []string{"TLS-02"}, nil, false},
+		{"acl %u->%c", m(stacktest.ReplaceLine("/acl", "pattern readwrite devices/%u/#", "pattern readwrite devices/%c/#")), []string{"ACL-09", "OPS-02"}, nil, false},
+		// With use_username_as_clientid a username-less CONNECT is refused
+		// anyway: AUTH-01 catches the lone mutation by reading the config...
+		{"allow_anonymous", m(stacktest.ReplaceLine("mosquitto.conf", "allow_anonymous false", "allow_anonymous true")), []string{"AUTH-01", "OPS-02"}, nil, false},
+		// ...and the anonymous CONNECT itself once both are gone.
+		{"allow_anonymous + use_username_as_clientid", func(*testing.T) func([]hostconfig.File) []hostconfig.File {
+			a := stacktest.ReplaceLine("mosquitto.conf", "allow_anonymous false", "allow_anonymous true")
+			b := stacktest.DropLines("mosquitto.conf", "use_username_as_clientid")
+			return func(f []hostconfig.File) []hostconfig.File { return b(a(f)) }
+		}, []string{"AUTH-01"}, nil, false},
+		{"F1 option before first listener", hiddenDefaultListener, []string{"NET-01", "OPS-02"}, nil, false},
+		{"F2 websocket socket_domain", m(dropWebsocketSocketDomain), []string{"NET-02", "OPS-02"}, nil, false},
+		{"require_certificate", m(stacktest.DropLines("mosquitto.conf", "require_certificate")), []string{"CRT-01"}, nil, true},
+		{"nginx server_tokens", m(stacktest.DropLines("nginx.conf", "server_tokens")), []string{"WEB-04"}, nil, false},
+		{"nginx HSTS", m(stacktest.DropLines("nginx.conf", "add_header Strict-Transport-Security")), []string{"WEB-02"}, nil, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var tg *target.Target
+			if tc.unready {
+				tg = startStackUnready(t, tc.mutate(t))
+			} else {
+				tg = startStack(t, tc.mutate(t))
+			}
+			checks, err := Select(Catalog(), 1, append(append([]string{}, tc.fails...), tc.also...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs := runSuite(t, tg, Options{Target: tg}, checks)
+			for _, r := range rs {
+				t.Logf("%s %s: %s", r.Check.ID, r.Outcome.Status, r.Outcome.Evidence)
+				for _, id := range tc.fails {
+					if r.Check.ID == id && r.Outcome.Status != Fail {
+						t.Errorf("with %s removed, %s is %s, want FAIL: %s", tc.name, id, r.Outcome.Status, r.Outcome.Evidence)
+					}
+				}
+			}
+		})
+	}
+}
+
+func m(f func([]hostconfig.File) []hostconfig.File) func(*testing.T) func([]hostconfig.File) []hostconfig.File {
+	return func(*testing.T) func([]hostconfig.File) []hostconfig.File { return f }
+}
