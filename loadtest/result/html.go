@@ -281,12 +281,25 @@ func orDash(s string) string {
 func cards(r *Result) []card {
 	c := r.Total.Counts
 	var out []card
+	// A card is red when a threshold on its metric failed; without a
+	// threshold, by its own rule (bad).
+	verdict := map[string]bool{}
+	for _, o := range r.Thresholds {
+		if passed, seen := verdict[o.Metric]; !seen || passed {
+			verdict[o.Metric] = o.Passed
+		}
+	}
 	add := func(label, metric, unit, sub string, bad func(float64) bool) {
 		v, ok, why := Measure(r, metric)
 		k := card{Label: label, Value: "–", Sub: sub}
+		if passed, seen := verdict[metric]; seen {
+			k.Bad = !passed
+		}
 		if ok {
 			k.Value = FormatValue(v, unit)
-			k.Bad = bad != nil && bad(v)
+			if _, seen := verdict[metric]; !seen {
+				k.Bad = bad != nil && bad(v)
+			}
 		} else {
 			k.Sub = why
 		}

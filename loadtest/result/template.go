@@ -37,6 +37,7 @@ th { font-size: 12px; color: var(--muted); font-weight: 600; background: var(--b
 td.num, th.num { text-align: right; white-space: nowrap; }
 tr:last-child td { border-bottom: none; }
 .box { border: 1px solid var(--line); border-radius: 8px; overflow: hidden; }
+th.mark { width: 36px; }
 .ok { color: var(--ok); font-weight: 700; }
 .bad { color: var(--bad); font-weight: 700; }
 .phases { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
@@ -77,7 +78,7 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px
 
 <h2>Thresholds</h2>
 {{if .Thresholds}}<div class="box"><table>
-<tr><th></th><th>metric</th><th>threshold</th><th class="num">measured</th><th class="num">line</th></tr>
+<tr><th class="mark"></th><th>metric</th><th>threshold</th><th class="num">measured</th><th class="num">line</th></tr>
 {{range .Thresholds}}<tr><td>{{if .Passed}}<span class="ok">✓</span>{{else}}<span class="bad">✗</span>{{end}}</td><td>{{.Metric}}</td><td>{{.Want}}</td><td class="num{{if not .Passed}} bad{{end}}">{{.Got}}</td><td class="num">{{if .Line}}{{.Line}}{{end}}</td></tr>
 {{end}}</table></div>
 {{else}}<p class="sub">The scenario sets no thresholds, or they were not evaluated for this result.</p>{{end}}
