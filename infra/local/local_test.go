@@ -502,3 +502,26 @@ func isLive(pid int) bool {
 	i := strings.LastIndexByte(string(b), ')')
 	return i+2 < len(b) && b[i+2] != 'Z'
 }
+
+// TestRefreshPasswords: an identity issued after `up` cannot use wss until
+// the password file is rewritten; RefreshPasswords does that and reloads.
+func TestRefreshPasswords(t *testing.T) {
+	s := stacktest.Start(t, stacktest.WithPrivatePKI())
+	if err := s.Authority().IssueClient("late", certs.ClientOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := connectPaho(t, s.Target.WSSURL, s.ClientTLS("late"), "late", s.Password("late")); err == nil {
+		t.Fatal("identity issued after up connected over wss before the password refresh")
+	}
+	s.RefreshPasswords()
+	if _, err := connectPaho(t, s.Target.WSSURL, s.ClientTLS("late"), "late", s.Password("late")); err != nil {
+		t.Fatalf("after RefreshPasswords: %v", err)
+	}
+	fi, err := os.Stat(filepath.Join(s.StateDir, "mosquitto", "passwd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("password file mode %v, want 0600", fi.Mode().Perm())
+	}
+}

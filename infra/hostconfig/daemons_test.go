@@ -1,0 +1,174 @@
+package hostconfig_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/infra/hostconfig"
+	"github.com/mqttstack/mqttstack/infra/local"
+	"github.com/mqttstack/mqttstack/internal/stacktest"
+)
+
+func TestMain(m *testing.M) { os.Exit(stacktest.Main(m)) }
+
+// writeFiles writes rendered files under their (absolute, temporary) paths.
+func writeFiles(t *testing.T, files []hostconfig.File) {
+	t.Helper()
+	for _, f := range files {
+		if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f.Path, f.Content, f.Mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestNginxAcceptsRenderedConfig runs the real `nginx -t` on the local and
+// the VPS flavour of nginx.conf (the VPS one with its paths moved into a
+// temporary directory: user www-data, workers auto, IPv6 listeners).
+// nginx -t parses everything and loads the certificates, the CA and the CRL,
+// but binds no socket.
+func TestNginxAcceptsRenderedConfig(t *testing.T) {
+	if err := local.EnsureDaemons(t.Context(), os.Stderr); err != nil {
+		t.Fatal(err)
+	}
+	pki := filepath.Join(t.TempDir(), "pki")
+	if _, err := certs.Init(certs.InitOptions{Dir: pki}); err != nil {
+		t.Fatal(err)
+	}
+	runAs := "root"
+	if os.Geteuid() != 0 {
+		runAs = ""
+	}
+	vps := hostconfig.VPSStack("mqtt.example.com")
+	vps.IPv6 = true
+	vps.StatusAllow = []string{"203.0.113.0/24", "127.0.0.1/32"}
+	for name, st := range map[string]hostconfig.Stack{
+		"local": hostconfig.LocalStack(filepath.Join(t.TempDir(), "state"), pki, runAs),
+		"vps":   vps,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if name == "vps" {
+				tmp := t.TempDir()
+				p := hostconfig.LocalPaths(tmp, pki)
+				p.SystemdDropins, p.NftablesConf, p.ProvisionScript = filepath.Join(tmp, "systemd"), filepath.Join(tmp, "nft.conf"), filepath.Join(tmp, "provision")
+				st.Paths = p
+			}
+			files, err := hostconfig.Render(st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeFiles(t, files)
+			os.MkdirAll(st.Paths.NginxTempDir, 0o755)
+			out, err := exec.Command(local.NginxBin, "-t", "-c", st.Paths.NginxConf, "-e", st.Paths.NginxErrorLog).CombinedOutput()
+			if err != nil {
+				t.Fatalf("nginx -t rejected the rendered %s config: %v\n%s\n%s", name, err, out, files[2].Content)
+			}
+			if !strings.Contains(string(out), "test is successful") {
+				t.Fatalf("nginx -t: %s", out)
+			}
+		})
+	}
+}
+
+// listeningSockets returns "addr:port" of every TCP listening socket owned
+// by pid, from `ss -ltnpH`.
+func listeningSockets(t *testing.T, pid int) []string {
+	t.Helper()
+	out, err := exec.Command("ss", "-ltnpH").Output()
+	if err != nil {
+		t.Fatalf("ss -ltnpH: %v", err)
+	}
+	var got []string
+	tag := fmt.Sprintf("pid=%d,", pid)
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.Contains(line, tag) {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) >= 4 {
+			got = append(got, f[3])
+		}
+	}
+	sort.Strings(got)
+	return got
+}
+
+// TestDaemonsListenExactlyWhereRendered starts the real mosquitto and nginx
+// on the rendered files and asserts the exact set of listening sockets
+// (NET-01/02): no hidden 0.0.0.0:1883 (F1), the WebSocket listener on
+// 127.0.0.1 only (F2), nothing else. It also shows the broker accepted the
+// configuration without warnings about unknown options.
+func TestDaemonsListenExactlyWhereRendered(t *testing.T) {
+	s := stacktest.Start(t, stacktest.WithOpsPort())
+	lo := func(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }
+	want := []string{lo(s.Target.MQTTSPort), lo(s.Target.Local.WSPort), lo(s.Target.Local.OpsPort)}
+	sort.Strings(want)
+	if got := listeningSockets(t, s.MosquittoPID()); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("mosquitto listens on %v, want exactly %v", got, want)
+	}
+	want = []string{lo(s.Target.Local.HTTPSPort), lo(s.Target.Local.HTTPPort)}
+	sort.Strings(want)
+	if got := listeningSockets(t, s.NginxPID()); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("nginx master listens on %v, want exactly %v", got, want)
+	}
+	log := s.MosquittoLog()
+	for _, bad := range []string{"Error", "Unknown configuration", "deprecated"} {
+		if strings.Contains(log, bad) {
+			t.Errorf("mosquitto log mentions %q:\n%s", bad, log)
+		}
+	}
+	for _, wantLine := range []string{
+		"Opening ipv4 listen socket on port " + strconv.Itoa(s.Target.MQTTSPort),
+		"Opening websockets listen socket on port " + strconv.Itoa(s.Target.Local.WSPort),
+	} {
+		if !strings.Contains(log, wantLine) {
+			t.Errorf("mosquitto log lacks %q:\n%s", wantLine, log)
+		}
+	}
+	// the files the daemons run are the ones hostconfig renders (lint-clean)
+	if err := hostconfig.LintMosquittoConf([]byte(s.File(s.Target.Local.MosquittoConf))); err != nil {
+		t.Errorf("running mosquitto.conf fails lint: %v", err)
+	}
+}
+
+// TestSocketSetCatchesF2 removes `socket_domain ipv4` from the WebSocket
+// listener (a WithMutation, as the security suite does) and expects the
+// socket-set assertion above to see the wildcard bind: the check has teeth.
+func TestSocketSetCatchesF2(t *testing.T) {
+	s := stacktest.Start(t, stacktest.WithMutation(func(files []hostconfig.File) []hostconfig.File {
+		for i, f := range files {
+			if !strings.HasSuffix(f.Path, "mosquitto.conf") {
+				continue
+			}
+			c := string(f.Content)
+			ws := strings.Index(c, "protocol websockets")
+			head := strings.LastIndex(c[:ws], "socket_domain ipv4\n")
+			files[i].Content = []byte(c[:head] + c[head+len("socket_domain ipv4\n"):])
+		}
+		return files
+	}))
+	ws := strconv.Itoa(s.Target.Local.WSPort)
+	got := listeningSockets(t, s.MosquittoPID())
+	loopbackOnly := true
+	for _, a := range got {
+		if strings.HasSuffix(a, ":"+ws) && !strings.HasPrefix(a, "127.0.0.1:") {
+			loopbackOnly = false
+		}
+	}
+	if loopbackOnly {
+		t.Fatalf("without socket_domain ipv4 the WebSocket listener stayed on loopback (%v); F2 no longer reproduces on this build", got)
+	}
+	if err := hostconfig.LintMosquittoConf([]byte(s.File(s.Target.Local.MosquittoConf))); err == nil || !strings.Contains(err.Error(), "F2") {
+		t.Errorf("lint did not flag the mutated config: %v", err)
+	}
+}
