@@ -237,6 +237,12 @@ func NewLoadGenerators(ctx *pulumi.Context, name string, args *Args, opts ...pul
 	if err != nil {
 		return nil, err
 	}
+	estimate := s.EstimatedDuration()
+	// activeDeadlineSeconds is an int64 in Kubernetes but the SDK carries
+	// an int; a year is beyond any load test and far from overflow.
+	if estimate > 365*24*time.Hour {
+		return nil, fmt.Errorf("scenario: estimated duration %s (ramp at the connect rate + stages) is more than a year; check connect.rate and the stage durations", estimate)
+	}
 
 	c := &LoadGenerators{}
 	if err := ctx.RegisterComponentResource(TypeToken, name, c, opts...); err != nil {
@@ -365,7 +371,6 @@ func NewLoadGenerators(ctx *pulumi.Context, name string, args *Args, opts ...pul
 	}
 	runDir := resultsDirName(s.Name, args, podTarget)
 	memory := memoryFor(args.Resources, devicesPerShard)
-	estimate := s.EstimatedDuration()
 	deadline := estimate + args.DeadlineMargin
 
 	jobAnnotations := pulumi.StringMap{
@@ -624,8 +629,11 @@ func resultsDirName(scenario string, a *Args, podTarget []byte) string {
 }
 
 // secretMap marks the whole map as a Pulumi secret: every value is
-// encrypted in the stack's state and masked in previews. One secret output
-// rather than one per key, because a fleet has tens of thousands of keys.
+// encrypted in the stack's state and masked in previews. The SDK's
+// NewSecret does the same to data and stringData today; saying it here
+// keeps private keys secret should that generated code ever change (the
+// tests check the outcome, not who provides it). One secret output rather
+// than one per key, because a fleet has tens of thousands of keys.
 func secretMap(data map[string]string) pulumi.StringMapInput {
 	m := make(pulumi.StringMap, len(data))
 	keys := make([]string, 0, len(data))

@@ -627,3 +627,74 @@ func TestParseBytes(t *testing.T) {
 		}
 	}
 }
+
+// The capacity the docs promise ("about 1,100 ECDSA devices per shard"),
+// measured on identities the certs package really issues.
+func TestShardCapacityWithRealIdentities(t *testing.T) {
+	f := newFixture(t)
+	plans, err := planShards(planInput{pki: os.DirFS(f.pki), prefix: "dev-", devices: 10, shards: 1, observer: "observer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	observerBytes := 0
+	for _, ext := range []string{".crt", ".key", ".pass"} {
+		b, _ := os.ReadFile(filepath.Join(f.pki, "clients", "observer"+ext))
+		observerBytes += len("observer"+ext) + len(b)
+	}
+	perDevice := (plans[0].bytes - observerBytes) / 10
+	capacity := (secretBudget - observerBytes) / perDevice
+	t.Logf("ECDSA identity: %d bytes per device, %d devices per shard Secret", perDevice, capacity)
+	if capacity < 950 || capacity > 1300 {
+		t.Errorf("%d devices fit one shard Secret; Pulumi.example.yaml says about 1,100", capacity)
+	}
+}
+
+// Devices that connect over wss log in with their .pass file: a missing
+// one is a deploy-time error, not a shard failing in the cluster.
+func TestWSSNeedsPasswords(t *testing.T) {
+	f := newFixture(t)
+	if err := os.Remove(filepath.Join(f.pki, "clients", "dev-00004.pass")); err != nil {
+		t.Fatal(err)
+	}
+	// Over mqtts the password is not needed and the deploy goes ahead.
+	if _, err := runProgram(t, f.config(nil), true); err != nil {
+		t.Fatalf("mqtts without dev-00004.pass: %v", err)
+	}
+	wss := strings.Replace(testScenario, "transport: mqtts", "transport: wss", 1)
+	if err := os.WriteFile(f.scenario, []byte(wss), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := runProgram(t, f.config(nil), true)
+	if err == nil || !strings.Contains(err.Error(), "clients/dev-00004.pass") {
+		t.Fatalf("wss without dev-00004.pass: %v", err)
+	}
+}
+
+// Each deployment writes to its own results directory, so a changed run
+// never merges with an older one; runId forces a new one.
+func TestResultsDirChangesWithRun(t *testing.T) {
+	f := newFixture(t)
+	dir := func(extra map[string]string) string {
+		a, err := ArgsFromConfig(mapGetter(f.config(extra)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pt, err := podTargetJSON(a.Target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resultsDirName(a.Scenario.Name, a, pt)
+	}
+	base := dir(nil)
+	if !strings.HasPrefix(base, "launch-") {
+		t.Errorf("results dir %q does not start with the scenario name", base)
+	}
+	if again := dir(nil); again != base {
+		t.Errorf("same deployment, different dirs: %q, %q", base, again)
+	}
+	for _, change := range []map[string]string{{"shards": "2"}, {"runId": "2"}, {"image": "registry.example.com/mqttstack:other"}} {
+		if d := dir(change); d == base {
+			t.Errorf("%v: results dir unchanged (%q)", change, d)
+		}
+	}
+}
