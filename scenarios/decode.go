@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -185,7 +186,7 @@ func kindName(n *yaml.Node) string {
 		if n.Tag == "!!null" {
 			return "empty"
 		}
-		return strconv.Quote(n.Value)
+		return strconv.Quote(clip(n.Value))
 	case yaml.AliasNode:
 		return "an alias"
 	}
@@ -197,15 +198,11 @@ func kindName(n *yaml.Node) string {
 func (d *decoder) mapping(orig *yaml.Node, path string, fields []field, example string) bool {
 	n := resolve(orig)
 	if n == nil || n.Kind != yaml.MappingNode {
-		what := "the file"
-		if path != "" {
-			what = path
-		}
+		what := "empty"
 		if n != nil {
-			d.bad(orig, path, fmt.Sprintf("must be a mapping, not %s", kindName(n)), "e.g. "+example)
-		} else {
-			d.add(nil, path, what+" must be a mapping", "e.g. "+example)
+			what = kindName(n)
 		}
+		d.bad(orig, path, "must be a mapping, not "+what, "e.g. "+example)
 		return false
 	}
 	seen := map[string]int{}
@@ -219,7 +216,7 @@ func (d *decoder) mapping(orig *yaml.Node, path string, fields []field, example 
 			d.add(k, join(path, "<<"), "merge keys are not supported", "write the fields out; an alias like *name works as a whole value")
 			continue
 		}
-		p := join(path, k.Value)
+		p := join(path, clip(k.Value))
 		if first, dup := seen[k.Value]; dup {
 			d.add(k, p, fmt.Sprintf("set twice (first on line %d)", first), "keep one")
 			continue
@@ -227,7 +224,7 @@ func (d *decoder) mapping(orig *yaml.Node, path string, fields []field, example 
 		seen[k.Value] = k.Line
 		f := lookupField(fields, k.Value)
 		if f == nil {
-			d.add(k, p, "unknown field", suggest(k.Value, fields))
+			d.add(k, join(path, clip(k.Value)), "unknown field", suggest(k.Value, fields))
 			continue
 		}
 		d.s.lines[p] = pos{k.Line, k.Column}
@@ -236,6 +233,20 @@ func (d *decoder) mapping(orig *yaml.Node, path string, fields []field, example 
 		}
 	}
 	return true
+}
+
+// clip shortens what a user wrote for quoting in a problem, so that one
+// absurd key does not make a megabyte error line.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 func lookupField(fields []field, name string) *field {
@@ -337,8 +348,17 @@ func (d *decoder) scalar(orig *yaml.Node, path, example string) (string, bool) {
 		d.bad(orig, path, "has no value", "e.g. "+example)
 		return "", false
 	}
+	// Problems quote values; no value but a description is long, and a
+	// long one would make an unreadable problem line.
+	if len(v.Value) > maxValueLen && path != "description" {
+		d.bad(orig, path, fmt.Sprintf("value is %d characters long", len(v.Value)), "e.g. "+example)
+		return "", false
+	}
 	return v.Value, true
 }
+
+// maxValueLen bounds every value but the description.
+const maxValueLen = 256
 
 // parsed decodes a scalar with one of the unit parsers.
 func parsed[T any](d *decoder, v *yaml.Node, path, example string, parse func(string) (T, error), dst *T) {
@@ -603,7 +623,7 @@ func (d *decoder) thresholds(v *yaml.Node, path string) {
 			d.add(k, path, "a key must be a metric name", `e.g. e2e_p99: "< 250ms"`)
 			continue
 		}
-		p := join(path, k.Value)
+		p := join(path, clip(k.Value))
 		if first, dup := seen[k.Value]; dup {
 			d.add(k, p, fmt.Sprintf("set twice (first on line %d)", first), `give several conditions as a list: ["> 0ms", "< 250ms"]`)
 			continue

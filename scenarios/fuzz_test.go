@@ -37,6 +37,11 @@ func FuzzParse(f *testing.F) {
 				if p.File != "fuzz.yaml" || p.Msg == "" || p.Line < 0 {
 					t.Fatalf("badly located problem %#v", p)
 				}
+				// Values and keys are clipped: a problem stays one
+				// readable line whatever the input.
+				if len(p.Error()) > 1200 {
+					t.Fatalf("problem line of %d bytes: %.200s...", len(p.Error()), p.Error())
+				}
 			}
 			return
 		}

@@ -413,6 +413,14 @@ stages: [{kind: ramp}]
 			},
 		},
 		{
+			name: "absurd lengths are clipped",
+			src:  "fleet: {count: 10}\nstages: [{kind: ramp}]\n" + strings.Repeat("k", 100) + ": 1\nname: " + strings.Repeat("n", 300) + "\n",
+			want: []string{
+				`bad.yaml:3: ` + strings.Repeat("k", 64) + `...: unknown field (known fields: name, description, fleet, connect, stages, commands, thresholds)`,
+				`bad.yaml:4: name: value is 300 characters long (e.g. launch)`,
+			},
+		},
+		{
 			name: "merge keys and odd keys",
 			src: `fleet: {count: 10}
 base: &b {kind: steady, duration: 1m, every: 1s}
