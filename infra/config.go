@@ -181,7 +181,7 @@ func loadConfig(ctx *pulumi.Context) (stackConfig, error) {
 
 	c.pkiDir = get("pkiDir")
 	if c.pkiDir == "" {
-		bad("pkiDir", "required: the PKI directory from `mqttstack certs init` (e.g. ./pki); only ca.crt, ca.crl, server.* and clients/*.pass are read, never ca.key")
+		bad("pkiDir", "required: the PKI directory from `mqttstack certs init` (e.g. .mqttstack/pki, the default of `mqttstack certs init`); only ca.crt, ca.crl, server.* and clients/*.pass are read, never ca.key")
 	} else if c.serverName != "" {
 		dir := c.pkiDir
 		if !filepath.IsAbs(dir) && ctx.RootDirectory() != "" {

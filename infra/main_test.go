@@ -149,7 +149,7 @@ func TestConfigErrorsAreReportedTogether(t *testing.T) {
 				"mqttstack:serverName: required", "mqtt.example.com",
 				"mqttstack:adminCidr: required", "203.0.113.7/32",
 				"mqttstack:ssh.privateKey: required",
-				"mqttstack:pkiDir: required", "./pki",
+				"mqttstack:pkiDir: required", ".mqttstack/pki",
 			},
 		},
 		{

@@ -44,7 +44,7 @@ func LoadPKI(dir, serverName string) (PKI, error) {
 	read := func(name string) []byte {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w (create the PKI with `mqttstack certs init --dir %s --server-name %s`)", filepath.Join(dir, name), err, dir, serverName))
+			errs = append(errs, fmt.Errorf("%s: %w (create the PKI with `mqttstack certs init --dir %s --name %s`)", filepath.Join(dir, name), err, dir, serverName))
 		}
 		return b
 	}
@@ -90,7 +90,7 @@ func certNames(pemBytes []byte, serverName string) error {
 		return err
 	}
 	if err := c.VerifyHostname(serverName); err != nil {
-		return fmt.Errorf("does not name %q (SANs %v): re-issue it with `mqttstack certs init --force --server-name %s` or set mqttstack:serverName to one of its names", serverName, c.DNSNames, serverName)
+		return fmt.Errorf("does not name %q (its names: %v); set mqttstack:serverName to one of them (a new PKI with `certs init --name %s` would mean new device certificates)", serverName, c.DNSNames, serverName)
 	}
 	return nil
 }
