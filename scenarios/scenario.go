@@ -140,6 +140,7 @@ var StageKinds = []StageKind{StageRamp, StageSteady, StageBurst, StageSoak, Stag
 // JSON as the boards in the field send it (device, seq, ts and readings).
 type Payload string
 
+// The telemetry payloads.
 const (
 	PayloadDHT11   Payload = "dht11"   // temperature + humidity, whole numbers
 	PayloadHTU21D  Payload = "htu21d"  // temperature + humidity, two decimals
