@@ -36,9 +36,6 @@ type Config struct {
 	CleanSession bool
 	// QoS of telemetry, status and commands.
 	QoS byte
-	// Payload and PayloadSize shape the telemetry.
-	Payload     Payload
-	PayloadSize int
 	// ConnectTimeout bounds one attempt: TCP + TLS + CONNACK + SUBACK.
 	ConnectTimeout time.Duration
 	// PublishTimeout bounds the wait for a PUBACK.
@@ -463,10 +460,17 @@ func (d *Device) Disconnect(quiesce time.Duration) {
 	c.Disconnect(uint(quiesce / time.Millisecond))
 }
 
+// Shape is the form of the telemetry a stage publishes.
+type Shape struct {
+	Payload Payload
+	// Size pads the message to at least this many bytes (0: natural size).
+	Size int
+}
+
 // Publish sends one telemetry message and waits for its acknowledgement (or
 // ctx, or the publish timeout). It emits KindPublished with the PUBACK
 // latency, or KindPublishFailed with the cause.
-func (d *Device) Publish(ctx context.Context) error {
+func (d *Device) Publish(ctx context.Context, sh Shape) error {
 	cfg := &d.fleet.cfg
 	d.mu.Lock()
 	c := d.client
@@ -481,7 +485,7 @@ func (d *Device) Publish(ctx context.Context) error {
 	d.sensor.Step()
 	seq := d.seq.Add(1)
 	sent := time.Now()
-	payload := d.sensor.AppendTelemetry(make([]byte, 0, max(160, cfg.PayloadSize+8)), cfg.Payload, d.ID, seq, sent, cfg.PayloadSize)
+	payload := d.sensor.AppendTelemetry(make([]byte, 0, max(160, sh.Size+8)), sh.Payload, d.ID, seq, sent, sh.Size)
 	d.mu.Unlock()
 
 	tok := c.Publish(d.telemetryTopic(), cfg.QoS, false, payload)

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -66,9 +67,10 @@ const (
 )
 
 type job struct {
-	d    *Device
-	kind jobKind
-	n    int
+	d     *Device
+	kind  jobKind
+	n     int
+	shape Shape
 }
 
 // Fleet is a set of devices that connect, publish and reconnect together.
@@ -84,6 +86,7 @@ type Fleet struct {
 
 	inflight chan struct{} // connect semaphore
 	jobs     chan job
+	busy     atomic.Int64 // workers running a job
 
 	mu      sync.Mutex // guards started, closed and wg.Add
 	started bool
@@ -198,18 +201,20 @@ func (f *Fleet) worker() {
 		case <-f.ctx.Done():
 			return
 		case j := <-f.jobs:
+			f.busy.Add(1)
 			switch j.kind {
 			case jobPublish:
-				j.d.Publish(f.ctx)
+				j.d.Publish(f.ctx, j.shape)
 			case jobBurst:
 				for i := 0; i < j.n && f.ctx.Err() == nil; i++ {
-					if j.d.Publish(f.ctx) != nil && !j.d.Connected() {
+					if j.d.Publish(f.ctx, j.shape) != nil && !j.d.Connected() {
 						break
 					}
 				}
 			case jobStatus:
 				j.d.publishStatus(f.ctx)
 			}
+			f.busy.Add(-1)
 		}
 	}
 }
@@ -348,7 +353,7 @@ func (f *Fleet) retry(d *Device) {
 // message per interval, staggered evenly, until stage ends. Devices that are
 // down skip their turn (a board without a session has nothing to send to).
 // It returns how many publishes it scheduled.
-func (f *Fleet) PublishEvery(stage context.Context, devs []*Device, interval time.Duration) int {
+func (f *Fleet) PublishEvery(stage context.Context, devs []*Device, interval time.Duration, sh Shape) int {
 	if len(devs) == 0 || interval <= 0 || !f.track() {
 		return 0
 	}
@@ -360,7 +365,7 @@ func (f *Fleet) PublishEvery(stage context.Context, devs []*Device, interval tim
 		if !d.Connected() {
 			return true
 		}
-		if !f.submit(stage, job{d: d, kind: jobPublish}) {
+		if !f.submit(stage, job{d: d, kind: jobPublish, shape: sh}) {
 			return false
 		}
 		scheduled++
@@ -371,7 +376,7 @@ func (f *Fleet) PublishEvery(stage context.Context, devs []*Device, interval tim
 
 // Burst makes every connected device of devs publish count messages back to
 // back, the devices starting spread evenly over within (0: all at once).
-func (f *Fleet) Burst(stage context.Context, devs []*Device, count int, within time.Duration) int {
+func (f *Fleet) Burst(stage context.Context, devs []*Device, count int, within time.Duration, sh Shape) int {
 	if len(devs) == 0 || count <= 0 || !f.track() {
 		return 0
 	}
@@ -385,7 +390,7 @@ func (f *Fleet) Burst(stage context.Context, devs []*Device, count int, within t
 		if !devs[i].Connected() {
 			return true
 		}
-		if !f.submit(stage, job{d: devs[i], kind: jobBurst, n: count}) {
+		if !f.submit(stage, job{d: devs[i], kind: jobBurst, n: count, shape: sh}) {
 			return false
 		}
 		started++
@@ -415,6 +420,9 @@ func (f *Fleet) Storm(stage context.Context, devs []*Device, within time.Duratio
 	})
 	return dropped
 }
+
+// Idle reports whether no publish is queued or running.
+func (f *Fleet) Idle() bool { return len(f.jobs) == 0 && f.busy.Load() == 0 }
 
 // ConnectedCount is how many devices have a session now.
 func (f *Fleet) ConnectedCount() int {

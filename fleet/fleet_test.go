@@ -119,7 +119,7 @@ func TestFleetConnectPublishObserve(t *testing.T) {
 		t.Fatalf("connected %d of %d; causes %v", got, n, c.causes)
 	}
 	stage, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
-	h.fleet.PublishEvery(stage, h.fleet.Devices(), 250*time.Millisecond)
+	h.fleet.PublishEvery(stage, h.fleet.Devices(), 250*time.Millisecond, Shape{Payload: PayloadHTU21D})
 	cancel()
 	// Let the last scheduled publishes complete.
 	deadline := time.Now().Add(5 * time.Second)

@@ -1,0 +1,268 @@
+// Package loadtest compiles a scenario into a plan for one target (and one
+// shard of the fleet), runs its stages with a fleet of virtual devices, and
+// turns the events into a result.Result.
+//
+// The run is a pipeline, as in vegeta: devices, the observer and the backend
+// emit fleet.Events into one sink; one collector goroutine owns the
+// result.Recorder and is the only writer of metrics; progress reads
+// snapshots through the collector. Stopping follows k6: each stage runs
+// under a stage context that ends with the stage (no new work after it),
+// all of it under a run context that cuts in-flight work a grace period
+// after the stages stop. Ctrl-C (the caller's context) and a dead broker end
+// the stages at once; the partial result is still returned, marked
+// interrupted.
+package loadtest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/infra/local"
+	"github.com/mqttstack/mqttstack/loadtest/result"
+	"github.com/mqttstack/mqttstack/scenarios"
+	"github.com/mqttstack/mqttstack/target"
+)
+
+// Shard is shard Index (0-based) of Count: it drives a disjoint,
+// deterministic slice of the fleet's devices.
+type Shard = result.Shard
+
+// ParseShard reads "i/n" (1-based i, as a person counts: 1/2 and 2/2).
+func ParseShard(s string) (Shard, error) {
+	a, b, ok := strings.Cut(s, "/")
+	i, err1 := strconv.Atoi(strings.TrimSpace(a))
+	n, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || n < 1 || i < 1 || i > n {
+		return Shard{}, fmt.Errorf("shard %q: want i/n with 1 <= i <= n (e.g. 1/2)", s)
+	}
+	return Shard{Index: i - 1, Count: n}, nil
+}
+
+// CompileOptions adjust a plan.
+type CompileOptions struct {
+	// Shard selects the slice of the fleet; zero value means the whole fleet.
+	Shard Shard
+	// Issue creates the device identities that are missing in the target's
+	// PKI (certs.IssueClients; idempotent). For wss on a local target the
+	// broker's password file is refreshed afterwards.
+	Issue bool
+}
+
+// Plan is a scenario bound to a target and a shard: everything Run needs,
+// checked before a single connection is made.
+type Plan struct {
+	Scenario *scenarios.Scenario
+	Target   *target.Target
+	Shard    Shard
+	// From and To delimit this shard's devices: fleet indices [From, To).
+	From, To int
+	// DeviceIDs are the ids of this shard's devices, in order.
+	DeviceIDs []string
+	// Observer and Backend are the identities this shard uses
+	// (CONTRACTS.md: the base name, or "<base>-<k+1>" for shard k of n>1).
+	Observer, Backend string
+	// CommandRate is this shard's share of the scenario's command rate, sent
+	// to this shard's devices only: the shards' command streams are disjoint.
+	CommandRate float64
+	// RootCAs verifies the broker.
+	RootCAs *x509.CertPool
+	// Issued lists identities Compile created.
+	Issued []string
+}
+
+// shardRange returns the fleet indices [from, to) of shard s of count devices.
+func shardRange(count int, s Shard) (from, to int) {
+	return count * s.Index / s.Count, count * (s.Index + 1) / s.Count
+}
+
+// shardName is the identity shard s uses for base (CONTRACTS.md).
+func shardName(base string, s Shard) string {
+	if s.Count <= 1 {
+		return base
+	}
+	return fmt.Sprintf("%s-%d", base, s.Index+1)
+}
+
+// Compile binds sc to t for one shard: it checks the target and the shard,
+// derives the shard's device ids, issues missing identities if asked, and
+// checks that every identity the run needs is on disk.
+func Compile(ctx context.Context, sc *scenarios.Scenario, t *target.Target, o CompileOptions) (*Plan, error) {
+	if sc == nil || t == nil {
+		return nil, errors.New("compile: scenario and target required")
+	}
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("compile: target: %w", err)
+	}
+	if err := loopbackOnly(t, sc); err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	s := o.Shard
+	if s.Count == 0 {
+		s = Shard{Index: 0, Count: 1}
+	}
+	if s.Index < 0 || s.Index >= s.Count {
+		return nil, fmt.Errorf("compile: shard %d/%d: want 1 <= i <= n", s.Index+1, s.Count)
+	}
+	count := sc.Fleet.Count
+	if s.Count > count {
+		return nil, fmt.Errorf("compile: %d shards for %d devices: every shard needs at least one device", s.Count, count)
+	}
+	if sc.Fleet.Transport == scenarios.TransportWSS && t.WSSURL == "" {
+		return nil, errors.New("compile: the scenario uses wss but the target has no wss_url")
+	}
+	from, to := shardRange(count, s)
+	p := &Plan{
+		Scenario:  sc,
+		Target:    t,
+		Shard:     s,
+		From:      from,
+		To:        to,
+		DeviceIDs: make([]string, 0, to-from),
+		Observer:  shardName(t.Observer, s),
+		Backend:   shardName(t.Backend, s),
+	}
+	for i := from; i < to; i++ {
+		p.DeviceIDs = append(p.DeviceIDs, sc.Fleet.DeviceID(i))
+	}
+	if sc.Commands != nil {
+		p.CommandRate = sc.Commands.Rate * float64(to-from) / float64(count)
+	}
+	pool, err := certs.LoadCAPool(t.CACert)
+	if err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	p.RootCAs = pool
+
+	if o.Issue {
+		a, err := certs.Open(t.PKIDir)
+		if err != nil {
+			return nil, fmt.Errorf("compile: issue identities: %w", err)
+		}
+		res, err := a.IssueClients(ctx, p.DeviceIDs)
+		if err != nil {
+			return nil, fmt.Errorf("compile: issue identities: %w", err)
+		}
+		p.Issued = res.Issued
+		if len(res.Issued) > 0 && sc.Fleet.Transport == scenarios.TransportWSS {
+			if t.Local == nil {
+				return nil, fmt.Errorf("compile: issued %d identities, but the broker of target %q must learn their wss passwords: install the password file (certs.MosquittoPasswordFile) on it and reload", len(res.Issued), t.Name)
+			}
+			if err := local.RefreshPasswords(ctx, t.Local.StateDir); err != nil {
+				return nil, fmt.Errorf("compile: refresh the broker's password file: %w", err)
+			}
+		}
+	}
+	if err := checkIdentities(t.PKIDir, append([]string{p.Observer, p.Backend}, p.DeviceIDs...)); err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	return p, nil
+}
+
+// loopbackOnly refuses a target or source address outside 127.0.0.0/8:
+// this tool floods only the local stack. (A deployed stack is load-tested
+// from a machine of its own network, with a target whose host resolves there.)
+func loopbackOnly(t *target.Target, sc *scenarios.Scenario) error {
+	ips, err := net.LookupIP(t.Host)
+	if err != nil {
+		return fmt.Errorf("target host %q: %w", t.Host, err)
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return fmt.Errorf("target host %q is %v, not loopback: load runs are allowed against 127.0.0.0/8 only", t.Host, ip)
+		}
+	}
+	for _, a := range sc.Fleet.SourceAddrs {
+		if ip := net.ParseIP(a); ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("source address %q is not loopback", a)
+		}
+	}
+	return nil
+}
+
+// checkIdentities reports, in one error, which identities have no
+// certificate, without loading the keys (Run loads them).
+func checkIdentities(pki string, ids []string) error {
+	var missing []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	next := make(chan string)
+	for range runtime.GOMAXPROCS(0) * 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range next {
+				if !certExists(pki, id) {
+					mu.Lock()
+					missing = append(missing, id)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, id := range ids {
+		next <- id
+	}
+	close(next)
+	wg.Wait()
+	if len(missing) == 0 {
+		return nil
+	}
+	show := missing
+	if len(show) > 5 {
+		show = show[:5]
+	}
+	return fmt.Errorf("%d identities have no certificate in %s (e.g. %s): issue them with `mqttstack certs issue` or run with identities issued", len(missing), pki, strings.Join(show, ", "))
+}
+
+// loadIdentities loads the client certificates of ids in parallel.
+func loadIdentities(ctx context.Context, pki string, ids []string) ([]*tls.Certificate, error) {
+	out := make([]*tls.Certificate, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range runtime.GOMAXPROCS(0) * 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				c, err := certs.LoadClient(pki, ids[i])
+				if err != nil {
+					errs[i] = err
+					continue
+				}
+				out[i] = &c
+			}
+		}()
+	}
+	for i := range ids {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("load identities: %w", err)
+	}
+	return out, nil
+}
+
+func certExists(pki, id string) bool {
+	_, err := os.Stat(filepath.Join(certs.PathsOf(pki).Clients, id+".crt"))
+	return err == nil
+}

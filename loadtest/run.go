@@ -1,0 +1,459 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/fleet"
+	"github.com/mqttstack/mqttstack/loadtest/result"
+	"github.com/mqttstack/mqttstack/scenarios"
+)
+
+// Errors Run returns together with a partial result.
+var (
+	// ErrInterrupted: the caller's context ended (Ctrl-C) before the stages did.
+	ErrInterrupted = errors.New("interrupted")
+	// ErrBrokerDown: most devices were lost and reconnects kept failing.
+	ErrBrokerDown = errors.New("broker down")
+	errStagesDone = errors.New("stages done")
+)
+
+// Options control how a run reports and how long it waits at the edges.
+type Options struct {
+	// Progress receives live bars when it is a terminal and Quiet is false.
+	Progress io.Writer
+	Quiet    bool
+	// Log receives notable lines (printed above the bars when they show).
+	Log io.Writer
+	// Grace is how long in-flight work may finish after the stages stop
+	// (default 5s; 1s when interrupted).
+	Grace time.Duration
+	// Drain bounds the wait for the observer to receive what was sent
+	// (default 15s), and DrainIdle ends it early when nothing arrives for
+	// that long (default 2s).
+	Drain, DrainIdle time.Duration
+	// DeadAfter: the broker counts as down when fewer than half the peak of
+	// connected devices remain, connects keep failing and none has
+	// succeeded for this long (default 5s).
+	DeadAfter time.Duration
+	// Workers publish (default: enough for the fleet's rate, 32…512).
+	Workers int
+	// EventBuffer is the sink's capacity (default 1<<16).
+	EventBuffer int
+	// ToolVersion goes into the result's meta.
+	ToolVersion string
+}
+
+func (o *Options) defaults(p *Plan) {
+	if o.Grace <= 0 {
+		o.Grace = 5 * time.Second
+	}
+	if o.Drain <= 0 {
+		o.Drain = 15 * time.Second
+	}
+	if o.DrainIdle <= 0 {
+		o.DrainIdle = 2 * time.Second
+	}
+	if o.DeadAfter <= 0 {
+		o.DeadAfter = 5 * time.Second
+	}
+	if o.Workers <= 0 {
+		o.Workers = min(512, max(32, len(p.DeviceIDs)/20))
+	}
+	if o.EventBuffer <= 0 {
+		o.EventBuffer = 1 << 16
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.ToolVersion == "" {
+		o.ToolVersion = "dev"
+	}
+}
+
+// Run executes the plan and returns its result. A run that could not start
+// (identities missing, observer refused) returns a nil result and the error.
+// A run cut short returns the partial result, marked interrupted, together
+// with ErrInterrupted or ErrBrokerDown.
+func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
+	o.defaults(p)
+	sc := p.Scenario
+	n := len(p.DeviceIDs)
+
+	soft, _, err := fleet.RaiseFileLimit()
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	if err := fleet.CheckCapacity(n, 2, soft); err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+
+	ids := append([]string{p.Observer, p.Backend}, p.DeviceIDs...)
+	loaded, err := loadIdentities(ctx, p.Target.PKIDir, ids)
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	idents := make([]fleet.Identity, n)
+	for i, id := range p.DeviceIDs {
+		idents[i] = fleet.Identity{ID: id, Cert: loaded[i+2]}
+		if sc.Fleet.Transport == scenarios.TransportWSS {
+			pw, err := certs.ClientPassword(p.Target.PKIDir, id)
+			if err != nil {
+				return nil, fmt.Errorf("run: %w", err)
+			}
+			idents[i].Password = pw
+		}
+	}
+
+	sink := fleet.NewSink(o.EventBuffer)
+	cfg := fleet.Config{
+		Addr:           p.Target.MQTTSAddr(),
+		ServerName:     p.Target.ServerName,
+		RootCAs:        p.RootCAs,
+		KeepAlive:      sc.Fleet.KeepAlive,
+		CleanSession:   sc.Fleet.CleanSession,
+		QoS:            sc.Fleet.QoS,
+		ConnectTimeout: sc.Connect.Timeout,
+		Backoff:        fleet.Backoff{Min: sc.Connect.Backoff.Min, Max: sc.Connect.Backoff.Max, Jitter: sc.Connect.Backoff.Jitter},
+		Sink:           sink,
+	}
+	if sc.Fleet.Transport == scenarios.TransportWSS {
+		cfg.WSSURL = p.Target.WSSURL
+	}
+	for _, a := range sc.Fleet.SourceAddrs {
+		cfg.SourceAddrs = append(cfg.SourceAddrs, net.ParseIP(a))
+	}
+	fl, err := fleet.New(cfg, idents, fleet.Options{MaxInFlight: sc.Connect.MaxInFlight, Workers: o.Workers})
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+
+	host, _ := os.Hostname()
+	rec := result.NewRecorder(result.Meta{
+		Scenario:     sc.Name,
+		ScenarioHash: scenarioHash(sc),
+		Shard:        p.Shard,
+		Devices:      result.Devices{Prefix: sc.Fleet.Prefix, From: p.From + 1, To: p.To + 1, Count: n},
+		Target:       p.Target.Name,
+		ToolVersion:  o.ToolVersion,
+		Host:         host,
+		GoVersion:    runtime.Version(),
+	})
+	col := newCollector(rec, sink)
+	go col.run()
+
+	// The run context bounds all in-flight work; it is not a child of ctx,
+	// so that Ctrl-C stops the stages at once but leaves in-flight work its
+	// grace period (k6's two contexts).
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRun()
+	// stagesCtx ends the stages: Ctrl-C, a dead broker, or their end.
+	stagesCtx, stopStages := context.WithCancelCause(ctx)
+	defer stopStages(errStagesDone)
+
+	obs, err := fleet.NewObserver(fleet.ObserverConfig{
+		Addr: cfg.Addr, ServerName: cfg.ServerName, RootCAs: p.RootCAs,
+		ID: p.Observer, Cert: loaded[0], Devices: p.DeviceIDs, QoS: 1,
+		KeepAlive: 30 * time.Second, Sink: sink,
+	})
+	if err == nil {
+		err = obs.Start(runCtx)
+	}
+	if err != nil {
+		col.stop()
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	var backend *fleet.Backend
+	if sc.Commands != nil && p.CommandRate > 0 {
+		backend, err = fleet.NewBackend(runCtx, fleet.BackendConfig{
+			Addr: cfg.Addr, ServerName: cfg.ServerName, RootCAs: p.RootCAs,
+			ID: p.Backend, Cert: loaded[1], QoS: sc.Fleet.QoS, Sink: sink,
+		})
+		if err != nil {
+			obs.Stop()
+			col.stop()
+			return nil, fmt.Errorf("run: %w", err)
+		}
+	}
+	if err := fl.Start(runCtx); err != nil {
+		return nil, err
+	}
+
+	var brokerPID int
+	if p.Target.Local != nil {
+		brokerPID = p.Target.Local.MosquittoPID
+	}
+	broker0, _ := readProcCost(brokerPID)
+	self0, _ := readProcCost(0)
+	fmt.Fprintf(o.Log, "run %s: %d devices (shard %d/%d), observer %s, target %s\n", sc.Name, n, p.Shard.Index+1, p.Shard.Count, p.Observer, p.Target.MQTTSAddr())
+
+	prog := newProgress(stagesCtx, o.Progress, o.Quiet, n, sc.Stages)
+	log := prog.logWriter(o.Log)
+
+	// The monitor samples the tool's cost, feeds the live bars and watches
+	// for a dead broker; it stops with the stages.
+	var monWG sync.WaitGroup
+	monWG.Add(1)
+	go func() {
+		defer monWG.Done()
+		monitor(stagesCtx, col, prog, o.DeadAfter, stopStages)
+	}()
+
+	devs := fl.Devices()
+	for i, st := range sc.Stages {
+		if stagesCtx.Err() != nil {
+			break
+		}
+		name := st.Name
+		now := time.Now()
+		col.do(func(r *result.Recorder) {
+			r.Stage(name, string(st.Kind), now)
+			sampleUsage(r, now)
+		})
+		prog.stageStart(i)
+		runStage(stagesCtx, fl, backend, p, st, devs, prog)
+		prog.stageDone(i)
+	}
+
+	// Why did the stages stop?
+	stopStages(errStagesDone)
+	cause := context.Cause(stagesCtx)
+	interrupted, reason := false, ""
+	var runErr error
+	switch {
+	case errors.Is(cause, ErrBrokerDown):
+		interrupted, reason, runErr = true, cause.Error(), cause
+	case ctx.Err() != nil:
+		interrupted, reason, runErr = true, "interrupted (Ctrl-C)", ErrInterrupted
+	}
+	monWG.Wait()
+
+	grace := o.Grace
+	if interrupted {
+		grace = min(grace, time.Second)
+	}
+	// In-flight publishes finish within the grace period, then the
+	// observer gets its bounded drain (skipped when the broker is gone).
+	graceCtx, cancelGrace := context.WithTimeout(runCtx, grace)
+	waitIdle(graceCtx, fl)
+	cancelGrace()
+	sent := func(i int) int64 { return devs[i].Sent() }
+	if !interrupted {
+		drainCtx, cancelDrain := context.WithTimeout(runCtx, o.Drain)
+		if !obs.Drain(drainCtx, sent, o.DrainIdle) {
+			fmt.Fprintf(log, "observer: drain ended before every acknowledged message arrived\n")
+		}
+		cancelDrain()
+	}
+	cancelRun()
+	fl.Close(250 * time.Millisecond)
+	if backend != nil {
+		backend.Close()
+	}
+	obs.Stop()
+	prog.finish(interrupted)
+
+	expected, unique, lost := obs.Lost(sent)
+	tally := obs.Tally()
+	self1, _ := readProcCost(0)
+	final := result.Final{
+		Delivery: result.Delivery{
+			Expected: expected, Received: unique, Lost: lost,
+			Duplicates: tally.Duplicates, Reorders: tally.Reorders,
+		},
+		CPUUser:         self1.User,
+		CPUSystem:       self1.System,
+		MaxRSSBytes:     self1.HWM,
+		DroppedEvents:   sink.Dropped(),
+		Interrupted:     interrupted,
+		InterruptReason: reason,
+	}
+	end := time.Now()
+	var res *result.Result
+	col.do(func(r *result.Recorder) {
+		sampleUsage(r, end)
+		res = r.Finish(end, final)
+	})
+	col.stop()
+
+	fmt.Fprintf(log, "tool: cpu %v user + %v sys over the run, peak rss %s\n",
+		(self1.User - self0.User).Round(time.Millisecond), (self1.System - self0.System).Round(time.Millisecond), result.FormatBytes(float64(self1.HWM)))
+	if brokerPID > 0 {
+		if b1, err := readProcCost(brokerPID); err == nil {
+			fmt.Fprintf(log, "broker (pid %d): cpu %v user + %v sys over the run, rss %s (peak %s)\n", brokerPID,
+				(b1.User - broker0.User).Round(time.Millisecond), (b1.System - broker0.System).Round(time.Millisecond),
+				result.FormatBytes(float64(b1.RSS)), result.FormatBytes(float64(b1.HWM)))
+		} else {
+			fmt.Fprintf(log, "broker (pid %d): gone (%v)\n", brokerPID, err)
+		}
+	}
+	if tally.Foreign > 0 || tally.Invalid > 0 {
+		fmt.Fprintf(log, "observer: %d messages of other shards' devices ignored, %d invalid\n", tally.Foreign, tally.Invalid)
+	}
+	return res, runErr
+}
+
+// runStage runs one stage to its end (or until stages stops).
+func runStage(stages context.Context, fl *fleet.Fleet, backend *fleet.Backend, p *Plan, st scenarios.Stage, devs []*fleet.Device, prog *progress) {
+	sc := p.Scenario
+	if st.Kind == scenarios.StageRamp {
+		rate := fleet.Rate{Freq: 1, Per: time.Duration(float64(time.Second) / sc.Connect.Rate)}
+		if sc.Connect.Rate >= 1 {
+			// Integral rates pace exactly; fractional ones by their period.
+			rate = fleet.Rate{Freq: int(sc.Connect.Rate * 1000), Per: 1000 * time.Second}
+		}
+		fl.Connect(stages, devs, rate)
+		return
+	}
+	stage, cancel := context.WithTimeout(stages, st.Duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	if backend != nil && p.CommandRate > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			backend.Run(stage, fleet.Rate{Freq: max(1, int(p.CommandRate*1000)), Per: 1000 * time.Second}, p.DeviceIDs)
+		}()
+	}
+	sh := shapeOf(st)
+	if iv := st.Interval(); iv > 0 && st.Kind != scenarios.StageBurst {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fl.PublishEvery(stage, devs, iv, sh)
+		}()
+	}
+	switch st.Kind {
+	case scenarios.StageBurst:
+		fl.Burst(stage, devs, st.Count, st.Within, sh)
+	case scenarios.StageReconnectStorm:
+		fl.Storm(stage, pickStorm(devs, st.DropCount(len(devs))), st.Within)
+	}
+	<-stage.Done()
+	wg.Wait()
+}
+
+// pickStorm chooses k devices spread evenly over the fleet (deterministic,
+// so a repeated run drops the same boards).
+func pickStorm(devs []*fleet.Device, k int) []*fleet.Device {
+	k = min(k, len(devs))
+	out := make([]*fleet.Device, 0, k)
+	for i := range k {
+		out = append(out, devs[i*len(devs)/k])
+	}
+	return out
+}
+
+func shapeOf(st scenarios.Stage) fleet.Shape {
+	sh := fleet.Shape{Size: st.Size}
+	switch st.Payload {
+	case scenarios.PayloadDHT11, "":
+		sh.Payload = fleet.PayloadDHT11
+	case scenarios.PayloadHTU21D:
+		sh.Payload = fleet.PayloadHTU21D
+	case scenarios.PayloadDS18B20:
+		sh.Payload = fleet.PayloadDS18B20
+	case scenarios.PayloadBattery:
+		sh.Payload = fleet.PayloadBattery
+	case scenarios.PayloadRaw:
+		sh.Payload = fleet.PayloadRaw
+	}
+	return sh
+}
+
+func waitIdle(ctx context.Context, fl *fleet.Fleet) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !fl.Idle() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// monitor runs once a second until ctx ends: cost samples, live progress,
+// and the dead-broker rule.
+func monitor(ctx context.Context, col *collector, prog *progress, deadAfter time.Duration, stop context.CancelCauseFunc) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	fast := time.NewTicker(200 * time.Millisecond)
+	defer fast.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-fast.C:
+			var live result.Live
+			col.do(func(r *result.Recorder) { live = r.Snapshot() })
+			prog.update(live)
+		case now := <-t.C:
+			var h health
+			col.do(func(r *result.Recorder) {
+				sampleUsage(r, now)
+				h = col.health(now, r.Snapshot())
+			})
+			if reason, dead := h.dead(now, deadAfter); dead {
+				stop(fmt.Errorf("%w: %s", ErrBrokerDown, reason))
+				return
+			}
+		}
+	}
+}
+
+func sampleUsage(r *result.Recorder, at time.Time) {
+	if c, err := readProcCost(0); err == nil {
+		r.Usage(at, c.User+c.System, c.RSS)
+	}
+}
+
+// health is what the dead-broker rule looks at.
+type health struct {
+	active, peak  int64
+	lastOK        time.Time // last successful connect (or the run's start)
+	failsSinceOK  int64
+	topCause      string
+	everConnected bool
+}
+
+// dead is the rule: most devices lost (fewer than half the peak, or none
+// ever connected), at least one connect failure since the last success, and
+// no success for deadAfter.
+func (h health) dead(now time.Time, deadAfter time.Duration) (string, bool) {
+	if h.failsSinceOK == 0 || now.Sub(h.lastOK) < deadAfter {
+		return "", false
+	}
+	if h.everConnected && h.active*2 >= h.peak {
+		return "", false
+	}
+	return fmt.Sprintf("%d of %d devices connected and %d connect attempts failed in the last %v without one success (most: %s)",
+		h.active, h.peak, h.failsSinceOK, now.Sub(h.lastOK).Round(time.Second), h.topCause), true
+}
+
+func scenarioHash(sc *scenarios.Scenario) string {
+	b, err := sc.Format()
+	if err != nil {
+		return ""
+	}
+	return hashHex(b)
+}
+
+// sortedCauses is for logs: causes by count, most first.
+func sortedCauses(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return m[out[i]] > m[out[j]] || m[out[i]] == m[out[j]] && out[i] < out[j] })
+	return out
+}

@@ -1,0 +1,252 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mqttstack/mqttstack/internal/stacktest"
+	"github.com/mqttstack/mqttstack/loadtest/result"
+	"github.com/mqttstack/mqttstack/scenarios"
+)
+
+func TestMain(m *testing.M) { os.Exit(stacktest.Main(m)) }
+
+// parse builds a scenario from YAML for a test.
+func parse(t testing.TB, yaml string) *scenarios.Scenario {
+	t.Helper()
+	sc, err := scenarios.Parse(t.Name()+".yaml", []byte(yaml))
+	if err != nil {
+		t.Fatalf("scenario: %v", err)
+	}
+	return sc
+}
+
+func compile(t testing.TB, s *stacktest.Stack, sc *scenarios.Scenario, shard Shard) *Plan {
+	t.Helper()
+	p, err := Compile(context.Background(), sc, s.Target, CompileOptions{Shard: shard, Issue: true})
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	return p
+}
+
+func errorCauses(r *result.Result) map[string]int64 {
+	m := map[string]int64{}
+	for _, g := range r.Errors {
+		m[g.Cause] = g.Count
+	}
+	return m
+}
+
+// TestSmoke runs the built-in smoke scenario (1,000 mTLS devices, QoS 1)
+// against the real local stack: it must pass its own thresholds, and the
+// observer must have received exactly what the devices report as sent.
+func TestSmoke(t *testing.T) {
+	s := stacktest.Start(t, stacktest.WithDevices(1000))
+	sc, err := scenarios.Builtin("smoke")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := compile(t, s, sc, Shard{})
+	var log bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	r, err := Run(ctx, p, Options{Log: &log, Quiet: true})
+	t.Logf("log:\n%s", log.String())
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	var console bytes.Buffer
+	outcomes := result.Evaluate(r, sc.Thresholds)
+	if err := result.WriteConsole(&console, r, outcomes); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report:\n%s", console.String())
+	if !result.Passed(outcomes) {
+		t.Errorf("smoke thresholds failed on a healthy local broker")
+	}
+	if r.Total.Counts.Connects != 1000 {
+		t.Errorf("connects = %d, want 1000", r.Total.Counts.Connects)
+	}
+	d := r.Delivery
+	if d.Expected == 0 || d.Received != d.Expected || d.Lost != 0 || d.Duplicates != 0 {
+		t.Errorf("delivery %+v: the observer must receive exactly what the devices sent", d)
+	}
+	// Every device publishes every 2s for 20s: about 10 each.
+	if d.Expected < 9*1000 {
+		t.Errorf("expected %d messages, want ≥ 9,000 (1,000 devices × every 2s × 20s)", d.Expected)
+	}
+	if r.Total.Counts.Published != d.Expected {
+		t.Errorf("published counter %d != devices' own count %d", r.Total.Counts.Published, d.Expected)
+	}
+	if r.Meta.Interrupted {
+		t.Errorf("run marked interrupted: %s", r.Meta.InterruptReason)
+	}
+}
+
+// TestImpossibleThreshold: a threshold no broker can meet fails the verdict.
+func TestImpossibleThreshold(t *testing.T) {
+	s := stacktest.Start(t, stacktest.WithDevices(50))
+	sc := parse(t, `
+fleet: {count: 50, prefix: dev-, qos: 1}
+connect: {rate: 200/s}
+stages:
+  - {kind: ramp}
+  - {kind: steady, duration: 3s, every: 500ms}
+thresholds:
+  e2e_p99: "< 0.001ms"
+  loss: "== 0"
+`)
+	r, err := Run(context.Background(), compile(t, s, sc, Shard{}), Options{Quiet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := result.Evaluate(r, sc.Thresholds)
+	if result.Passed(out) {
+		t.Fatalf("e2e_p99 < 0.001ms passed: %+v", out)
+	}
+	if !out[0].HasData || out[0].Passed || !out[1].Passed {
+		t.Errorf("outcomes %+v: want e2e_p99 measured and failed, loss == 0 passed", out)
+	}
+}
+
+// TestBrokerKilled kills Mosquitto in the middle of a steady stage: the run
+// must end within seconds (not at the stage's 60s end), marked interrupted,
+// with the failures grouped by a handful of causes.
+func TestBrokerKilled(t *testing.T) {
+	s := stacktest.Start(t, stacktest.WithDevices(200))
+	sc := parse(t, `
+fleet: {count: 200, prefix: dev-, qos: 1}
+connect: {rate: 400/s, backoff: {min: 100ms, max: 1s}}
+stages:
+  - {kind: ramp}
+  - {kind: steady, duration: 60s, every: 500ms}
+thresholds:
+  loss: "== 0"
+`)
+	p := compile(t, s, sc, Shard{})
+	go func() {
+		time.Sleep(4 * time.Second)
+		s.Kill()
+	}()
+	start := time.Now()
+	r, err := Run(context.Background(), p, Options{Quiet: true, DeadAfter: 3 * time.Second})
+	took := time.Since(start)
+	if !errors.Is(err, ErrBrokerDown) {
+		t.Fatalf("run after kill: err = %v, want ErrBrokerDown", err)
+	}
+	if r == nil {
+		t.Fatal("no partial result")
+	}
+	if took > 20*time.Second {
+		t.Errorf("run took %v after the broker died at 4s; want seconds", took)
+	}
+	if !r.Meta.Interrupted || !strings.Contains(r.Meta.InterruptReason, "broker down") {
+		t.Errorf("meta interrupted=%v reason=%q", r.Meta.Interrupted, r.Meta.InterruptReason)
+	}
+	causes := errorCauses(r)
+	t.Logf("took %v; reason %s; causes %v", took, r.Meta.InterruptReason, causes)
+	if len(causes) == 0 || len(causes) > 12 {
+		t.Errorf("%d error causes, want a handful: %v", len(causes), causes)
+	}
+	if causes["tcp: connection refused"] == 0 {
+		t.Errorf("no 'tcp: connection refused' among %v", causes)
+	}
+	if r.Total.Counts.Published == 0 {
+		t.Errorf("partial result lost the steady phase's publishes")
+	}
+}
+
+// TestInterrupt: cancelling the caller's context (Ctrl-C) ends the run
+// promptly with a partial result.
+func TestInterrupt(t *testing.T) {
+	s := stacktest.Start(t, stacktest.WithDevices(100))
+	sc := parse(t, `
+fleet: {count: 100, prefix: dev-, qos: 1}
+stages:
+  - {kind: ramp}
+  - {kind: steady, duration: 60s, every: 1s}
+`)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(3*time.Second, cancel)
+	start := time.Now()
+	r, err := Run(ctx, compile(t, s, sc, Shard{}), Options{Quiet: true})
+	took := time.Since(start)
+	if !errors.Is(err, ErrInterrupted) || r == nil || !r.Meta.Interrupted {
+		t.Fatalf("err %v, result %v: want ErrInterrupted with a partial result", err, r != nil)
+	}
+	if took > 10*time.Second {
+		t.Errorf("interrupted run took %v", took)
+	}
+	if r.Total.Counts.Connects != 100 {
+		t.Errorf("connects %d, want 100 before the interrupt", r.Total.Counts.Connects)
+	}
+}
+
+// TestShards runs two shards of one scenario at once against one broker:
+// their devices are disjoint, each observer accounts only for its own
+// devices, both lose nothing, and the results merge.
+func TestShards(t *testing.T) {
+	s := stacktest.Start(t, stacktest.WithDevices(300))
+	sc := parse(t, `
+fleet: {count: 300, prefix: dev-, qos: 1}
+connect: {rate: 300/s}
+stages:
+  - {kind: ramp}
+  - {kind: steady, duration: 4s, every: 1s}
+commands: {rate: 20/s}
+`)
+	var plans [2]*Plan
+	for i := range plans {
+		plans[i] = compile(t, s, sc, Shard{Index: i, Count: 2})
+	}
+	seen := map[string]int{}
+	for i, p := range plans {
+		for _, id := range p.DeviceIDs {
+			if j, dup := seen[id]; dup {
+				t.Fatalf("device %s in shard %d and %d", id, j, i)
+			}
+			seen[id] = i
+		}
+	}
+	if len(seen) != 300 || plans[0].Observer == plans[1].Observer || plans[0].Backend == plans[1].Backend {
+		t.Fatalf("shards cover %d devices (want 300); observers %s/%s backends %s/%s",
+			len(seen), plans[0].Observer, plans[1].Observer, plans[0].Backend, plans[1].Backend)
+	}
+	var wg sync.WaitGroup
+	var rs [2]*result.Result
+	var errs [2]error
+	for i := range plans {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rs[i], errs[i] = Run(context.Background(), plans[i], Options{Quiet: true})
+		}()
+	}
+	wg.Wait()
+	for i := range rs {
+		if errs[i] != nil {
+			t.Fatalf("shard %d: %v", i, errs[i])
+		}
+		d := rs[i].Delivery
+		if d.Lost != 0 || d.Received != d.Expected || d.Expected == 0 {
+			t.Errorf("shard %d delivery %+v", i, d)
+		}
+		if rs[i].Total.Counts.CommandsSent == 0 || rs[i].Total.Counts.CommandsReceived == 0 {
+			t.Errorf("shard %d: commands sent %d received %d", i, rs[i].Total.Counts.CommandsSent, rs[i].Total.Counts.CommandsReceived)
+		}
+	}
+	m, err := result.Merge(rs[0], rs[1])
+	if err != nil {
+		t.Fatalf("merge: %v", err)
+	}
+	if m.Total.Counts.Connects != 300 || m.Delivery.Expected != rs[0].Delivery.Expected+rs[1].Delivery.Expected {
+		t.Errorf("merged connects %d delivery %+v", m.Total.Counts.Connects, m.Delivery)
+	}
+}
