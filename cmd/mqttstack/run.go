@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mqttstack/mqttstack/internal/atomicfile"
+	"github.com/mqttstack/mqttstack/loadtest"
+	"github.com/mqttstack/mqttstack/loadtest/result"
+	"github.com/mqttstack/mqttstack/scenarios"
+	"github.com/mqttstack/mqttstack/target"
+)
+
+func init() {
+	register("run", "run a load scenario against a target (built-in name or YAML file)", runRun)
+}
+
+const runUsage = `usage: mqttstack run SCENARIO|FILE [--target FILE] [--devices N] [--out DIR] [--quiet] [--shard i/n]
+
+Runs a load scenario (a built-in name such as smoke, launch, burst,
+reconnect-storm, soak, or a YAML file) against the target (default: the
+local stack's, see mqttstack local up). Missing device identities are issued
+into the target's PKI first. Writes result.json and report.html to --out
+(default results/<scenario>-<UTC timestamp>) and prints the report.
+
+Exit codes: 0 thresholds passed, 1 thresholds failed, 2 bad input,
+3 could not run (broker unreachable or died), 130 interrupted (the partial
+report is still written).
+`
+
+type runFlags struct {
+	target  string
+	devices int
+	out     string
+	quiet   bool
+	shard   string
+}
+
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("run", stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, runUsage+"\nflags:\n"); fs.PrintDefaults() }
+	var f runFlags
+	fs.StringVar(&f.target, "target", target.DefaultPath(), "target file")
+	fs.IntVar(&f.devices, "devices", 0, "override the scenario's device count")
+	fs.StringVar(&f.out, "out", "", "directory for result.json and report.html (default results/<scenario>-<timestamp>)")
+	fs.BoolVar(&f.quiet, "quiet", false, "no progress bars")
+	fs.StringVar(&f.shard, "shard", "", "run shard i of n (i/n, 1-based) of the fleet")
+	// The scenario may come before or after the flags.
+	var positional []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(positional) != 1 {
+		fs.Usage()
+		return usageErrorf("run: name exactly one scenario (got %d)", len(positional))
+	}
+
+	sc, err := scenarios.Resolve(positional[0])
+	if err != nil {
+		return usageErrorf("run: %v", err)
+	}
+	if f.devices != 0 {
+		if sc, err = sc.WithDevices(f.devices); err != nil {
+			return usageErrorf("run: --devices %d: %v", f.devices, err)
+		}
+	}
+	var shard loadtest.Shard
+	if f.shard != "" {
+		if shard, err = loadtest.ParseShard(f.shard); err != nil {
+			return usageErrorf("run: --shard: %v", err)
+		}
+	}
+	tg, err := target.Load(f.target)
+	if err != nil {
+		return withCode(exitCouldNotRun, fmt.Errorf("run: %w", err))
+	}
+	started := time.Now().UTC()
+	out := f.out
+	if out == "" {
+		out = filepath.Join("results", sc.Name+"-"+started.Format("20060102T150405Z"))
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return withCode(exitCouldNotRun, fmt.Errorf("run: %w", err))
+	}
+
+	plan, err := loadtest.Compile(ctx, sc, tg, loadtest.CompileOptions{Shard: shard, Issue: true})
+	if err != nil {
+		return withCode(exitCouldNotRun, fmt.Errorf("run: %w", err))
+	}
+	if len(plan.Issued) > 0 {
+		fmt.Fprintf(stderr, "issued %d device identities into %s\n", len(plan.Issued), tg.PKIDir)
+	}
+	res, runErr := loadtest.Run(ctx, plan, loadtest.Options{Progress: stderr, Quiet: f.quiet, Log: stderr})
+	if res == nil {
+		if errors.Is(runErr, context.Canceled) {
+			return withCode(exitInterrupted, fmt.Errorf("run: %w", runErr))
+		}
+		return withCode(exitCouldNotRun, fmt.Errorf("run: %w", runErr))
+	}
+
+	outcomes := result.Evaluate(res, sc.Thresholds)
+	res.Thresholds = outcomes
+	name := "result.json"
+	if shard.Count > 1 {
+		name = fmt.Sprintf("result-shard-%dof%d.json", shard.Index+1, shard.Count)
+	}
+	jsonPath := filepath.Join(out, name)
+	if err := result.WriteJSON(jsonPath, res); err != nil {
+		return withCode(exitCouldNotRun, fmt.Errorf("run: write %s: %w", jsonPath, err))
+	}
+	htmlPath := filepath.Join(out, strings.TrimSuffix(strings.Replace(name, "result", "report", 1), ".json")+".html")
+	var html bytes.Buffer
+	if err := result.WriteHTML(&html, res); err != nil {
+		fmt.Fprintf(stderr, "run: html report: %v\n", err)
+		htmlPath = ""
+	} else if err := atomicfile.Write(htmlPath, html.Bytes(), 0o644); err != nil {
+		return withCode(exitCouldNotRun, fmt.Errorf("run: write %s: %w", htmlPath, err))
+	}
+	if err := result.WriteConsole(stdout, res, outcomes); err != nil {
+		return withCode(exitCouldNotRun, fmt.Errorf("run: %w", err))
+	}
+	fmt.Fprintf(stdout, "\nresult: %s\n", jsonPath)
+	if htmlPath != "" {
+		fmt.Fprintf(stdout, "report: %s\n", htmlPath)
+	}
+
+	switch {
+	case errors.Is(runErr, loadtest.ErrInterrupted):
+		return withCode(exitInterrupted, fmt.Errorf("run: interrupted; partial report written"))
+	case runErr != nil:
+		return withCode(exitCouldNotRun, fmt.Errorf("run: %w (partial report written)", runErr))
+	case !result.Passed(outcomes):
+		return withCode(exitFailed, errors.New("run: thresholds failed"))
+	}
+	return nil
+}
