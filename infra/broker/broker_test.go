@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -429,25 +429,29 @@ func TestOutputs(t *testing.T) {
 		{broker.SSH, sshHost},
 	} {
 		t.Run(string(tc.p), func(t *testing.T) {
-			var mu sync.Mutex
-			got := map[string]any{}
+			// Outputs built from plain values are not awaited by RunErr:
+			// the apply reports on a channel instead.
+			values := make(chan []any, 1)
 			run(t, false, func(ctx *pulumi.Context) error {
 				b, err := broker.New(ctx, "mqtt", args(tc.p))
 				if err != nil {
 					return err
 				}
 				pulumi.All(b.Host, b.ServerName, b.MQTTSPort, b.WSSURL, b.HTTPSURL, b.CACertPEM, b.ConfigHash).ApplyT(func(v []any) error {
-					mu.Lock()
-					defer mu.Unlock()
-					for i, k := range []string{"host", "serverName", "mqttsPort", "wssUrl", "httpsUrl", "caCertPem", "configHash"} {
-						got[k] = v[i]
-					}
+					values <- v
 					return nil
 				})
 				return nil
 			})
-			mu.Lock()
-			defer mu.Unlock()
+			got := map[string]any{}
+			select {
+			case v := <-values:
+				for i, k := range []string{"host", "serverName", "mqttsPort", "wssUrl", "httpsUrl", "caCertPem", "configHash"} {
+					got[k] = v[i]
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("outputs never resolved")
+			}
 			want := map[string]any{
 				"host": tc.host, "serverName": serverName, "mqttsPort": 8883,
 				"wssUrl": "wss://mqtt.example.com/mqtt", "httpsUrl": "https://mqtt.example.com/",
@@ -508,7 +512,7 @@ func TestGoldenProvisioning(t *testing.T) {
 			user, _, _ := cmd.Str("connection.user")
 			stdin, _, _ := cmd.Str("stdin")
 			var got bytes.Buffer
-			fmt.Fprintf(&got, "# ssh %s@%s, then on the host:\n%s\n# stdin:\n%s", user, host, create, stdin)
+			fmt.Fprintf(&got, "# ssh %s@%s, then on the host:\n%s\n# stdin (file bodies decoded for review):\n%s", user, host, create, readableScript(t, stdin))
 			path := filepath.Join("testdata", name+".golden")
 			if *update {
 				if err := os.MkdirAll("testdata", 0o755); err != nil {
@@ -527,6 +531,29 @@ func TestGoldenProvisioning(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readableScript replaces every base64 heredoc body with the decoded text
+// between markers, so a golden diff reads as a config diff. The test above
+// (decodeScriptFiles) proves the encoding round-trips.
+func readableScript(t *testing.T, script string) string {
+	t.Helper()
+	files := decodeScriptFiles(t, script)
+	var b strings.Builder
+	lines := strings.Split(script, "\n")
+	for i := 0; i < len(lines); i++ {
+		b.WriteString(lines[i] + "\n")
+		if !strings.Contains(lines[i], "<<'MQTTSTACK_EOF'") {
+			continue
+		}
+		f := strings.Fields(lines[i])
+		dst := f[slices.Index(f, "put_file")+1]
+		fmt.Fprintf(&b, "#>>> %s (decoded)\n%s#<<< %s\n", dst, files[dst], dst)
+		for i+1 < len(lines) && lines[i+1] != "MQTTSTACK_EOF" {
+			i++
+		}
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 func firstDiff(want, got string) string {
