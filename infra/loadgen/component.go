@@ -434,6 +434,9 @@ func NewLoadGenerators(ctx *pulumi.Context, name string, args *Args, opts ...pul
 							corev1.VolumeMountArgs{Name: pulumi.String("target"), MountPath: pulumi.String(podTargetDir), ReadOnly: pulumi.Bool(true)},
 							corev1.VolumeMountArgs{Name: pulumi.String("identities"), MountPath: pulumi.String(podPKIDir + "/clients"), ReadOnly: pulumi.Bool(true)},
 							corev1.VolumeMountArgs{Name: pulumi.String("results"), MountPath: pulumi.String(podResultsDir)},
+							// The root filesystem is read-only; anything that
+							// wants a temporary file gets a small scratch dir.
+							corev1.VolumeMountArgs{Name: pulumi.String("tmp"), MountPath: pulumi.String("/tmp")},
 						},
 					}},
 					Volumes: corev1.VolumeArray{
@@ -445,6 +448,7 @@ func NewLoadGenerators(ctx *pulumi.Context, name string, args *Args, opts ...pul
 							Sources: projections, DefaultMode: pulumi.Int(0o440),
 						}},
 						corev1.VolumeArgs{Name: pulumi.String("results"), PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{ClaimName: claimName}},
+						corev1.VolumeArgs{Name: pulumi.String("tmp"), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{SizeLimit: pulumi.String("64Mi")}},
 					},
 				},
 			},

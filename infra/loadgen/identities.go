@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -153,18 +154,27 @@ func missingError(missing []string, in planInput) error {
 	if len(missing) > show {
 		list += fmt.Sprintf(" and %d more", len(missing)-show)
 	}
-	hint := fmt.Sprintf("issue the devices with `mqttstack certs issue --prefix %s --count %d`", in.prefix, in.devices)
-	if in.shards > 1 {
-		hint += fmt.Sprintf("; shard k uses its own %s-<k+1> (and %s-<k+1>) identity, which must be issued and listed in the broker's observers/backends", in.observer, orDefault(in.backend, "backend"))
+	// Say how to issue what is missing: devices by count, the shards'
+	// observer/backend identities by name (those also need the broker's
+	// ACL to list them).
+	devices := false
+	var others []string
+	for _, m := range missing {
+		id := strings.TrimSuffix(path.Base(m), path.Ext(m))
+		if strings.HasPrefix(id, in.prefix) {
+			devices = true
+		} else if !slices.Contains(others, id) {
+			others = append(others, id)
+		}
 	}
-	return fmt.Errorf("pkiDir: %d identity files are missing: %s (%s)", len(missing), list, hint)
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
+	var hints []string
+	if devices {
+		hints = append(hints, fmt.Sprintf("mqttstack certs issue --count %d --prefix %s", in.devices, in.prefix))
 	}
-	return s
+	if len(others) > 0 {
+		hints = append(hints, fmt.Sprintf("mqttstack certs issue --id %s, and add them to the stack's observers/backends so the broker's ACL lets them in (shard k of n>1 connects as <observer>-<k+1>)", strings.Join(others, ",")))
+	}
+	return fmt.Errorf("pkiDir: %d identity files are missing: %s (issue them: %s)", len(missing), list, strings.Join(hints, "; "))
 }
 
 func formatBytes(n int) string {

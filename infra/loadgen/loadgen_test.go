@@ -550,6 +550,12 @@ func TestMissingShardIdentity(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "clients/observer-9.crt") || !strings.Contains(err.Error(), "clients/backend-9.key") {
 		t.Fatalf("missing observer-9/backend-9 not reported: %v", err)
 	}
+	if !strings.Contains(err.Error(), "mqttstack certs issue --id backend-9,observer-9") {
+		t.Errorf("no command to issue the shard identities: %v", err)
+	}
+	if strings.Contains(err.Error(), "--count") {
+		t.Errorf("devices are all there, yet the error says to issue some: %v", err)
+	}
 }
 
 // bigFleet is a PKI as an fs.FS whose identities are devices × per bytes,

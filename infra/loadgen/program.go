@@ -163,6 +163,13 @@ func ArgsFromConfig(get func(key string) string) (*Args, error) {
 	return a, nil
 }
 
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
 // scenarioSource reads what the scenario key names, with the rule of
 // scenarios.Resolve (a path when it has a directory or a YAML extension,
 // else a built-in, else a file of that name). The pod gets the bytes, not
