@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"gopkg.in/yaml.v3"
 
 	"github.com/mqttstack/mqttstack/certs"
 	"github.com/mqttstack/mqttstack/infra/broker"
@@ -304,5 +306,48 @@ func TestDefaultsPerCloud(t *testing.T) {
 		if r != want[0] || s != want[1] {
 			t.Errorf("%s: region/size = %s/%s, want %s/%s", p, r, s, want[0], want[1])
 		}
+	}
+}
+
+// Pulumi.example.yaml must document every key the program reads, and its
+// uncommented keys must form a working configuration.
+func TestExampleConfig(t *testing.T) {
+	example, err := os.ReadFile(filepath.Join("..", "Pulumi.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("config.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyRE := regexp.MustCompile(`(?:get|bad)\("([A-Za-z.]+)"|namespace\+":([A-Za-z.]+)"|"(region|size|image|sshPublicKey|digitaloceanDomain)"`)
+	seen := map[string]bool{}
+	for _, m := range keyRE.FindAllStringSubmatch(string(src), -1) {
+		k := m[1] + m[2] + m[3]
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if !strings.Contains(string(example), "mqttstack:"+k+":") {
+			t.Errorf("Pulumi.example.yaml does not document mqttstack:%s", k)
+		}
+	}
+	if len(seen) < 15 {
+		t.Errorf("found only %d keys in config.go: %v", len(seen), seen)
+	}
+
+	var doc struct {
+		Config map[string]string `yaml:"config"`
+	}
+	if err := yaml.Unmarshal(example, &doc); err != nil {
+		t.Fatalf("Pulumi.example.yaml: %v", err)
+	}
+	cfg := doc.Config
+	// The example's PKI does not exist here, and the private key is set
+	// with --secret, never in the file.
+	cfg["mqttstack:pkiDir"] = testPKI(t)
+	cfg["mqttstack:ssh.privateKey"] = testSSHKey
+	if _, err := runProgram(t, cfg, secretKeys, true); err != nil {
+		t.Errorf("the example configuration does not run: %v", err)
 	}
 }
