@@ -547,4 +547,28 @@ func TestLoadClientErrors(t *testing.T) {
 	if _, err := LoadCAPool(filepath.Join(a.Dir, serverKeyFile)); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
 		t.Errorf("LoadCAPool(key file) = %v", err)
 	}
+
+	ids := []string{"dev-3", "dev-1", "dev-2"}
+	if _, err := a.IssueClients(context.Background(), ids); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := LoadClients(a.Dir, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cs {
+		if c.Leaf.Subject.CommonName != ids[i] {
+			t.Errorf("LoadClients[%d] = %s, want %s", i, c.Leaf.Subject.CommonName, ids[i])
+		}
+	}
+	// A key that belongs to another identity is caught at load time, not
+	// as a confusing handshake failure later.
+	other, _ := os.ReadFile(filepath.Join(a.Dir, clientsDir, "dev-2.key"))
+	os.WriteFile(filepath.Join(a.Dir, clientsDir, "dev-1.key"), other, 0o600)
+	if _, err := LoadClient(a.Dir, "dev-1"); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Errorf("LoadClient with a foreign key = %v", err)
+	}
+	if _, err := LoadClients(a.Dir, ids); err == nil || !strings.Contains(err.Error(), "dev-1") {
+		t.Errorf("LoadClients with a bad identity = %v", err)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -32,16 +33,60 @@ func LoadClient(pkiDir, id string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("load client %s: %w (re-issue it: remove %s.crt and run `mqttstack certs issue --dir %s --id %s`)", id, err, base, pkiDir, id)
 	}
-	c, err := tls.X509KeyPair(crt, key)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("load client %s: %s.crt/%s.key: %w", id, base, base, err)
-	}
-	if c.Leaf == nil {
-		if c.Leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
-			return tls.Certificate{}, fmt.Errorf("load client %s: parse %s.crt: %w", id, base, err)
+	// Parsed here rather than by tls.X509KeyPair, which tries PKCS#1
+	// before PKCS#8 and parses the leaf a second time: this is the fleet's
+	// start-up cost per device.
+	var c tls.Certificate
+	for {
+		var b *pem.Block
+		b, crt = pem.Decode(crt)
+		if b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			c.Certificate = append(c.Certificate, b.Bytes)
 		}
 	}
+	if len(c.Certificate) == 0 {
+		return tls.Certificate{}, fmt.Errorf("load client %s: %s.crt holds no certificate (remove it and issue %s again)", id, base, id)
+	}
+	if c.Leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
+		return tls.Certificate{}, fmt.Errorf("load client %s: %s.crt: %w", id, base, err)
+	}
+	signer, err := parseKeyPEM(key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("load client %s: %s.key: %w", id, base, err)
+	}
+	if !publicKeysEqual(signer.Public(), c.Leaf.PublicKey) {
+		return tls.Certificate{}, fmt.Errorf("load client %s: %s.key does not match %s.crt (remove both and issue %s again)", id, base, base, id)
+	}
+	c.PrivateKey = signer
 	return c, nil
+}
+
+// LoadClients loads many identities in parallel (GOMAXPROCS workers), in
+// the order of ids; the first error stops nothing but is returned.
+func LoadClients(pkiDir string, ids []string) ([]tls.Certificate, error) {
+	out := make([]tls.Certificate, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(ids); i += workers {
+				out[i], errs[i] = LoadClient(pkiDir, ids[i])
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // LoadCAPool returns a pool holding every certificate in the PEM file at
