@@ -350,6 +350,9 @@ func ensurePKI(ctx context.Context, o Options) (*certs.Authority, error) {
 	if err := serverCertNames(o.PKIDir); err != nil {
 		return nil, err
 	}
+	if err := freshCRL(auth, o); err != nil {
+		return nil, err
+	}
 	ids := []string{ProbeIdentity}
 	if o.Devices > 0 {
 		ids = append(ids, certs.DeviceIDs(DevicePrefix, 1, o.Devices)...)
@@ -770,6 +773,32 @@ func serverCertNames(pkiDir string) error {
 	}
 	if err := c.VerifyHostname("localhost"); err != nil {
 		return fmt.Errorf("pki: %s is not valid for \"localhost\" (%v); the local stack needs that SAN: use another --pki-dir, or recreate this one with `mqttstack certs init --force` including localhost and 127.0.0.1", p, err)
+	}
+	return nil
+}
+
+// crlMinLife is how much validity the CRL must have left at `up`: an expired
+// CRL makes OpenSSL refuse every client ("CRL has expired", CRT-05), which
+// would look like a broken stack weeks after the PKI was made.
+const crlMinLife = 7 * 24 * time.Hour
+
+// freshCRL re-signs the CRLs when any of them expires within crlMinLife.
+func freshCRL(auth *certs.Authority, o Options) error {
+	crls, err := certs.LoadCRLs(filepath.Join(o.PKIDir, "ca.crl"))
+	if err == nil {
+		stale := false
+		for _, c := range crls {
+			if time.Until(c.NextUpdate) < crlMinLife {
+				stale = true
+			}
+		}
+		if !stale {
+			return nil
+		}
+	}
+	fmt.Fprintf(o.Log, "re-signing the CRL in %s (missing or expiring within %v)\n", o.PKIDir, crlMinLife)
+	if err := auth.WriteCRL(0); err != nil {
+		return fmt.Errorf("pki %s: CRL: %w", o.PKIDir, err)
 	}
 	return nil
 }

@@ -382,7 +382,7 @@ func TestLifecycle(t *testing.T) {
 	t.Run("port in use names the port and the flag", func(t *testing.T) {
 		_, err := local.Up(ctx, local.Options{
 			StateDir: filepath.Join(t.TempDir(), "other"), PKIDir: s.PKIDir,
-			MQTTSPort: s.Target.MQTTSPort, WSPort: 1, HTTPSPort: 2, HTTPPort: 3,
+			MQTTSPort: s.Target.MQTTSPort, WSPort: 65001, HTTPSPort: 65002, HTTPPort: 65003,
 		})
 		var pe *local.PortInUseError
 		if !errors.As(err, &pe) {
@@ -524,4 +524,56 @@ func TestRefreshPasswords(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("password file mode %v, want 0600", fi.Mode().Perm())
 	}
+}
+
+// TestUpRenewsExpiringCRL: a CRL close to its nextUpdate would make the
+// broker refuse every client once it passes; up re-signs it.
+func TestUpRenewsExpiringCRL(t *testing.T) {
+	pki := filepath.Join(t.TempDir(), "pki")
+	if _, err := certs.Init(certs.InitOptions{Dir: pki, CRLNextUpdate: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	s := stacktest.Start(t, stacktest.WithPKIDir(pki), stacktest.WithDeviceIDs("devA"))
+	crls, err := certs.LoadCRLs(filepath.Join(pki, "ca.crl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range crls {
+		if time.Until(c.NextUpdate) < 7*24*time.Hour {
+			t.Errorf("CRL nextUpdate %v still inside a week", c.NextUpdate)
+		}
+	}
+	cfg := s.ClientTLS("devA")
+	if err := local.ProbeMQTTS(t.Context(), s.Target.MQTTSAddr(), s.Target.ServerName, cfg.RootCAs, cfg.Certificates[0]); err != nil {
+		t.Fatalf("devA after CRL renewal: %v", err)
+	}
+}
+
+// TestUpRefusesPKIWithoutLocalhost: a PKI made for a VPS name only cannot
+// serve the local target; up says so and how to fix it.
+func TestUpRefusesPKIWithoutLocalhost(t *testing.T) {
+	pki := filepath.Join(t.TempDir(), "pki")
+	if _, err := certs.Init(certs.InitOptions{Dir: pki, ServerName: "mqtt.example.com", IPs: []net.IP{net.IPv4(203, 0, 113, 7)}}); err != nil {
+		t.Fatal(err)
+	}
+	p := freePorts(t, 4)
+	_, err := local.Up(t.Context(), local.Options{StateDir: filepath.Join(t.TempDir(), "state"), PKIDir: pki, MQTTSPort: p[0], WSPort: p[1], HTTPSPort: p[2], HTTPPort: p[3]})
+	if err == nil || !strings.Contains(err.Error(), "localhost") || !strings.Contains(err.Error(), "--pki-dir") {
+		t.Fatalf("up on a PKI without localhost: %v", err)
+	}
+}
+
+// freePorts returns n distinct loopback ports that were free a moment ago.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var out []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		out = append(out, l.Addr().(*net.TCPAddr).Port)
+	}
+	return out
 }

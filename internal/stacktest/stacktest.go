@@ -55,6 +55,7 @@ type config struct {
 	mutate     []func([]hostconfig.File) []hostconfig.File
 	configure  []func(*hostconfig.Stack)
 	privatePKI bool
+	pkiDir     string
 	opsPort    bool
 }
 
@@ -88,6 +89,10 @@ func WithStack(f func(*hostconfig.Stack)) Option {
 // WithPrivatePKI gives the stack its own PKI in t.TempDir() instead of the
 // binary-wide one: use it for tests that revoke or re-issue identities.
 func WithPrivatePKI() Option { return func(c *config) { c.privatePKI = true } }
+
+// WithPKIDir runs the stack on an existing PKI directory that the test
+// prepared (e.g. with unusual certs.InitOptions). It is not removed.
+func WithPKIDir(dir string) Option { return func(c *config) { c.pkiDir = dir } }
 
 // WithOpsPort enables mosquitto's loopback password listener on a free port
 // (Target.Local.OpsPort).
@@ -182,13 +187,15 @@ func Start(t testing.TB, opts ...Option) *Stack {
 	if err := local.EnsureDaemons(ctx, testLog{t}); err != nil {
 		t.Fatalf("stacktest: %v", err)
 	}
-	pki := ""
-	if c.privatePKI {
+	pki := c.pkiDir
+	switch {
+	case pki != "":
+	case c.privatePKI:
 		pki = filepath.Join(t.TempDir(), "pki")
 		if err := initPKI(pki); err != nil {
 			t.Fatalf("stacktest: private PKI: %v", err)
 		}
-	} else {
+	default:
 		var err error
 		if pki, err = sharedPKI(); err != nil {
 			t.Fatalf("stacktest: shared PKI: %v", err)
