@@ -19,6 +19,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/infra/hostconfig"
 	"github.com/mqttstack/mqttstack/infra/local"
 	"github.com/mqttstack/mqttstack/internal/stacktest"
 )
@@ -196,6 +197,15 @@ func TestRefusedClients(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "revoked") {
 			t.Errorf("want a 'certificate revoked' alert, got %v", err)
 		}
+		// nginx reads the same CRL: after its reload /mqtt refuses the
+		// revoked certificate (400), while a valid one is not refused
+		s.ReloadNginx()
+		if resp, _ := httpsGet(t, s, cfg, "/mqtt", wsUpgrade()); resp.StatusCode != 400 {
+			t.Errorf("revoked certificate on /mqtt: %s, want 400", resp.Status)
+		}
+		if resp, _ := httpsGet(t, s, s.ClientTLS("devA"), "/mqtt", wsUpgrade()); resp.StatusCode == 400 || resp.StatusCode == 403 {
+			t.Errorf("valid certificate on /mqtt after CRL reload: %s", resp.Status)
+		}
 		// a valid certificate still connects with the new CRL loaded
 		if err := local.ProbeMQTTS(context.Background(), addr, s.Target.ServerName, cfg.RootCAs, s.ClientTLS("devA").Certificates[0]); err != nil {
 			t.Errorf("devA refused after CRL reload: %v", err)
@@ -294,14 +304,7 @@ func TestNginx(t *testing.T) {
 		}
 	})
 	t.Run("wss without client certificate is 403", func(t *testing.T) {
-		hdr := http.Header{
-			"Upgrade":                {"websocket"},
-			"Connection":             {"Upgrade"},
-			"Sec-Websocket-Key":      {"dGhlIHNhbXBsZSBub25jZQ=="},
-			"Sec-Websocket-Version":  {"13"},
-			"Sec-Websocket-Protocol": {"mqtt"},
-		}
-		resp, _ := httpsGet(t, s, s.ServerTLS(), "/mqtt", hdr)
+		resp, _ := httpsGet(t, s, s.ServerTLS(), "/mqtt", wsUpgrade())
 		if resp.StatusCode != 403 {
 			t.Fatalf("/mqtt without a client certificate: %s, want 403", resp.Status)
 		}
@@ -423,6 +426,15 @@ func TestLifecycle(t *testing.T) {
 		os.WriteFile(filepath.Join(s.StateDir, "mosquitto.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 		if pid, err := local.PID(s.StateDir, local.Mosquitto); err != nil || pid != 0 {
 			t.Fatalf("PID = %d, %v; want 0 (stale)", pid, err)
+		}
+		os.WriteFile(filepath.Join(s.StateDir, "mosquitto.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+		// Stop must not signal a pid it did not start (we would not be
+		// here to check otherwise); the stale file goes
+		if err := local.Stop(ctx, s.StateDir, local.Mosquitto); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(s.StateDir, "mosquitto.pid")); err == nil {
+			t.Error("stale pid file left after Stop")
 		}
 		s.Restart()
 		if s.MosquittoPID() == 0 {
@@ -576,4 +588,27 @@ func freePorts(t *testing.T, n int) []int {
 		out = append(out, l.Addr().(*net.TCPAddr).Port)
 	}
 	return out
+}
+
+// wsUpgrade are the headers of a WebSocket upgrade for MQTT.
+func wsUpgrade() http.Header {
+	return http.Header{
+		"Upgrade":                {"websocket"},
+		"Connection":             {"Upgrade"},
+		"Sec-Websocket-Key":      {"dGhlIHNhbXBsZSBub25jZQ=="},
+		"Sec-Websocket-Version":  {"13"},
+		"Sec-Websocket-Protocol": {"mqtt"},
+	}
+}
+
+// TestStatusAllowList: /status answers 200 to an allowed source (WithStack
+// adjusts the rendered stack) and 403 to the rest (TestNginx).
+func TestStatusAllowList(t *testing.T) {
+	s := stacktest.Start(t, stacktest.WithStack(func(st *hostconfig.Stack) {
+		st.StatusAllow = []string{"127.0.0.1/32"}
+	}))
+	resp, body := httpsGet(t, s, s.ServerTLS(), "/status", nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "Active connections") {
+		t.Fatalf("/status from an allowed address: %s %q", resp.Status, body)
+	}
 }
