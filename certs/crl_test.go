@@ -94,20 +94,19 @@ func TestCRLWithSubCA(t *testing.T) {
 	if err := crls[0].CheckSignatureFrom(n.root.Cert); err != nil {
 		t.Errorf("first CRL not the root's: %v", err)
 	}
-	if err := crls[1].CheckSignatureFrom(n.sub.Cert); err != nil {
+	sub, err := Open(n.set.SubCADir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := crls[1].CheckSignatureFrom(sub.Cert); err != nil {
 		t.Errorf("second CRL not the sub-CA's: %v", err)
 	}
 	if len(crls[0].RevokedCertificateEntries) != 1 || len(crls[1].RevokedCertificateEntries) != 1 {
 		t.Errorf("entries root=%d sub=%d, want 1 each", len(crls[0].RevokedCertificateEntries), len(crls[1].RevokedCertificateEntries))
 	}
-	own, err := LoadCRLs(filepath.Join(n.sub.Dir, crlFile))
+	own, err := LoadCRLs(filepath.Join(sub.Dir, crlFile))
 	if err != nil || len(own) != 1 {
 		t.Fatalf("sub-CA's own ca.crl: %v (%d CRLs)", err, len(own))
-	}
-
-	sub, err := Open(n.sub.Dir)
-	if err != nil {
-		t.Fatal(err)
 	}
 	if sub.parent == nil || sub.root().Dir != n.root.Dir {
 		t.Fatal("sub-CA opened by path does not know its root")
@@ -116,13 +115,13 @@ func TestCRLWithSubCA(t *testing.T) {
 		t.Errorf("sub-CA constraints: IsCA=%v MaxPathLen=%d", sub.Cert.IsCA, sub.Cert.MaxPathLen)
 	}
 	again, err := n.root.SubCA("ci")
-	if err != nil || !again.Cert.Equal(n.sub.Cert) {
+	if err != nil || !again.Cert.Equal(sub.Cert) {
 		t.Errorf("SubCA(ci) a second time made a new CA (%v)", err)
 	}
 	if _, err := sub.SubCA("deeper"); err == nil {
 		t.Error("a sub-CA created a sub-CA")
 	}
-	cert, err := LoadClient(n.sub.Dir, "ci-dev")
+	cert, err := LoadClient(sub.Dir, n.set.Valid)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -214,13 +214,15 @@ allow_anonymous false
 		alert         string // "" = accepted
 	}{
 		{"valid", n.root.Dir, "dev-1", ""},
-		{"subca-valid", n.sub.Dir, "ci-dev", ""},
+		{"subca-valid", n.set.SubCADir, n.set.Valid, ""},
+		{"subca-cn-slash", n.set.SubCADir, n.set.CNSlash, ""}, // a valid certificate; the ACL is what CRT-07 probes
 		{"revoked", n.root.Dir, "dev-2", "certificate revoked"},
-		{"subca-revoked", n.sub.Dir, "ci-revoked", "certificate revoked"},
-		{"foreign", n.foreign, "dev-1", "unknown ca"},
-		{"self-signed", n.selfDir, "dev-1", "unknown ca"},
-		{"expired", n.root.Dir, "expired", "certificate expired"},
-		{"serverauth-only", n.root.Dir, "serverauth", "unsupported certificate"},
+		{"subca-revoked", n.set.SubCADir, n.set.Revoked, "certificate revoked"},
+		{"foreign", n.set.ForeignDir, "dev-1", "unknown ca"},
+		{"self-signed", n.set.SelfSignedDir, "dev-1", "unknown ca"},
+		{"expired", n.set.SubCADir, n.set.Expired, "certificate expired"},
+		{"not-yet-valid", n.set.SubCADir, n.set.NotYetValid, "bad certificate"},
+		{"serverauth-only", n.set.SubCADir, n.set.ServerAuthOnly, "unsupported certificate"},
 	}
 	sslBin := lookTool(t, "openssl", "openssl")
 	for _, tc := range tests {
@@ -269,10 +271,10 @@ func TestMosquittoNeedsSubCACRL(t *testing.T) {
 	}
 	port, _ := startMosquitto(t, fmt.Sprintf("listener %%PORT%% 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\ncrlfile %s\nrequire_certificate true\nuse_identity_as_username true\n",
 		p.CACert, p.ServerCert, p.ServerKey, crlPath))
-	for id, ok := range map[string]bool{"dev-1": true, "ci-dev": false} {
+	for id, ok := range map[string]bool{"dev-1": true, n.set.Valid: false} {
 		dir := n.root.Dir
-		if id == "ci-dev" {
-			dir = n.sub.Dir
+		if id == n.set.Valid {
+			dir = n.set.SubCADir
 		}
 		base := filepath.Join(dir, clientsDir, id)
 		out, err := pub(t, "-h", "localhost", "-p", strconv.Itoa(port), "--cafile", p.CACert, "--cert", base+".crt", "--key", base+".key", "-i", "c-"+id)

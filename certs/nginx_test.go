@@ -113,13 +113,13 @@ http {
 		body          string
 	}{
 		{"valid", n.root.Dir, "dev-1", 200, "CN=dev-1"},
-		{"subca-valid", n.sub.Dir, "ci-dev", 200, "CN=ci-dev"},
+		{"subca-valid", n.set.SubCADir, n.set.Valid, 200, "CN=" + n.set.Valid},
 		// nginx answers 400 to a certificate that fails verification even
 		// with "optional"; the reason is in its error log.
 		{"revoked", n.root.Dir, "dev-2", 400, "certificate revoked"},
-		{"subca-revoked", n.sub.Dir, "ci-revoked", 400, "certificate revoked"},
-		{"foreign", n.foreign, "dev-1", 400, "unable to verify the first certificate"},
-		{"expired", n.root.Dir, "expired", 400, "certificate has expired"},
+		{"subca-revoked", n.set.SubCADir, n.set.Revoked, 400, "certificate revoked"},
+		{"foreign", n.set.ForeignDir, "dev-1", 400, "unable to verify the first certificate"},
+		{"expired", n.set.SubCADir, n.set.Expired, 400, "certificate has expired"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,65 +7,35 @@ import (
 	"errors"
 	"io"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-// negativePKI builds the identities of SECURITY.md's CRT checks: a valid
-// device, a revoked one, sub-CA clients (valid and revoked), a foreign-CA
-// client, a self-signed one, an expired and a serverAuth-only certificate.
+// negativePKI is a root with a valid device (dev-1) and a revoked one
+// (dev-2), plus IssueNegative's CI sub-CA, foreign and self-signed
+// identities.
 type negativePKI struct {
-	root, sub *Authority
-	foreign   string // dir of the foreign CA
-	selfDir   string
-	now       time.Time
+	root *Authority
+	set  NegativeSet
+	now  time.Time
 }
 
 func newNegativePKI(t *testing.T) negativePKI {
 	t.Helper()
 	clock := fixedClock()
 	root := newPKI(t, InitOptions{Now: clock, Observers: []string{}, Backends: []string{}})
-	ctx := context.Background()
-	if _, err := root.IssueClients(ctx, []string{"dev-1", "dev-2"}); err != nil {
+	if _, err := root.IssueClients(context.Background(), []string{"dev-1", "dev-2"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := root.Revoke("dev-2"); err != nil {
 		t.Fatal(err)
 	}
-	now := clock()
-	for id, o := range map[string]ClientOptions{
-		"expired":    {NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-time.Hour)},
-		"serverauth": {ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}},
-	} {
-		if err := root.IssueClient(id, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sub, err := root.SubCA("ci")
+	set, err := root.IssueNegative("ci", "dev-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sub.IssueClients(ctx, []string{"ci-dev", "ci-revoked"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.Revoke("ci-revoked"); err != nil {
-		t.Fatal(err)
-	}
-	foreignDir := filepath.Join(t.TempDir(), "foreign")
-	f, err := NewForeign(foreignDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.IssueClient("dev-1", ClientOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	selfDir := filepath.Join(t.TempDir(), "self")
-	if err := SelfSigned(selfDir, "dev-1"); err != nil {
-		t.Fatal(err)
-	}
-	return negativePKI{root: root, sub: sub, foreign: foreignDir, selfDir: selfDir, now: now}
+	return negativePKI{root: root, set: set, now: clock()}
 }
 
 // TestTLSHandshake runs real TLS 1.2 and 1.3 handshakes over loopback: the
@@ -95,12 +65,13 @@ func TestTLSHandshake(t *testing.T) {
 	}{
 		{"valid", n.root.Dir, "dev-1", ""},
 		{"revoked", n.root.Dir, "dev-2", "certificate revoked"},
-		{"subca-valid", n.sub.Dir, "ci-dev", ""},
-		{"subca-revoked", n.sub.Dir, "ci-revoked", "certificate revoked"},
-		{"foreign-ca", n.foreign, "dev-1", "unknown authority"},
-		{"self-signed", n.selfDir, "dev-1", "unknown authority"},
-		{"expired", n.root.Dir, "expired", "expired"},
-		{"serverauth-only", n.root.Dir, "serverauth", "incompatible key usage"},
+		{"subca-valid", n.set.SubCADir, n.set.Valid, ""},
+		{"subca-revoked", n.set.SubCADir, n.set.Revoked, "certificate revoked"},
+		{"foreign-ca", n.set.ForeignDir, "dev-1", "unknown authority"},
+		{"self-signed", n.set.SelfSignedDir, "dev-1", "unknown authority"},
+		{"expired", n.set.SubCADir, n.set.Expired, "is after"},
+		{"not-yet-valid", n.set.SubCADir, n.set.NotYetValid, "is before"},
+		{"serverauth-only", n.set.SubCADir, n.set.ServerAuthOnly, "incompatible key usage"},
 	}
 	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		for _, tc := range tests {
