@@ -32,6 +32,7 @@ const (
 	NegRevoked    NegativeKind = "revoked"
 	NegServerAuth NegativeKind = "serverauth" // EKU serverAuth only
 	NegWildcardCN NegativeKind = "cn-plus-hash"
+	NegSlashCN    NegativeKind = "cn-slash" // CN "<device>/sub" (CRT-07)
 )
 
 // ciSubCA is the name of the sub-CA the suite's negative identities come
@@ -58,6 +59,13 @@ func (e *Env) prepareNegatives(ctx context.Context, kinds map[NegativeKind]bool)
 		} else {
 			e.neg[NegSelfSigned] = c
 		}
+	}
+	needSub := false
+	for k := range kinds {
+		needSub = needSub || (k != NegForeign && k != NegSelfSigned)
+	}
+	if !needSub {
+		return nil
 	}
 	sub, err := e.negAuthority()
 	if err != nil {
@@ -96,57 +104,55 @@ func (e *Env) prepareNegatives(ctx context.Context, kinds map[NegativeKind]bool)
 	issue(NegNotYet, "sec-ci-notyet", certs.ClientOptions{NotBefore: now.Add(24 * time.Hour), NotAfter: now.Add(72 * time.Hour)})
 	issue(NegServerAuth, "sec-ci-serverauth", certs.ClientOptions{ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 	issue(NegWildcardCN, "sec-ci-wild", certs.ClientOptions{RawCN: "sec+#"})
-	if kinds[NegRevoked] {
-		if err := e.prepareRevoked(ctx, sub); err != nil {
-			e.negErr[NegRevoked] = err
+	issue(NegSlashCN, "sec-ci-slash", certs.ClientOptions{RawCN: actorName("CRT-07", "a") + "/sub"})
+	issue(NegRevoked, "sec-ci-revoked", certs.ClientOptions{})
+	if kinds[NegRevoked] && e.negErr[NegRevoked] == nil {
+		if err := sub.Revoke("sec-ci-revoked"); err != nil {
+			e.negErr[NegRevoked] = fmt.Errorf("revoke: %w", err)
 		}
 	}
-	if _, err := e.loadPair(filepath.Join(sub.Dir, "clients"), e.subCAGood); err != nil {
-		return err
-	}
-	return nil
-}
-
-// prepareRevoked issues sec-ci-revoked, revokes it, writes the CRL and has
-// the broker re-read it (SIGHUP reloads cert, key and CRL on 2.0.11).
-func (e *Env) prepareRevoked(ctx context.Context, sub *certs.Authority) error {
-	id := "sec-ci-revoked"
-	if err := sub.IssueClient(id, certs.ClientOptions{}); err != nil {
-		return err
-	}
-	if err := sub.Revoke(id); err != nil {
-		return fmt.Errorf("revoke %s: %w", id, err)
-	}
+	// The broker's crlfile must hold a CRL for every issuer it sees
+	// (OpenSSL CRL_CHECK fails a leaf whose issuer has no CRL, with the
+	// alert unknown_ca), so the combined CRL is rewritten for the sub-CA and
+	// the broker reloads it before any check runs.
 	if err := sub.WriteCRL(certs.DefaultCRLNextUpdate); err != nil {
-		return fmt.Errorf("write CRL: %w", err)
+		return fmt.Errorf("security: write CRL: %w", err)
 	}
-	c, err := e.loadPair(filepath.Join(sub.Dir, "clients"), id)
+	good, err := e.loadPair(filepath.Join(sub.Dir, "clients"), e.subCAGood)
 	if err != nil {
 		return err
 	}
-	e.neg[NegRevoked] = c
+	return e.reloadCRL(ctx, good, e.neg[NegRevoked], kinds[NegRevoked] && e.negErr[NegRevoked] == nil)
+}
+
+// reloadCRL has the broker re-read its CRL (SIGHUP reloads cert, key and
+// CRL on 2.0.11) and waits until the sub-CA's valid identity is accepted
+// and, when asked, the revoked one refused, so that checks measure the CRL
+// and not the race with the reload.
+func (e *Env) reloadCRL(ctx context.Context, good, revoked tls.Certificate, wantRevoked bool) error {
 	reload := e.opts.Reload
 	if reload == nil && e.T.Local != nil && e.T.Local.MosquittoPID > 0 {
 		pid := e.T.Local.MosquittoPID
 		reload = func() error { return syscall.Kill(pid, syscall.SIGHUP) }
 	}
 	if reload == nil {
-		// A deployed broker: the revocation must already be in the deployed
-		// CRL; CRT-05 reports what it finds.
+		// A deployed broker: the CI sub-CA's CRL must already be deployed;
+		// the positive controls report it if it is not.
 		return nil
 	}
 	if err := reload(); err != nil {
-		return fmt.Errorf("reload broker to pick up the CRL: %w", err)
+		return fmt.Errorf("security: reload the broker's CRL: %w", err)
 	}
-	// Wait until the reload took effect so CRT-05 measures the CRL, not the
-	// race with SIGHUP handling.
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		r := e.certAttempt(ctx, []tls.Certificate{c}, tls.VersionTLS12)
-		if !r.accepted() {
+		ok := e.certAttempt(ctx, []tls.Certificate{good}, 0).accepted()
+		if ok && wantRevoked {
+			ok = !e.certAttempt(ctx, []tls.Certificate{revoked}, 0).accepted()
+		}
+		if ok {
 			return nil
 		}
-		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 	}

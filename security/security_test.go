@@ -63,6 +63,43 @@ func TestTier1(t *testing.T) {
 // 2.0.11 websocket listeners have no use_identity_as_username. The fix is a
 // design decision of infra/hostconfig (no device WSS, or stream+ssl_preread
 // passthrough to 8883, or an auth plugin).
+//
+// WEB-07 (tier 2): nginx proxies a plain GET /mqtt (no Upgrade) to the
+// broker's websocket listener and answers 502; it should refuse it itself
+// with a 4xx.
 var knownFindings = map[string]string{
 	"WEB-05": "does not bind the certificate to the MQTT username (F8)",
+	"WEB-07": "plain GET /mqtt (no Upgrade) → 502",
+}
+
+// TestTier2 runs the tier-2 checks that this build implements against a
+// hardened local stack.
+func TestTier2(t *testing.T) {
+	if testing.Short() {
+		t.Skip("tier 2 floods and long sequences")
+	}
+	tg := startStack(t)
+	var checks []Check
+	for _, c := range Catalog() {
+		if c.Tier == 2 && c.Run != nil {
+			checks = append(checks, c)
+		}
+	}
+	start := time.Now()
+	rs := runSuite(t, tg, Options{Target: tg}, checks)
+	var buf bytes.Buffer
+	_ = WriteText(&buf, rs, time.Since(start))
+	t.Log("\n" + buf.String())
+	for _, r := range rs {
+		want := Pass
+		if f, ok := knownFindings[r.Check.ID]; ok {
+			want = Fail
+			if r.Outcome.Status == Fail && !strings.Contains(r.Outcome.Evidence, f) {
+				t.Errorf("%s failed, but not with the known finding %q: %s", r.Check.ID, f, r.Outcome.Evidence)
+			}
+		}
+		if r.Outcome.Status != want {
+			t.Errorf("%s: %s, want %s: %s", r.Check.ID, r.Outcome.Status, want, r.Outcome.Evidence)
+		}
+	}
 }

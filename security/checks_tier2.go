@@ -1,0 +1,436 @@
+package security
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mqttstack/mqttstack/certs"
+)
+
+// Tier-2 checks that can run against the local stack (bounded floods,
+// long sequences). They are registered into their families by tier2Checks.
+
+// backendMu serialises the suite's use of the backend identity (one
+// connection per identity).
+var backendMu sync.Mutex
+
+func rawUnsubscribe(mid uint16, v5 bool, filters ...string) []byte {
+	body := []byte{byte(mid >> 8), byte(mid)}
+	if v5 {
+		body = append(body, 0)
+	}
+	for _, f := range filters {
+		body = append(body, mstr(f)...)
+	}
+	return packet(0xA2, body)
+}
+
+// drain reads and discards packets until the line is quiet for d.
+func (c *rawConn) drain(d time.Duration) (int, error) {
+	n := 0
+	for {
+		_, err := c.read(d)
+		if err != nil {
+			var ne net.Error
+			if asNetErr(err, &ne) && ne.Timeout() {
+				return n, nil
+			}
+			return n, err
+		}
+		n++
+	}
+}
+
+func asNetErr(err error, ne *net.Error) bool { return errors.As(err, ne) }
+
+func tlsClient(c net.Conn, cfg *tls.Config) *tls.Conn { return tls.Client(c, cfg) }
+
+func tier2Checks() map[string]func(context.Context, *Env) Outcome {
+	return map[string]func(context.Context, *Env) Outcome{
+		"PRO-06": runPRO06, "PRO-07": runPRO07, "PRO-08": runPRO08,
+		"SES-03": runSES03, "DOS-05": runDOS05, "WEB-07": runWEB07, "CRT-07": runCRT07,
+	}
+}
+
+var tier2Actors = map[string][]string{
+	"PRO-06": {"b", "live"}, "PRO-07": {"b", "live"}, "PRO-08": {"b", "live"},
+	"SES-03": {"b"}, "DOS-05": {"a"}, "CRT-07": {"a"},
+}
+
+var tier2Negative = map[string][]NegativeKind{
+	"CRT-07": {NegSlashCN},
+}
+
+func runPRO06(ctx context.Context, e *Env) Outcome {
+	b := e.Actor("PRO-06", "b")
+	// (a) 1500 user properties, 20 times: each CONNACK must come fast.
+	var props []byte
+	for i := 0; i < 1500; i++ {
+		props = append(props, 0x26)
+		props = append(props, mstr("k")...)
+		props = append(props, mstr(strconv.Itoa(i%10))...)
+	}
+	var worst time.Duration
+	for i := 0; i < 20; i++ {
+		c, err := e.dialRaw(ctx, b)
+		if err != nil {
+			return inconclusive("%v", err)
+		}
+		start := time.Now()
+		code, _, err := c.connack(rawConnect{V5: true, ClientID: b, KeepAlive: 30, Props: props})
+		d := time.Since(start)
+		c.Close()
+		if err != nil {
+			return inconclusive("(a) CONNECT with 1500 user properties: %v", err)
+		}
+		if code != 0 {
+			return inconclusive("(a) CONNECT with 1500 user properties: CONNACK 0x%02x", code)
+		}
+		if d > worst {
+			worst = d
+		}
+	}
+	if worst > 250*time.Millisecond {
+		return fail("(a) slowest CONNACK with 1500 user properties took %s (> 250ms: CVE-2021-41039 class)", worst.Round(time.Millisecond))
+	}
+	// (b) a Will whose properties carry a property not allowed there
+	// (Session Expiry Interval, 0x11) must be refused.
+	c, err := e.dialRaw(ctx, b)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	wt := "devices/" + b + "/status"
+	code, _, err := c.connack(rawConnect{V5: true, ClientID: b, KeepAlive: 30, WillTopic: &wt, WillMsg: []byte("x"), WillProps: propU32(0x11, 10)})
+	c.Close()
+	if err == nil && code == 0 {
+		return fail("(b) CONNECT with an invalid Will property ACCEPTED")
+	}
+	bDesc := "closed"
+	if err == nil {
+		bDesc = fmt.Sprintf("CONNACK 0x%02x", code)
+	}
+	// (c) a CONNACK sent to the broker.
+	rc, _, err := e.rawSession(ctx, b, true)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	_ = rc.send([]byte{0x20, 0x03, 0x00, 0x00, 0x00})
+	closed, _, _ := rc.closedWithin(3 * time.Second)
+	rc.Close()
+	if !closed {
+		return fail("(c) CONNACK sent to the broker: connection still open")
+	}
+	if err := e.alive(ctx, e.Actor("PRO-06", "live")); err != nil {
+		return fail("broker not alive afterwards: %v", err)
+	}
+	return pass("(a) 20 CONNECTs with 1500 user properties, slowest CONNACK %s; (b) invalid Will property: %s; (c) client CONNACK: closed; liveness ok", worst.Round(time.Millisecond), bDesc)
+}
+
+func runPRO07(ctx context.Context, e *Env) Outcome {
+	b := e.Actor("PRO-07", "b")
+	topic := "devices/" + b + "/x"
+	share := "$share/g/" + topic
+	for i := 0; i < 50; i++ {
+		c, _, err := e.rawSession(ctx, b, true)
+		if err != nil {
+			return fail("iteration %d: %v", i, err)
+		}
+		seq := [][]byte{
+			rawSubscribe(1, true, share), rawSubscribe(2, true, topic), rawUnsubscribe(3, true, topic),
+			rawUnsubscribe(4, true, share), rawUnsubscribe(5, true, share), rawSubscribe(6, true, share), rawSubscribe(7, true, topic),
+		}
+		for _, p := range seq {
+			if err := c.send(p); err != nil {
+				c.Close()
+				return fail("iteration %d: send: %v", i, err)
+			}
+		}
+		if _, err := c.drain(100 * time.Millisecond); err != nil {
+			c.Close()
+			return fail("iteration %d: broker closed during SUB/UNSUB sequence: %v", i, err)
+		}
+		_ = c.send([]byte{0xE0, 0x00})
+		c.Close()
+		c2, _, err := e.rawSession(ctx, b, true)
+		if err != nil {
+			return fail("iteration %d: reconnect: %v", i, err)
+		}
+		_ = c2.send(rawPublish(topic, 1, 9, []byte("x"), true, nil))
+		if p, err := c2.read(3 * time.Second); err != nil || p.Type != 4 {
+			c2.Close()
+			return fail("iteration %d: publish after reconnect: type %d %v", i, p.Type, err)
+		}
+		c2.Close()
+	}
+	if err := e.alive(ctx, e.Actor("PRO-07", "live")); err != nil {
+		return fail("broker not alive afterwards: %v", err)
+	}
+	return pass("50 × ($share+normal SUB, UNSUB ×3, SUB, DISCONNECT, reconnect, publish) completed; liveness ok")
+}
+
+func runPRO08(ctx context.Context, e *Env) Outcome {
+	if !e.mayFlood() {
+		return skipped("bounded flood against a non-local target needs --allow-load")
+	}
+	b := e.Actor("PRO-08", "b")
+	cfg, err := e.clientTLS(b)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	// A small, never-drained receive buffer makes the broker's PUBREC
+	// writes hit EAGAIN, the path of CVE-2023-28366.
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	tcp, err := d.DialContext(ctx, "tcp", e.T.MQTTSAddr())
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	_ = tcp.(*net.TCPConn).SetReadBuffer(4096)
+	tc := tlsClient(tcp, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		tcp.Close()
+		return inconclusive("handshake: %v", err)
+	}
+	c := newRawConn(tc)
+	code, _, err := c.connack(rawConnect{ClientID: b, KeepAlive: 30})
+	if err != nil || code != 0 {
+		c.Close()
+		return inconclusive("CONNECT: %d %v", code, err)
+	}
+	topic := "devices/" + b + "/qos2"
+	pub := rawPublish(topic, 2, 1, bytes.Repeat([]byte("p"), 64), false, nil)
+	pub[0] |= 0x08 // DUP
+	sent := 0
+	for ; sent < 1000; sent++ {
+		if err := c.send(pub); err != nil {
+			break
+		}
+	}
+	c.Close()
+	if err := e.alive(ctx, e.Actor("PRO-08", "live")); err != nil {
+		return fail("broker not alive after %d duplicate-mid QoS2 PUBLISHes: %v", sent, err)
+	}
+	return pass("%d × QoS2 PUBLISH mid 1 dup=1, no PUBREL, receive buffer not drained; liveness ok", sent)
+}
+
+func runSES03(ctx context.Context, e *Env) Outcome {
+	if !e.mayFlood() {
+		return skipped("200 connections against a non-local target need --allow-load")
+	}
+	b := e.Actor("SES-03", "b")
+	readTotal := func() (int, time.Time, error) {
+		v, err := e.sysValue(ctx, "$SYS/broker/clients/total")
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		return n, time.Now(), err
+	}
+	before, _, err := readTotal()
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	const n = 200
+	for i := 0; i < n; i++ {
+		c, err := e.dialRaw(ctx, b)
+		if err != nil {
+			return inconclusive("connect %d: %v", i, err)
+		}
+		cp := rawConnect{ClientID: "sprawl-" + nonce()[:8], KeepAlive: 30}
+		body := cp.bytes()
+		body[9] &^= 0x02 // clean session off
+		if err := c.send(body); err != nil {
+			c.Close()
+			return inconclusive("connect %d: %v", i, err)
+		}
+		if p, err := c.read(3 * time.Second); err != nil || p.Type != 2 || len(p.Body) < 2 || p.Body[1] != 0 {
+			c.Close()
+			return inconclusive("connect %d: no CONNACK 0 (%v)", i, err)
+		}
+		_ = c.send(rawSubscribe(1, false, "devices/"+b+"/#"))
+		_, _ = c.read(2 * time.Second)
+		_ = c.send([]byte{0xE0, 0x00})
+		c.Close()
+	}
+	// $SYS is refreshed every sys_interval: wait for a value published
+	// after the sprawl.
+	done := time.Now()
+	tap := e.watch.tap(func(m Msg) bool { return m.Topic == "$SYS/broker/clients/total" && m.At.After(done) })
+	defer e.watch.untap(tap)
+	m, ok := tap.waitFor(ctx, 25*time.Second, func(Msg) bool { return true })
+	if !ok {
+		return inconclusive("no $SYS/broker/clients/total update within 25s after the sprawl")
+	}
+	after, _ := strconv.Atoi(strings.TrimSpace(string(m.Payload)))
+	// Other checks run concurrently and add a few sessions of their own;
+	// without use_username_as_clientid the sprawl alone adds 200.
+	if after-before >= n/2 {
+		return fail("$SYS/broker/clients/total grew %d → %d after %d clean=false connects with random ids", before, after, n)
+	}
+	// clean up the one collapsed session
+	if c, err := e.connect311(ctx, b); err == nil {
+		c.close()
+	}
+	return pass("%d clean=false connects with random ids: clients/total %d → %d (collapsed into the CN's session)", n, before, after)
+}
+
+func runDOS05(ctx context.Context, e *Env) Outcome {
+	if !e.mayFlood() {
+		return skipped("5000 queued messages against a non-local target need --allow-load")
+	}
+	a := e.Actor("DOS-05", "a")
+	persistent := func(o *mqtt.ClientOptions) { o.SetCleanSession(false) }
+	dev, err := e.connect311(ctx, a, persistent)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	if _, err := dev.subscribe(ctx, "devices/"+a+"/cmd"); err != nil {
+		dev.close()
+		return inconclusive("%v", err)
+	}
+	dev.close()
+	defer func() {
+		if c, err := e.connect311(context.WithoutCancel(ctx), a); err == nil {
+			c.close()
+		}
+	}()
+	backendMu.Lock()
+	be, err := e.connect311(ctx, sesBackend)
+	if err != nil {
+		backendMu.Unlock()
+		return inconclusive("backend: %v", err)
+	}
+	const n = 5000
+	var toks []mqtt.Token
+	for i := 0; i < n; i++ {
+		toks = append(toks, be.Publish("devices/"+a+"/cmd", 1, false, []byte(strconv.Itoa(i))))
+	}
+	for _, t := range toks {
+		if err := waitToken(ctx, t); err != nil {
+			be.close()
+			backendMu.Unlock()
+			return inconclusive("backend publish: %v", err)
+		}
+	}
+	be.close()
+	backendMu.Unlock()
+	dev2, err := e.connect311(ctx, a, persistent)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	defer dev2.close()
+	// Count until the stream is quiet for 1 s.
+	last := -1
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		if err := sleepCtx(ctx, time.Second); err != nil {
+			return inconclusive("%v", err)
+		}
+		got := len(dev2.rec.all())
+		if got == last {
+			break
+		}
+		last = got
+	}
+	limit := e.confInt("max_queued_messages", 1000) + e.confInt("max_inflight_messages", 20)
+	if last == 0 {
+		return inconclusive("positive control: the device received none of its queued messages")
+	}
+	if last > limit {
+		return fail("device received %d of %d queued messages (> max_queued_messages + max_inflight_messages = %d): offline queue unbounded", last, n, limit)
+	}
+	return pass("%d QoS1 queued for an offline device, %d delivered on reconnect (bound %d)", n, last, limit)
+}
+
+func runWEB07(ctx context.Context, e *Env) Outcome {
+	if e.T.HTTPSURL == "" {
+		return skipped("target has no https_url")
+	}
+	cert, err := e.clientCert(wssCertID)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	c := e.webClient(&cert, nil)
+	base := strings.TrimSuffix(e.T.HTTPSURL, "/")
+	var parts []string
+	r, err := e.fetch(ctx, c, "GET", base+"/mqtt", "", nil)
+	if err != nil {
+		return inconclusive("plain GET /mqtt: %v", err)
+	}
+	if r.status >= 500 || r.status < 400 {
+		return fail("plain GET /mqtt (no Upgrade) → %d, want 4xx", r.status)
+	}
+	parts = append(parts, fmt.Sprintf("plain GET → %d", r.status))
+	r, err = e.fetch(ctx, c, "GET", base+"/mqtt", "", map[string]string{"Upgrade": "websocket", "Connection": "Upgrade",
+		"Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol": "sec-bogus"})
+	switch {
+	case err != nil:
+		parts = append(parts, "wrong subprotocol → closed")
+	case r.status == http.StatusSwitchingProtocols && r.header.Get("Sec-WebSocket-Protocol") == "sec-bogus":
+		return fail("upgrade with Sec-WebSocket-Protocol sec-bogus ACCEPTED")
+	case r.status >= 500:
+		return fail("wrong subprotocol → %d (proxied 5xx)", r.status)
+	default:
+		parts = append(parts, fmt.Sprintf("wrong subprotocol → %d %q", r.status, r.header.Get("Sec-WebSocket-Protocol")))
+	}
+	r, err = e.fetch(ctx, c, "GET", base+"/mqtt", "", map[string]string{"X-Sec-Big": strings.Repeat("a", 20<<10)})
+	switch {
+	case err != nil:
+		parts = append(parts, "20KB header → closed")
+	case r.status != 400 && r.status != 431 && r.status != 494:
+		return fail("20 KB request header → %d, want 400/431/494", r.status)
+	default:
+		parts = append(parts, fmt.Sprintf("20KB header → %d", r.status))
+	}
+	return pass("%s (the 50 upgrades/s limit_req part is not asserted: the local stack sizes the burst to the fleet)", strings.Join(parts, "; "))
+}
+
+func runCRT07(ctx context.Context, e *Env) Outcome {
+	// The issuance pipeline is the control: the CA must refuse names that
+	// Mosquitto would use verbatim as %u.
+	var refused []string
+	for _, bad := range []string{"devA/sub", "dev+#", "dev#", strings.Repeat("a", 65), "dév", "dev a", ""} {
+		if err := certs.ValidateID(bad); err == nil {
+			return fail("the CA's naming policy ACCEPTS %q as an identity", bad)
+		}
+		refused = append(refused, strconv.Quote(bad))
+	}
+	// What the policy prevents, shown on the broker with a CI identity
+	// whose CN bypasses the policy: CN "<devA>/sub" writes into devA's tree.
+	a := e.Actor("CRT-07", "a")
+	if err := e.negErr[NegSlashCN]; err != nil {
+		return inconclusive("issue CN %s/sub: %v", a, err)
+	}
+	pair := e.neg[NegSlashCN]
+	id := "sec-ci-slash"
+	cfg := e.baseTLS()
+	cfg.Certificates = append(cfg.Certificates, pair)
+	conn, err := e.dialTLS(ctx, cfg)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	rc := newRawConn(conn)
+	defer rc.Close()
+	demo := "CN with '/' refused at CONNECT"
+	if code, _, err := rc.connack(rawConnect{ClientID: id, KeepAlive: 30}); err == nil && code == 0 {
+		canary := "slash-" + nonce()
+		tap := e.watch.tap(payloadHas(canary))
+		defer e.watch.untap(tap)
+		topic := "devices/" + a + "/sub/cmd"
+		_ = rc.send(rawPublish(topic, 1, 1, []byte(canary), false, nil))
+		if _, ok := tap.waitFor(ctx, 3*time.Second, payloadHas(canary)); ok {
+			demo = fmt.Sprintf("a CN %q would write %s (F7)", a+"/sub", topic)
+		} else {
+			demo = "CN with '/' connected but could not write into the parent's subtree"
+		}
+	}
+	return pass("issuance policy refuses %s; %s", strings.Join(refused, ", "), demo)
+}
