@@ -214,12 +214,8 @@ func NewLoadGenerators(ctx *pulumi.Context, name string, args *Args, opts ...pul
 		return nil, err
 	}
 	s := args.Scenario
-	backend := ""
-	if s.Commands != nil {
-		backend = args.Target.Backend
-		if backend == "" {
-			return nil, errors.New("target: backend is empty but the scenario sends commands, which needs the backend identity")
-		}
+	if s.Commands != nil && args.Target.Backend == "" {
+		return nil, errors.New("target: backend is empty but the scenario sends commands, which needs the backend identity")
 	}
 	plans, err := planShards(planInput{
 		pki:       args.PKI,
@@ -227,7 +223,7 @@ func NewLoadGenerators(ctx *pulumi.Context, name string, args *Args, opts ...pul
 		devices:   s.Fleet.Count,
 		shards:    args.Shards,
 		observer:  args.Target.Observer,
-		backend:   backend,
+		backend:   args.Target.Backend,
 		passwords: s.Fleet.Transport == scenarios.TransportWSS,
 	})
 	if err != nil {
@@ -421,8 +417,7 @@ func NewLoadGenerators(ctx *pulumi.Context, name string, args *Args, opts ...pul
 						Name:            pulumi.String("loadgen"),
 						Image:           pulumi.String(args.Image),
 						ImagePullPolicy: optString(args.ImagePullPolicy),
-						Command:         pulumi.StringArray{pulumi.String("mqttstack")},
-						Args:            pulumi.ToStringArray(shardArgs(args.ScenarioFile, args.Shards, runDir)),
+						Command:         pulumi.ToStringArray(shardCommand(args.ScenarioFile, args.Shards, runDir)),
 						Env:             shardEnv(memory),
 						SecurityContext: containerSecurity(),
 						Resources: &corev1.ResourceRequirementsArgs{
@@ -481,23 +476,37 @@ func NewLoadGenerators(ctx *pulumi.Context, name string, args *Args, opts ...pul
 	return c, nil
 }
 
-// shardArgs is the command line of every shard pod. Kubernetes expands
-// $(JOB_COMPLETION_INDEX) from the container's environment (shardEnv), so
-// one static template gives every pod its own shard and output directory.
-func shardArgs(scenarioFile string, shards int, runDir string) []string {
-	return []string{
-		"run", path.Join(podScenarioDir, scenarioFile),
+// shardCommand is the command of every shard pod: one static template,
+// and each pod finds its shard in JOB_COMPLETION_INDEX (0-based, set per
+// pod; see shardEnv).
+//
+// `mqttstack run --shard i/n` counts shards from 1 ("1/2 and 2/2", see
+// loadtest.ParseShard), and Kubernetes can substitute a variable into the
+// arguments but cannot add one to it; so a POSIX shell does the
+// arithmetic and then execs the tool, which stays PID 1 and receives
+// SIGTERM itself. "$$" is Kubernetes' escape for a literal "$": without
+// it Kubernetes would try to expand "$((…)" as a variable reference. The
+// file and directory names are ConfigMap keys and DNS labels (Validate),
+// so nothing in the script needs quoting beyond what is written.
+//
+// --allow-load is the explicit consent `mqttstack run` asks for before it
+// loads a stack that is not the local one: deploying this Job is that
+// consent.
+func shardCommand(scenarioFile string, shards int, runDir string) []string {
+	script := strings.Join([]string{
+		"exec mqttstack run", path.Join(podScenarioDir, scenarioFile),
 		"--target", path.Join(podTargetDir, "target.json"),
-		"--shard", "$(JOB_COMPLETION_INDEX)/" + strconv.Itoa(shards),
-		"--out", path.Join(podResultsDir, runDir, "shard-$(JOB_COMPLETION_INDEX)"),
+		"--shard", `"$$((JOB_COMPLETION_INDEX + 1))/` + strconv.Itoa(shards) + `"`,
+		"--out", `"` + path.Join(podResultsDir, runDir, "shard-${JOB_COMPLETION_INDEX}") + `"`,
+		"--allow-load",
 		"--quiet",
-	}
+	}, " ")
+	return []string{"/bin/sh", "-c", script}
 }
 
 // shardEnv declares JOB_COMPLETION_INDEX although the Job controller adds
-// it too: declared here, the $(…) in the arguments visibly refers to
-// something in the spec, and the controller leaves a declared variable
-// alone. GOMEMLIMIT lets the Go runtime collect before the memory limit
+// it too: declared here, the command visibly refers to something in the
+// spec, and the controller leaves a declared variable alone. GOMEMLIMIT lets the Go runtime collect before the memory limit
 // kills the pod.
 func shardEnv(memory int64) corev1.EnvVarArray {
 	return corev1.EnvVarArray{

@@ -5,9 +5,9 @@
 // One process holds at most about 20,000 sockets, so a larger fleet is cut
 // into shards. Shard i of n owns the contiguous block of device numbers
 // given by ShardRange, runs as the pod with completion index i of an
-// Indexed Job (`mqttstack run … --shard $(JOB_COMPLETION_INDEX)/n`) and
-// writes its own result file; `mqttstack report merge` combines the files
-// exactly.
+// Indexed Job (`mqttstack run … --shard <JOB_COMPLETION_INDEX+1>/n`: the
+// CLI counts shards from 1) and writes its own result file;
+// `mqttstack report merge` combines the files exactly.
 //
 // What the component deploys, and why:
 //
@@ -16,10 +16,9 @@
 //   - the target as a Secret (target.json rewritten for the pod's mount
 //     points, and the CA certificate);
 //   - one Secret per shard with exactly that shard's device identities and
-//     the shard's own observer (and, when the scenario sends commands,
-//     backend) identity, read from the operator's PKI directory at deploy
-//     time and marked as Pulumi secrets, so they are encrypted in the
-//     stack's state;
+//     the shard's own observer and backend identities, read from the
+//     operator's PKI directory at deploy time and marked as Pulumi
+//     secrets, so they are encrypted in the stack's state;
 //   - a PersistentVolumeClaim for results and a "collector" pod that
 //     mounts it, so the operator fetches every shard with one `kubectl cp`;
 //   - the Indexed Job itself.

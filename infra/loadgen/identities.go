@@ -55,12 +55,15 @@ func (r *identityFS) add(data map[string]string, id string) int {
 
 // planInput is what planShards needs to know about the run.
 type planInput struct {
-	pki       fs.FS
-	prefix    string
-	devices   int
-	shards    int
-	observer  string
-	backend   string // "" when the scenario sends no commands
+	pki      fs.FS
+	prefix   string
+	devices  int
+	shards   int
+	observer string
+	// backend is shipped whenever the target names one: `mqttstack run`
+	// checks for the shard's backend identity even when the scenario
+	// sends no commands.
+	backend   string
 	passwords bool
 }
 

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/loadtest"
 	"github.com/mqttstack/mqttstack/scenarios"
 	"github.com/mqttstack/mqttstack/target"
 )
@@ -294,19 +297,21 @@ func TestProgramDeploysIndexedJob(t *testing.T) {
 		t.Errorf("restartPolicy %q, want Never", got)
 	}
 	ctr := dig(t, pod, "containers").ArrayValue()[0]
-	argv := append(strs(dig(t, ctr, "command")), strs(dig(t, ctr, "args"))...)
-	i := slices.Index(argv, "--shard")
-	if i < 0 || i+1 >= len(argv) || argv[i+1] != "$(JOB_COMPLETION_INDEX)/3" {
-		t.Errorf("command %q: want --shard $(JOB_COMPLETION_INDEX)/3", argv)
+	command := strs(dig(t, ctr, "command"))
+	if len(command) != 3 || command[0] != "/bin/sh" || command[1] != "-c" {
+		t.Fatalf("command %q: want /bin/sh -c SCRIPT", command)
 	}
-	if argv[0] != "mqttstack" || argv[1] != "run" || argv[2] != "/scenario/launch.yaml" {
-		t.Errorf("command %q: want mqttstack run /scenario/launch.yaml …", argv)
-	}
-	if j := slices.Index(argv, "--target"); j < 0 || argv[j+1] != "/target/target.json" {
-		t.Errorf("command %q: want --target /target/target.json", argv)
-	}
-	if j := slices.Index(argv, "--out"); j < 0 || !strings.HasPrefix(argv[j+1], "/results/launch-") || !strings.HasSuffix(argv[j+1], "/shard-$(JOB_COMPLETION_INDEX)") {
-		t.Errorf("command %q: want --out /results/launch-<hash>/shard-$(JOB_COMPLETION_INDEX)", argv)
+	script := command[2]
+	for _, want := range []string{
+		"exec mqttstack run /scenario/launch.yaml ",
+		` --shard "$$((JOB_COMPLETION_INDEX + 1))/3" `,
+		" --target /target/target.json ",
+		` --out "/results/launch-`,
+		" --allow-load",
+	} {
+		if !strings.Contains(script, want) {
+			t.Errorf("pod script %q lacks %q", script, want)
+		}
 	}
 	var indexEnv string
 	for _, e := range dig(t, ctr, "env").ArrayValue() {
@@ -701,6 +706,88 @@ func TestResultsDirChangesWithRun(t *testing.T) {
 	for _, change := range []map[string]string{{"shards": "2"}, {"runId": "2"}, {"image": "registry.example.com/mqttstack:other"}} {
 		if d := dir(change); d == base {
 			t.Errorf("%v: results dir unchanged (%q)", change, d)
+		}
+	}
+}
+
+// kubeExpand does what the kubelet does to a container's command before
+// running it: "$$" becomes "$", "$(NAME)" becomes the variable's value
+// when the container's environment has it, anything else stays.
+func kubeExpand(s string, env map[string]string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '(':
+			end := strings.IndexByte(s[i:], ')')
+			if end < 0 {
+				b.WriteByte('$')
+				continue
+			}
+			if v, ok := env[s[i+2:i+end]]; ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(s[i : i+end+1])
+			}
+			i += end
+		default:
+			b.WriteByte('$')
+		}
+	}
+	return b.String()
+}
+
+// Every pod of the Job runs the shard the CLI understands as its
+// completion index: the script is expanded as Kubernetes would, run by a
+// real /bin/sh with a stand-in mqttstack that prints its arguments, and
+// the --shard it gets is parsed by the CLI's own parser.
+func TestPodScriptRunsItsShard(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatalf("no sh on PATH: %v", err)
+	}
+	bin := t.TempDir()
+	fake := "#!" + sh + "\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done\n"
+	if err := os.WriteFile(filepath.Join(bin, "mqttstack"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const shards = 3
+	command := shardCommand("launch.yaml", shards, "launch-0123456789")
+	for i := range shards {
+		index := strconv.Itoa(i)
+		env := map[string]string{"JOB_COMPLETION_INDEX": index}
+		cmd := exec.Command(sh, "-c", kubeExpand(command[2], env))
+		cmd.Env = []string{"PATH=" + bin, "JOB_COMPLETION_INDEX=" + index}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("index %d: %v: %s", i, err, out)
+		}
+		argv := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+		flag := func(name string) string {
+			j := slices.Index(argv, name)
+			if j < 0 || j+1 >= len(argv) {
+				t.Fatalf("index %d: %s missing in %q", i, name, argv)
+			}
+			return argv[j+1]
+		}
+		if argv[0] != "run" || argv[1] != "/scenario/launch.yaml" {
+			t.Errorf("index %d: argv %q", i, argv)
+		}
+		shard, err := loadtest.ParseShard(flag("--shard"))
+		if err != nil || shard.Index != i || shard.Count != shards {
+			t.Errorf("index %d: --shard %q parses as %+v, %v; want shard index %d of %d", i, flag("--shard"), shard, err, i, shards)
+		}
+		if got, want := flag("--out"), "/results/launch-0123456789/shard-"+index; got != want {
+			t.Errorf("index %d: --out %q, want %q", i, got, want)
+		}
+		if !slices.Contains(argv, "--allow-load") || !slices.Contains(argv, "--quiet") {
+			t.Errorf("index %d: argv %q lacks --allow-load or --quiet", i, argv)
 		}
 	}
 }
