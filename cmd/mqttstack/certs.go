@@ -18,7 +18,7 @@ import (
 )
 
 func init() {
-	register("certs", "private device CA: init, issue, revoke, crl, check, export", runCerts)
+	register("certs", "private device CA: init, issue, revoke, crl, check, export, negative", runCerts)
 }
 
 const defaultPKIDir = ".mqttstack/pki"
@@ -32,6 +32,7 @@ subcommands:
   crl     [--next-update 720h|30d] [--dir DIR]
   check   [--within 30d] [--all] [--dir DIR]   exit 1 when anything expires inside the window
   export  ID --format pem|der|c-header|fingerprint [--out PATH] [--dir DIR]
+  negative [--name ci] [--impersonate dev-00001] [--dir DIR]   CI-only identities of SECURITY.md (sub-CA, foreign, self-signed)
 `
 
 func runCerts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -53,6 +54,8 @@ func runCerts(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return certsCheck(rest, stdout, stderr)
 	case "export":
 		return certsExport(rest, stdout, stderr)
+	case "negative":
+		return certsNegative(rest, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, certsUsage)
 		return nil
@@ -402,5 +405,54 @@ func certsExport(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("certs export: write %s: %w", *out, err)
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", *out)
+	return nil
+}
+
+func certsNegative(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("certs negative", stderr)
+	dir := fs.String("dir", defaultPKIDir, "PKI directory (the root)")
+	name := fs.String("name", "ci", "name of the CI sub-CA (a directory inside the PKI)")
+	imp := fs.String("impersonate", "dev-00001", "device id that the foreign, self-signed and CN-with-slash certificates borrow")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("certs negative: unexpected argument %q", fs.Arg(0))
+	}
+	if err := certs.ValidateID(*name); err != nil || *name == "clients" {
+		return usageErrorf("certs negative: --name %q: use letters, digits, '-' or '_' (not \"clients\")", *name)
+	}
+	if err := certs.ValidateID(*imp); err != nil {
+		return usageErrorf("certs negative: --impersonate: %v", err)
+	}
+	a, err := openPKI(*dir)
+	if err != nil {
+		return err
+	}
+	n, err := a.IssueNegative(*name, *imp)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHECK\tIDENTITY\tDIR (LoadClient(dir, id))")
+	for _, r := range [][3]string{
+		{"control", n.Valid, n.SubCADir},
+		{"CRT-02 foreign CA", n.Impersonated, n.ForeignDir},
+		{"CRT-02 self-signed", n.Impersonated, n.SelfSignedDir},
+		{"CRT-03 expired", n.Expired, n.SubCADir},
+		{"CRT-04 not yet valid", n.NotYetValid, n.SubCADir},
+		{"CRT-05 revoked", n.Revoked, n.SubCADir},
+		{"CRT-06 serverAuth only", n.ServerAuthOnly, n.SubCADir},
+		{"CRT-07 CN with /", n.CNSlash, n.SubCADir},
+		{"CRT-07 CN with + #", n.CNPlusHash, n.SubCADir},
+		{"CRT-07 CN 100 chars", n.CNLong, n.SubCADir},
+		{"CRT-07 CN non-ASCII", n.CNNonASCII, n.SubCADir},
+	} {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r[0], r[1], r[2])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "ca.crl now carries the sub-CA's CRL: reload the broker (SIGHUP) before using these\n")
 	return nil
 }

@@ -46,6 +46,9 @@ func TestCertsCLI(t *testing.T) {
 		{"export-der", []string{"certs", "export", "dev-00001", "--dir", dir, "--format", "der", "--out", filepath.Join(out, "der")}, exitOK, "ca.der", ""},
 		{"export-der-no-out", []string{"certs", "export", "dev-00001", "--dir", dir, "--format", "der"}, exitUsage, "", "--out DIR"},
 		{"export-bad-format", []string{"certs", "export", "dev-00001", "--dir", dir, "--format", "zip"}, exitUsage, "", "pem, der, c-header or fingerprint"},
+		{"negative", []string{"certs", "negative", "--dir", dir, "--impersonate", "dev-00001"}, exitOK, "CRT-05 revoked", ""},
+		{"negative-bad-name", []string{"certs", "negative", "--dir", dir, "--name", "a/b"}, exitUsage, "", "--name"},
+		{"check-after-negative", []string{"certs", "check", "--dir", dir, "--within", "30d"}, exitOK, "sub-ca", ""},
 		{"export-unknown-id", []string{"certs", "export", "nobody", "--dir", dir}, exitUsage, "", "nobody"},
 	}
 	for _, s := range steps {
