@@ -186,6 +186,17 @@ func portSuffix(p int) string {
 	return fmt.Sprintf(":%d", p)
 }
 
+// Provisioning returns exactly what a host receives from New: the command
+// run over SSH and the script fed to its stdin. The script carries the
+// server key: store it like the key. The VPS rehearsal runs these bytes.
+func Provisioning(a Args) (command string, script []byte, err error) {
+	p, err := renderProvisioning(a)
+	if err != nil {
+		return "", nil, err
+	}
+	return remoteCommand, p.script, nil
+}
+
 // provisioning is the rendered input of the provisioning command.
 type provisioning struct {
 	script []byte // carries the server key: only ever handed over as a secret

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# VPS rehearsal: the exact provisioning a VPS receives from `pulumi up`
+# (provider ssh), run against a fresh Debian bookworm root file system in a
+# network namespace of our own, then the smoke load and the security suite
+# from the host against that namespace's address.
+#
+#   rehearsal/run.sh            prepare (cached) + provision + smoke + security
+#   rehearsal/run.sh prepare    only build the cached bookworm root file system
+#
+# What stands in for the VPS:
+#   - build/rehearsal/bookworm-rootfs.tar: debootstrap minbase plus mosquitto,
+#     nginx, certbot and nftables from the apt mirror this machine uses
+#     (cached between runs; the packages are installed here, with the host's
+#     network, because the namespace has no route out; the provisioning
+#     script then finds them installed and skips apt, as on a VPS where they
+#     are already present);
+#   - a fresh copy of it per run (build/rehearsal/vps), chrooted;
+#   - network namespace mqttrh with a veth pair: 10.77.0.1/30 on the host
+#     side, 10.77.0.2/30 inside. All test traffic goes to 10.77.0.2 only;
+#   - no systemd in a chroot: rehearsal/systemctl is installed as the host's
+#     systemctl and starts each unit with its own ExecStartPre/ExecStart.
+# Everything (processes in the namespace, the namespace, the veth pair, the
+# mounts, which live in a private mount namespace) is removed on exit, also
+# on failure or Ctrl-C.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(cd "$here/.." && pwd)
+work=$top/build/rehearsal
+cache=$work/bookworm-rootfs.tar
+vps=$work/vps
+ns=mqttrh
+veth_host=mqttrh0
+veth_ns=mqttrh1
+host_ip=10.77.0.1
+ns_ip=10.77.0.2
+server_name=mqtt.rehearsal.test
+mqttstack=$top/bin/mqttstack
+
+log() { printf 'rehearsal: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+[[ $(id -u) == 0 ]] || die "needs root (debootstrap, chroot, network namespaces)"
+
+# mirror: the first deb.debian.org-style URI this machine's apt uses
+mirror() {
+	local m
+	m=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+	[[ -n $m ]] || m=$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+	[[ -n $m ]] || m=http://deb.debian.org/debian
+	printf '%s\n' "$m"
+}
+
+prepare() {
+	[[ -s $cache ]] && { log "root file system cached: $cache"; return; }
+	command -v debootstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y debootstrap; }
+	local tmp m
+	tmp=$work/rootfs.tmp
+	m=$(mirror)
+	rm -rf "$tmp"
+	mkdir -p "$tmp"
+	log "debootstrap bookworm from $m (minbase; a few minutes)"
+	debootstrap --variant=minbase bookworm "$tmp" "$m" >"$work/debootstrap.log" 2>&1 ||
+		die "debootstrap failed, see $work/debootstrap.log"
+	# Package scripts must not start daemons: in a chroot they would bind
+	# the host's ports. policy-rc.d is what Debian's invoke-rc.d honours.
+	printf '#!/bin/sh\nexit 101\n' >"$tmp/usr/sbin/policy-rc.d"
+	chmod 0755 "$tmp/usr/sbin/policy-rc.d"
+	cp /etc/resolv.conf "$tmp/etc/resolv.conf"
+	log "installing mosquitto nginx certbot nftables into the root file system"
+	unshare --mount --propagation private bash -c '
+		set -e
+		mount -t proc proc "$1/proc"
+		chroot "$1" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+		chroot "$1" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+			mosquitto nginx certbot nftables ca-certificates iproute2 procps
+		chroot "$1" apt-get clean
+	' _ "$tmp" >>"$work/debootstrap.log" 2>&1 || die "package install failed, see $work/debootstrap.log"
+	tar -C "$tmp" -cf "$cache.tmp" . && mv "$cache.tmp" "$cache"
+	rm -rf "$tmp"
+	log "cached $cache"
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	if ip netns list 2>/dev/null | grep -qw "$ns"; then
+		local pids
+		pids=$(ip netns pids "$ns" 2>/dev/null || true)
+		[[ -n $pids ]] && kill $pids 2>/dev/null || true
+		sleep 1
+		pids=$(ip netns pids "$ns" 2>/dev/null || true)
+		[[ -n $pids ]] && kill -9 $pids 2>/dev/null || true
+		ip netns del "$ns" 2>/dev/null || true
+	fi
+	ip link del "$veth_host" 2>/dev/null || true
+	log "cleaned up (namespace $ns, veth $veth_host)"
+	exit "$rc"
+}
+
+mkdir -p "$work"
+prepare
+[[ ${1:-} == prepare ]] && exit 0
+
+# A previous run killed hard may have left the namespace behind.
+if ip netns list | grep -qw "$ns" || ip link show "$veth_host" >/dev/null 2>&1; then
+	die "namespace $ns or link $veth_host exists: remove them (ip netns del $ns; ip link del $veth_host) and retry"
+fi
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "building mqttstack and the provisioning renderer"
+(cd "$top" && go build -o "$mqttstack" ./cmd/mqttstack && go build -o "$work/render" ./rehearsal/render)
+
+pki=$work/pki
+if [[ ! -s $pki/ca.crt ]]; then
+	"$mqttstack" certs init --dir "$pki" --name "$server_name" >/dev/null
+fi
+
+log "rendering the provisioning exactly as the Broker component sends it"
+"$work/render" -pki "$pki" -host "$ns_ip" -server-name "$server_name" -admin-cidr "$host_ip/32" \
+	-script "$work/provision.sh" -command "$work/remote-command.sh" -outputs "$work/stack-output.json"
+
+log "fresh VPS root file system"
+rm -rf "$vps"
+mkdir -p "$vps"
+tar -C "$vps" -xf "$cache"
+install -m 0755 "$here/systemctl" "$vps/usr/local/sbin/systemctl"
+
+log "network namespace $ns: $host_ip <-> $ns_ip"
+ip netns add "$ns"
+ip link add "$veth_host" type veth peer name "$veth_ns"
+ip link set "$veth_ns" netns "$ns"
+ip addr add "$host_ip/30" dev "$veth_host"
+ip link set "$veth_host" up
+ip -n "$ns" addr add "$ns_ip/30" dev "$veth_ns"
+ip -n "$ns" link set "$veth_ns" up
+ip -n "$ns" link set lo up
+
+log "provisioning (the remote command, script on stdin, as over SSH)"
+# The mounts live in a private mount namespace: they vanish with the last
+# process in it (the daemons, killed by cleanup).
+ip netns exec "$ns" unshare --mount --propagation private bash -c '
+	set -e
+	vps=$1 cmd=$2
+	mount -t proc proc "$vps/proc"
+	mount --bind /dev "$vps/dev"
+	mount -t tmpfs -o mode=0755 tmpfs "$vps/run"
+	mount -t tmpfs -o mode=1777 tmpfs "$vps/tmp"
+	exec chroot "$vps" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root /bin/sh -c "$cmd"
+' _ "$vps" "$(cat "$work/remote-command.sh")" <"$work/provision.sh" 2>&1 | tee "$work/provision.log"
+[[ ${PIPESTATUS[0]} == 0 ]] || die "provisioning failed, see $work/provision.log"
+
+log "listening sockets inside the VPS:"
+ip netns exec "$ns" ss -ltnH | awk '{print "  " $4}' | sort >&2
+
+for port in 8883 443 80; do
+	for _ in $(seq 50); do
+		(exec 3<>"/dev/tcp/$ns_ip/$port") 2>/dev/null && break
+		sleep 0.2
+	done
+done
+
+"$mqttstack" target from-stack --stack-output "$work/stack-output.json" -o "$work/target.json"
+
+status=0
+log "smoke load against $ns_ip"
+"$mqttstack" run smoke --target "$work/target.json" --out "$work/results/smoke" --quiet || status=$?
+log "smoke exit code $status"
+sec=0
+log "security suite against $ns_ip"
+"$mqttstack" security --target "$work/target.json" || sec=$?
+log "security exit code $sec"
+if ((status != 0 || sec != 0)); then
+	exit $((status > sec ? status : sec))
+fi
+log "rehearsal passed"
