@@ -128,7 +128,12 @@ func raiseNoFile() (uint64, error) {
 // state dir, writes its pid file and reaps it in the background when it
 // exits while this process lives (no zombies in long test binaries). exited
 // is closed when the process ends.
-func startDaemon(stateDir string, d Daemon, bin string, args []string) (pid int, exited <-chan struct{}, err error) {
+//
+// tied sets the parent-death signal. Linux sends it when the thread that
+// started the child exits; Go threads only exit when a goroutine locked to
+// one ends, which nothing here does, so in practice it means "when this
+// process dies".
+func startDaemon(stateDir string, d Daemon, bin string, args []string, tied bool) (pid int, exited <-chan struct{}, err error) {
 	if _, err := raiseNoFile(); err != nil {
 		return 0, nil, fmt.Errorf("raise RLIMIT_NOFILE: %w", err)
 	}
@@ -145,6 +150,9 @@ func startDaemon(stateDir string, d Daemon, bin string, args []string) (pid int,
 	cmd.Stderr = out
 	cmd.Dir = stateDir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if tied {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
+	}
 	if err := cmd.Start(); err != nil {
 		return 0, nil, fmt.Errorf("start %s: %w", bin, err)
 	}

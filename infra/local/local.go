@@ -80,6 +80,18 @@ type Options struct {
 	// Mutate edits the rendered files just before they are written, e.g. to
 	// remove one hardening line for a security regression test. nil = none.
 	Mutate func([]hostconfig.File) []hostconfig.File
+	// TieToProcess makes the kernel SIGTERM the daemons when this process
+	// dies (PR_SET_PDEATHSIG), so a test binary killed by -timeout leaves
+	// no broker behind on a shared machine. The CLI leaves it false: its
+	// daemons must outlive `mqttstack local up`.
+	TieToProcess bool
+}
+
+// StartOptions configure Start.
+type StartOptions struct {
+	Log          io.Writer     // progress lines (nil = discard)
+	ReadyTimeout time.Duration // default 30 s
+	TieToProcess bool          // see Options.TieToProcess
 }
 
 func (o *Options) defaults() error {
@@ -223,7 +235,7 @@ func Up(ctx context.Context, o Options) (*target.Target, error) {
 		return nil, fmt.Errorf("write target: %w", err)
 	}
 	for _, d := range []Daemon{Mosquitto, Nginx} {
-		if err := start(ctx, t, d, o.ReadyTimeout, o.Log); err != nil {
+		if err := start(ctx, t, d, StartOptions{Log: o.Log, ReadyTimeout: o.ReadyTimeout, TieToProcess: o.TieToProcess}); err != nil {
 			Down(context.Background(), o.StateDir)
 			return nil, err
 		}
@@ -291,7 +303,7 @@ func resume(ctx context.Context, o Options) (*target.Target, error) {
 		if contains(running, d) {
 			continue
 		}
-		if err := start(ctx, t, d, o.ReadyTimeout, o.Log); err != nil {
+		if err := start(ctx, t, d, StartOptions{Log: o.Log, ReadyTimeout: o.ReadyTimeout, TieToProcess: o.TieToProcess}); err != nil {
 			return nil, err
 		}
 	}
@@ -425,18 +437,23 @@ func loadTarget(stateDir string) (*target.Target, error) {
 // Start starts one daemon of the stack in stateDir from its already
 // rendered config (e.g. after Kill in a crash test) and waits until it
 // serves. It refuses to start a second copy.
-func Start(ctx context.Context, stateDir string, d Daemon, log io.Writer) error {
+func Start(ctx context.Context, stateDir string, d Daemon, o StartOptions) error {
 	t, err := loadTarget(stateDir)
 	if err != nil {
 		return err
 	}
+	return start(ctx, t, d, o)
+}
+
+func start(ctx context.Context, t *target.Target, d Daemon, o StartOptions) error {
+	log := o.Log
 	if log == nil {
 		log = io.Discard
 	}
-	return start(ctx, t, d, 30*time.Second, log)
-}
-
-func start(ctx context.Context, t *target.Target, d Daemon, timeout time.Duration, log io.Writer) error {
+	timeout := o.ReadyTimeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
 	sd := t.Local.StateDir
 	conf := confOf(t, d)
 	if pid, ok, err := readPID(sd, d, conf); err != nil {
@@ -460,7 +477,7 @@ func start(ctx context.Context, t *target.Target, d Daemon, timeout time.Duratio
 	default:
 		return fmt.Errorf("unknown daemon %q", d)
 	}
-	pid, exited, err := startDaemon(sd, d, bin, args)
+	pid, exited, err := startDaemon(sd, d, bin, args, o.TieToProcess)
 	if err != nil {
 		return err
 	}

@@ -224,6 +224,8 @@ func Start(t testing.TB, opts ...Option) *Stack {
 			Devices:   c.devices,
 			DeviceIDs: c.deviceIDs,
 			Log:       testLog{t},
+			// a test binary killed by -timeout must not leave daemons
+			TieToProcess: true,
 			Configure: func(st *hostconfig.Stack) {
 				for _, f := range c.configure {
 					f(st)
@@ -347,7 +349,7 @@ func (s *Stack) Restart() {
 	if err := local.Stop(ctx, s.StateDir, local.Mosquitto); err != nil {
 		s.t.Fatalf("stacktest: restart: %v", err)
 	}
-	if err := local.Start(ctx, s.StateDir, local.Mosquitto, testLog{s.t}); err != nil {
+	if err := local.Start(ctx, s.StateDir, local.Mosquitto, local.StartOptions{Log: testLog{s.t}, TieToProcess: true}); err != nil {
 		s.t.Fatalf("stacktest: restart: %v", err)
 	}
 	s.refreshTarget()
