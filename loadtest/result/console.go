@@ -113,12 +113,18 @@ func describeShards(src []Source) string {
 	}
 	s = strconv.Itoa(len(have)) + " of " + strconv.Itoa(n) + " shards"
 	var missing []string
+	count := 0
 	for i := range n {
 		if !have[i] {
-			missing = append(missing, strconv.Itoa(i+1))
+			if count++; count <= 10 {
+				missing = append(missing, strconv.Itoa(i+1))
+			}
 		}
 	}
-	if len(missing) > 0 {
+	if count > 10 {
+		missing = append(missing, "… "+strconv.Itoa(count-10)+" more")
+	}
+	if count > 0 {
 		s += " (MISSING shard " + strings.Join(missing, ", ") + ": totals cover only the shards given)"
 	}
 	return s

@@ -74,7 +74,34 @@ func Unmarshal(data []byte) (*Result, error) {
 	if err := r.decodeHistograms(); err != nil {
 		return nil, err
 	}
+	if err := checkShard("meta.shard", r.Meta.Shard); err != nil {
+		return nil, err
+	}
+	for i, src := range r.Meta.Merged {
+		if err := checkShard(fmt.Sprintf("meta.merged[%d].shard", i), src.Shard); err != nil {
+			return nil, err
+		}
+	}
+	for i := 1; i < len(r.Series); i++ {
+		if r.Series[i].T != r.Series[i-1].T+1 {
+			return nil, fmt.Errorf("series[%d]: second %d follows %d; the series has one point per second: the file was edited, re-run the scenario",
+				i, r.Series[i].T, r.Series[i-1].T)
+		}
+	}
+	if len(r.Series) > maxSeriesSpan {
+		return nil, fmt.Errorf("series spans %d seconds, more than a week: the file was edited", len(r.Series))
+	}
 	return r, nil
+}
+
+// maxShards bounds the shard count a result may claim.
+const maxShards = 100_000
+
+func checkShard(where string, s Shard) error {
+	if s.Count < 1 || s.Count > maxShards || s.Index < 0 || s.Index >= s.Count {
+		return fmt.Errorf("%s: shard index %d of %d is impossible (want 0 <= index < count <= %d): the file was edited", where, s.Index, s.Count, maxShards)
+	}
+	return nil
 }
 
 // decodeHistograms decodes and checks every encoded histogram once, so that
@@ -86,7 +113,7 @@ func (r *Result) decodeHistograms() error {
 			if _, ok := ParseMetric(s.Metric); !ok {
 				return fmt.Errorf("%s: unknown latency metric %q", where, s.Metric)
 			}
-			h, err := hdrhistogram.Decode([]byte(s.Histogram))
+			h, err := decodeHistogram(s.Histogram)
 			if err != nil {
 				return fmt.Errorf("%s %s: histogram does not decode (%v); the file is damaged: re-run the scenario", where, s.Metric, err)
 			}
@@ -114,10 +141,22 @@ func (s *Summary) histogram() (*hdrhistogram.Histogram, error) {
 	if s.h != nil {
 		return s.h, nil
 	}
-	h, err := hdrhistogram.Decode([]byte(s.Histogram))
+	h, err := decodeHistogram(s.Histogram)
 	if err != nil {
 		return nil, err
 	}
 	s.h = h
 	return h, nil
+}
+
+// decodeHistogram decodes HdrHistogram's base64 compressed form. The
+// library slices its input without checking lengths, so a damaged file
+// would panic: that becomes an error here.
+func decodeHistogram(enc string) (h *hdrhistogram.Histogram, err error) {
+	defer func() {
+		if e := recover(); e != nil {
+			h, err = nil, fmt.Errorf("damaged encoding (%v)", e)
+		}
+	}()
+	return hdrhistogram.Decode([]byte(enc))
 }

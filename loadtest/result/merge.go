@@ -105,7 +105,11 @@ func Merge(rs ...*Result) (*Result, error) {
 	sort.SliceStable(out.Phases, func(i, j int) bool { return out.Phases[i].Start.Before(out.Phases[j].Start) })
 	out.Total = finish(total)
 
-	out.Series = mergeSeries(rs)
+	series, err := mergeSeries(rs)
+	if err != nil {
+		return nil, err
+	}
+	out.Series = series
 	out.Errors = mergeErrors(rs)
 	for _, r := range rs {
 		out.Delivery.Expected += r.Delivery.Expected
@@ -287,7 +291,7 @@ func unionSpans(spans []Span) []Span {
 // mergeSeries aligns the series by unix second. Counts add up; the connected
 // level of a shard carries forward after its last second, as it would in a
 // single Recorder, and is zero before its first.
-func mergeSeries(rs []*Result) []Second {
+func mergeSeries(rs []*Result) ([]Second, error) {
 	lo, hi := int64(0), int64(0)
 	first := true
 	for _, r := range rs {
@@ -304,7 +308,11 @@ func mergeSeries(rs []*Result) []Second {
 		first = false
 	}
 	if first {
-		return nil
+		return nil, nil
+	}
+	if hi-lo >= maxSeriesSpan {
+		return nil, fmt.Errorf("merge: the results span %s, more than a week: they are not shards of one run",
+			time.Duration(hi-lo)*time.Second)
 	}
 	out := make([]Second, hi-lo+1)
 	for i := range out {
@@ -326,7 +334,7 @@ func mergeSeries(rs []*Result) []Second {
 			out[t-lo].Active += last.Active
 		}
 	}
-	return out
+	return out, nil
 }
 
 func mergeErrors(rs []*Result) []ErrorGroup {

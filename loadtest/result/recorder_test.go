@@ -1,7 +1,9 @@
 package result
 
 import (
+	"os"
 	"path/filepath"
+	"strings"
 	"reflect"
 	"testing"
 	"time"
@@ -134,5 +136,39 @@ func TestJSONRoundTrip(t *testing.T) {
 	}
 	if s, ok := got.Total.Summary(CONNACK); !ok || s.h == nil {
 		t.Errorf("histograms not decoded on read")
+	}
+}
+
+func TestReadJSONRefusesBadFiles(t *testing.T) {
+	good, err := Marshal(synthetic(t, 0, 1, 0, 20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(good)
+	hist := s[strings.Index(s, `"histogram": "`)+len(`"histogram": "`):]
+	hist = hist[:strings.Index(hist, `"`)]
+	tests := []struct {
+		name, data, want string
+	}{
+		{"not json", "schema: v1", "invalid JSON"},
+		{"no schema", `{"meta": {}}`, `no "schema" field`},
+		{"other schema", `{"schema": "mqttstack.result/v2"}`, `schema "mqttstack.result/v2" is not supported`},
+		{"unknown field", strings.Replace(s, `"schema"`, `"bogus": 1, "schema"`, 1), `unknown field "bogus"`},
+		{"damaged histogram", strings.Replace(s, hist, "AAAA"+hist[4:], 1), "histogram does not decode"},
+		{"truncated histogram", strings.Replace(s, hist, "AA==", 1), "histogram does not decode"},
+		{"gap in series", strings.Replace(s, `"t": 1795262405`, `"t": 1795262499`, 1), "follows"},
+		{"edited count", strings.Replace(s, `"count": 20,`, `"count": 21,`, 1), "count says 21"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "run.json")
+			if err := os.WriteFile(path, []byte(tt.data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ReadJSON(path)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
+				t.Errorf("ReadJSON = %v, want an error naming %s and saying %q", err, path, tt.want)
+			}
+		})
 	}
 }
