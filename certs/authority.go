@@ -101,7 +101,10 @@ type InitOptions struct {
 }
 
 // Authority is an opened CA: the root of a PKI directory or a CI sub-CA
-// below it. Its methods are safe for concurrent use.
+// below it. Its methods may be called from several goroutines, but two
+// calls must not issue the same id at once, and nothing locks a PKI
+// directory against another process (the CLI and `local up` run one at a
+// time).
 type Authority struct {
 	// Dir is the directory holding ca.crt, ca.key and clients/.
 	Dir string

@@ -163,6 +163,11 @@ func MosquittoPasswordFile(pkiDir string, ids []string) ([]byte, error) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(ids); i += workers {
+				// The id is the user name before ':' in the file.
+				if err := ValidateID(ids[i]); err != nil {
+					errs[i] = err
+					continue
+				}
 				pw, err := ClientPassword(pkiDir, ids[i])
 				if err == nil {
 					var h string
