@@ -24,76 +24,6 @@ import (
 	"github.com/mqttstack/mqttstack/target"
 )
 
-func TestShardRange(t *testing.T) {
-	for _, tc := range []struct {
-		total, i, n, from, to int
-	}{
-		{10, 0, 3, 0, 3},
-		{10, 1, 3, 3, 6},
-		{10, 2, 3, 6, 10},
-		{5, 0, 1, 0, 5},
-		{2, 1, 4, 0, 1}, // more shards than devices: some shards are empty
-		{0, 0, 2, 0, 0},
-		{1_000_000, 999, 1000, 999_000, 1_000_000},
-	} {
-		t.Run(fmt.Sprintf("%d/%d of %d", tc.i, tc.n, tc.total), func(t *testing.T) {
-			from, to := ShardRange(tc.total, tc.i, tc.n)
-			if from != tc.from || to != tc.to {
-				t.Errorf("ShardRange(%d, %d, %d) = [%d, %d), want [%d, %d)", tc.total, tc.i, tc.n, from, to, tc.from, tc.to)
-			}
-		})
-	}
-}
-
-// The rule's promises, over many sizes: contiguous, disjoint, covering,
-// balanced to within one device.
-func TestShardRangeCoversFleet(t *testing.T) {
-	for total := 0; total <= 60; total++ {
-		for n := 1; n <= 13; n++ {
-			next, smallest, largest := 0, total, 0
-			for i := range n {
-				from, to := ShardRange(total, i, n)
-				if from != next || to < from {
-					t.Fatalf("total %d n %d: shard %d is [%d, %d), want to start at %d", total, n, i, from, to, next)
-				}
-				next = to
-				smallest, largest = min(smallest, to-from), max(largest, to-from)
-			}
-			if next != total {
-				t.Fatalf("total %d n %d: shards end at %d", total, n, next)
-			}
-			if largest-smallest > 1 {
-				t.Fatalf("total %d n %d: shard sizes range %d..%d", total, n, smallest, largest)
-			}
-		}
-	}
-}
-
-func TestShardRangePanicsOnBadShard(t *testing.T) {
-	for _, c := range [][2]int{{3, 3}, {-1, 3}, {0, 0}} {
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("ShardRange(10, %d, %d) did not panic", c[0], c[1])
-				}
-			}()
-			ShardRange(10, c[0], c[1])
-		}()
-	}
-}
-
-func TestShardIdentity(t *testing.T) {
-	if got := ShardIdentity("observer", 0, 1); got != "observer" {
-		t.Errorf("single shard: %q", got)
-	}
-	if got := ShardIdentity("observer", 0, 3); got != "observer-1" {
-		t.Errorf("shard 0 of 3: %q", got)
-	}
-	if got := ShardIdentity("backend", 2, 3); got != "backend-3" {
-		t.Errorf("shard 2 of 3: %q", got)
-	}
-}
-
 // mocks records every registered resource and plays the Kubernetes
 // provider's part that the code reads back: auto-naming.
 type mocks struct {
@@ -788,6 +718,50 @@ func TestPodScriptRunsItsShard(t *testing.T) {
 		}
 		if !slices.Contains(argv, "--allow-load") || !slices.Contains(argv, "--quiet") {
 			t.Errorf("index %d: argv %q lacks --allow-load or --quiet", i, argv)
+		}
+	}
+}
+
+// What a shard's Secret holds is exactly what the load engine loads for
+// that shard: loadtest.Compile (without issuing, as in the pod) plans
+// every shard against the same PKI, and its devices, observer and backend
+// are the Secret's identities, no more and no fewer.
+func TestEngineLoadsWhatTheShardSecretHolds(t *testing.T) {
+	f := newFixture(t)
+	m, err := runProgram(t, f.config(nil), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := scenarios.Load(f.scenario)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Compile only plans for loopback targets; the shard slices do not
+	// depend on the address.
+	tg := &target.Target{
+		Name: "local", Host: "127.0.0.1", ServerName: "mqtt.example.com", MQTTSPort: 8883,
+		CACert: filepath.Join(f.pki, "ca.crt"), PKIDir: f.pki, Observer: "observer", Backend: "backend",
+	}
+	for i := range 3 {
+		plan, err := loadtest.Compile(context.Background(), sc, tg, loadtest.CompileOptions{Shard: loadtest.Shard{Index: i, Count: 3}})
+		if err != nil {
+			t.Fatalf("shard %d: %v", i, err)
+		}
+		if from, to := ShardRange(10, i, 3); plan.From != from || plan.To != to {
+			t.Errorf("shard %d: engine runs [%d, %d), ShardRange says [%d, %d)", i, plan.From, plan.To, from, to)
+		}
+		data := dig(t, m.byName(t, fmt.Sprintf("loadgen-shard-%d", i)).Inputs["stringData"]).ObjectValue()
+		var inSecret []string
+		for k := range data {
+			if id, ok := strings.CutSuffix(string(k), ".crt"); ok {
+				inSecret = append(inSecret, id)
+			}
+		}
+		needed := append(slices.Clone(plan.DeviceIDs), plan.Observer, plan.Backend)
+		slices.Sort(inSecret)
+		slices.Sort(needed)
+		if !slices.Equal(inSecret, needed) {
+			t.Errorf("shard %d: secret holds %q, engine loads %q", i, inSecret, needed)
 		}
 	}
 }
