@@ -142,6 +142,8 @@ func NginxConf(s Stack) []byte {
 	w("# password check. nginx does not bind the certificate to the MQTT username (F8).")
 	open("location = /mqtt")
 	w("if ($ssl_client_verify != SUCCESS) { return 403; }")
+	w("# a plain GET would reach the broker's listener and come back as a 502 (WEB-07)")
+	w(`if ($http_upgrade !~* "^websocket$") { return 426; }`)
 	w("limit_req zone=wsreq burst=%d nodelay;", nginxWSBurst(s))
 	w("proxy_pass http://127.0.0.1:%d;", s.WSPort)
 	w("proxy_http_version 1.1;")

@@ -312,6 +312,12 @@ func TestNginx(t *testing.T) {
 			t.Fatal("paho over wss without a client certificate connected")
 		}
 	})
+	t.Run("plain GET /mqtt is refused by nginx itself", func(t *testing.T) {
+		resp, _ := httpsGet(t, s, s.ClientTLS("devA"), "/mqtt", nil)
+		if resp.StatusCode != 426 {
+			t.Fatalf("GET /mqtt without Upgrade: %s, want 426 (not a proxied 5xx)", resp.Status)
+		}
+	})
 	t.Run("wss with a wrong password is refused", func(t *testing.T) {
 		_, err := connectPaho(t, s.Target.WSSURL, s.ClientTLS("devB"), "devB", "wrong-password")
 		if err == nil {
