@@ -107,3 +107,13 @@ func TestEveryKnownMetricIsMeasured(t *testing.T) {
 		}
 	}
 }
+
+func TestHashes(t *testing.T) {
+	a, b := ScenarioHash([]byte("name: a\n")), ScenarioHash([]byte("name: b\n"))
+	if a == b || !strings.HasPrefix(a, "sha256:") || len(a) != len("sha256:")+64 {
+		t.Errorf("ScenarioHash: %q, %q", a, b)
+	}
+	if DeviceListHash([]string{"a", "b"}) == DeviceListHash([]string{"ab"}) {
+		t.Error("DeviceListHash does not separate ids")
+	}
+}
