@@ -31,6 +31,7 @@ func TestWriteConsoleGolden(t *testing.T) {
 		{"merged-missing-shard", func() *Result {
 			a, b := synthetic(t, 0, 3, 0, 130), synthetic(t, 2, 3, 260, 400)
 			b.Meta.Interrupted, b.Meta.InterruptReason = true, "interrupted (Ctrl-C)"
+			b.Cost.DroppedEvents = 1234
 			m, err := Merge(a, b)
 			if err != nil {
 				t.Fatal(err)

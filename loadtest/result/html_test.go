@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func syntheticForHTML(t testing.TB) *Result {
@@ -88,5 +89,39 @@ func TestWriteHTMLMergesShards(t *testing.T) {
 	}
 	if err := WriteHTML(errWriter{}, a); err == nil {
 		t.Error("WriteHTML to a failing writer returned nil")
+	}
+}
+
+// TestWriteHTMLTinyRuns: runs of one second, or with one observation, still
+// draw every plot (gonum/plot panics on degenerate ranges; the page must
+// neither panic nor lose plots).
+func TestWriteHTMLTinyRuns(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		end  float64
+	}{{"sub-second", 0.4}, {"one second", 1}} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewRecorder(Meta{Scenario: "tiny", Start: t0})
+			r.Phase("ramp", t0)
+			r.Add(ConnectAttempts, at(0.1), 1)
+			r.Add(Connects, at(0.1), 1)
+			r.Add(Active, at(0.1), 1)
+			r.Observe(CONNACK, at(0.1), 3*time.Millisecond)
+			r.Error("tls: bad certificate", at(0.2))
+			r.Usage(at(0), time.Second, 1<<20)
+			r.Usage(at(0.3), time.Second+5*time.Millisecond, 1<<20)
+			var buf bytes.Buffer
+			if err := WriteHTML(&buf, r.Finish(at(tt.end), Final{})); err != nil {
+				t.Fatal(err)
+			}
+			page := buf.String()
+			if strings.Contains(page, "could not be drawn") {
+				t.Errorf("a plot failed:\n%s", page[strings.Index(page, "could not be drawn")-200:][:600])
+			}
+			// 5 time plots (nothing published: a note instead) + CONNACK's two.
+			if got := strings.Count(page, "<svg"); got != 7 || !strings.Contains(page, "Nothing was published.") {
+				t.Errorf("page has %d plots, want 7 and a note for publishes", got)
+			}
+		})
 	}
 }
