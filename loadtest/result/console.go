@@ -70,6 +70,9 @@ func writeHeader(f *fmtErr, r *Result) {
 		}
 		f.printf("  INTERRUPTED: %s. The numbers cover only what ran.\n", reason)
 	}
+	if n := r.Cost.DroppedEvents; n > 0 {
+		f.printf("  WARNING: %s events were dropped because the collector fell behind: counts are lower bounds; add shards.\n", formatCount(n))
+	}
 }
 
 func shortHash(h string) string {
@@ -295,9 +298,6 @@ func perOperation(c Cost) string {
 func writeCost(f *fmtErr, r *Result) {
 	c := r.Cost
 	f.printf("\nTool cost (the load generator itself)\n")
-	if c.DroppedEvents > 0 {
-		f.printf("  WARNING: %s events were dropped because the collector fell behind: counts are lower bounds; add shards\n", formatCount(c.DroppedEvents))
-	}
 	cpu := c.CPUUserSeconds + c.CPUSystemSeconds
 	if cpu == 0 && c.MaxRSSBytes == 0 {
 		f.printf("  not measured\n")
