@@ -78,7 +78,8 @@ const (
 	Published
 	// PublishFailures counts publishes that failed or timed out.
 	PublishFailures
-	// Received counts messages the observer received (duplicates included).
+	// Received counts telemetry messages the observer received for the
+	// first time (fleet.KindReceived); Duplicates counts the repeats.
 	Received
 	// Duplicates counts messages the observer saw more than once.
 	Duplicates
