@@ -217,6 +217,11 @@ func LocalPaths(stateDir, pkiDir string) Paths {
 // VPSStack is the production description for serverName: public listeners
 // on all IPv4 addresses, Debian paths, default identities and limits.
 func VPSStack(serverName string) Stack {
+	l := DefaultLimits()
+	// defence in depth only (F3: the counter drifts on 2.0.11); sized under
+	// LimitNOFILE so the broker refuses before it runs out of descriptors
+	l.MaxConnections = 50000
+	l.MaxWSConnections = 5000
 	return Stack{
 		ServerName:  serverName,
 		BindAddress: "0.0.0.0",
@@ -227,7 +232,7 @@ func VPSStack(serverName string) Stack {
 		Paths:       VPSPaths(),
 		Observers:   certs.DefaultObservers(),
 		Backends:    certs.DefaultBackends(),
-		Limits:      DefaultLimits(),
+		Limits:      l,
 	}
 }
 
