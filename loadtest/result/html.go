@@ -50,6 +50,7 @@ type htmlPage struct {
 	TimePlots   []figure
 	Latency     []latencyFigures
 	Errors      []htmlError
+	Delivery    [][2]string
 	Cost        [][2]string
 	Generated   string
 }
@@ -253,6 +254,15 @@ func buildPage(r *Result) (*htmlPage, error) {
 	for _, e := range r.Errors {
 		pg.Errors = append(pg.Errors, htmlError{Cause: e.Cause, Count: formatCount(e.Count),
 			First: e.FirstSeen.UTC().Format("15:04:05"), Last: e.LastSeen.UTC().Format("15:04:05")})
+	}
+	if d := r.Delivery; d.Expected > 0 || d.Received > 0 {
+		pg.Delivery = [][2]string{
+			{"expected", formatCount(d.Expected)},
+			{"received (unique)", formatCount(d.Received)},
+			{"lost", formatCount(d.Lost) + " (" + ratio(d.Lost, d.Expected) + ")"},
+			{"duplicates", formatCount(d.Duplicates)},
+			{"reordered", formatCount(d.Reorders)},
+		}
 	}
 	pg.Cost = costRows(r)
 	if len(errs) > 0 {

@@ -51,6 +51,7 @@ func TestWriteHTMLStructure(t *testing.T) {
 	for _, want := range []string{
 		"FAIL · 2 of 5 thresholds", "e2e_p99", "✗", "✓", "Phase ramp", "All phases", "p99.9",
 		"connack: server unavailable", "memory per connected device", "sha256:5e1f",
+		"Delivery (observer)", "received (unique)",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)

@@ -55,6 +55,7 @@ svg.plot text { font-family: "Liberation Sans", Arial, Helvetica, sans-serif; }
 .metric { margin-bottom: 18px; }
 .metric .sub { margin-bottom: 8px; }
 .two { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; align-items: start; }
+.two.wide-left { grid-template-columns: 2fr 1fr; }
 .meta td:first-child { color: var(--muted); width: 180px; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 10px; }
 @media (max-width: 900px) { .cards { grid-template-columns: 1fr 1fr; } .phases, .plots, .two { grid-template-columns: 1fr; } }
@@ -111,12 +112,23 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px
 </div>
 {{end}}
 
+<div class="two wide-left">
+<div>
 <h2>Errors by cause</h2>
 {{if .Errors}}<div class="box"><table>
 <tr><th class="num">count</th><th>cause</th><th class="num">first seen</th><th class="num">last seen</th></tr>
 {{range .Errors}}<tr><td class="num">{{.Count}}</td><td>{{.Cause}}</td><td class="num">{{.First}}</td><td class="num">{{.Last}}</td></tr>
 {{end}}</table></div>
 {{else}}<p class="sub">No errors.</p>{{end}}
+</div>
+<div>
+<h2>Delivery (observer)</h2>
+{{if .Delivery}}<div class="box"><table class="meta">
+{{range .Delivery}}<tr><td>{{index . 0}}</td><td class="num">{{index . 1}}</td></tr>
+{{end}}</table></div>
+{{else}}<p class="sub">No telemetry was tracked.</p>{{end}}
+</div>
+</div>
 
 <div class="two">
 <div>
