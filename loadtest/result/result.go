@@ -123,7 +123,9 @@ type Span struct {
 
 // Summary is one latency histogram: the percentiles a person reads, and the
 // histogram itself in HdrHistogram's compressed encoding (base64) so that
-// shards merge exactly. All durations are microseconds.
+// shards merge exactly. All durations are microseconds. Percentiles and max
+// are HdrHistogram's: the upper edge of the value's bucket, at most 0.1%
+// above the value observed, so a threshold is never passed by rounding.
 type Summary struct {
 	Metric string  `json:"metric"`
 	Count  int64   `json:"count"`
