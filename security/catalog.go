@@ -91,6 +91,10 @@ type Check struct {
 	// watcher cannot connect (e.g. a broker that no longer asks for client
 	// certificates), every other check is then Inconclusive.
 	Standalone bool
+	// Exclusive checks run alone, after all the others.
+	Exclusive bool
+	// Timeout bounds Run (default 60 s).
+	Timeout time.Duration
 	// Run performs the attack. A nil Run means "catalogued, not
 	// implemented": the runner reports Skipped, never Pass.
 	Run func(ctx context.Context, e *Env) Outcome
@@ -133,6 +137,9 @@ func Catalog() []Check {
 			all[i].Run = r
 			all[i].Actors = actors[all[i].ID]
 			all[i].Negative = tier2Negative[all[i].ID]
+			all[i].Standalone = tier2Standalone[all[i].ID]
+			all[i].Timeout = tier2Timeout[all[i].ID]
+			all[i].Exclusive = tier2Exclusive[all[i].ID]
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return idLess(all[i].ID, all[j].ID) })

@@ -66,7 +66,18 @@ func (w *wsConn) SetDeadline(t time.Time) error {
 // dialWS opens an MQTT-over-WebSocket connection. It returns the HTTP
 // status of a refused upgrade in the error text.
 func dialWS(ctx context.Context, url string, tlsCfg *tls.Config) (*rawConn, int, error) {
-	d := websocket.Dialer{Subprotocols: []string{"mqtt"}, TLSClientConfig: tlsCfg, HandshakeTimeout: 5 * time.Second}
+	return dialWSFrom(ctx, url, tlsCfg, nil)
+}
+
+// dialWSFrom is dialWS from a chosen source address: nginx's limit_req is
+// keyed on the client address, so a check that provokes throttling uses
+// its own loopback address and does not throttle the others.
+func dialWSFrom(ctx context.Context, url string, tlsCfg *tls.Config, src net.IP) (*rawConn, int, error) {
+	nd := &net.Dialer{Timeout: 5 * time.Second}
+	if src != nil {
+		nd.LocalAddr = &net.TCPAddr{IP: src}
+	}
+	d := websocket.Dialer{Subprotocols: []string{"mqtt"}, TLSClientConfig: tlsCfg, HandshakeTimeout: 5 * time.Second, NetDialContext: nd.DialContext}
 	var hdr http.Header
 	if tlsCfg != nil && tlsCfg.ServerName != "" {
 		// nginx answers 421 when the Host differs from the SNI name on a

@@ -59,13 +59,23 @@ func tier2Checks() map[string]func(context.Context, *Env) Outcome {
 	return map[string]func(context.Context, *Env) Outcome{
 		"PRO-06": runPRO06, "PRO-07": runPRO07, "PRO-08": runPRO08,
 		"SES-03": runSES03, "DOS-05": runDOS05, "WEB-07": runWEB07, "CRT-07": runCRT07,
+		"NET-03": runNET03, "AUTH-04": runAUTH04, "DOS-03": runDOS03,
 	}
 }
 
 var tier2Actors = map[string][]string{
 	"PRO-06": {"b", "live"}, "PRO-07": {"b", "live"}, "PRO-08": {"b", "live"},
-	"SES-03": {"b"}, "DOS-05": {"a"}, "CRT-07": {"a"},
+	"SES-03": {"b"}, "DOS-05": {"a"}, "CRT-07": {"a"}, "DOS-03": {"b"},
 }
+
+// tier2Exclusive run alone after the others: AUTH-04 provokes throttling of
+// its source address, which is ours too against a remote target.
+var tier2Exclusive = map[string]bool{"AUTH-04": true}
+
+var tier2Standalone = map[string]bool{"NET-03": true, "AUTH-04": true, "DOS-03": true, "WEB-07": true}
+
+// tier2Timeout: DOS-03 watches two connections for 110 s.
+var tier2Timeout = map[string]time.Duration{"DOS-03": 150 * time.Second}
 
 var tier2Negative = map[string][]NegativeKind{
 	"CRT-07": {NegSlashCN},
@@ -358,7 +368,11 @@ func runWEB07(ctx context.Context, e *Env) Outcome {
 	if err != nil {
 		return inconclusive("%v", err)
 	}
-	c := e.webClient(&cert, nil)
+	var src net.IP
+	if e.T.Local != nil {
+		src = net.ParseIP("127.0.0.3") // its own limit_req bucket
+	}
+	c := e.webClient(&cert, src)
 	base := strings.TrimSuffix(e.T.HTTPSURL, "/")
 	var parts []string
 	r, err := e.fetch(ctx, c, "GET", base+"/mqtt", "", nil)
@@ -433,4 +447,180 @@ func runCRT07(ctx context.Context, e *Env) Outcome {
 		}
 	}
 	return pass("issuance policy refuses %s; %s", strings.Join(refused, ", "), demo)
+}
+
+func runNET03(ctx context.Context, e *Env) Outcome {
+	if e.T.Local == nil {
+		allowed := map[int]bool{22: true, 80: true, 443: true, e.T.MQTTSPort: true}
+		var open, bad []string
+		for _, p := range []int{22, 80, 443, 1883, 8080, 8883, 8884, 9001, 9883} {
+			if refused, _ := remoteRefused(ctx, e.T.Host, p); refused {
+				continue
+			}
+			open = append(open, strconv.Itoa(p))
+			if !allowed[p] {
+				bad = append(bad, strconv.Itoa(p))
+			}
+		}
+		if len(bad) > 0 {
+			return fail("unexpected open ports on %s: %s (open: %s)", e.T.Host, strings.Join(bad, ","), strings.Join(open, ","))
+		}
+		return pass("open on %s: %s (allowed 22,80,443,%d)", e.T.Host, strings.Join(open, ","), e.T.MQTTSPort)
+	}
+	// Locally other people's daemons share the host, so the sweep is of
+	// the stack's own processes: every socket they listen on must be one
+	// the target names, on loopback.
+	want := e.expectedPorts()
+	want[e.T.Local.HTTPSPort] = "https"
+	want[e.T.Local.HTTPPort] = "http"
+	var seen, bad []string
+	for _, pid := range []int{e.T.Local.MosquittoPID, e.T.Local.NginxPID} {
+		socks, err := listeningSockets(pid)
+		if err != nil {
+			return inconclusive("%v", err)
+		}
+		for _, s := range socks {
+			seen = append(seen, s.String())
+			if _, ok := want[s.port]; !ok || !s.addr.IsLoopback() {
+				bad = append(bad, s.String())
+			}
+		}
+	}
+	if len(seen) < 4 {
+		return inconclusive("positive control: only %d listening sockets found for the broker and nginx (%v)", len(seen), seen)
+	}
+	if len(bad) > 0 {
+		return fail("unexpected listening sockets: %s", strings.Join(bad, ", "))
+	}
+	return pass("broker + nginx listen on exactly %s", strings.Join(seen, " "))
+}
+
+func runAUTH04(ctx context.Context, e *Env) Outcome {
+	if e.T.WSSURL == "" {
+		return skipped("target offers no wss transport")
+	}
+	if !e.mayFlood() {
+		return skipped("30 login attempts against a non-local target need --allow-load")
+	}
+	user, _, err := e.pwCreds()
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	cfg, err := e.clientTLS(wssCertID)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	cfg.RootCAs = e.webRoots()
+	// Locally attack from 127.0.0.4 so the throttling it provokes does not
+	// hit the other wss checks; remotely it runs alone (Exclusive).
+	var src net.IP
+	if e.T.Local != nil {
+		src = net.ParseIP("127.0.0.4")
+	}
+	// 30 attempts from 10 concurrent clients: faster than limit_req's
+	// 5 r/s + burst, as a brute-force tool would be.
+	const n, workers = 30, 10
+	var mu sync.Mutex
+	connacks, throttled, other := 0, 0, 0
+	start := time.Now()
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range jobs {
+				c, st, err := dialWSFrom(ctx, e.T.WSSURL, cfg, src)
+				if err != nil {
+					mu.Lock()
+					if st == 429 || st == 503 {
+						throttled++
+					} else {
+						other++
+					}
+					mu.Unlock()
+					continue
+				}
+				bad := "wrong-" + nonce()
+				_, _, err = c.connack(rawConnect{ClientID: user, Username: &user, Password: &bad, KeepAlive: 30})
+				c.Close()
+				if err == nil {
+					mu.Lock()
+					connacks++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := 0; i < n && time.Since(start) < 10*time.Second; i++ {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	ev := fmt.Sprintf("%d wrong-password attempts over wss in %s: %d CONNACKs, %d throttled (429/503), %d other", n, time.Since(start).Round(time.Millisecond), connacks, throttled, other)
+	if throttled == 0 {
+		return fail("%s: no throttling (nginx limit_req burst too high or absent)", ev)
+	}
+	return pass("%s", ev)
+}
+
+func runDOS03(ctx context.Context, e *Env) Outcome {
+	b := e.Actor("DOS-03", "b")
+	cfg, err := e.clientTLS(b)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	idle, err := e.dialTLS(ctx, cfg)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	defer idle.Close()
+	drip, err := e.dialTLS(ctx, cfg)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	defer drip.Close()
+	start := time.Now()
+	// (b) a CONNECT header declaring 5000 bytes, then one byte every 20 s.
+	hdr := append([]byte{0x10}, remLen(5000)...)
+	if _, err := drip.Write(hdr); err != nil {
+		return inconclusive("drip: %v", err)
+	}
+	idleClosed := make(chan time.Duration, 1)
+	go func() {
+		closed, _ := waitClosed(idle, 110*time.Second)
+		if closed {
+			idleClosed <- time.Since(start)
+		}
+		close(idleClosed)
+	}()
+	tick := time.NewTicker(20 * time.Second)
+	defer tick.Stop()
+	deadline := time.After(110 * time.Second)
+	dripOpen := true
+loop:
+	for {
+		select {
+		case <-tick.C:
+			if _, err := drip.Write([]byte{0}); err != nil {
+				dripOpen = false
+			}
+		case <-deadline:
+			break loop
+		case <-ctx.Done():
+			return inconclusive("%v", ctx.Err())
+		}
+	}
+	d, ok := <-idleClosed
+	if !ok {
+		return fail("(a) a TLS connection that never sent CONNECT was still open after 110 s")
+	}
+	if d > 100*time.Second {
+		return fail("(a) idle pre-CONNECT connection closed only after %s (> 100 s)", d.Round(time.Second))
+	}
+	gap := "(b) drip-fed CONNECT closed by the broker"
+	if dripOpen {
+		gap = "(b) drip-fed CONNECT (1 byte/20 s) still open at 110 s, past the idle timeout: KNOWN GAP F5 on 2.0.11, bounded only by per-source connection caps (DOS-02)"
+	}
+	return pass("(a) idle pre-CONNECT connection closed after %s; %s", d.Round(time.Second), gap)
 }

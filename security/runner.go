@@ -27,6 +27,9 @@ func Run(ctx context.Context, e *Env, checks []Check, progress func(Result)) []R
 	var wg sync.WaitGroup
 	var pmu sync.Mutex
 	for i, c := range checks {
+		if c.Exclusive {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -46,6 +49,19 @@ func Run(ctx context.Context, e *Env, checks []Check, progress func(Result)) []R
 		}()
 	}
 	wg.Wait()
+	for i, c := range checks {
+		if !c.Exclusive {
+			continue
+		}
+		if ctx.Err() != nil {
+			results[i] = Result{Check: c, Outcome: inconclusive("not run: %v", ctx.Err())}
+			continue
+		}
+		results[i] = Result{Check: c, Outcome: runOne(ctx, e, c)}
+		if progress != nil {
+			progress(results[i])
+		}
+	}
 	return results
 }
 
@@ -63,7 +79,11 @@ func runOne(ctx context.Context, e *Env, c Check) (out Outcome) {
 	if e.watch == nil && !c.Standalone {
 		return inconclusive("%v", e.watchErr)
 	}
-	cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	timeout := checkTimeout
+	if c.Timeout > 0 {
+		timeout = c.Timeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	out = c.Run(cctx, e)
 	if out.Status == Pass && cctx.Err() != nil {

@@ -3,9 +3,14 @@ package security
 import (
 	"bytes"
 	"context"
+	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mqttstack/mqttstack/infra/hostconfig"
 )
 
 // runSuite prepares the env for checks against tg and runs them.
@@ -64,12 +69,12 @@ func TestTier1(t *testing.T) {
 // design decision of infra/hostconfig (no device WSS, or stream+ssl_preread
 // passthrough to 8883, or an auth plugin).
 //
-// WEB-07 (tier 2): nginx proxies a plain GET /mqtt (no Upgrade) to the
-// broker's websocket listener and answers 502; it should refuse it itself
-// with a 4xx.
+// WEB-07 (tier 2): nginx proxies an upgrade with a foreign
+// Sec-WebSocket-Protocol to the broker's websocket listener, which drops
+// it, and answers 502; nginx should refuse it itself with a 4xx.
 var knownFindings = map[string]string{
 	"WEB-05": "does not bind the certificate to the MQTT username (F8)",
-	"WEB-07": "plain GET /mqtt (no Upgrade) → 502",
+	"WEB-07": "wrong subprotocol → 502 (proxied 5xx)",
 }
 
 // TestTier2 runs the tier-2 checks that this build implements against a
@@ -78,12 +83,20 @@ func TestTier2(t *testing.T) {
 	if testing.Short() {
 		t.Skip("tier 2 floods and long sequences")
 	}
-	tg := startStack(t)
+	// AUTH-04 judges nginx's limit_req burst; the local render sizes it
+	// to the fleet (one source address), so the stack is rendered with the
+	// VPS value (10) here.
+	tg := startStack(t, setWSBurst(10))
 	var checks []Check
 	for _, c := range Catalog() {
-		if c.Tier == 2 && c.Run != nil {
-			checks = append(checks, c)
+		if c.Tier != 2 || c.Run == nil {
+			continue
 		}
+		if c.ID == "DOS-03" && os.Getenv("MQTTSTACK_LONG") == "" {
+			t.Log("DOS-03 skipped: it watches connections for 110 s (set MQTTSTACK_LONG=1)")
+			continue
+		}
+		checks = append(checks, c)
 	}
 	start := time.Now()
 	rs := runSuite(t, tg, Options{Target: tg}, checks)
@@ -101,5 +114,23 @@ func TestTier2(t *testing.T) {
 		if r.Outcome.Status != want {
 			t.Errorf("%s: %s, want %s: %s", r.Check.ID, r.Outcome.Status, want, r.Outcome.Evidence)
 		}
+	}
+}
+
+// setWSBurst rewrites nginx's limit_req burst on /mqtt.
+func setWSBurst(n int) func([]hostconfig.File) []hostconfig.File {
+	re := regexp.MustCompile(`limit_req zone=wsreq burst=\d+`)
+	return func(files []hostconfig.File) []hostconfig.File {
+		hit := false
+		for i, f := range files {
+			if strings.HasSuffix(f.Path, "nginx.conf") && re.Match(f.Content) {
+				files[i].Content = re.ReplaceAll(f.Content, []byte("limit_req zone=wsreq burst="+strconv.Itoa(n)))
+				hit = true
+			}
+		}
+		if !hit {
+			panic("setWSBurst: no limit_req zone=wsreq line in nginx.conf")
+		}
+		return files
 	}
 }
