@@ -157,6 +157,9 @@ func TestLintCatchesEachRemovedHardening(t *testing.T) {
 		{"inline comment", func(c string) string {
 			return strings.Replace(c, "crlfile /", "crlfile /x # note /", 1)
 		}, "becomes part of it"},
+		{"no set_tcp_nodelay", func(c string) string {
+			return strings.Replace(c, "set_tcp_nodelay true\n", "", 1)
+		}, "set_tcp_nodelay"},
 		{"include_dir", func(c string) string { return c + "include_dir /etc/mosquitto/conf.d\n" }, "include_dir"},
 		{"no crlfile", func(c string) string {
 			i := strings.Index(c, "crlfile ")
