@@ -367,7 +367,8 @@ func NewLoadGenerators(ctx *pulumi.Context, name string, args *Args, opts ...pul
 	}
 	runDir := resultsDirName(s.Name, args, podTarget)
 	memory := memoryFor(args.Resources, devicesPerShard)
-	deadline := estimate + args.DeadlineMargin
+	// Whole seconds, as activeDeadlineSeconds carries it.
+	deadline := time.Duration(durationSeconds(estimate+args.DeadlineMargin)) * time.Second
 
 	jobAnnotations := pulumi.StringMap{
 		"mqttstack.io/scenario":           pulumi.String(s.Name),

@@ -222,6 +222,25 @@ func TestProgramDeploysIndexedJob(t *testing.T) {
 	if got := dig(t, spec, "activeDeadlineSeconds").NumberValue(); got != 721 {
 		t.Errorf("activeDeadlineSeconds %v, want 721", got)
 	}
+	// A negative verdict (exit 1) ends only that shard; bad input (exit 2)
+	// ends the Job, since every shard would fail alike.
+	actions := map[float64]string{}
+	for _, r := range dig(t, spec, "podFailurePolicy", "rules").ArrayValue() {
+		if codes, ok := dig(t, r).ObjectValue()["onExitCodes"]; ok {
+			for _, c := range dig(t, codes, "values").ArrayValue() {
+				actions[c.NumberValue()] = dig(t, r, "action").StringValue()
+			}
+		}
+	}
+	if actions[1] != "FailIndex" || actions[2] != "FailJob" {
+		t.Errorf("exit code actions %v, want 1: FailIndex, 2: FailJob", actions)
+	}
+	// The old Job is deleted before its replacement starts, and `pulumi up`
+	// waits for the whole run, not the provider's default 10 minutes.
+	rpc := jobs[0].RegisterRPC
+	if rpc == nil || !rpc.GetDeleteBeforeReplace() || rpc.GetCustomTimeouts().GetCreate() != "17m1s" {
+		t.Errorf("job options: deleteBeforeReplace %v, create timeout %q", rpc.GetDeleteBeforeReplace(), rpc.GetCustomTimeouts().GetCreate())
+	}
 	pod := dig(t, spec, "template", "spec")
 	if got := dig(t, pod, "restartPolicy").StringValue(); got != "Never" {
 		t.Errorf("restartPolicy %q, want Never", got)
