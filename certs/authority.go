@@ -18,6 +18,7 @@ package certs
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -262,7 +263,7 @@ func Init(opts InitOptions) (*Authority, error) {
 	if err := a.WriteCRL(opts.CRLNextUpdate); err != nil {
 		return nil, fmt.Errorf("certs init: %w", err)
 	}
-	if _, err := a.issueMany(nil, ids, ClientOptions{}); err != nil {
+	if _, err := a.issueMany(context.Background(), ids, ClientOptions{}); err != nil {
 		return nil, fmt.Errorf("certs init: %w", err)
 	}
 	return a, nil

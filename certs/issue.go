@@ -140,9 +140,6 @@ func (a *Authority) IssueClient(id string, o ClientOptions) error {
 }
 
 func (a *Authority) issueMany(ctx context.Context, ids []string, o ClientOptions) (IssueResult, error) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	if err := os.MkdirAll(filepath.Join(a.Dir, clientsDir), 0o700); err != nil {
 		return IssueResult{}, fmt.Errorf("issue clients: %w", err)
 	}
