@@ -264,8 +264,9 @@ var identityRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 // serverNameRE is a DNS name (letters, digits, hyphens, dots).
 var serverNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 
-// userRE is a POSIX user name, conservative.
-var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+// userRE is a portable user name (POSIX portable filename characters, not
+// starting with '-'): safe on a mosquitto/nginx directive line.
+var userRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}$`)
 
 // Validate reports every problem with the stack at once, each prefixed with
 // the field name and saying what would be accepted.

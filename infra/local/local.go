@@ -217,8 +217,8 @@ func Up(ctx context.Context, o Options) (*target.Target, error) {
 		HTTPSURL:   fmt.Sprintf("https://%s/", net.JoinHostPort(st.ServerName, strconv.Itoa(st.HTTPSPort))),
 		CACert:     filepath.Join(o.PKIDir, "ca.crt"),
 		PKIDir:     o.PKIDir,
-		Observer:   "observer",
-		Backend:    "backend",
+		Observer:   st.Observers[0],
+		Backend:    st.Backends[0],
 		Local: &target.Local{
 			StateDir:      o.StateDir,
 			WSPort:        st.WSPort,
