@@ -263,6 +263,10 @@ func Init(opts InitOptions) (*Authority, error) {
 	if err := a.WriteCRL(opts.CRLNextUpdate); err != nil {
 		return nil, fmt.Errorf("certs init: %w", err)
 	}
+	p := PathsOf(opts.Dir)
+	if err := syncPaths(p.CAKey, p.CACert, p.ServerKey, p.ServerCert, p.CRL, filepath.Join(opts.Dir, revokedFile)); err != nil {
+		return nil, fmt.Errorf("certs init: %w", err)
+	}
 	if _, err := a.issueMany(context.Background(), ids, ClientOptions{}); err != nil {
 		return nil, fmt.Errorf("certs init: %w", err)
 	}
@@ -526,4 +530,36 @@ func PathsOf(dir string) Paths {
 		ServerKey:  filepath.Join(dir, serverKeyFile),
 		Clients:    filepath.Join(dir, clientsDir),
 	}
+}
+
+// syncPaths flushes files and then their directories to disk. Bulk device
+// files are not synced (a lost one is re-issued on the next run), but the
+// CA key and the revocation list are: losing the CA means re-issuing the
+// fleet, and losing a revocation silently un-revokes a device.
+func syncPaths(paths ...string) error {
+	dirs := map[string]bool{}
+	for _, p := range paths {
+		if err := syncOne(p); err != nil {
+			return err
+		}
+		dirs[filepath.Dir(p)] = true
+	}
+	for d := range dirs {
+		if err := syncOne(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncOne(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return nil
 }

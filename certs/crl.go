@@ -91,7 +91,9 @@ func (a *Authority) Revoke(id string) error {
 		}
 		if !dup {
 			l.Revoked = append(l.Revoked, revokedEntry{ID: id, Serial: serial, RevokedAt: a.now().UTC()})
-			err = writeRevoked(a, l)
+			if err = writeRevoked(a, l); err == nil {
+				err = syncPaths(filepath.Join(a.Dir, revokedFile))
+			}
 		}
 	}
 	a.mu.Unlock()
@@ -135,7 +137,7 @@ func (a *Authority) WriteCRL(nextUpdate time.Duration) error {
 	if err := atomicfile.Write(p, combined, 0o644); err != nil {
 		return fmt.Errorf("write CRL %s: %w", p, err)
 	}
-	return nil
+	return syncPaths(p)
 }
 
 // signCRL returns this CA's CRL as PEM and bumps its CRL number.

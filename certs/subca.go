@@ -82,6 +82,9 @@ func (a *Authority) SubCA(name string) (*Authority, error) {
 	if err := atomicfile.Write(filepath.Join(dir, caCertFile), s.certPEM, 0o644); err != nil {
 		return nil, fmt.Errorf("sub-CA %s: %w", name, err)
 	}
+	if err := syncPaths(filepath.Join(dir, caKeyFile), filepath.Join(dir, caCertFile)); err != nil {
+		return nil, fmt.Errorf("sub-CA %s: %w", name, err)
+	}
 	// The broker's crlfile must now hold this sub-CA's CRL too, or OpenSSL
 	// rejects every client it issues ("unable to get certificate CRL").
 	if err := a.WriteCRL(DefaultCRLNextUpdate); err != nil {
