@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -59,18 +61,19 @@ func tier2Checks() map[string]func(context.Context, *Env) Outcome {
 	return map[string]func(context.Context, *Env) Outcome{
 		"PRO-06": runPRO06, "PRO-07": runPRO07, "PRO-08": runPRO08,
 		"SES-03": runSES03, "DOS-05": runDOS05, "WEB-07": runWEB07, "CRT-07": runCRT07,
-		"NET-03": runNET03, "AUTH-04": runAUTH04, "DOS-03": runDOS03,
+		"NET-03": runNET03, "AUTH-04": runAUTH04, "DOS-03": runDOS03, "ACL-10": runACL10,
 	}
 }
 
 var tier2Actors = map[string][]string{
 	"PRO-06": {"b", "live"}, "PRO-07": {"b", "live"}, "PRO-08": {"b", "live"},
-	"SES-03": {"b"}, "DOS-05": {"a"}, "CRT-07": {"a"}, "DOS-03": {"b"},
+	"SES-03": {"b"}, "DOS-05": {"a"}, "CRT-07": {"a"}, "DOS-03": {"b"}, "ACL-10": {"a"},
 }
 
 // tier2Exclusive run alone after the others: AUTH-04 provokes throttling of
 // its source address, which is ours too against a remote target.
-var tier2Exclusive = map[string]bool{"AUTH-04": true}
+// ACL-10 edits the live ACL.
+var tier2Exclusive = map[string]bool{"AUTH-04": true, "ACL-10": true}
 
 var tier2Standalone = map[string]bool{"NET-03": true, "AUTH-04": true, "DOS-03": true, "WEB-07": true}
 
@@ -624,3 +627,85 @@ loop:
 	}
 	return pass("(a) idle pre-CONNECT connection closed after %s; %s", d.Round(time.Second), gap)
 }
+
+// runACL10 edits the live ACL of a local stack (so it runs exclusively):
+// devA retains a value, the pattern loses its write right, the broker
+// reloads, and a new subscriber with read rights must not get the value
+// replayed (check_retain_source, CVE-2018-12546). The ACL is restored and
+// reloaded afterwards whatever happens.
+func runACL10(ctx context.Context, e *Env) Outcome {
+	if e.T.Local == nil || e.T.Local.MosquittoConf == "" || e.T.Local.MosquittoPID == 0 {
+		return skipped("needs an ACL edit and a reload: local target only (on staging: edit the ACL, systemctl reload, rerun)")
+	}
+	conf, err := readConf(e.T.Local.MosquittoConf)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	aclPath := ""
+	for _, d := range conf {
+		if d.key == "acl_file" {
+			aclPath = d.value
+			break
+		}
+	}
+	if aclPath == "" {
+		return inconclusive("no acl_file in %s", e.T.Local.MosquittoConf)
+	}
+	orig, err := os.ReadFile(aclPath)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	const rw = "pattern readwrite devices/%u/#"
+	if !bytes.Contains(orig, []byte(rw)) {
+		return inconclusive("the ACL has no %q line to take the write right from", rw)
+	}
+	reload := func() error { return syscallHUP(e.T.Local.MosquittoPID) }
+	a := e.Actor("ACL-10", "a")
+	owner, err := e.connect311(ctx, a)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	topic := "devices/" + a + "/state"
+	val := "retained-" + nonce()
+	if err := owner.publish(ctx, topic, 1, true, []byte(val)); err != nil {
+		owner.close()
+		return inconclusive("%v", err)
+	}
+	owner.close()
+	replay := func() bool {
+		tap := e.watch.tap(func(m Msg) bool { return m.Topic == topic && m.Retained })
+		defer e.watch.untap(tap)
+		if _, err := e.watch.c.subscribe(ctx, topic); err != nil {
+			return false
+		}
+		_, ok := tap.waitFor(ctx, 2*time.Second, payloadHas(val))
+		return ok
+	}
+	if !replay() {
+		return inconclusive("positive control: the retained value was not replayed before the ACL change")
+	}
+	defer func() {
+		_ = os.WriteFile(aclPath, orig, 0o644)
+		_ = reload()
+		time.Sleep(300 * time.Millisecond)
+		if c, err := e.connect311(context.WithoutCancel(ctx), a); err == nil {
+			_ = c.publish(context.WithoutCancel(ctx), topic, 1, true, nil)
+			c.close()
+		}
+	}()
+	if err := os.WriteFile(aclPath, bytes.Replace(orig, []byte(rw), []byte("pattern read devices/%u/#"), 1), 0o644); err != nil {
+		return inconclusive("%v", err)
+	}
+	if err := reload(); err != nil {
+		return inconclusive("reload: %v", err)
+	}
+	if err := sleepCtx(ctx, time.Second); err != nil {
+		return inconclusive("%v", err)
+	}
+	if replay() {
+		return fail("retained value of %s REPLAYED after its publisher lost the write right", topic)
+	}
+	return pass("retained %s replayed before the ACL change, not after devices lost write (pattern read) and the broker reloaded", topic)
+}
+
+func syscallHUP(pid int) error { return syscall.Kill(pid, syscall.SIGHUP) }

@@ -112,6 +112,9 @@ func TestMutations(t *testing.T) {
 		{"F2 websocket socket_domain", m(dropWebsocketSocketDomain), []string{"NET-02", "OPS-02"}, nil, false},
 		{"require_certificate", m(stacktest.DropLines("mosquitto.conf", "require_certificate")), []string{"CRT-01"}, nil, true},
 		{"nginx server_tokens", m(stacktest.DropLines("nginx.conf", "server_tokens")), []string{"WEB-04"}, nil, false},
+		// tier 2, proven too: without check_retain_source the retained value
+		// of a de-authorised publisher is replayed (CVE-2018-12546).
+		{"check_retain_source", m(stacktest.ReplaceLine("mosquitto.conf", "check_retain_source true", "check_retain_source false")), []string{"ACL-10"}, nil, false},
 		{"nginx HSTS", m(stacktest.DropLines("nginx.conf", "add_header Strict-Transport-Security")), []string{"WEB-02"}, nil, false},
 	}
 	for _, tc := range cases {
