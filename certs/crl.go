@@ -106,9 +106,11 @@ func (a *Authority) Revoke(id string) error {
 // WriteCRL signs fresh CRLs valid for nextUpdate (0 selects
 // DefaultCRLNextUpdate) for the root and every sub-CA. Each sub-CA keeps its
 // own <sub>/ca.crl; the root's ca.crl holds the root's CRL followed by every
-// sub-CA's CRL, because the broker's crlfile must hold the CRL of each
-// leaf's issuer (see README of this package in the report: OpenSSL's
-// CRL_CHECK fails a leaf whose issuer has no CRL in the store).
+// sub-CA's CRL. That one file serves both daemons: OpenSSL loads every CRL
+// of a PEM file into the store; Mosquitto's crlfile sets CRL_CHECK, which
+// needs the CRL of the leaf's issuer (else "unable to get certificate
+// CRL" and the client is refused), and nginx's ssl_crl sets CRL_CHECK_ALL,
+// which needs the CRL of every CA in the chain, the root's included.
 func (a *Authority) WriteCRL(nextUpdate time.Duration) error {
 	if nextUpdate <= 0 {
 		nextUpdate = DefaultCRLNextUpdate
