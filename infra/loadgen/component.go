@@ -332,8 +332,17 @@ func NewLoadGenerators(ctx *pulumi.Context, name string, args *Args, opts ...pul
 	// needs a running container with tar) can read it, during the run and
 	// after it. It is created first: with ReadWriteOnce it decides the
 	// node, and with WaitForFirstConsumer storage it binds the volume.
-	collector, err := corev1.NewPod(ctx, name+"-collector", &corev1.PodArgs{
-		Metadata: meta(ns, "collector"),
+	//
+	// Its name is fixed, not generated, so that the fetch command is known
+	// before anything is created: when a shard fails, `pulumi up` fails
+	// and may not record new stack outputs, and the command printed at the
+	// start of the update must still be right. (Hence one stack per
+	// namespace, and delete-before-replace.)
+	collectorName := name + "-collector"
+	collectorMeta := meta(ns, "collector")
+	collectorMeta.Name = pulumi.String(collectorName)
+	collector, err := corev1.NewPod(ctx, collectorName, &corev1.PodArgs{
+		Metadata: collectorMeta,
 		Spec: &corev1.PodSpecArgs{
 			SecurityContext:               podSecurity(),
 			TerminationGracePeriodSeconds: pulumi.Int(1),
@@ -356,7 +365,7 @@ func NewLoadGenerators(ctx *pulumi.Context, name string, args *Args, opts ...pul
 				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{ClaimName: claimName, ReadOnly: pulumi.Bool(true)},
 			}},
 		},
-	}, parent)
+	}, parent, pulumi.DeleteBeforeReplace(true))
 	if err != nil {
 		return nil, err
 	}
@@ -459,7 +468,7 @@ func NewLoadGenerators(ctx *pulumi.Context, name string, args *Args, opts ...pul
 	c.CollectorPod = collector.Metadata.Name().Elem()
 	c.ResultsClaim = claimName
 	c.ResultsDir = pulumi.String(runDir).ToStringOutput()
-	c.FetchCommand = pulumi.Sprintf("kubectl cp %s/%s:%s/%s %s", ns, c.CollectorPod, podResultsDir, runDir, runDir)
+	c.FetchCommand = pulumi.String(FetchCommand(args.Namespace, collectorName, runDir)).ToStringOutput()
 	c.Shards = pulumi.Int(args.Shards).ToIntOutput()
 	c.DevicesPerShard = pulumi.Int(devicesPerShard).ToIntOutput()
 	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{
@@ -475,6 +484,12 @@ func NewLoadGenerators(ctx *pulumi.Context, name string, args *Args, opts ...pul
 		return nil, err
 	}
 	return c, nil
+}
+
+// FetchCommand copies a run's results from the collector pod to ./dir,
+// shard-0 … shard-<n-1> with one result JSON and HTML report each.
+func FetchCommand(namespace, collectorPod, dir string) string {
+	return fmt.Sprintf("kubectl cp %s/%s:%s/%s %s", namespace, collectorPod, podResultsDir, dir, dir)
 }
 
 // shardCommand is the command of every shard pod: one static template,

@@ -404,7 +404,7 @@ func TestFetchCommand(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	want := fmt.Sprintf("kubectl cp %s/lg-collector-1a2b3c:/results/%s %s", DefaultNamespace, dir, dir)
+	want := fmt.Sprintf("kubectl cp %s/lg-collector:/results/%s %s", DefaultNamespace, dir, dir)
 	if fetch != want {
 		t.Errorf("fetch command %q, want %q", fetch, want)
 	}

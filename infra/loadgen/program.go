@@ -51,10 +51,17 @@ func Program(ctx *pulumi.Context) error {
 	ctx.Export("jobName", lg.JobName)
 	ctx.Export("collectorPod", lg.CollectorPod)
 	ctx.Export("resultsDir", lg.ResultsDir)
-	ctx.Export("fetchCommand", lg.FetchCommand)
-	ctx.Export("mergeCommand", lg.ResultsDir.ApplyT(func(dir string) string {
+	merge := lg.ResultsDir.ApplyT(func(dir string) string {
 		return MergeCommand(dir, scenarioRef(cfg.Get("scenario")))
-	}).(pulumi.StringOutput))
+	}).(pulumi.StringOutput)
+	ctx.Export("fetchCommand", lg.FetchCommand)
+	ctx.Export("mergeCommand", merge)
+	// Both commands are known before anything is created; say them now,
+	// so they are on screen even when a shard fails and `pulumi up` ends
+	// in an error.
+	pulumi.All(lg.FetchCommand, merge).ApplyT(func(v []any) error {
+		return ctx.Log.Info(fmt.Sprintf("when the shards are done, fetch and merge the results:\n  %s\n  %s", v[0], v[1]), &pulumi.LogArgs{Resource: lg})
+	})
 	ctx.Export("shards", lg.Shards)
 	ctx.Export("devicesPerShard", lg.DevicesPerShard)
 	return nil
