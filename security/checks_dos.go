@@ -108,7 +108,7 @@ func dosChecks() []Check {
 				return pass("%s", ev)
 			},
 		},
-		{ID: "DOS-02", Tier: 2, Title: "Connection flood is capped", Attack: "cap+10 TLS connections held 10 s; 100 connect/disconnect cycles; retry", Fix: "nftables ct count per source; nginx limit_conn; max_connections (advisory on 2.0.11)"},
+		{ID: "DOS-02", Tier: 2, Title: "Connection flood is capped per source", Attack: "remote only: 30 TLS connections from this host held 10 s; at most the firewall cap (20) may be admitted (the churn/retry part of SECURITY.md is not automated)", Fix: "nftables ct count per source; nginx limit_conn; max_connections (advisory on 2.0.11)"},
 		{ID: "DOS-03", Tier: 2, Title: "Slowloris before and during CONNECT", Attack: "idle TLS connection; CONNECT dripped 1 byte/20 s", Fix: "per-source connection caps; small max_packet_size (cannot be fixed in 2.0.11 config)"},
 		{
 			ID: "DOS-04", Tier: 1, Title: "Keepalive bounds (CVE-2020-13849)",

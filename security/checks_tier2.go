@@ -62,18 +62,19 @@ func tier2Checks() map[string]func(context.Context, *Env) Outcome {
 		"PRO-06": runPRO06, "PRO-07": runPRO07, "PRO-08": runPRO08,
 		"SES-03": runSES03, "DOS-05": runDOS05, "WEB-07": runWEB07, "CRT-07": runCRT07,
 		"NET-03": runNET03, "AUTH-04": runAUTH04, "DOS-03": runDOS03, "ACL-10": runACL10,
+		"DOS-02": runDOS02,
 	}
 }
 
 var tier2Actors = map[string][]string{
 	"PRO-06": {"b", "live"}, "PRO-07": {"b", "live"}, "PRO-08": {"b", "live"},
-	"SES-03": {"b"}, "DOS-05": {"a"}, "CRT-07": {"a"}, "DOS-03": {"b"}, "ACL-10": {"a"},
+	"SES-03": {"b"}, "DOS-05": {"a"}, "CRT-07": {"a"}, "DOS-03": {"b"}, "ACL-10": {"a"}, "DOS-02": {"b"},
 }
 
 // tier2Exclusive run alone after the others: AUTH-04 provokes throttling of
 // its source address, which is ours too against a remote target.
 // ACL-10 edits the live ACL.
-var tier2Exclusive = map[string]bool{"AUTH-04": true, "ACL-10": true}
+var tier2Exclusive = map[string]bool{"AUTH-04": true, "ACL-10": true, "DOS-02": true}
 
 var tier2Standalone = map[string]bool{"NET-03": true, "AUTH-04": true, "DOS-03": true, "WEB-07": true}
 
@@ -709,3 +710,46 @@ func runACL10(ctx context.Context, e *Env) Outcome {
 }
 
 func syscallHUP(pid int) error { return syscall.Kill(pid, syscall.SIGHUP) }
+
+// perSourceCap is the firewall's per-source connection cap SECURITY.md
+// recommends (nftables `ct count over 20`).
+const perSourceCap = 20
+
+func runDOS02(ctx context.Context, e *Env) Outcome {
+	if e.T.Local != nil {
+		return skipped("the per-source cap is a host firewall rule (nftables ct count), which the local stack does not install; run against staging with --allow-load")
+	}
+	if !e.opts.AllowLoad {
+		return skipped("connection flood against a non-local target needs --allow-load")
+	}
+	b := e.Actor("DOS-02", "b")
+	n := perSourceCap + 10
+	var conns []*rawConn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	ok := 0
+	for i := 0; i < n; i++ {
+		c, err := e.dialRaw(ctx, b)
+		if err != nil {
+			continue
+		}
+		conns = append(conns, c)
+		// One identity, so use_username_as_clientid would collapse the
+		// sessions: count TLS-level admission, which is what a firewall
+		// cap bounds.
+		ok++
+	}
+	if err := sleepCtx(ctx, 10*time.Second); err != nil {
+		return inconclusive("%v", err)
+	}
+	if ok > perSourceCap {
+		return fail("%d of %d TLS connections from one source admitted (cap %d): no per-source connection cap", ok, n, perSourceCap)
+	}
+	if ok == 0 {
+		return inconclusive("positive control: no connection admitted at all")
+	}
+	return pass("%d of %d connections from one source admitted (cap %d)", ok, n, perSourceCap)
+}
