@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -49,8 +50,23 @@ func (s *syncBuffer) String() string {
 
 // startMosquitto runs mosquitto with the config body (listener lines
 // included; %PORT% is replaced by a free loopback port) and returns the
-// port once it accepts connections, and the broker's log.
+// port once it accepts connections, and the broker's log. The port is
+// found free and then handed over, so another process may take it in
+// between: a start that fails on the address is retried on a new port.
 func startMosquitto(t *testing.T, body string) (int, *syncBuffer) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		port, log, err := tryMosquitto(t, body)
+		if err == nil {
+			return port, log
+		}
+		if attempt == 3 || !strings.Contains(log.String(), "Address already in use") {
+			t.Fatalf("%v\n%s", err, log)
+		}
+	}
+}
+
+func tryMosquitto(t *testing.T, body string) (int, *syncBuffer, error) {
 	t.Helper()
 	bin := lookTool(t, "mosquitto", "mosquitto")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -84,15 +100,15 @@ func startMosquitto(t *testing.T, body string) (int, *syncBuffer) {
 		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
 		if err == nil {
 			c.Close()
-			return port, log
+			return port, log, nil
 		}
 		select {
 		case <-done:
-			t.Fatalf("mosquitto exited: %s", log)
+			return 0, log, errors.New("mosquitto exited")
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto did not listen on %d within 15s: %s", port, log)
+			return 0, log, fmt.Errorf("mosquitto did not listen on %d within 15s", port)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
