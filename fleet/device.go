@@ -189,17 +189,9 @@ func (a *attempt) abort() {
 // itself so that each phase is timed on its own; paho then writes CONNECT
 // and reads CONNACK on the returned connection.
 func (a *attempt) open(_ *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
-	cfg := &a.d.fleet.cfg
-	tlsCfg := &tls.Config{
-		RootCAs:    cfg.RootCAs,
-		ServerName: cfg.ServerName,
-		MinVersion: tls.VersionTLS12,
-		// No session cache: every attempt is a full handshake, as a board
-		// that just booted does, and as the broker's cost should be measured.
-	}
-	if a.d.cert != nil {
-		tlsCfg.Certificates = []tls.Certificate{*a.d.cert}
-	}
+	f := a.d.fleet
+	cfg := &f.cfg
+	ka := uint16(cfg.KeepAlive / time.Second)
 	a.mu.Lock()
 	a.start = time.Now()
 	a.stage = StageTCP
@@ -212,10 +204,11 @@ func (a *attempt) open(_ *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
 		if dl, ok := a.ctx.Deadline(); ok {
 			timeout = time.Until(dl)
 		}
-		conn, err := mqtt.NewWebsocket(cfg.WSSURL, tlsCfg, timeout, nil, &mqtt.WebsocketOptions{ReadBufferSize: 1024, WriteBufferSize: 1024})
+		ws, err := mqtt.NewWebsocket(cfg.WSSURL, f.tlsConfig.Clone(), timeout, nil, &mqtt.WebsocketOptions{ReadBufferSize: 1024, WriteBufferSize: 1024})
 		if err != nil {
 			return nil, err
 		}
+		conn := &kaConn{Conn: ws, keepalive: ka}
 		now := time.Now()
 		a.mu.Lock()
 		a.tcpDone, a.tlsDone = a.start, now
@@ -240,17 +233,21 @@ func (a *attempt) open(_ *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := tls.Client(raw, tlsCfg)
+	// One tls.Config for the whole fleet; the certificate is the device's,
+	// found through the handshake context (see Fleet.clientCertificate),
+	// so no connection keeps a config of its own.
+	tc := tls.Client(raw, f.tlsConfig)
+	conn := &kaConn{Conn: tc, keepalive: ka}
 	a.mu.Lock()
 	a.tcpDone = time.Now()
-	a.stage, a.conn = StageTLS, tc
+	a.stage, a.conn = StageTLS, conn
 	ab := a.aborted
 	a.mu.Unlock()
 	if ab {
 		raw.Close()
 		return nil, context.Canceled
 	}
-	if err := tc.HandshakeContext(a.ctx); err != nil {
+	if err := tc.HandshakeContext(context.WithValue(a.ctx, deviceKey{}, a.d)); err != nil {
 		raw.Close()
 		return nil, err
 	}
@@ -258,8 +255,11 @@ func (a *attempt) open(_ *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
 	a.tlsDone = time.Now()
 	a.stage = StageConnack
 	a.mu.Unlock()
-	return tc, nil
+	return conn, nil
 }
+
+// deviceKey carries the handshaking device in the handshake's context.
+type deviceKey struct{}
 
 // options builds the paho options for one attempt. Every default the
 // device relies on is set explicitly (paho's README: "Common problems").
@@ -284,12 +284,16 @@ func (d *Device) options(a *attempt, gen uint64) *mqtt.ClientOptions {
 	// Explicit 3.1.1: otherwise paho retries a refused CONNACK with 3.1,
 	// doubling the attempts a refusal costs the broker.
 	o.SetProtocolVersion(4)
-	o.SetKeepAlive(cfg.KeepAlive)
-	o.SetPingTimeout(10 * time.Second)
+	// Keep-alive 0 for paho: the fleet pings (see keepalive.go) and the
+	// CONNECT still carries cfg.KeepAlive.
+	o.SetKeepAlive(0)
 	o.SetConnectTimeout(cfg.ConnectTimeout)
 	o.SetWriteTimeout(cfg.WriteTimeout)
 	o.SetMessageChannelDepth(1)
 	o.SetResumeSubs(false)
+	// Nothing to resume: a new client per attempt, and the session state
+	// that matters lives in the broker.
+	o.SetStore(nopStore{})
 	o.SetWill(d.statusTopic(), "offline", 1, true)
 	o.SetConnectionLostHandler(func(c mqtt.Client, err error) { d.lost(c, gen, err) })
 	o.SetCustomOpenConnectionFn(a.open)
@@ -337,6 +341,7 @@ func (d *Device) connect(ctx context.Context) error {
 	}
 	a.mu.Lock()
 	stage, start, tcpDone, tlsDone, conn := a.stage, a.start, a.tcpDone, a.tlsDone, a.conn
+	a.ctx = nil // paho keeps the attempt (its open function) for the client's life
 	a.mu.Unlock()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -525,6 +530,18 @@ func (d *Device) onCommand(_ mqtt.Client, m mqtt.Message) {
 	}
 	d.emit(Event{Kind: KindCommandReceived})
 	d.fleet.enqueue(job{d: d, kind: jobStatus})
+}
+
+// ping sends a PINGREQ on the device's connection (see keepalive.go).
+func (d *Device) ping() {
+	d.mu.Lock()
+	c := d.conn
+	d.mu.Unlock()
+	if c != nil {
+		// A failed write means the connection is going; paho's reader
+		// reports the loss.
+		c.Write(pingreq)
+	}
 }
 
 // publishStatus answers a command with the relay state on the status topic

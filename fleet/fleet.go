@@ -64,6 +64,7 @@ const (
 	jobPublish jobKind = iota // one telemetry message
 	jobBurst                  // n telemetry messages back to back
 	jobStatus                 // the status reply to a command
+	jobPing                   // a keep-alive PINGREQ
 )
 
 type job struct {
@@ -83,6 +84,9 @@ type Fleet struct {
 	cfg     Config
 	opts    Options
 	devices []*Device
+
+	tlsConfig *tls.Config // shared by every device's handshake
+	noPing    bool        // tests only: prove the broker enforces the keep-alive
 
 	inflight chan struct{} // connect semaphore
 	jobs     chan job
@@ -121,6 +125,14 @@ func New(cfg Config, ids []Identity, opts Options) (*Fleet, error) {
 		devices:  make([]*Device, len(ids)),
 		inflight: make(chan struct{}, opts.MaxInFlight),
 		jobs:     make(chan job, opts.Queue),
+	}
+	f.tlsConfig = &tls.Config{
+		RootCAs:              cfg.RootCAs,
+		ServerName:           cfg.ServerName,
+		MinVersion:           tls.VersionTLS12,
+		GetClientCertificate: clientCertificate,
+		// No session cache: every attempt is a full handshake, as a board
+		// that just booted does, and as the broker's cost should be measured.
 	}
 	seen := make(map[string]bool, len(ids))
 	for i, id := range ids {
@@ -179,7 +191,38 @@ func (f *Fleet) Start(ctx context.Context) error {
 		f.wg.Add(1)
 		go f.worker()
 	}
+	if f.cfg.KeepAlive > 0 && !f.noPing {
+		f.wg.Add(1)
+		go f.pinger()
+	}
 	return nil
+}
+
+// clientCertificate is the fleet's tls.Config.GetClientCertificate: the
+// certificate of the device whose handshake this is.
+func clientCertificate(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	if d, ok := cri.Context().Value(deviceKey{}).(*Device); ok && d.cert != nil {
+		return d.cert, nil
+	}
+	return &tls.Certificate{}, nil // no certificate: the broker refuses, and says so
+}
+
+// pinger sends every connected device a PINGREQ once per keep-alive
+// period, spread evenly over it (see keepalive.go), through the workers so
+// that one stuck socket does not hold up the others.
+func (f *Fleet) pinger() {
+	defer f.wg.Done()
+	n := len(f.devices)
+	pace(f.ctx, Rate{Freq: n, Per: f.cfg.KeepAlive}, math.MaxInt, func(i int) bool {
+		if d := f.devices[i%n]; d.Connected() {
+			select {
+			case f.jobs <- job{d: d, kind: jobPing}:
+			default:
+				f.cfg.Sink.Emit(Event{Kind: KindError, At: time.Now(), Cause: "tool: job queue full (ping skipped)"})
+			}
+		}
+		return true
+	})
 }
 
 // track registers a goroutine the fleet must wait for; false once the fleet
@@ -213,6 +256,8 @@ func (f *Fleet) worker() {
 				}
 			case jobStatus:
 				j.d.publishStatus(f.ctx)
+			case jobPing:
+				j.d.ping()
 			}
 			f.busy.Add(-1)
 		}

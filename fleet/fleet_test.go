@@ -32,7 +32,7 @@ func loadIdentity(t testing.TB, pki, id string) *tls.Certificate {
 	return &c
 }
 
-func newHarness(t testing.TB, n int, mod func(*Config)) (*harness, context.Context) {
+func newHarness(t testing.TB, n int, mod func(*Config), fmods ...func(*Fleet)) (*harness, context.Context) {
 	t.Helper()
 	s := stacktest.Start(t, stacktest.WithDevices(n))
 	pool, err := certs.LoadCAPool(s.Target.CACert)
@@ -60,6 +60,9 @@ func newHarness(t testing.TB, n int, mod func(*Config)) (*harness, context.Conte
 	f, err := New(cfg, ids, Options{MaxInFlight: 64, Workers: 32})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, m := range fmods {
+		m(f)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
@@ -165,5 +168,42 @@ func waitGoroutines(t *testing.T, want int) {
 	if got := runtime.NumGoroutine(); got > want {
 		buf := make([]byte, 1<<16)
 		t.Fatalf("%d goroutines outlive the fleet (want ≤ %d):\n%s", got, want, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// TestKeepAlive: the fleet's own pings keep idle devices connected past the
+// broker's 1.5 × keep-alive, and the CONNECT really carries the keep-alive:
+// without the pings the broker drops the devices.
+func TestKeepAlive(t *testing.T) {
+	for _, ping := range []bool{true, false} {
+		t.Run(map[bool]string{true: "pinged", false: "silent"}[ping], func(t *testing.T) {
+			const n = 10
+			h, ctx := newHarness(t, n, func(c *Config) { c.KeepAlive = time.Second }, func(f *Fleet) { f.noPing = !ping })
+			h.fleet.Connect(ctx, h.fleet.Devices(), PerSecond(100))
+			if got := h.fleet.ConnectedCount(); got != n {
+				t.Fatalf("connected %d of %d", got, n)
+			}
+			// Silent: until the broker notices (Mosquitto 2.0 checks
+			// keep-alives in its main loop, which took ~5s here). Pinged:
+			// longer than that.
+			var c counts
+			start := time.Now()
+			deadline := start.Add(8 * time.Second) // silent devices went in ~5s
+			if !ping {
+				deadline = start.Add(20 * time.Second)
+			}
+			for time.Now().Before(deadline) && (ping || c.kinds[KindLost] < n) {
+				time.Sleep(100 * time.Millisecond)
+				h.drain(&c)
+			}
+			lost := c.kinds[KindLost]
+			t.Logf("lost %d after %v: %v", lost, time.Since(start).Round(100*time.Millisecond), c.causes)
+			if ping && lost != 0 {
+				t.Errorf("pinged devices lost %d times: %v", lost, c.causes)
+			}
+			if !ping && lost < n {
+				t.Errorf("silent devices lost %d times (want ≥ %d): the broker did not enforce the keep-alive; %v", lost, n, c.causes)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -50,8 +51,8 @@ func TestRateWait(t *testing.T) {
 		done    int64
 		want    time.Duration
 	}{
-		{0, 0, 0},                                           // first is due now
-		{0, 1, 250 * time.Millisecond},                      // second at 250ms
+		{0, 0, 0},                      // first is due now
+		{0, 1, 250 * time.Millisecond}, // second at 250ms
 		{100 * time.Millisecond, 1, 150 * time.Millisecond}, // part way
 		{250 * time.Millisecond, 1, 0},                      // exactly due
 		{time.Second, 2, 0},                                 // behind schedule: catch up at once
@@ -298,6 +299,36 @@ func TestDeviceOf(t *testing.T) {
 		got, ok := deviceOf(topic, "telemetry")
 		if got != want || ok != (want != "") {
 			t.Errorf("deviceOf(%q) = %q, %v", topic, got, ok)
+		}
+	}
+}
+
+func TestPatchKeepalive(t *testing.T) {
+	for _, id := range []string{"d", strings.Repeat("x", 200)} { // 1- and 2-byte remaining length
+		cp := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+		cp.ProtocolName, cp.ProtocolVersion = "MQTT", 4
+		cp.ClientIdentifier, cp.Keepalive, cp.CleanSession = id, 0, true
+		cp.WillFlag, cp.WillTopic, cp.WillMessage, cp.WillRetain, cp.WillQos = true, "devices/"+id+"/status", []byte("offline"), true, 1
+		var buf bytes.Buffer
+		if err := cp.Write(&buf); err != nil {
+			t.Fatal(err)
+		}
+		b := buf.Bytes()
+		if !patchKeepalive(b, 30) {
+			t.Fatalf("CONNECT (id of %d bytes) not patched", len(id))
+		}
+		got, err := packets.ReadPacket(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := got.(*packets.ConnectPacket)
+		if c.Keepalive != 30 || c.ClientIdentifier != id || string(c.WillMessage) != "offline" {
+			t.Errorf("after patch: keepalive %d id %q will %q", c.Keepalive, c.ClientIdentifier, c.WillMessage)
+		}
+	}
+	for _, other := range [][]byte{pingreq, {0x30, 0x02, 0, 0}, {0x10}, {0x10, 0x0c, 0, 4, 'M', 'Q', 'I', 's', 4, 2, 0, 0, 0, 0}} {
+		if patchKeepalive(append([]byte(nil), other...), 30) {
+			t.Errorf("patched %x", other)
 		}
 	}
 }

@@ -1,0 +1,57 @@
+package fleet
+
+import (
+	"encoding/binary"
+	"net"
+	"sync"
+)
+
+// Keep-alive without a goroutine per device.
+//
+// paho's keep-alive runs one goroutine and one 5-second ticker per client:
+// with thousands of devices that is ~3 KiB and a timer wake-up per device
+// for nothing but a two-byte PINGREQ. A fleet instead tells paho keep-alive
+// 0 and pings every device itself from one paced goroutine (Fleet.pinger).
+// The CONNECT packet still announces the configured keep-alive: kaConn
+// patches the two bytes in the first write, so the broker enforces it
+// exactly as it would for paho's own pings (and disconnects a device whose
+// pings stop). Writing a PINGREQ next to paho's writer is safe because every
+// paho packet is one Write call and crypto/tls serialises Writes.
+
+// pingreq is an MQTT PINGREQ packet.
+var pingreq = []byte{0xC0, 0x00}
+
+// kaConn is the connection paho gets: the TLS (or WebSocket) connection,
+// with the keep-alive of the first packet (CONNECT) rewritten.
+type kaConn struct {
+	net.Conn
+	keepalive uint16
+	once      sync.Once
+}
+
+func (c *kaConn) Write(b []byte) (int, error) {
+	c.once.Do(func() { patchKeepalive(b, c.keepalive) })
+	return c.Conn.Write(b)
+}
+
+// patchKeepalive sets the keep-alive of an MQTT 3.1.1 CONNECT packet in b
+// and reports whether b was one.
+func patchKeepalive(b []byte, keepalive uint16) bool {
+	if len(b) < 2 || b[0] != 0x10 {
+		return false
+	}
+	// Remaining length: 1 to 4 bytes, 7 bits each.
+	i := 1
+	for ; i < len(b) && i <= 4; i++ {
+		if b[i]&0x80 == 0 {
+			break
+		}
+	}
+	i++ // first byte of the variable header
+	// Protocol name "MQTT" (length-prefixed), level 4, flags, keep-alive.
+	if len(b) < i+10 || string(b[i:i+6]) != "\x00\x04MQTT" || b[i+6] != 4 {
+		return false
+	}
+	binary.BigEndian.PutUint16(b[i+8:], keepalive)
+	return true
+}
