@@ -111,6 +111,10 @@ func TestTier2(t *testing.T) {
 				t.Errorf("%s failed, but not with the known finding %q: %s", r.Check.ID, f, r.Outcome.Evidence)
 			}
 		}
+		if r.Check.ID == "DOS-02" {
+			// the per-source cap is a firewall rule the local stack lacks
+			want = Skipped
+		}
 		if r.Outcome.Status != want {
 			t.Errorf("%s: %s, want %s: %s", r.Check.ID, r.Outcome.Status, want, r.Outcome.Evidence)
 		}
