@@ -32,7 +32,7 @@ type stackConfig struct {
 
 	region, size, image string
 	sshPublicKey        string
-	doDomain            string
+	dnsZone             string // mqttstack:hcloudZone or mqttstack:digitaloceanDomain
 
 	sshHost, sshUser, sshHostKey string
 	sshPort                      int
@@ -120,7 +120,17 @@ func loadConfig(ctx *pulumi.Context) (stackConfig, error) {
 
 	c.region, c.size, c.image = get("region"), get("size"), get("image")
 	c.sshPublicKey = get("sshPublicKey")
-	c.doDomain = strings.TrimSuffix(strings.ToLower(get("digitaloceanDomain")), ".")
+	// The zone key is named after the cloud whose DNS holds it, so that a
+	// zone of the other cloud is not mistaken for one this stack manages.
+	zoneKey := map[broker.Provider]string{broker.Hetzner: "hcloudZone", broker.DigitalOcean: "digitaloceanDomain"}[c.provider]
+	for _, k := range []string{"hcloudZone", "digitaloceanDomain"} {
+		if v := get(k); v != "" && k != zoneKey {
+			bad(k, "only for provider %s", map[string]string{"hcloudZone": "hcloud", "digitaloceanDomain": "digitalocean"}[k])
+		}
+	}
+	if zoneKey != "" {
+		c.dnsZone = strings.TrimSuffix(strings.ToLower(get(zoneKey)), ".")
+	}
 	c.sshHost, c.sshUser, c.sshHostKey = get("ssh.host"), get("ssh.user"), get("ssh.hostKey")
 	if c.sshUser == "" {
 		c.sshUser = "root"
@@ -150,17 +160,14 @@ func loadConfig(ctx *pulumi.Context) (stackConfig, error) {
 		if c.sshHost != "" {
 			bad("ssh.host", "only for provider ssh: a %s server's address is its own", c.provider)
 		}
-		if c.doDomain != "" && c.provider != broker.DigitalOcean {
-			bad("digitaloceanDomain", "only for provider digitalocean")
-		}
-		if c.doDomain != "" && c.serverName != "" && c.serverName != c.doDomain && !strings.HasSuffix(c.serverName, "."+c.doDomain) {
-			bad("digitaloceanDomain", "%q does not contain the server name %q (e.g. example.com for mqtt.example.com)", c.doDomain, c.serverName)
+		if c.dnsZone != "" && c.serverName != "" && c.serverName != c.dnsZone && !strings.HasSuffix(c.serverName, "."+c.dnsZone) {
+			bad(zoneKey, "%q does not contain the server name %q (e.g. example.com for mqtt.example.com)", c.dnsZone, c.serverName)
 		}
 	case broker.SSH:
 		if c.sshHost == "" {
 			bad("ssh.host", "required for provider ssh: the existing host's address (e.g. 198.51.100.20)")
 		}
-		for _, k := range []string{"region", "size", "image", "sshPublicKey", "digitaloceanDomain"} {
+		for _, k := range []string{"region", "size", "image", "sshPublicKey"} {
 			if get(k) != "" {
 				bad(k, "has no meaning for provider ssh (the host exists already); remove it")
 			}
@@ -223,7 +230,7 @@ func (c stackConfig) brokerArgs() broker.Args {
 			Size:         c.size,
 			Image:        c.image,
 			SSHPublicKey: c.sshPublicKey,
-			DNSZone:      c.doDomain,
+			DNSZone:      c.dnsZone,
 		}
 	}
 	return a

@@ -245,6 +245,7 @@ func TestCloudConfigErrors(t *testing.T) {
 	delete(cfg, "mqttstack:sshPublicKey")
 	cfg["mqttstack:ssh.host"] = "192.0.2.1"
 	cfg["mqttstack:digitaloceanDomain"] = "example.com"
+	cfg["mqttstack:hcloudZone"] = "example.org"
 	_, err := runProgram(t, cfg, secretKeys, false)
 	if err == nil {
 		t.Fatal("program accepted the configuration")
@@ -253,6 +254,7 @@ func TestCloudConfigErrors(t *testing.T) {
 		"mqttstack:sshPublicKey: required for hcloud", "ssh-ed25519",
 		"mqttstack:ssh.host: only for provider ssh",
 		"mqttstack:digitaloceanDomain: only for provider digitalocean",
+		`mqttstack:hcloudZone: "example.org" does not contain the server name "mqtt.example.com"`,
 	} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error does not contain %q:\n%v", w, err)
@@ -320,7 +322,7 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyRE := regexp.MustCompile(`(?:get|bad)\("([A-Za-z.]+)"|namespace\+":([A-Za-z.]+)"|"(region|size|image|sshPublicKey|digitaloceanDomain)"`)
+	keyRE := regexp.MustCompile(`(?:get|bad)\("([A-Za-z.]+)"|namespace\+":([A-Za-z.]+)"|"(region|size|image|sshPublicKey|digitaloceanDomain|hcloudZone)"`)
 	seen := map[string]bool{}
 	for _, m := range keyRE.FindAllStringSubmatch(string(src), -1) {
 		k := m[1] + m[2] + m[3]

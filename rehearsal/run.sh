@@ -27,7 +27,11 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/.." && pwd)
 work=$top/build/rehearsal
-cache=$work/bookworm-rootfs.tar
+# What a Debian 12 cloud image has that minbase lacks (netbase: nft resolves
+# protocol names through /etc/protocols), plus the stack's packages.
+packages=(netbase ca-certificates iproute2 procps mosquitto nginx certbot nftables)
+# The cache is keyed on the package list, so changing it rebuilds.
+cache=$work/bookworm-rootfs-$(printf '%s\n' "${packages[@]}" | sha256sum | cut -c1-12).tar
 vps=$work/vps
 ns=mqttrh
 veth_host=mqttrh0
@@ -67,15 +71,15 @@ prepare() {
 	printf '#!/bin/sh\nexit 101\n' >"$tmp/usr/sbin/policy-rc.d"
 	chmod 0755 "$tmp/usr/sbin/policy-rc.d"
 	cp /etc/resolv.conf "$tmp/etc/resolv.conf"
-	log "installing mosquitto nginx certbot nftables into the root file system"
+	log "installing ${packages[*]} into the root file system"
 	unshare --mount --propagation private bash -c '
 		set -e
 		mount -t proc proc "$1/proc"
 		chroot "$1" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-		chroot "$1" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-			mosquitto nginx certbot nftables ca-certificates iproute2 procps
-		chroot "$1" apt-get clean
-	' _ "$tmp" >>"$work/debootstrap.log" 2>&1 || die "package install failed, see $work/debootstrap.log"
+		root=$1; shift
+		chroot "$root" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+		chroot "$root" apt-get clean
+	' _ "$tmp" "${packages[@]}" >>"$work/debootstrap.log" 2>&1 || die "package install failed, see $work/debootstrap.log"
 	tar -C "$tmp" -cf "$cache.tmp" . && mv "$cache.tmp" "$cache"
 	rm -rf "$tmp"
 	log "cached $cache"

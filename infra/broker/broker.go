@@ -1,8 +1,8 @@
 // Package broker is the Pulumi component that puts an mqttstack on a VPS:
 // the server (Hetzner Cloud, DigitalOcean, or an existing host reached over
-// SSH), the provider firewall, a DNS record, and the provisioning that
-// installs Mosquitto, nginx and certbot from Debian's packages and writes
-// the files rendered by infra/hostconfig.
+// SSH), the provider firewall, a DNS record in the cloud's DNS, and the
+// provisioning that installs Mosquitto, nginx and certbot from Debian's
+// packages and writes the files rendered by infra/hostconfig.
 //
 // Provisioning always runs over SSH (remote.Command), for the clouds too,
 // and never through cloud-init user data, for two reasons:
@@ -80,8 +80,10 @@ type Cloud struct {
 	// key twice in one account, so several brokers sharing an operator key
 	// create it once and pass it here.
 	SSHKeyID pulumi.StringInput
-	// DNSZone is a DigitalOcean-managed domain ("example.com") in which an A
-	// record for Stack.ServerName is created. Empty: no DNS record.
+	// DNSZone is a DNS zone managed by the same cloud (a Hetzner DNS zone or
+	// a DigitalOcean domain, e.g. "example.com") in which an A record for
+	// Stack.ServerName is pointed at the server, before provisioning runs
+	// (certbot needs it). Empty: no DNS record.
 	DNSZone string
 }
 
@@ -317,9 +319,7 @@ func (a *Args) validate(name string) error {
 			add("Connection.Host: only for provider ssh; a cloud server's address is its own")
 		}
 		if a.Cloud.DNSZone != "" {
-			if a.Provider != DigitalOcean {
-				add("Cloud.DNSZone: only DigitalOcean DNS is managed here")
-			} else if _, err := recordName(a.Stack.ServerName, a.Cloud.DNSZone); err != nil {
+			if _, err := recordName(a.Stack.ServerName, a.Cloud.DNSZone); err != nil {
 				errs = append(errs, err)
 			}
 		}

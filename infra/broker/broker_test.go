@@ -57,7 +57,7 @@ func args(p broker.Provider) broker.Args {
 	}
 	switch p {
 	case broker.Hetzner:
-		a.Cloud = broker.Cloud{Region: "fsn1", Size: "cx22", SSHPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKey ops@test"}
+		a.Cloud = broker.Cloud{Region: "fsn1", Size: "cx22", SSHPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKey ops@test", DNSZone: "example.com"}
 	case broker.DigitalOcean:
 		a.Cloud = broker.Cloud{Region: "fra1", Size: "s-1vcpu-1gb", SSHPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKey ops@test", DNSZone: "example.com"}
 	case broker.SSH:
@@ -178,21 +178,32 @@ func TestHetznerServerUsesFirewallAndKey(t *testing.T) {
 	}
 }
 
-func TestDNSRecordPointsAtTheDroplet(t *testing.T) {
-	m := run(t, false, newBroker("mqtt", args(broker.DigitalOcean)))
-	rec := one(t, m, "digitalocean:index/dnsRecord:DnsRecord")
-	for k, want := range map[string]string{"domain": "example.com", "type": "A", "name": "mqtt", "value": brokertest.DigitalOceanIPv4} {
-		if got, _, _ := rec.Str(k); got != want {
-			t.Errorf("dns record %s = %q, want %q", k, got, want)
-		}
-	}
-	// Provisioning (certbot for a public name) must wait for the record.
-	cmd := one(t, m, commandTyp)
-	if !slices.Contains(cmd.Dependencies, rec.URN) {
-		t.Errorf("provisioning does not depend on the DNS record: %v", cmd.Dependencies)
-	}
-	if host, _, _ := cmd.Str("connection.host"); host != brokertest.DigitalOceanIPv4 {
-		t.Errorf("provisioning connects to %q, want the droplet %s", host, brokertest.DigitalOceanIPv4)
+func TestDNSRecordPointsAtTheServer(t *testing.T) {
+	for _, tc := range []struct {
+		p              broker.Provider
+		typ, zone, val string
+		ip             string
+	}{
+		{broker.Hetzner, "hcloud:index/zoneRrset:ZoneRrset", "zone", "records[0].value", brokertest.HetznerIPv4},
+		{broker.DigitalOcean, "digitalocean:index/dnsRecord:DnsRecord", "domain", "value", brokertest.DigitalOceanIPv4},
+	} {
+		t.Run(string(tc.p), func(t *testing.T) {
+			m := run(t, false, newBroker("mqtt", args(tc.p)))
+			rec := one(t, m, tc.typ)
+			for k, want := range map[string]string{tc.zone: "example.com", "type": "A", "name": "mqtt", tc.val: tc.ip} {
+				if got, _, _ := rec.Str(k); got != want {
+					t.Errorf("dns record %s = %q, want %q", k, got, want)
+				}
+			}
+			// Provisioning (certbot for a public name) must wait for the record.
+			cmd := one(t, m, commandTyp)
+			if !slices.Contains(cmd.Dependencies, rec.URN) {
+				t.Errorf("provisioning does not depend on the DNS record: %v", cmd.Dependencies)
+			}
+			if host, _, _ := cmd.Str("connection.host"); host != tc.ip {
+				t.Errorf("provisioning connects to %q, want the server %s", host, tc.ip)
+			}
+		})
 	}
 }
 

@@ -92,7 +92,25 @@ func newHetzner(ctx *pulumi.Context, name string, a Args, opts ...pulumi.Resourc
 	if err != nil {
 		return server{}, err
 	}
-	return server{host: srv.Ipv4Address, id: srv.ID().ToStringOutput(), deps: []pulumi.Resource{fw, srv}}, nil
+	deps := []pulumi.Resource{fw, srv}
+	if a.Cloud.DNSZone != "" {
+		rec, _ := recordName(a.Stack.ServerName, a.Cloud.DNSZone) // validated in New
+		r, err := hcloud.NewZoneRrset(ctx, name+"-dns", &hcloud.ZoneRrsetArgs{
+			Zone: pulumi.String(a.Cloud.DNSZone),
+			Name: pulumi.String(rec),
+			Type: pulumi.String("A"),
+			Records: hcloud.ZoneRrsetRecordArray{hcloud.ZoneRrsetRecordArgs{
+				Value: srv.Ipv4Address,
+			}},
+			// Short, so a replaced server's new address is picked up fast.
+			Ttl: pulumi.Int(300),
+		}, opts...)
+		if err != nil {
+			return server{}, err
+		}
+		deps = append(deps, r)
+	}
+	return server{host: srv.Ipv4Address, id: srv.ID().ToStringOutput(), deps: deps}, nil
 }
 
 func newDigitalOcean(ctx *pulumi.Context, name string, a Args, opts ...pulumi.ResourceOption) (server, error) {

@@ -9,6 +9,7 @@ package brokertest
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -125,11 +126,20 @@ func (m *Mocks) OfType(typ string) []Resource {
 	return out
 }
 
-// Str returns the string at a dotted path in the inputs ("connection.host")
-// and whether that value or any object on the way was marked secret.
+// Str returns the string at a dotted path in the inputs ("connection.host",
+// "records[0].value") and whether that value or anything on the way was
+// marked secret.
 func (r Resource) Str(path string) (v string, secret, ok bool) {
 	cur := resource.NewProperty(r.Inputs)
 	for _, k := range strings.Split(path, ".") {
+		idx := -1
+		if open := strings.IndexByte(k, '['); open > 0 && strings.HasSuffix(k, "]") {
+			n, err := strconv.Atoi(k[open+1 : len(k)-1])
+			if err != nil {
+				return "", secret, false
+			}
+			k, idx = k[:open], n
+		}
 		if cur.IsSecret() {
 			secret = true
 			cur = cur.SecretValue().Element
@@ -142,6 +152,16 @@ func (r Resource) Str(path string) (v string, secret, ok bool) {
 			return "", secret, false
 		}
 		cur = next
+		if idx >= 0 {
+			if cur.IsSecret() {
+				secret = true
+				cur = cur.SecretValue().Element
+			}
+			if !cur.IsArray() || idx >= len(cur.ArrayValue()) {
+				return "", secret, false
+			}
+			cur = cur.ArrayValue()[idx]
+		}
 	}
 	if cur.IsSecret() {
 		secret = true
