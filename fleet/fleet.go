@@ -90,7 +90,7 @@ type Fleet struct {
 
 	inflight chan struct{} // connect semaphore
 	jobs     chan job
-	busy     atomic.Int64 // workers running a job
+	pending  atomic.Int64 // jobs queued or running
 
 	mu      sync.Mutex // guards started, closed and wg.Add
 	started bool
@@ -215,9 +215,11 @@ func (f *Fleet) pinger() {
 	n := len(f.devices)
 	pace(f.ctx, Rate{Freq: n, Per: f.cfg.KeepAlive}, math.MaxInt, func(i int) bool {
 		if d := f.devices[i%n]; d.Connected() {
+			f.pending.Add(1)
 			select {
 			case f.jobs <- job{d: d, kind: jobPing}:
 			default:
+				f.pending.Add(-1)
 				f.cfg.Sink.Emit(Event{Kind: KindError, At: time.Now(), Cause: "tool: job queue full (ping skipped)"})
 			}
 		}
@@ -244,7 +246,6 @@ func (f *Fleet) worker() {
 		case <-f.ctx.Done():
 			return
 		case j := <-f.jobs:
-			f.busy.Add(1)
 			switch j.kind {
 			case jobPublish:
 				j.d.Publish(f.ctx, j.shape)
@@ -259,7 +260,7 @@ func (f *Fleet) worker() {
 			case jobPing:
 				j.d.ping()
 			}
-			f.busy.Add(-1)
+			f.pending.Add(-1)
 		}
 	}
 }
@@ -267,9 +268,11 @@ func (f *Fleet) worker() {
 // enqueue hands a job to the workers without blocking (paho callbacks call
 // it); a full queue drops the job and counts it as an error.
 func (f *Fleet) enqueue(j job) {
+	f.pending.Add(1)
 	select {
 	case f.jobs <- j:
 	default:
+		f.pending.Add(-1)
 		f.cfg.Sink.Emit(Event{Kind: KindError, At: time.Now(), Cause: "tool: job queue full"})
 	}
 }
@@ -277,14 +280,15 @@ func (f *Fleet) enqueue(j job) {
 // submit hands a job to the workers, waiting while they are all busy (the
 // schedule then falls behind, which the publish rate shows).
 func (f *Fleet) submit(ctx context.Context, j job) bool {
+	f.pending.Add(1)
 	select {
 	case f.jobs <- j:
 		return true
 	case <-ctx.Done():
-		return false
 	case <-f.ctx.Done():
-		return false
 	}
+	f.pending.Add(-1)
+	return false
 }
 
 func (f *Fleet) acquire(ctx context.Context) bool {
@@ -467,7 +471,7 @@ func (f *Fleet) Storm(stage context.Context, devs []*Device, within time.Duratio
 }
 
 // Idle reports whether no publish is queued or running.
-func (f *Fleet) Idle() bool { return len(f.jobs) == 0 && f.busy.Load() == 0 }
+func (f *Fleet) Idle() bool { return f.pending.Load() == 0 }
 
 // ConnectedCount is how many devices have a session now.
 func (f *Fleet) ConnectedCount() int {

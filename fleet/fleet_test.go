@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"os"
 	"runtime"
 	"testing"
@@ -205,5 +206,103 @@ func TestKeepAlive(t *testing.T) {
 				t.Errorf("silent devices lost %d times (want ≥ %d): the broker did not enforce the keep-alive; %v", lost, n, c.causes)
 			}
 		})
+	}
+}
+
+// TestStormBurstCommands: a reconnect storm drops devices without a
+// DISCONNECT (the broker publishes their wills, the observer sees them) and
+// they come back by their own backoff; a burst delivers every message; the
+// backend's relay commands reach the devices, which answer on their status.
+func TestStormBurstCommands(t *testing.T) {
+	const n = 20
+	h, ctx := newHarness(t, n, func(c *Config) { c.SourceAddrs = []net.IP{net.ParseIP("127.0.0.2"), net.ParseIP("127.0.0.3")} })
+	devs := h.fleet.Devices()
+	h.fleet.Connect(ctx, devs, PerSecond(200))
+	if got := h.fleet.ConnectedCount(); got != n {
+		t.Fatalf("connected %d of %d", got, n)
+	}
+	// Source addresses: round robin by device index.
+	for i, d := range devs[:4] {
+		d.mu.Lock()
+		local := d.conn.LocalAddr().(*net.TCPAddr).IP.String()
+		d.mu.Unlock()
+		if want := []string{"127.0.0.2", "127.0.0.3"}[i%2]; local != want {
+			t.Errorf("device %d dials from %s, want %s", i, local, want)
+		}
+	}
+
+	stage, cancel := context.WithTimeout(ctx, time.Second)
+	dropped := h.fleet.Storm(stage, devs[:n/2], 500*time.Millisecond)
+	<-stage.Done()
+	cancel()
+	if dropped != n/2 {
+		t.Fatalf("dropped %d, want %d", dropped, n/2)
+	}
+	var c counts
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		h.drain(&c)
+		if c.kinds[KindReconnected] >= n/2 && h.fleet.ConnectedCount() == n {
+			break
+		}
+	}
+	if c.kinds[KindDisconnected] != n/2 || c.kinds[KindReconnected] != n/2 || c.kinds[KindLost] != 0 {
+		t.Errorf("storm: disconnected %d reconnected %d lost %d, want %d, %d, 0 (%v)", c.kinds[KindDisconnected], c.kinds[KindReconnected], c.kinds[KindLost], n/2, n/2, c.causes)
+	}
+	if tl := h.obs.Tally(); tl.Offline < n/2 {
+		t.Errorf("observer saw %d wills (offline), want ≥ %d", tl.Offline, n/2)
+	}
+
+	// Burst: 5 messages per device, all at once.
+	stage, cancel = context.WithCancel(ctx)
+	if started := h.fleet.Burst(stage, devs, 5, 0, Shape{Payload: PayloadRaw, Size: 64}); started != n {
+		t.Errorf("burst started on %d devices", started)
+	}
+	cancel()
+	sent := func(i int) int64 { return devs[i].Sent() }
+	for deadline := time.Now().Add(10 * time.Second); !h.fleet.Idle() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !h.obs.Drain(ctx, sent, 3*time.Second) {
+		e, u, l := h.obs.Lost(sent)
+		t.Errorf("burst: expected %d unique %d lost %d", e, u, l)
+	}
+	if e, _, _ := h.obs.Lost(sent); e != 5*n {
+		t.Errorf("burst sent %d, want %d", e, 5*n)
+	}
+
+	// Commands: 2 rounds over all devices (ON, then OFF).
+	b, err := NewBackend(ctx, BackendConfig{
+		Addr: h.fleet.cfg.Addr, ServerName: h.fleet.cfg.ServerName, RootCAs: h.fleet.cfg.RootCAs,
+		ID: h.stack.Target.Backend, Cert: loadIdentity(t, h.stack.PKIDir, h.stack.Target.Backend), QoS: 1, Sink: h.sink,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	stage, cancel = context.WithTimeout(ctx, 2*time.Second)
+	ids := make([]string, n)
+	for i, d := range devs {
+		ids[i] = d.ID
+	}
+	acked := b.Run(stage, PerSecond(n), ids[:n])
+	cancel()
+	if acked < n {
+		t.Fatalf("backend: %d commands acknowledged, want ≥ %d", acked, n)
+	}
+	before := c.kinds[KindCommandReceived]
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		h.drain(&c)
+		if c.kinds[KindCommandReceived]-before >= acked && int(h.obs.Tally().Relay) >= acked {
+			break
+		}
+	}
+	if got := c.kinds[KindCommandReceived] - before; got != acked {
+		t.Errorf("devices received %d commands, backend sent %d", got, acked)
+	}
+	if got := h.obs.Tally().Relay; int(got) != acked {
+		t.Errorf("observer saw %d relay status replies, want %d", got, acked)
+	}
+	if !devs[0].Relay() && acked < 2*n {
+		t.Errorf("device 0's relay is off after an ON command")
 	}
 }
