@@ -64,7 +64,6 @@ const (
 	jobPublish jobKind = iota // one telemetry message
 	jobBurst                  // n telemetry messages back to back
 	jobStatus                 // the status reply to a command
-	jobPing                   // a keep-alive PINGREQ
 )
 
 type job struct {
@@ -192,8 +191,25 @@ func (f *Fleet) Start(ctx context.Context) error {
 		go f.worker()
 	}
 	if f.cfg.KeepAlive > 0 && !f.noPing {
+		// Pings have their own queue and workers: a burst of publishes
+		// must not delay them past the broker's 1.5 × keep-alive.
+		pings := make(chan *Device, 1024)
 		f.wg.Add(1)
-		go f.pinger()
+		go f.pinger(pings)
+		for range 4 {
+			f.wg.Add(1)
+			go func() {
+				defer f.wg.Done()
+				for {
+					select {
+					case <-f.ctx.Done():
+						return
+					case d := <-pings:
+						d.ping()
+					}
+				}
+			}()
+		}
 	}
 	return nil
 }
@@ -208,19 +224,17 @@ func clientCertificate(cri *tls.CertificateRequestInfo) (*tls.Certificate, error
 }
 
 // pinger sends every connected device a PINGREQ once per keep-alive
-// period, spread evenly over it (see keepalive.go), through the workers so
-// that one stuck socket does not hold up the others.
-func (f *Fleet) pinger() {
+// period, spread evenly over it (see keepalive.go), through a few ping
+// workers so that one stuck socket does not hold up the others.
+func (f *Fleet) pinger(pings chan<- *Device) {
 	defer f.wg.Done()
 	n := len(f.devices)
 	pace(f.ctx, Rate{Freq: n, Per: f.cfg.KeepAlive}, math.MaxInt, func(i int) bool {
 		if d := f.devices[i%n]; d.Connected() {
-			f.pending.Add(1)
 			select {
-			case f.jobs <- job{d: d, kind: jobPing}:
-			default:
-				f.pending.Add(-1)
-				f.cfg.Sink.Emit(Event{Kind: KindError, At: time.Now(), Cause: "tool: job queue full (ping skipped)"})
+			case pings <- d:
+			case <-f.ctx.Done():
+				return false
 			}
 		}
 		return true
@@ -257,8 +271,6 @@ func (f *Fleet) worker() {
 				}
 			case jobStatus:
 				j.d.publishStatus(f.ctx)
-			case jobPing:
-				j.d.ping()
 			}
 			f.pending.Add(-1)
 		}
