@@ -355,8 +355,6 @@ func shortErr(err error) string {
 	return s
 }
 
-var _ = http.StatusOK
-
 // lintAnonymous lists listeners of the local config that do not state
 // allow_anonymous false (per_listener_settings true makes it per listener).
 func (e *Env) lintAnonymous() []string {

@@ -57,6 +57,9 @@ func negativeCheck(kind NegativeKind, control func(e *Env) ([]tls.Certificate, s
 			return inconclusive("%v", err)
 		}
 		if err := e.controlAccepted(ctx, chain, what); err != nil {
+			if e.T.Local == nil {
+				return inconclusive("%v (a deployed broker must trust the CI sub-CA and load its CRL: deploy <pki>/ca.crl, which includes it, and reload)", err)
+			}
 			return inconclusive("%v", err)
 		}
 		refused, ev := e.refusedBoth(ctx, []tls.Certificate{neg})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -174,5 +173,3 @@ func dpkgVersion(ctx context.Context, pkg string) string {
 func debAtLeast(ctx context.Context, have, floor string) bool {
 	return exec.CommandContext(ctx, "dpkg", "--compare-versions", have, "ge", floor).Run() == nil
 }
-
-var _ = os.Getpid

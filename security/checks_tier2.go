@@ -44,7 +44,7 @@ func (c *rawConn) drain(d time.Duration) (int, error) {
 		_, err := c.read(d)
 		if err != nil {
 			var ne net.Error
-			if asNetErr(err, &ne) && ne.Timeout() {
+			if errors.As(err, &ne) && ne.Timeout() {
 				return n, nil
 			}
 			return n, err
@@ -52,8 +52,6 @@ func (c *rawConn) drain(d time.Duration) (int, error) {
 		n++
 	}
 }
-
-func asNetErr(err error, ne *net.Error) bool { return errors.As(err, ne) }
 
 func tlsClient(c net.Conn, cfg *tls.Config) *tls.Conn { return tls.Client(c, cfg) }
 

@@ -3,7 +3,6 @@ package security
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"strings"
 	"time"
@@ -174,5 +173,3 @@ func leafVerdict(st tls.ConnectionState, name string) Outcome {
 	return pass("chain verifies for %q, subject %q, %d days left (expires %s), %s", name, leaf.Subject.CommonName,
 		int(left.Hours()/24), leaf.NotAfter.Format(time.DateOnly), tls.VersionName(st.Version))
 }
-
-var _ = x509.ParseCertificate

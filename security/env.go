@@ -1,7 +1,6 @@
 package security
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -236,7 +235,6 @@ func (e *Env) rawSession(ctx context.Context, id string, v5 bool) (*rawConn, raw
 // the watcher's long-lived session was not dropped (a broker restart or crash
 // would drop it).
 func (e *Env) alive(ctx context.Context, id string) error {
-	start := time.Now()
 	c, err := e.dialRaw(ctx, id)
 	if err != nil {
 		return fmt.Errorf("liveness: %w", err)
@@ -258,7 +256,6 @@ func (e *Env) alive(ctx context.Context, id string) error {
 	if err := e.watch.lostErr(); err != nil {
 		return fmt.Errorf("liveness: watcher lost its connection (broker restarted or crashed?): %w", err)
 	}
-	_ = start
 	return nil
 }
 
@@ -279,7 +276,5 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
-
-var _ = bufio.NewReader
 
 func readFile(p string) ([]byte, error) { return os.ReadFile(p) }

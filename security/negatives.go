@@ -24,6 +24,7 @@ import (
 // refuse (or, for CN policy checks, must neutralise).
 type NegativeKind string
 
+// The negative identities (SECURITY.md §2).
 const (
 	NegForeign    NegativeKind = "foreign"    // CN of a real device, signed by a throwaway CA
 	NegSelfSigned NegativeKind = "selfsigned" // CN of a real device, self-signed
