@@ -42,12 +42,14 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-func newProgress(ctx context.Context, w io.Writer, quiet bool, n int, stages []scenarios.Stage) *progress {
+// newProgress returns the bars, drawing on w when enabled (Run enables them
+// for a terminal unless quiet).
+func newProgress(ctx context.Context, w io.Writer, enabled bool, n int, stages []scenarios.Stage) *progress {
 	pr := &progress{n: int64(n)}
-	if quiet || w == nil || !isTerminal(w) {
+	if !enabled || w == nil {
 		return pr
 	}
-	pr.p = mpb.NewWithContext(ctx, mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithRefreshRate(200*time.Millisecond))
+	pr.p = mpb.NewWithContext(ctx, mpb.WithOutput(w), mpb.WithAutoRefresh(), mpb.WithWidth(40), mpb.WithRefreshRate(200*time.Millisecond))
 	pr.started = make([]time.Time, len(stages))
 	pr.total = make([]time.Duration, len(stages))
 	pr.liveText.Store("")

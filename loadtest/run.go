@@ -196,7 +196,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 	self0, _ := readProcCost(0)
 	fmt.Fprintf(o.Log, "run %s: %d devices (shard %d/%d), observer %s, target %s\n", sc.Name, n, p.Shard.Index+1, p.Shard.Count, p.Observer, p.Target.MQTTSAddr())
 
-	prog := newProgress(stagesCtx, o.Progress, o.Quiet, n, sc.Stages)
+	// The bars live until the run context ends (or finish aborts them), so
+	// that the drain can still log above them after the stages stopped.
+	prog := newProgress(runCtx, o.Progress, !o.Quiet && isTerminal(o.Progress), n, sc.Stages)
 	log := prog.logWriter(o.Log)
 
 	// The monitor samples the tool's cost, feeds the live bars and watches
@@ -254,13 +256,14 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 		}
 		cancelDrain()
 	}
+	prog.finish(interrupted)
+	log = o.Log
 	cancelRun()
 	fl.Close(250 * time.Millisecond)
 	if backend != nil {
 		backend.Close()
 	}
 	obs.Stop()
-	prog.finish(interrupted)
 
 	expected, unique, lost := obs.Lost(sent)
 	tally := obs.Tally()
