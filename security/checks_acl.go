@@ -496,6 +496,9 @@ func runACL08(ctx context.Context, e *Env) Outcome {
 		defer rc.Close()
 		code, _, err := rc.connack(rawConnect{V5: true, ClientID: "sec-acl08-wild", KeepAlive: 30})
 		if err != nil {
+			if e.T.Local == nil {
+				return "", fmt.Errorf("CN 'sec+#' CONNECT: %w (a deployed broker must trust the CI sub-CA and load its CRL: deploy <pki>/ca.crl and reload)", err)
+			}
 			return "", fmt.Errorf("CN 'sec+#' CONNECT: %w", err)
 		}
 		if code != 0 {
