@@ -160,6 +160,11 @@ func Up(ctx context.Context, o Options) (*target.Target, error) {
 	if err := os.MkdirAll(o.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
+	unlock, err := lockState(ctx, o.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if t, err := resume(ctx, o); t != nil || err != nil {
 		return t, err
 	}
@@ -236,7 +241,7 @@ func Up(ctx context.Context, o Options) (*target.Target, error) {
 	}
 	for _, d := range []Daemon{Mosquitto, Nginx} {
 		if err := start(ctx, t, d, StartOptions{Log: o.Log, ReadyTimeout: o.ReadyTimeout, TieToProcess: o.TieToProcess}); err != nil {
-			Down(context.Background(), o.StateDir)
+			down(context.Background(), o.StateDir)
 			return nil, err
 		}
 	}
@@ -442,6 +447,11 @@ func Start(ctx context.Context, stateDir string, d Daemon, o StartOptions) error
 	if err != nil {
 		return err
 	}
+	unlock, err := lockState(ctx, t.Local.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	return start(ctx, t, d, o)
 }
 
@@ -496,6 +506,35 @@ func start(ctx context.Context, t *target.Target, d Daemon, o StartOptions) erro
 	return t.Save(TargetPath(sd))
 }
 
+// prober returns the readiness probe of d.
+func prober(t *target.Target, d Daemon, roots *x509.CertPool) (func(context.Context) error, error) {
+	switch d {
+	case Mosquitto:
+		cert, err := certs.LoadClient(t.PKIDir, ProbeIdentity)
+		if err != nil {
+			return nil, fmt.Errorf("probe identity: %w", err)
+		}
+		return func(ctx context.Context) error { return ProbeMQTTS(ctx, t.MQTTSAddr(), t.ServerName, roots, cert) }, nil
+	case Nginx:
+		addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Local.HTTPSPort))
+		return func(ctx context.Context) error { return ProbeHTTPS(ctx, addr, t.ServerName, roots) }, nil
+	}
+	return nil, fmt.Errorf("unknown daemon %q", d)
+}
+
+// probeOnce runs d's probe a single time.
+func probeOnce(ctx context.Context, t *target.Target, d Daemon) error {
+	roots, err := certs.LoadCAPool(t.CACert)
+	if err != nil {
+		return err
+	}
+	probe, err := prober(t, d, roots)
+	if err != nil {
+		return err
+	}
+	return probe(ctx)
+}
+
 // waitReady polls d's probe until it succeeds, the process exits (then the
 // error carries the tail of its logs) or timeout passes.
 func waitReady(ctx context.Context, t *target.Target, d Daemon, exited <-chan struct{}, timeout time.Duration) error {
@@ -505,17 +544,9 @@ func waitReady(ctx context.Context, t *target.Target, d Daemon, exited <-chan st
 	if err != nil {
 		return err
 	}
-	var probe func(context.Context) error
-	switch d {
-	case Mosquitto:
-		cert, err := certs.LoadClient(t.PKIDir, ProbeIdentity)
-		if err != nil {
-			return fmt.Errorf("probe identity: %w", err)
-		}
-		probe = func(ctx context.Context) error { return ProbeMQTTS(ctx, t.MQTTSAddr(), t.ServerName, roots, cert) }
-	case Nginx:
-		addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Local.HTTPSPort))
-		probe = func(ctx context.Context) error { return ProbeHTTPS(ctx, addr, t.ServerName, roots) }
+	probe, err := prober(t, d, roots)
+	if err != nil {
+		return err
 	}
 	var last error
 	for {
@@ -599,6 +630,18 @@ func Stop(ctx context.Context, stateDir string, d Daemon) error {
 	if err != nil {
 		return err
 	}
+	if _, err := os.Stat(abs); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	unlock, err := lockState(ctx, abs)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return stop(ctx, abs, d)
+}
+
+func stop(ctx context.Context, abs string, d Daemon) error {
 	conf := filepath.Join(abs, string(d), string(d)+".conf")
 	if t, err := target.Load(TargetPath(abs)); err == nil && t.Local != nil {
 		conf = confOf(t, d)
@@ -621,16 +664,32 @@ func Stop(ctx context.Context, stateDir string, d Daemon) error {
 // the rendered files stay. Stopping a stack that is not running is not an
 // error.
 func Down(ctx context.Context, stateDir string) error {
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(abs); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	unlock, err := lockState(ctx, abs)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return down(ctx, abs)
+}
+
+// down is Down with the state lock already held.
+func down(ctx context.Context, abs string) error {
 	var errs []error
 	for _, d := range []Daemon{Nginx, Mosquitto} {
-		if err := Stop(ctx, stateDir, d); err != nil {
+		if err := stop(ctx, abs, d); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	abs, _ := filepath.Abs(stateDir)
 	if err := os.Remove(TargetPath(abs)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
@@ -681,6 +740,19 @@ func Status(ctx context.Context, stateDir string, w io.Writer) error {
 			down++
 		}
 		fmt.Fprintf(w, "%-11s %s %s\n", p.name, p.addr, state)
+	}
+	// listening is not serving: prove both daemons answer like clients see
+	// them (certificates, CRL and ACL loaded)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for _, d := range []Daemon{Mosquitto, Nginx} {
+		what := map[Daemon]string{Mosquitto: "mTLS CONNECT as " + ProbeIdentity, Nginx: "GET /healthz"}[d]
+		if err := probeOnce(pctx, t, d); err != nil {
+			fmt.Fprintf(w, "%-11s %s: FAILED: %v\n", "probe", what, err)
+			down++
+			continue
+		}
+		fmt.Fprintf(w, "%-11s %s: ok\n", "probe", what)
 	}
 	if down > 0 {
 		return fmt.Errorf("local stack in %s is not fully up (%d problem(s) above); `mqttstack local up` restarts what died", sd, down)
@@ -818,4 +890,35 @@ func freshCRL(auth *certs.Authority, o Options) error {
 		return fmt.Errorf("pki %s: CRL: %w", o.PKIDir, err)
 	}
 	return nil
+}
+
+// lockState takes an exclusive flock on <stateDir>/.lock, so two `up`s (or
+// an `up` and a `down`) on one state dir never interleave, from any process.
+// It waits while another holder works (bounded by ctx and two minutes: an
+// Up is bounded by its readiness timeouts).
+func lockState(ctx context.Context, stateDir string) (func(), error) {
+	p := filepath.Join(stateDir, ".lock")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() {
+				syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+				f.Close()
+			}, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", p, err)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			f.Close()
+			return nil, fmt.Errorf("state dir %s is locked by another mqttstack process (%s); wait for it or remove the lock if none runs", stateDir, p)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

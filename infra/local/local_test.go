@@ -454,7 +454,7 @@ func TestLifecycle(t *testing.T) {
 		if err := local.Status(ctx, s.StateDir, &sb); err != nil {
 			t.Fatalf("status: %v\n%s", err, sb.String())
 		}
-		for _, want := range []string{"mosquitto   running (pid " + strconv.Itoa(mpid), "mqtts", "listening", "target.json"} {
+		for _, want := range []string{"mosquitto   running (pid " + strconv.Itoa(mpid), "mqtts", "listening", "target.json", "mTLS CONNECT as local-probe: ok", "GET /healthz: ok"} {
 			if !strings.Contains(sb.String(), want) {
 				t.Errorf("status lacks %q:\n%s", want, sb.String())
 			}
@@ -616,5 +616,41 @@ func TestStatusAllowList(t *testing.T) {
 	resp, body := httpsGet(t, s, s.ServerTLS(), "/status", nil)
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "Active connections") {
 		t.Fatalf("/status from an allowed address: %s %q", resp.Status, body)
+	}
+}
+
+// TestConcurrentUpStartsOneStack: two `up`s racing on one state dir (two
+// terminals, two CI steps) end with one broker and one nginx, both callers
+// getting the same target.
+func TestConcurrentUpStartsOneStack(t *testing.T) {
+	dir := t.TempDir()
+	pki := filepath.Join(dir, "pki")
+	if _, err := certs.Init(certs.InitOptions{Dir: pki}); err != nil {
+		t.Fatal(err)
+	}
+	p := freePorts(t, 4)
+	o := local.Options{StateDir: filepath.Join(dir, "state"), PKIDir: pki, MQTTSPort: p[0], WSPort: p[1], HTTPSPort: p[2], HTTPPort: p[3], TieToProcess: true}
+	t.Cleanup(func() { local.Down(context.Background(), o.StateDir) })
+	type res struct {
+		mpid, npid int
+		err        error
+	}
+	out := make(chan res, 2)
+	for range 2 {
+		go func() {
+			tg, err := local.Up(context.Background(), o)
+			if err != nil {
+				out <- res{err: err}
+				return
+			}
+			out <- res{tg.Local.MosquittoPID, tg.Local.NginxPID, nil}
+		}()
+	}
+	a, b := <-out, <-out
+	if a.err != nil || b.err != nil {
+		t.Fatalf("up: %v / %v", a.err, b.err)
+	}
+	if a.mpid != b.mpid || a.npid != b.npid || a.mpid == 0 {
+		t.Fatalf("two stacks: mosquitto %d/%d nginx %d/%d", a.mpid, b.mpid, a.npid, b.npid)
 	}
 }
