@@ -205,6 +205,9 @@ func nginxPerAddrConns(s Stack) int {
 // nginxWSBurst: upgrades beyond 5/s from one address are refused (AUTH-04);
 // locally the whole fleet is one address, so the burst is the fleet size.
 func nginxWSBurst(s Stack) int {
+	if s.Limits.NginxWSBurst > 0 {
+		return s.Limits.NginxWSBurst
+	}
 	if s.Local {
 		return s.Limits.NginxWorkerConnections
 	}

@@ -138,6 +138,10 @@ type Limits struct {
 	// load generator is one address. Raise it on a VPS before a wss load
 	// test from one machine.
 	NginxConnsPerAddr int
+	// NginxWSBurst is the burst of the 5 upgrades/s per address limit on
+	// /mqtt (AUTH-04): 0 selects 10 on a VPS and NginxWorkerConnections
+	// locally (the load generator's whole fleet arrives from 127.0.0.1).
+	NginxWSBurst int
 }
 
 // DefaultLimits are starting points sized for a fleet of a few thousand
@@ -368,6 +372,9 @@ func (s Stack) Validate() error {
 	}
 	if l.NoFile < 1024 {
 		add("Limits.NoFile: %d is too small for a broker (>= 1024; e.g. 65536)", l.NoFile)
+	}
+	if l.NginxWSBurst < 0 {
+		add("Limits.NginxWSBurst: %d must be >= 0 (0 = default)", l.NginxWSBurst)
 	}
 	if l.NginxConnsPerAddr < 0 {
 		add("Limits.NginxConnsPerAddr: %d must be >= 0 (0 = default)", l.NginxConnsPerAddr)
