@@ -1,26 +1,30 @@
 #!/usr/bin/env bash
 # VPS rehearsal: the exact provisioning a VPS receives from `pulumi up`
-# (provider ssh), run against a fresh Debian bookworm root file system in a
-# network namespace of our own, then the smoke load and the security suite
-# from the host against that namespace's address.
+# (provider ssh: the remote command and the script on its stdin, rendered by
+# broker.Provisioning), run as root in a fresh Debian bookworm root file
+# system inside a network namespace of our own; then the security suite
+# from the host and the smoke load against it.
 #
-#   rehearsal/run.sh            prepare (cached) + provision + smoke + security
+#   rehearsal/run.sh            prepare (cached) + provision + security + smoke
 #   rehearsal/run.sh prepare    only build the cached bookworm root file system
 #
 # What stands in for the VPS:
-#   - build/rehearsal/bookworm-rootfs.tar: debootstrap minbase plus mosquitto,
-#     nginx, certbot and nftables from the apt mirror this machine uses
-#     (cached between runs; the packages are installed here, with the host's
-#     network, because the namespace has no route out; the provisioning
-#     script then finds them installed and skips apt, as on a VPS where they
-#     are already present);
+#   - build/rehearsal/bookworm-rootfs-<hash>.tar: debootstrap minbase plus
+#     netbase and the stack's packages from the apt mirror this machine uses
+#     (cached; installed here with the host's network, because the namespace
+#     has no route out: the provisioning script finds them installed and
+#     skips apt, as on a VPS where they are already present);
 #   - a fresh copy of it per run (build/rehearsal/vps), chrooted;
 #   - network namespace mqttrh with a veth pair: 10.77.0.1/30 on the host
-#     side, 10.77.0.2/30 inside. All test traffic goes to 10.77.0.2 only;
-#   - no systemd in a chroot: rehearsal/systemctl is installed as the host's
-#     systemctl and starts each unit with its own ExecStartPre/ExecStart.
+#     side, 10.77.0.2/30 inside. All test traffic goes to 10.77.0.2 (or to
+#     127.0.0.1 inside the namespace);
+#   - no systemd in a chroot: rehearsal/systemctl stands in for systemctl and
+#     starts each unit with its own ExecStartPre/ExecStart.
+# The run provisions twice: first boot, then again after the security
+# suite's preparation pass changed the PKI (as `pulumi up` after a PKI
+# change would), so re-provisioning a running host is rehearsed too.
 # Everything (processes in the namespace, the namespace, the veth pair, the
-# mounts, which live in a private mount namespace) is removed on exit, also
+# mounts, which live in private mount namespaces) is removed on exit, also
 # on failure or Ctrl-C.
 set -euo pipefail
 
@@ -121,10 +125,6 @@ if [[ ! -s $pki/ca.crt ]]; then
 	"$mqttstack" certs init --dir "$pki" --name "$server_name" >/dev/null
 fi
 
-log "rendering the provisioning exactly as the Broker component sends it"
-"$work/render" -pki "$pki" -host "$ns_ip" -server-name "$server_name" -admin-cidr "$host_ip/32" \
-	-script "$work/provision.sh" -command "$work/remote-command.sh" -outputs "$work/stack-output.json"
-
 log "fresh VPS root file system"
 rm -rf "$vps"
 mkdir -p "$vps"
@@ -141,41 +141,83 @@ ip -n "$ns" addr add "$ns_ip/30" dev "$veth_ns"
 ip -n "$ns" link set "$veth_ns" up
 ip -n "$ns" link set lo up
 
-log "provisioning (the remote command, script on stdin, as over SSH)"
-# The mounts live in a private mount namespace: they vanish with the last
-# process in it (the daemons, killed by cleanup).
-ip netns exec "$ns" unshare --mount --propagation private bash -c '
-	set -e
-	vps=$1 cmd=$2
-	mount -t proc proc "$vps/proc"
-	mount --bind /dev "$vps/dev"
-	mount -t tmpfs -o mode=0755 tmpfs "$vps/run"
-	mount -t tmpfs -o mode=1777 tmpfs "$vps/tmp"
-	exec chroot "$vps" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root /bin/sh -c "$cmd"
-' _ "$vps" "$(cat "$work/remote-command.sh")" <"$work/provision.sh" 2>&1 | tee "$work/provision.log"
-[[ ${PIPESTATUS[0]} == 0 ]] || die "provisioning failed, see $work/provision.log"
+# provision NAME: render the provisioning from the PKI as it is now (what
+# `pulumi up` would send) and run it on the VPS: the remote command, with
+# the script on its stdin, as root, as over SSH. /proc and /dev are mounted
+# in a private mount namespace, so they vanish with the last process in it
+# (the daemons, killed by cleanup); /run and /tmp are the VPS's own
+# directories, so a second provisioning sees what the first one started.
+provision() {
+	log "provisioning ($1)"
+	"$work/render" -pki "$pki" -host "$ns_ip" -server-name "$server_name" -admin-cidr "$host_ip/32" \
+		-script "$work/provision.sh" -command "$work/remote-command.sh" -outputs "$work/stack-output.json"
+	ip netns exec "$ns" unshare --mount --propagation private bash -c '
+		set -e
+		vps=$1 cmd=$2
+		mount -t proc proc "$vps/proc"
+		mount --bind /dev "$vps/dev"
+		exec chroot "$vps" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root /bin/sh -c "$cmd"
+	' _ "$vps" "$(cat "$work/remote-command.sh")" <"$work/provision.sh" 2>&1 | tee "$work/provision-$1.log"
+	[[ ${PIPESTATUS[0]} == 0 ]] || die "provisioning failed, see $work/provision-$1.log"
+	wait_ports
+}
 
-log "listening sockets inside the VPS:"
-ip netns exec "$ns" ss -ltnH | awk '{print "  " $4}' | sort >&2
-
-for port in 8883 443 80; do
-	for _ in $(seq 50); do
-		(exec 3<>"/dev/tcp/$ns_ip/$port") 2>/dev/null && break
-		sleep 0.2
+wait_ports() {
+	local port
+	for port in 8883 443 80; do
+		for _ in $(seq 50); do
+			(exec 3<>"/dev/tcp/$ns_ip/$port") 2>/dev/null && break
+			sleep 0.2
+		done
 	done
-done
+}
 
+# The listening sockets must be exactly these (NET-01/02/03 from the host
+# side, which the security suite cannot see for a remote target).
+audit_sockets() {
+	local got want
+	got=$(ip netns exec "$ns" ss -ltnH | awk '{print $4}' | sort | tr '\n' ' ')
+	want="0.0.0.0:443 0.0.0.0:80 0.0.0.0:8883 127.0.0.1:9001 "
+	log "listening sockets in the VPS: $got"
+	[[ $got == "$want" ]] || { log "FAIL: want exactly $want"; return 1; }
+}
+
+# client CMD...: run a client on the host, where the server name resolves to
+# the namespace's address through a private /etc/hosts (a mount namespace
+# of its own: the machine's /etc/hosts is not touched).
+printf '%s\n%s %s\n' "$(cat /etc/hosts)" "$ns_ip" "$server_name" >"$work/hosts"
+client() {
+	unshare --mount --propagation private bash -c 'mount --bind "$1" /etc/hosts && shift && exec "$@"' _ "$work/hosts" "$@"
+}
+
+provision first-boot
+audit_sockets || die "unexpected listening sockets after provisioning"
 "$mqttstack" target from-stack --stack-output "$work/stack-output.json" -o "$work/target.json"
 
+# The security suite issues its CI sub-CA and negative identities into the
+# PKI the first time it runs; the broker trusts them only once the new
+# ca.crl (which carries the sub-CA's CRL) is deployed. That is a PKI change
+# followed by `pulumi up`: re-render and provision the running VPS again,
+# which also rehearses re-provisioning (rewrite what changed, restart).
+log "security suite, preparation pass (issues the CI sub-CA; results ignored)"
+client "$mqttstack" security --target "$work/target.json" >"$work/security-prepare.log" 2>&1 || true
+provision after-pki-change
+audit_sockets || die "unexpected listening sockets after re-provisioning"
+
 status=0
-log "smoke load against $ns_ip"
-"$mqttstack" run smoke --target "$work/target.json" --out "$work/results/smoke" --quiet || status=$?
-log "smoke exit code $status"
-sec=0
-log "security suite against $ns_ip"
-"$mqttstack" security --target "$work/target.json" || sec=$?
-log "security exit code $sec"
-if ((status != 0 || sec != 0)); then
-	exit $((status > sec ? status : sec))
+log "security suite from the host against $ns_ip (server name via private /etc/hosts)"
+client "$mqttstack" security --target "$work/target.json" --allow-load --junit "$work/security.xml" || status=$?
+log "security exit code $status"
+
+# Load runs refuse non-loopback targets by design (loadtest: a deployed
+# stack is load-tested from its own network). The smoke load therefore runs
+# inside the VPS's network namespace against 127.0.0.1, with the same PKI.
+sed "s/\"host\": \"$ns_ip\"/\"host\": \"127.0.0.1\"/" "$work/target.json" >"$work/target-inside.json"
+smoke=0
+log "smoke load from inside the VPS's network namespace (127.0.0.1)"
+ip netns exec "$ns" "$mqttstack" run smoke --target "$work/target-inside.json" --out "$work/results/smoke" --quiet || smoke=$?
+log "smoke exit code $smoke"
+if ((status != 0 || smoke != 0)); then
+	exit $((status > smoke ? status : smoke))
 fi
 log "rehearsal passed"
