@@ -585,8 +585,8 @@ func runACL09(ctx context.Context, e *Env) Outcome {
 			if err != nil {
 				return did, nil
 			}
-			e.fresh.Lock()
-			defer e.fresh.Unlock()
+			e.pwMu.Lock()
+			defer e.pwMu.Unlock()
 			c, rp, err := pw.dial(ctx, e)
 			if err != nil {
 				return "", fmt.Errorf("%s: %w", pw.name, err)

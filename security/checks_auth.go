@@ -149,9 +149,9 @@ func (e *Env) passwordListener() (pwListener, bool) {
 
 // pwCreds is the password identity of the suite: the second watcher
 // identity (its password is in the broker's password file from init).
-// Callers hold e.fresh while connected: one connection per identity.
+// Callers hold e.pwMu while connected: one connection per identity.
 func (e *Env) pwCreds() (string, string, error) {
-	id := e.opts.FreshWatcher
+	id := e.opts.PasswordIdentity
 	pw, err := certs.ClientPassword(e.T.PKIDir, id)
 	if err != nil {
 		return "", "", err
@@ -180,8 +180,8 @@ func authChecks() []Check {
 				if err != nil {
 					return inconclusive("%v", err)
 				}
-				e.fresh.Lock()
-				defer e.fresh.Unlock()
+				e.pwMu.Lock()
+				defer e.pwMu.Unlock()
 				var parts []string
 				for _, l := range ls {
 					if err := e.pwLogin(ctx, l, rawConnect{ClientID: user, Username: &user, Password: &pw, KeepAlive: 30}, 0); err != nil {
@@ -223,8 +223,8 @@ func authChecks() []Check {
 				if err != nil {
 					return inconclusive("%v", err)
 				}
-				e.fresh.Lock()
-				defer e.fresh.Unlock()
+				e.pwMu.Lock()
+				defer e.pwMu.Unlock()
 				willTopic := "devices/" + user + "/will"
 				var parts []string
 				for _, l := range ls {
@@ -299,8 +299,8 @@ func authChecks() []Check {
 					if err != nil {
 						return inconclusive("%v", err)
 					}
-					e.fresh.Lock()
-					defer e.fresh.Unlock()
+					e.pwMu.Lock()
+					defer e.pwMu.Unlock()
 					for _, l := range ls {
 						code, err := e.pwAttempt(ctx, l, rawConnect{ClientID: "", Username: &user, Password: &pw, KeepAlive: 30})
 						if err != nil {

@@ -342,8 +342,8 @@ func runWEB05(ctx context.Context, e *Env) Outcome {
 	if err != nil {
 		return inconclusive("%v", err)
 	}
-	e.fresh.Lock()
-	defer e.fresh.Unlock()
+	e.pwMu.Lock()
+	defer e.pwMu.Unlock()
 	var parts []string
 	// (a) no certificate
 	if c, st, err := dialWS(ctx, e.T.WSSURL, &tls.Config{RootCAs: e.webRoots(), ServerName: e.T.ServerName}); err == nil {

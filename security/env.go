@@ -29,12 +29,13 @@ type Options struct {
 	// Parallel is how many checks run at once (default 8). Checks use
 	// their own identities and topics, so they do not interfere.
 	Parallel int
-	// Watcher and FreshWatcher are the read-only identities of the
-	// canary/barrier watcher and of the short-lived second watcher used for
-	// retained-message replays (defaults observer-7, observer-8: reserved for
-	// this suite so they never kick a load test's observers).
-	Watcher      string
-	FreshWatcher string
+	// Watcher is the read-only identity of the canary/barrier watcher
+	// (default observer-7). PasswordIdentity (default observer-8) is the
+	// identity whose password the checks of password listeners use (its
+	// .pass is in the broker's password file from init). Both are reserved
+	// for this suite, so it never kicks a load test's observers.
+	Watcher          string
+	PasswordIdentity string
 	// Reload makes the broker re-read its CRL (needed once, for CRT-05,
 	// after the suite revokes its own test identity). nil: SIGHUP to
 	// Target.Local.MosquittoPID when the target is local; otherwise the
@@ -57,8 +58,9 @@ type Env struct {
 	watch    *watcher
 	watchErr error
 
-	// fresh serialises use of the second watcher identity.
-	fresh sync.Mutex
+	// pwMu serialises connections of PasswordIdentity: with
+	// use_username_as_clientid two of them would kick each other.
+	pwMu sync.Mutex
 
 	certMu sync.Mutex
 	certs  map[string]tls.Certificate // cache: identity → key pair
@@ -93,8 +95,8 @@ func Prepare(ctx context.Context, opts Options, checks []Check) (*Env, error) {
 	if opts.Watcher == "" {
 		opts.Watcher = "observer-7"
 	}
-	if opts.FreshWatcher == "" {
-		opts.FreshWatcher = "observer-8"
+	if opts.PasswordIdentity == "" {
+		opts.PasswordIdentity = "observer-8"
 	}
 	if opts.Log == nil {
 		opts.Log = io.Discard
