@@ -654,3 +654,47 @@ func TestConcurrentUpStartsOneStack(t *testing.T) {
 		t.Fatalf("two stacks: mosquitto %d/%d nginx %d/%d", a.mpid, b.mpid, a.npid, b.npid)
 	}
 }
+
+// TestWSUpgradeThrottle: with the VPS-like burst configured, a burst of
+// upgrades from one address is cut by nginx's limit_req (AUTH-04): of 30
+// simultaneous upgrades, at most the burst and the refill pass.
+func TestWSUpgradeThrottle(t *testing.T) {
+	s := stacktest.Start(t, stacktest.WithDeviceIDs("devA"), stacktest.WithStack(func(st *hostconfig.Stack) {
+		st.Limits.NginxWSBurst = 2
+	}))
+	addr := net.JoinHostPort(s.Target.Host, strconv.Itoa(s.Target.Local.HTTPSPort))
+	cfg := s.ClientTLS("devA")
+	// in parallel: mosquitto 2.0.11 answers each upgrade only on its next
+	// loop turn (~100-200 ms), which alone would pace serial requests at
+	// about the limit's own rate
+	statuses := make(chan int, 30)
+	for range 30 {
+		go func() {
+			// read only the status line: a 101's body is the live WebSocket
+			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, cfg)
+			if err != nil {
+				statuses <- -1
+				return
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			req, _ := http.NewRequest("GET", "https://"+s.Target.ServerName+"/mqtt", nil)
+			req.Header = wsUpgrade()
+			req.Write(conn)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+			if err != nil {
+				statuses <- -1
+				return
+			}
+			statuses <- resp.StatusCode
+		}()
+	}
+	codes := map[int]int{}
+	for range 30 {
+		codes[<-statuses]++
+	}
+	t.Logf("30 simultaneous upgrades, burst 2: %v", codes)
+	if codes[503] == 0 || codes[101] == 0 {
+		t.Fatalf("30 upgrades: status counts %v, want some 101 and some 503", codes)
+	}
+}
