@@ -658,7 +658,14 @@ func runACL10(ctx context.Context, e *Env) Outcome {
 	if !bytes.Contains(orig, []byte(rw)) {
 		return inconclusive("the ACL has no %q line to take the write right from", rw)
 	}
-	reload := func() error { return syscallHUP(e.T.Local.MosquittoPID) }
+	pid, err := e.brokerPID()
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	reload := e.opts.Reload
+	if reload == nil {
+		reload = func() error { return syscallHUP(pid) }
+	}
 	a := e.Actor("ACL-10", "a")
 	owner, err := e.connect311(ctx, a)
 	if err != nil {

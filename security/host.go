@@ -147,3 +147,23 @@ func procIP(h string) (net.IP, error) {
 	}
 	return net.IP(b), nil
 }
+
+// brokerPID returns the local target's mosquitto pid after checking that
+// the process really is that broker (its command line names mosquitto and
+// the target's config): a stale target file must never make the suite
+// signal an unrelated process.
+func (e *Env) brokerPID() (int, error) {
+	if e.T.Local == nil || e.T.Local.MosquittoPID <= 0 {
+		return 0, fmt.Errorf("target has no local mosquitto pid")
+	}
+	pid := e.T.Local.MosquittoPID
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return 0, fmt.Errorf("mosquitto pid %d: %w (is the local stack running? `mqttstack local up`)", pid, err)
+	}
+	cmd := strings.ReplaceAll(string(b), "\x00", " ")
+	if !strings.Contains(cmd, "mosquitto") || (e.T.Local.MosquittoConf != "" && !strings.Contains(cmd, e.T.Local.MosquittoConf)) {
+		return 0, fmt.Errorf("pid %d is %q, not the target's mosquitto (stale target file?)", pid, cmd)
+	}
+	return pid, nil
+}

@@ -133,7 +133,10 @@ func (e *Env) prepareNegatives(ctx context.Context, kinds map[NegativeKind]bool)
 func (e *Env) reloadCRL(ctx context.Context, good, revoked tls.Certificate, wantRevoked bool) error {
 	reload := e.opts.Reload
 	if reload == nil && e.T.Local != nil && e.T.Local.MosquittoPID > 0 {
-		pid := e.T.Local.MosquittoPID
+		pid, err := e.brokerPID()
+		if err != nil {
+			return fmt.Errorf("security: reload the broker's CRL: %w", err)
+		}
 		reload = func() error { return syscall.Kill(pid, syscall.SIGHUP) }
 	}
 	if reload == nil {
