@@ -290,7 +290,10 @@ func newProvisioning(ctx *pulumi.Context, name string, args Args, p provisioning
 	}, opts...)
 }
 
-var physicalNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+var (
+	physicalNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	notNameRE      = regexp.MustCompile(`[^a-z0-9-]+`)
+)
 
 func (a *Args) validate(name string) error {
 	var errs []error
@@ -360,7 +363,7 @@ func recordName(serverName, zone string) (string, error) {
 // two stacks in one cloud project do not fight over a name.
 func physicalName(ctx *pulumi.Context, name string) string {
 	n := strings.ToLower(name + "-" + ctx.Stack())
-	n = regexp.MustCompile(`[^a-z0-9-]+`).ReplaceAllString(n, "-")
+	n = notNameRE.ReplaceAllString(n, "-")
 	n = strings.Trim(n, "-")
 	if len(n) > 63 {
 		n = strings.TrimRight(n[:63], "-")

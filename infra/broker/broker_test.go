@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulumi/pulumi-digitalocean/sdk/v4/go/digitalocean"
+	"github.com/pulumi/pulumi-hcloud/sdk/go/hcloud"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
@@ -298,6 +300,22 @@ func TestTwoBrokersInOneStackDoNotCollide(t *testing.T) {
 				b.Connection.Host = "192.0.2.45"
 			}
 			m := run(t, false, func(ctx *pulumi.Context) error {
+				// Both clouds refuse one public key twice per account: the
+				// operator key is created once and shared (Cloud.SSHKeyID).
+				switch p {
+				case broker.Hetzner:
+					k, err := hcloud.NewSshKey(ctx, "shared-sshkey", &hcloud.SshKeyArgs{PublicKey: pulumi.String(a.Cloud.SSHPublicKey)})
+					if err != nil {
+						return err
+					}
+					a.Cloud.SSHKeyID, b.Cloud.SSHKeyID = k.ID().ToStringOutput(), k.ID().ToStringOutput()
+				case broker.DigitalOcean:
+					k, err := digitalocean.NewSshKey(ctx, "shared-sshkey", &digitalocean.SshKeyArgs{PublicKey: pulumi.String(a.Cloud.SSHPublicKey)})
+					if err != nil {
+						return err
+					}
+					a.Cloud.SSHKeyID, b.Cloud.SSHKeyID = k.Fingerprint, k.Fingerprint
+				}
 				if _, err := broker.New(ctx, "alpha", a); err != nil {
 					return err
 				}
@@ -320,8 +338,11 @@ func TestTwoBrokersInOneStackDoNotCollide(t *testing.T) {
 					t.Errorf("URN %s registered twice", r.URN)
 				}
 				urns[r.URN] = true
-				if r.Type == broker.TypeToken {
+				if r.Type == broker.TypeToken || r.Name == "shared-sshkey" {
 					continue
+				}
+				if strings.HasSuffix(r.Type, "/sshKey:SshKey") {
+					t.Errorf("%s: a broker created its own SSH key despite Cloud.SSHKeyID", r.Name)
 				}
 				owner, ok := components[r.Parent]
 				if !ok {
