@@ -11,7 +11,7 @@
 //
 //	func TestX(t *testing.T) {
 //		s := stacktest.Start(t, stacktest.WithDevices(10))
-//		cfg := s.ClientTLS(t, "dev-00001")   // dial s.Target.MQTTSAddr()
+//		cfg := s.ClientTLS("dev-00001") // dial s.Target.MQTTSAddr() with it
 //		...
 //	}
 package stacktest
