@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
@@ -203,10 +204,12 @@ func Provisioning(a Args) (command string, script []byte, err error) {
 type provisioning struct {
 	script []byte // carries the server key: only ever handed over as a secret
 	// configHash covers every file without secrets (paths, modes, owners,
-	// bytes); secretHash covers the server key and the password file. They
-	// are kept apart so previews can show the non-secret hash in the clear.
+	// bytes): shown in the clear, so a preview tells which change is coming.
+	// scriptHash covers the whole script (keys, password file, and the
+	// steps around the files), so that any change re-runs provisioning; it
+	// is derived from the server key and is therefore kept secret.
 	configHash string
-	secretHash string
+	scriptHash string
 }
 
 // renderProvisioning renders the host files and the provisioning script.
@@ -216,28 +219,26 @@ func renderProvisioning(args Args) (provisioning, error) {
 	if err != nil {
 		return provisioning{}, err
 	}
+	public := slices.Clone(files)
 	passwd, err := passwordFile(args.PKI)
 	if err != nil {
 		return provisioning{}, err
 	}
-	pkiFiles := hostconfig.PKIFiles(s, args.PKI.CACert, args.PKI.CRL, args.PKI.ServerCert, args.PKI.ServerKey)
-	secretPaths := map[string]bool{s.Paths.ServerKey: true, s.Paths.NginxKey: true, s.Paths.PasswordFile: true}
-	files = append(files, pkiFiles...)
+	pki := hostconfig.PKIFiles(s, args.PKI.CACert, args.PKI.CRL, args.PKI.ServerCert, args.PKI.ServerKey)
+	for _, f := range pki {
+		if f.Path != s.Paths.ServerKey && f.Path != s.Paths.NginxKey {
+			public = append(public, f)
+		}
+	}
+	files = append(files, pki...)
 	files = append(files, hostconfig.PasswordFileEntry(s, passwd))
 
 	script, err := hostconfig.ProvisionScript(s, files)
 	if err != nil {
 		return provisioning{}, err
 	}
-	var public, secret []hostconfig.File
-	for _, f := range files {
-		if secretPaths[f.Path] {
-			secret = append(secret, f)
-		} else {
-			public = append(public, f)
-		}
-	}
-	return provisioning{script: script, configHash: hashFiles(public), secretHash: hashFiles(secret)}, nil
+	sum := sha256.Sum256(script)
+	return provisioning{script: script, configHash: hashFiles(public), scriptHash: hex.EncodeToString(sum[:])}, nil
 }
 
 // hashFiles is a SHA-256 over every file's path, mode, owner and bytes, in
@@ -283,7 +284,7 @@ func newProvisioning(ctx *pulumi.Context, name string, args Args, p provisioning
 		// on a replacement server.
 		Triggers: pulumi.Array{
 			pulumi.String(p.configHash),
-			pulumi.ToSecret(pulumi.String(p.secretHash)),
+			pulumi.ToSecret(pulumi.String(p.scriptHash)),
 			serverID,
 		},
 		AddPreviousOutputInEnv: pulumi.Bool(false),
