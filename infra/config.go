@@ -49,7 +49,10 @@ var cloudDefaults = map[broker.Provider]struct{ region, size string }{
 	broker.DigitalOcean: {"fra1", "s-1vcpu-1gb"},
 }
 
-var dnsNameRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
+var (
+	dnsNameRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
+	userRE    = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+)
 
 // loadConfig reads every key with Try*/Get* (never Require*, which panics
 // on the first missing key) and returns all problems at once, each naming
@@ -82,6 +85,9 @@ func loadConfig(ctx *pulumi.Context) (stackConfig, error) {
 		c.serverName, c.public = domain, true
 	case c.serverName == "":
 		bad("serverName", "required unless mqttstack:domain is set: the TLS name devices verify, a SAN of <pkiDir>/server.crt (e.g. mqtt.example.com)")
+	case !dnsNameRE.MatchString(c.serverName):
+		bad("serverName", "%q is not a DNS name (e.g. mqtt.example.com)", c.serverName)
+		c.serverName = "" // no certificate check against a name that cannot be one
 	}
 	c.acmeEmail = get("acmeEmail")
 	if c.public && !strings.Contains(c.acmeEmail, "@") {
@@ -134,6 +140,8 @@ func loadConfig(ctx *pulumi.Context) (stackConfig, error) {
 	c.sshHost, c.sshUser, c.sshHostKey = get("ssh.host"), get("ssh.user"), get("ssh.hostKey")
 	if c.sshUser == "" {
 		c.sshUser = "root"
+	} else if !userRE.MatchString(c.sshUser) {
+		bad("ssh.user", "%q is not a user name (e.g. admin; a non-root user needs passwordless sudo)", c.sshUser)
 	}
 	c.sshPort = 22
 	if v := get("ssh.port"); v != "" {
@@ -166,6 +174,8 @@ func loadConfig(ctx *pulumi.Context) (stackConfig, error) {
 	case broker.SSH:
 		if c.sshHost == "" {
 			bad("ssh.host", "required for provider ssh: the existing host's address (e.g. 198.51.100.20)")
+		} else if _, err := netip.ParseAddr(c.sshHost); err != nil && !dnsNameRE.MatchString(strings.ToLower(c.sshHost)) {
+			bad("ssh.host", "%q is neither an IP address nor a host name (e.g. 198.51.100.20)", c.sshHost)
 		}
 		for _, k := range []string{"region", "size", "image", "sshPublicKey"} {
 			if get(k) != "" {

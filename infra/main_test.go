@@ -162,6 +162,8 @@ func TestConfigErrorsAreReportedTogether(t *testing.T) {
 				c["mqttstack:ipv6"] = "maybe"
 				c["mqttstack:ssh.port"] = "99999"
 				c["mqttstack:statusAllow"] = `["10.0.0.0/33"]`
+				c["mqttstack:serverName"] = "mqtt_broker"
+				c["mqttstack:ssh.user"] = "Root User"
 			},
 			want: []string{
 				`mqttstack:provider: "aws" is not one of [hcloud digitalocean ssh]`,
@@ -169,6 +171,8 @@ func TestConfigErrorsAreReportedTogether(t *testing.T) {
 				`mqttstack:ipv6: "maybe" is not a boolean`,
 				`mqttstack:ssh.port: "99999" is not a TCP port`,
 				`mqttstack:statusAllow: [0] "10.0.0.0/33" is not a CIDR`,
+				`mqttstack:serverName: "mqtt_broker" is not a DNS name`,
+				`mqttstack:ssh.user: "Root User" is not a user name`,
 			},
 		},
 		{
@@ -204,6 +208,11 @@ func TestConfigErrorsAreReportedTogether(t *testing.T) {
 				"mqttstack:region: has no meaning for provider ssh",
 				"mqttstack:ssh.host: required for provider ssh", "198.51.100.20",
 			},
+		},
+		{
+			name: "bad ssh host",
+			edit: func(c map[string]string) { c["mqttstack:ssh.host"] = "host name" },
+			want: []string{`mqttstack:ssh.host: "host name" is neither an IP address nor a host name`},
 		},
 		{
 			name: "server certificate does not name serverName",
