@@ -51,6 +51,15 @@ type Options struct {
 	EventBuffer int
 	// ToolVersion goes into the result's meta.
 	ToolVersion string
+	// ObserverQoS0 subscribes the observer at QoS 0 instead of 1. At QoS 1
+	// the observer is one client under the broker's per-client flow
+	// control: max_inflight_messages unacknowledged, then at most
+	// max_queued_messages queued, and the rest dropped, which a burst of
+	// thousands of messages exceeds. At QoS 0 the broker writes to the
+	// observer as fast as it reads (dropping only when max_queued_messages
+	// packets wait for its socket), so loss then means the broker failed to
+	// deliver, not that one consumer's window was full.
+	ObserverQoS0 bool
 }
 
 func (o *Options) defaults(p *Plan) {
@@ -162,7 +171,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 
 	obs, err := fleet.NewObserver(fleet.ObserverConfig{
 		Addr: cfg.Addr, ServerName: cfg.ServerName, RootCAs: p.RootCAs,
-		ID: p.Observer, Cert: loaded[0], Devices: p.DeviceIDs, QoS: 1,
+		ID: p.Observer, Cert: loaded[0], Devices: p.DeviceIDs, QoS: observerQoS(o),
 		KeepAlive: 30 * time.Second, Sink: sink,
 	})
 	if err == nil {
@@ -303,6 +312,13 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 		fmt.Fprintf(log, "observer: %d messages of other shards' devices ignored, %d invalid\n", tally.Foreign, tally.Invalid)
 	}
 	return res, runErr
+}
+
+func observerQoS(o Options) byte {
+	if o.ObserverQoS0 {
+		return 0
+	}
+	return 1
 }
 
 // runStage runs one stage to its end (or until stages stops).

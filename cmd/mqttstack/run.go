@@ -22,7 +22,7 @@ func init() {
 	register("run", "run a load scenario against a target (built-in name or YAML file)", runRun)
 }
 
-const runUsage = `usage: mqttstack run SCENARIO|FILE [--target FILE] [--devices N] [--out DIR] [--quiet] [--shard i/n]
+const runUsage = `usage: mqttstack run SCENARIO|FILE [--target FILE] [--devices N] [--out DIR] [--quiet] [--shard i/n] [--observer-qos0]
 
 Runs a load scenario (a built-in name such as smoke, launch, burst,
 reconnect-storm, soak, or a YAML file) against the target (default: the
@@ -41,6 +41,7 @@ type runFlags struct {
 	out     string
 	quiet   bool
 	shard   string
+	obsQoS0 bool
 }
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -52,6 +53,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&f.out, "out", "", "directory for result.json and report.html (default results/<scenario>-<timestamp>)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress bars")
 	fs.StringVar(&f.shard, "shard", "", "run shard i of n (i/n, 1-based) of the fleet")
+	fs.BoolVar(&f.obsQoS0, "observer-qos0", false, "subscribe the observer at QoS 0 (not limited by the broker's per-client in-flight window and queue)")
 	// The scenario may come before or after the flags.
 	var positional []string
 	for {
@@ -104,7 +106,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(plan.Issued) > 0 {
 		fmt.Fprintf(stderr, "issued %d device identities into %s\n", len(plan.Issued), tg.PKIDir)
 	}
-	res, runErr := loadtest.Run(ctx, plan, loadtest.Options{Progress: stderr, Quiet: f.quiet, Log: stderr})
+	res, runErr := loadtest.Run(ctx, plan, loadtest.Options{Progress: stderr, Quiet: f.quiet, Log: stderr, ObserverQoS0: f.obsQoS0})
 	if res == nil {
 		if errors.Is(runErr, context.Canceled) {
 			return withCode(exitInterrupted, fmt.Errorf("run: %w", runErr))
