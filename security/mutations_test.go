@@ -3,6 +3,7 @@ package security
 import (
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -115,6 +116,18 @@ func TestMutations(t *testing.T) {
 		// tier 2, proven too: without check_retain_source the retained value
 		// of a de-authorised publisher is replayed (CVE-2018-12546).
 		{"check_retain_source", m(stacktest.ReplaceLine("mosquitto.conf", "check_retain_source true", "check_retain_source false")), []string{"ACL-10"}, nil, false},
+		// More hardenings, so that every check a config change can defeat
+		// is shown to fail at least once.
+		{"nginx host-reflecting redirect", m(regexMutation("nginx.conf", `return 301 https://[^$ ]+\$request_uri;`, `return 301 https://$$host$$request_uri;`)), []string{"WEB-01"}, nil, false},
+		{"nginx ssl_reject_handshake", m(catchAllServesCertificate), []string{"WEB-03"}, nil, false},
+		{"nginx /status allow all", m(stacktest.ReplaceLine("nginx.conf", "deny all;", "allow all;")), []string{"WEB-06"}, nil, false},
+		{"max_packet_size", m(stacktest.DropLines("mosquitto.conf", "max_packet_size")), []string{"PRO-04"}, nil, false},
+		{"max_keepalive", m(stacktest.DropLines("mosquitto.conf", "max_keepalive")), []string{"DOS-04"}, nil, false},
+		{"crlfile", m(stacktest.DropLines("mosquitto.conf", "crlfile")), []string{"CRT-05"}, nil, false},
+		{"allow_zero_length_clientid", m(stacktest.ReplaceLine("mosquitto.conf", "allow_zero_length_clientid false", "allow_zero_length_clientid true")), []string{"AUTH-03"}, nil, false},
+		{"acl everyone readwrite all devices", m(stacktest.ReplaceLine("/acl", "pattern readwrite devices/%u/#", "pattern readwrite devices/#")),
+			[]string{"ACL-01", "ACL-02", "ACL-03", "ACL-04", "ACL-06", "ACL-07", "ACL-09"}, nil, false},
+		{"acl pattern read SYS", m(stacktest.ReplaceLine("/acl", "pattern readwrite devices/%u/#", "pattern readwrite devices/%u/#\npattern read $SYS/#")), []string{"ACL-05"}, nil, false},
 		{"nginx HSTS", m(stacktest.DropLines("nginx.conf", "add_header Strict-Transport-Security")), []string{"WEB-02"}, nil, false},
 	}
 	for _, tc := range cases {
@@ -145,4 +158,51 @@ func TestMutations(t *testing.T) {
 
 func m(f func([]hostconfig.File) []hostconfig.File) func(*testing.T) func([]hostconfig.File) []hostconfig.File {
 	return func(*testing.T) func([]hostconfig.File) []hostconfig.File { return f }
+}
+
+// regexMutation replaces every match of expr in the file ending with
+// suffix; it panics when nothing matches (a renamed directive must not turn
+// a negative test into a positive one).
+func regexMutation(suffix, expr, repl string) func([]hostconfig.File) []hostconfig.File {
+	re := regexp.MustCompile(expr)
+	return func(files []hostconfig.File) []hostconfig.File {
+		hit := false
+		for i, f := range files {
+			if strings.HasSuffix(f.Path, suffix) && re.Match(f.Content) {
+				files[i].Content = re.ReplaceAll(f.Content, []byte(repl))
+				hit = true
+			}
+		}
+		if !hit {
+			panic("regexMutation: no match for " + expr + " in " + suffix)
+		}
+		return files
+	}
+}
+
+// catchAllServesCertificate replaces `ssl_reject_handshake on;` in the
+// catch-all server with the real certificate (nginx will not start a TLS
+// server with neither): unknown SNI then gets a handshake.
+func catchAllServesCertificate(files []hostconfig.File) []hostconfig.File {
+	for i, f := range files {
+		if !strings.HasSuffix(f.Path, "nginx.conf") {
+			continue
+		}
+		var cert, key string
+		for _, l := range strings.Split(string(f.Content), "\n") {
+			t := strings.TrimSpace(l)
+			if strings.HasPrefix(t, "ssl_certificate ") && cert == "" {
+				cert = t
+			}
+			if strings.HasPrefix(t, "ssl_certificate_key ") && key == "" {
+				key = t
+			}
+		}
+		if cert == "" || key == "" || !strings.Contains(string(f.Content), "ssl_reject_handshake on;") {
+			panic("catchAllServesCertificate: nginx.conf lacks ssl_certificate/_key or ssl_reject_handshake")
+		}
+		files[i].Content = []byte(strings.Replace(string(f.Content), "ssl_reject_handshake on;", cert+" "+key, 1))
+		return files
+	}
+	panic("catchAllServesCertificate: no nginx.conf")
 }
