@@ -204,6 +204,16 @@ client "$mqttstack" security --target "$work/target.json" >"$work/security-prepa
 provision after-pki-change
 audit_sockets || die "unexpected listening sockets after re-provisioning"
 
+# Nothing changed since: provisioning again must leave the running daemons
+# alone (same main pids), as a `pulumi up` with an unchanged hash would not
+# even run it, and an idempotent re-run must not disrupt devices.
+daemon_pids() { cat "$vps/run/mosquitto.rehearsal.pid" "$vps/run/nginx.pid" 2>/dev/null | tr '\n' ' '; }
+before=$(daemon_pids)
+provision unchanged
+after=$(daemon_pids)
+[[ -n $before && $before == "$after" ]] || die "an unchanged re-provisioning restarted a daemon (pids '$before' -> '$after')"
+log "unchanged re-provisioning kept mosquitto and nginx running (pids $after)"
+
 status=0
 log "security suite from the host against $ns_ip (server name via private /etc/hosts)"
 client "$mqttstack" security --target "$work/target.json" --allow-load --junit "$work/security.xml" || status=$?
