@@ -8,6 +8,7 @@ package brokertest
 
 import (
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,7 +45,7 @@ type Mocks struct {
 
 	mu        sync.Mutex
 	resources []Resource
-	nextID    int
+	ids       map[string]string // id -> URN, to keep ids unique
 }
 
 // New returns mocks for project/stack (use the same in pulumi.WithMocks).
@@ -60,8 +61,7 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		deps = args.RegisterRPC.GetDependencies()
 	}
 	m.mu.Lock()
-	m.nextID++
-	id := fmt.Sprint(1000 + m.nextID) // numeric: both clouds' ids are integers
+	id := m.id(parent, args.TypeToken, args.Name)
 	m.resources = append(m.resources, Resource{
 		Type:   args.TypeToken,
 		Name:   args.Name,
@@ -90,6 +90,27 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		state["stderr"] = resource.NewProperty("")
 	}
 	return id, state, nil
+}
+
+// id is numeric (both clouds' ids are integers) and a function of the URN,
+// not of the order of registration, which is concurrent: the same program
+// gets the same ids on every run, so runs can be compared. Callers hold mu.
+func (m *Mocks) id(parent, typ, name string) string {
+	if m.ids == nil {
+		m.ids = map[string]string{}
+	}
+	urn := m.urn(parent, typ, name)
+	h := fnv.New32a()
+	h.Write([]byte(urn))
+	n := 100000 + h.Sum32()%900000
+	for {
+		id := fmt.Sprint(n)
+		if owner, taken := m.ids[id]; !taken || owner == urn {
+			m.ids[id] = urn
+			return id
+		}
+		n++
+	}
 }
 
 // Call answers provider functions; the component calls none.
