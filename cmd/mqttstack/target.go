@@ -63,7 +63,7 @@ type stackOutputs struct {
 func targetFromStack(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("target from-stack", stderr)
 	in := fs.String("stack-output", "-", "file holding `pulumi stack output --json --show-secrets`, or - for stdin")
-	pkiDir := fs.String("pki-dir", "", "PKI directory with the client identities (default: the stack's pkiDir output)")
+	pkiDir := fs.String("pki-dir", "", "PKI directory with the client identities (default: the stack's pkiDir output, which is relative to the Pulumi project root: run from there)")
 	out := fs.String("o", "", "target file to write (e.g. prod.json); required")
 	if err := parseFlags(fs, args); err != nil {
 		return err
