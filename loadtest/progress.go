@@ -29,8 +29,9 @@ type progress struct {
 	live    *mpb.Bar
 	n       int64
 
-	mu       sync.Mutex // guards started, lastPub, lastAt
+	mu       sync.Mutex // guards started, done, lastPub, lastAt
 	started  []time.Time
+	done     []bool
 	total    []time.Duration
 	lastPub  int64
 	lastAt   time.Time
@@ -51,6 +52,7 @@ func newProgress(ctx context.Context, w io.Writer, enabled bool, n int, stages [
 	}
 	pr.p = mpb.NewWithContext(ctx, mpb.WithOutput(w), mpb.WithAutoRefresh(), mpb.WithWidth(40), mpb.WithRefreshRate(200*time.Millisecond))
 	pr.started = make([]time.Time, len(stages))
+	pr.done = make([]bool, len(stages))
 	pr.total = make([]time.Duration, len(stages))
 	pr.liveText.Store("")
 	for i, st := range stages {
@@ -106,6 +108,9 @@ func (pr *progress) stageDone(i int) {
 		return
 	}
 	b := pr.stages[i]
+	pr.mu.Lock()
+	pr.done[i] = true
+	pr.mu.Unlock()
 	if b == pr.connect {
 		return // completes by count, or is aborted by finish
 	}
@@ -117,12 +122,14 @@ func (pr *progress) update(l result.Live) {
 	if pr.p == nil {
 		return
 	}
-	if pr.connect != nil && !pr.connect.Completed() {
+	// Bars are never asked whether they completed: mpb reads that state
+	// unsynchronised against a late render; this type keeps its own.
+	if pr.connect != nil {
 		pr.connect.SetCurrent(min(l.Total.Connects, pr.n))
 	}
 	pr.mu.Lock()
 	for i, b := range pr.stages {
-		if b != pr.connect && !pr.started[i].IsZero() && !b.Completed() {
+		if b != pr.connect && !pr.started[i].IsZero() && !pr.done[i] {
 			b.SetCurrent(min(time.Since(pr.started[i]).Milliseconds(), max(pr.total[i].Milliseconds()-1, 0)))
 		}
 	}
@@ -138,18 +145,14 @@ func (pr *progress) update(l result.Live) {
 }
 
 // finish completes or aborts every bar and waits for the container.
-func (pr *progress) finish(aborted bool) {
+func (pr *progress) finish() {
 	if pr.p == nil {
 		return
 	}
+	// Abort is a no-op on a bar that completed; on the others it ends the
+	// bar, so Wait cannot hang.
 	for _, b := range append(pr.stages, pr.live) {
-		if !b.Completed() && !b.Aborted() {
-			if aborted || b == pr.connect || b == pr.live {
-				b.Abort(false)
-			} else {
-				b.SetTotal(-1, true)
-			}
-		}
+		b.Abort(false)
 	}
 	pr.p.Wait()
 }

@@ -56,7 +56,7 @@ func TestProgressAbortsOnCancel(t *testing.T) {
 	cancel()
 	done := make(chan struct{})
 	go func() {
-		pr.finish(true)
+		pr.finish()
 		close(done)
 	}()
 	select {
@@ -79,7 +79,7 @@ func TestProgressSilent(t *testing.T) {
 	pr.stageStart(0)
 	pr.update(result.Live{Active: 3})
 	pr.stageDone(0)
-	pr.finish(false)
+	pr.finish()
 	if w := pr.logWriter(&out); w != &out {
 		t.Error("silent progress diverts logs")
 	}

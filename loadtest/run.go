@@ -265,7 +265,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 		}
 		cancelDrain()
 	}
-	prog.finish(interrupted)
+	prog.finish()
 	log = o.Log
 	cancelRun()
 	fl.Close(250 * time.Millisecond)
