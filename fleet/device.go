@@ -204,7 +204,15 @@ func (a *attempt) open(_ *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
 		if dl, ok := a.ctx.Deadline(); ok {
 			timeout = time.Until(dl)
 		}
-		ws, err := mqtt.NewWebsocket(cfg.WSSURL, f.tlsConfig.Clone(), timeout, nil, &mqtt.WebsocketOptions{ReadBufferSize: 1024, WriteBufferSize: 1024})
+		// nginx asks for the device certificate too before it proxies the
+		// upgrade; gorilla's handshake context does not carry the device,
+		// so this config names the certificate itself.
+		wcfg := f.tlsConfig.Clone()
+		wcfg.GetClientCertificate = nil
+		if a.d.cert != nil {
+			wcfg.Certificates = []tls.Certificate{*a.d.cert}
+		}
+		ws, err := mqtt.NewWebsocket(cfg.WSSURL, wcfg, timeout, nil, &mqtt.WebsocketOptions{ReadBufferSize: 1024, WriteBufferSize: 1024})
 		if err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -248,5 +249,62 @@ commands: {rate: 20/s}
 	}
 	if m.Total.Counts.Connects != 300 || m.Delivery.Expected != rs[0].Delivery.Expected+rs[1].Delivery.Expected {
 		t.Errorf("merged connects %d delivery %+v", m.Total.Counts.Connects, m.Delivery)
+	}
+}
+
+// TestStormAndWSS: a reconnect-storm stage drops a share of the fleet (its
+// wills reach the observer), every dropped device comes back by its own
+// backoff, and nothing published is lost; the same over wss through nginx
+// with passwords. No goroutine of the run outlives it.
+func TestStormAndWSS(t *testing.T) {
+	s := stacktest.Start(t, stacktest.WithDevices(60))
+	for _, transport := range []string{"mqtts", "wss"} {
+		t.Run(transport, func(t *testing.T) {
+			sc := parse(t, `
+fleet: {count: 60, prefix: dev-, qos: 1, transport: `+transport+`}
+connect: {rate: 300/s, backoff: {min: 100ms, max: 1s}}
+stages:
+  - {kind: ramp}
+  - {kind: reconnect-storm, share: 50%, within: 1s, duration: 6s, every: 500ms}
+  - {kind: steady, duration: 2s, every: 500ms}
+thresholds:
+  loss: "== 0"
+  reconnects: "== 30"
+  connect_failures: "== 0"
+`)
+			before := runtime.NumGoroutine()
+			r, err := Run(context.Background(), compile(t, s, sc, Shard{}), Options{Quiet: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := result.Evaluate(r, sc.Thresholds)
+			if !result.Passed(out) {
+				t.Errorf("thresholds: %+v; errors %v", out, errorCauses(r))
+			}
+			// A publish in flight when its device is dropped fails, as on a
+			// board whose network goes; nothing else may.
+			for cause, n := range errorCauses(r) {
+				if !strings.HasPrefix(cause, "publish: ") || n > 30 {
+					t.Errorf("error %q × %d", cause, n)
+				}
+			}
+			storm, ok := r.Phase("reconnect-storm-1")
+			if !ok || storm.Counts.Disconnects != 30 || storm.Counts.Reconnects != 30 {
+				t.Errorf("storm phase %+v", storm)
+			}
+			if transport == "wss" {
+				if sum, ok := r.Total.Summary(result.TCP); ok && sum.Count > 0 {
+					t.Errorf("wss measured %d TCP connects; gorilla dials TCP+TLS+upgrade in one", sum.Count)
+				}
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if got := runtime.NumGoroutine(); got > before {
+				buf := make([]byte, 1<<16)
+				t.Errorf("%d goroutines after the run, %d before:\n%s", got, before, buf[:runtime.Stack(buf, true)])
+			}
+		})
 	}
 }
