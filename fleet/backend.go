@@ -77,7 +77,7 @@ func (b *Backend) Run(stage context.Context, r Rate, targets []string) int {
 		return 0
 	}
 	acked := 0
-	pace(stage, r, 1<<62, func(i int) bool {
+	pace(stage, r, bound(stage, r), func(i int) bool {
 		id := targets[i%len(targets)]
 		payload := "ON"
 		if (i/len(targets))%2 == 1 {

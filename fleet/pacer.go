@@ -51,6 +51,17 @@ func (r Rate) Wait(elapsed time.Duration, done int64) time.Duration {
 	return 0
 }
 
+// bound is how many hits rate r makes before ctx's deadline: the count
+// bound of a loop that is also bounded in time (math.MaxInt without a
+// deadline, when only the context bounds it).
+func bound(ctx context.Context, r Rate) int {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return math.MaxInt
+	}
+	return int(r.Due(time.Until(dl)))
+}
+
 // pace calls hit n times (or until ctx is done, or hit returns false) at rate
 // r, starting now. It returns how many hits it made. A late caller catches up
 // without sleeping, so the mean rate holds (the hits may then bunch).

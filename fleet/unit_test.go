@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"strings"
@@ -330,5 +331,16 @@ func TestPatchKeepalive(t *testing.T) {
 		if patchKeepalive(append([]byte(nil), other...), 30) {
 			t.Errorf("patched %x", other)
 		}
+	}
+}
+
+func TestBound(t *testing.T) {
+	if got := bound(context.Background(), PerSecond(10)); got != math.MaxInt {
+		t.Errorf("no deadline: %d", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if got := bound(ctx, PerSecond(10)); got < 19 || got > 21 {
+		t.Errorf("2s at 10/s: bound %d, want about 21", got)
 	}
 }
