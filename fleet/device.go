@@ -389,7 +389,19 @@ func (d *Device) connect(ctx context.Context) error {
 	if err := waitToken(actx, on); err != nil && ctx.Err() == nil {
 		d.emit(Event{Kind: KindError, Cause: Classify(StagePublish, err) + " (status)"})
 	}
+	// Up only if the session survived its setup: a loss meanwhile already
+	// cleared d.client (see lost), and this attempt then counts as failed.
+	d.mu.Lock()
+	if d.client != c {
+		d.mu.Unlock()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d.emit(Event{Kind: KindConnectFailed, Cause: string(StageSub) + ": connection lost"})
+		return fmt.Errorf("device %s: connection lost while subscribing", d.ID)
+	}
 	d.up.Store(true)
+	d.mu.Unlock()
 	d.emit(timing)
 	return nil
 }
@@ -428,8 +440,14 @@ func (d *Device) lost(c mqtt.Client, gen uint64, err error) {
 	d.client, d.conn = nil, nil
 	dropped := d.dropping
 	d.dropping = false
+	wasUp := d.up.Swap(false)
 	d.mu.Unlock()
-	d.up.Store(false)
+	if !wasUp {
+		// Lost during its own setup: connect reports the failed attempt
+		// and its retry loop (or this one) goes on.
+		d.fleet.reconnect(d)
+		return
+	}
 	if dropped {
 		d.emit(Event{Kind: KindDisconnected})
 	} else {
