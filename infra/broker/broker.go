@@ -224,6 +224,10 @@ func renderProvisioning(args Args) (provisioning, error) {
 	if err != nil {
 		return provisioning{}, err
 	}
+	passwords, err := hostconfig.PasswordFiles(s, passwd)
+	if err != nil {
+		return provisioning{}, err
+	}
 	pki := hostconfig.PKIFiles(s, args.PKI.CACert, args.PKI.CRL, args.PKI.ServerCert, args.PKI.ServerKey)
 	for _, f := range pki {
 		if f.Path != s.Paths.ServerKey && f.Path != s.Paths.NginxKey {
@@ -231,7 +235,7 @@ func renderProvisioning(args Args) (provisioning, error) {
 		}
 	}
 	files = append(files, pki...)
-	files = append(files, hostconfig.PasswordFileEntry(s, passwd))
+	files = append(files, passwords...)
 
 	script, err := hostconfig.ProvisionScript(s, files)
 	if err != nil {

@@ -605,6 +605,41 @@ func firstDiff(want, got string) string {
 	return ""
 }
 
+// Every file the rendered daemon configs point at must be shipped by the
+// provisioning (or be created by the daemons / certbot themselves): a
+// missing one stops the broker at start on the host, which no mock sees.
+func TestProvisioningShipsEveryReferencedFile(t *testing.T) {
+	m := run(t, false, newBroker("mqtt", args(broker.SSH)))
+	stdin, _, _ := one(t, m, commandTyp).Str("stdin")
+	files := decodeScriptFiles(t, stdin)
+	vps := hostconfig.VPSPaths()
+	refs := map[string]bool{}
+	directives := map[string][]string{
+		vps.MosquittoConf: {"password_file", "acl_file", "cafile", "crlfile", "certfile", "keyfile"},
+		vps.NginxConf:     {"ssl_certificate", "ssl_certificate_key", "ssl_client_certificate", "ssl_crl"},
+	}
+	for conf, keys := range directives {
+		body, ok := files[conf]
+		if !ok {
+			t.Fatalf("%s is not shipped", conf)
+		}
+		for _, line := range strings.Split(body, "\n") {
+			f := strings.Fields(strings.TrimSuffix(strings.TrimSpace(line), ";"))
+			if len(f) == 2 && slices.Contains(keys, f[0]) {
+				refs[f[1]] = true
+			}
+		}
+	}
+	if len(refs) < 6 {
+		t.Fatalf("found only %d referenced files: %v", len(refs), refs)
+	}
+	for ref := range refs {
+		if _, ok := files[ref]; !ok {
+			t.Errorf("a config references %s, which provisioning does not write", ref)
+		}
+	}
+}
+
 // On provider ssh there is no cloud firewall: the host's nftables ruleset
 // (rendered by hostconfig, shipped by provisioning) is the only one, so the
 // shipped file is checked here for every provider.
