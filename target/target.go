@@ -29,6 +29,12 @@ type Target struct {
 	PKIDir     string `json:"pki_dir"` // where client identities live (see package certs)
 	Observer   string `json:"observer"`
 	Backend    string `json:"backend"`
+	// WSSDevices says device certificates may use WSSURL (the local stack's
+	// opt-in DeviceWSS mode, `mqttstack local up --wss-devices`). Without
+	// it only the observer and backend identities have wss listeners;
+	// devices connect on MQTTSPort (nginx answers 403 to a device
+	// certificate on /mqtt).
+	WSSDevices bool `json:"wss_devices"`
 	// Local is set only for a stack started by `mqttstack local up`; floods
 	// and restarts are allowed without --allow-load only when it is set.
 	Local *Local `json:"local,omitempty"`

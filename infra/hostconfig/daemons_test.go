@@ -52,9 +52,12 @@ func TestNginxAcceptsRenderedConfig(t *testing.T) {
 	vps := hostconfig.VPSStack("mqtt.example.com")
 	vps.IPv6 = true
 	vps.StatusAllow = []string{"203.0.113.0/24", "127.0.0.1/32"}
+	dw := hostconfig.LocalStack(filepath.Join(t.TempDir(), "state"), pki, runAs)
+	dw.DeviceWSS = true
 	for name, st := range map[string]hostconfig.Stack{
-		"local": hostconfig.LocalStack(filepath.Join(t.TempDir(), "state"), pki, runAs),
-		"vps":   vps,
+		"local":           hostconfig.LocalStack(filepath.Join(t.TempDir(), "state"), pki, runAs),
+		"vps":             vps,
+		"local-devicewss": dw,
 	} {
 		t.Run(name, func(t *testing.T) {
 			if name == "vps" {
@@ -111,7 +114,12 @@ func listeningSockets(t *testing.T, pid int) []string {
 func TestDaemonsListenExactlyWhereRendered(t *testing.T) {
 	s := stacktest.Start(t, stacktest.WithOpsPort())
 	lo := func(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }
-	want := []string{lo(s.Target.MQTTSPort), lo(s.Target.Local.WSPort), lo(s.Target.Local.OpsPort)}
+	want := []string{lo(s.Target.MQTTSPort), lo(s.Target.Local.OpsPort)}
+	// one loopback WebSocket listener per WSS identity, consecutive ports
+	nws := len(hostconfig.DefaultWSSIdentities())
+	for i := range nws {
+		want = append(want, lo(s.Target.Local.WSPort+i))
+	}
 	sort.Strings(want)
 	if got := listeningSockets(t, s.MosquittoPID()); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("mosquitto listens on %v, want exactly %v", got, want)
@@ -130,6 +138,7 @@ func TestDaemonsListenExactlyWhereRendered(t *testing.T) {
 	for _, wantLine := range []string{
 		"Opening ipv4 listen socket on port " + strconv.Itoa(s.Target.MQTTSPort),
 		"Opening websockets listen socket on port " + strconv.Itoa(s.Target.Local.WSPort),
+		"Opening websockets listen socket on port " + strconv.Itoa(s.Target.Local.WSPort+nws-1),
 	} {
 		if !strings.Contains(log, wantLine) {
 			t.Errorf("mosquitto log lacks %q:\n%s", wantLine, log)

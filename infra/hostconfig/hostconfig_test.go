@@ -82,8 +82,17 @@ func goldenName(prefix, path string) string {
 	return prefix + "/" + strings.ReplaceAll(strings.TrimPrefix(path, "/"), "/", "_")
 }
 
+// localDeviceWSSStack is the opt-in mode for wss load tests: a shared
+// device listener after the WSS identities' own listeners.
+func localDeviceWSSStack() Stack {
+	s := localStack()
+	s.WSSIdentities = []string{"observer", "backend"}
+	s.DeviceWSS = true
+	return s
+}
+
 func TestGolden(t *testing.T) {
-	for name, s := range map[string]Stack{"vps": vpsStack(), "local": localStack()} {
+	for name, s := range map[string]Stack{"vps": vpsStack(), "local": localStack(), "local-devicewss": localDeviceWSSStack()} {
 		t.Run(name, func(t *testing.T) {
 			files, err := Render(s)
 			if err != nil {
@@ -275,6 +284,10 @@ func TestProvisionScriptAndCloudInit(t *testing.T) {
 		t.Fatal(err)
 	}
 	files = append(files, PKIFiles(s, []byte("CA"), []byte("CRL"), []byte("CERT"), []byte("KEY"))...)
+	if _, err := ProvisionScript(s, files); err == nil || !strings.Contains(err.Error(), "no password file") {
+		t.Errorf("ProvisionScript without a password file: %v, want an error naming it (mosquitto would not start)", err)
+	}
+	files = append(files, PasswordFileEntry(s, []byte("observer:$7$fixed\nbackend:$7$other\n")))
 	script, err := ProvisionScript(s, files)
 	if err != nil {
 		t.Fatal(err)

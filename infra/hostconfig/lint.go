@@ -30,8 +30,8 @@ var listenerScoped = map[string]bool{
 // violation with its line number:
 //   - per_listener_settings true comes first among the options;
 //   - no listener-scoped option before the first listener (F1);
-//   - every listener names an address; a websockets listener has
-//     socket_domain ipv4 (F2);
+//   - every listener names an address; a websockets listener is on
+//     loopback, has socket_domain ipv4 (F2) and a password_file;
 //   - a TLS listener (cafile) has require_certificate, use_identity_as_username,
 //     use_username_as_clientid, tls_version tlsv1.2 and crlfile;
 //   - every listener has allow_anonymous false and an acl_file;
@@ -111,6 +111,9 @@ func LintMosquittoConf(conf []byte) error {
 			}
 			if ip := net.ParseIP(o["address"]); ip == nil || !ip.IsLoopback() {
 				bad(l.line, "websockets listener: address %q is not loopback; nginx fronts it (NET-02)", o["address"])
+			}
+			if o["password_file"] == "" {
+				bad(l.line, "websockets listener: password_file is missing; nginx's certificate check alone names no user (WEB-05)")
 			}
 		}
 		if o["cafile"] != "" || o["certfile"] != "" {

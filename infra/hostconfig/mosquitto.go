@@ -93,19 +93,33 @@ func MosquittoConf(s Stack) []byte {
 	w("allow_zero_length_clientid false")
 	w("acl_file %s", p.ACLFile)
 	w("")
-	w("# --- WebSocket backend for nginx's /mqtt (loopback only) ---")
-	w("listener %d 127.0.0.1", s.WSPort)
-	w("# required on 2.0.11 + libwebsockets 4.1.6, else it binds *:%d (F2)", s.WSPort)
-	w("socket_domain ipv4")
-	w("protocol websockets")
-	if l.MaxWSConnections > 0 {
-		w("max_connections %d", l.MaxWSConnections)
+	for i, ws := range s.WSListeners() {
+		if i > 0 {
+			w("")
+		}
+		if ws.Identity != "" {
+			w("# --- WebSocket backend of WSS identity %s (loopback only): nginx proxies", ws.Identity)
+			w("# only a certificate with CN=%s here, and the password file knows only", ws.Identity)
+			w("# %s, so another identity's password fails (WEB-05, F8) ---", ws.Identity)
+		} else {
+			w("# --- DeviceWSS: shared WebSocket backend for device certificates (loopback).")
+			w("# WARNING: its password file holds EVERY identity, so this mode does NOT")
+			w("# bind the certificate to the username (F8): device X's certificate plus")
+			w("# identity Y's password logs in as Y. For local wss load tests only. ---")
+		}
+		w("listener %d 127.0.0.1", ws.Port)
+		w("# required on 2.0.11 + libwebsockets 4.1.6, else it binds *:%d (F2)", ws.Port)
+		w("socket_domain ipv4")
+		w("protocol websockets")
+		if l.MaxWSConnections > 0 {
+			w("max_connections %d", l.MaxWSConnections)
+		}
+		w("allow_anonymous false")
+		w("password_file %s", ws.PasswordFile)
+		w("use_username_as_clientid true")
+		w("allow_zero_length_clientid false")
+		w("acl_file %s", p.ACLFile)
 	}
-	w("allow_anonymous false")
-	w("password_file %s", p.PasswordFile)
-	w("use_username_as_clientid true")
-	w("allow_zero_length_clientid false")
-	w("acl_file %s", p.ACLFile)
 	if s.OpsPort > 0 {
 		w("")
 		w("# --- ops listener for CLI tools and health checks (loopback, passwords) ---")

@@ -81,6 +81,31 @@ func NginxConf(s Stack) []byte {
 	w("limit_conn_zone $binary_remote_addr zone=peraddr:10m;")
 	w("limit_req_zone $binary_remote_addr zone=wsreq:10m rate=5r/s;")
 	w("map $http_upgrade $connection_upgrade { default upgrade; '' close; }")
+	w("# WEB-07: an upgrade must offer the mqtt subprotocol (paho sends \"mqtt\",")
+	w("# MQTT 3.1 clients \"mqttv3.1\"); anything else is refused here, not proxied")
+	open("map $http_sec_websocket_protocol $ws_mqtt")
+	w("default 0;")
+	w(`"~*(^|,)\s*mqtt(v3\.1)?\s*(,|$)" 1;`)
+	closeb()
+	w("# WEB-05 (F8): the verified client certificate's CN picks the broker listener")
+	w("# whose password file holds only that identity; unknown CNs get none (403).")
+	w("# $ssl_client_s_dn is RFC 2253 (\"CN=x,O=y\"): the CN is anchored by ',' or the ends.")
+	open("map $ssl_client_s_dn $mqtt_ws_backend")
+	def := `""`
+	for _, ws := range s.WSListeners() {
+		if ws.Identity == "" {
+			w("# DeviceWSS: every other certificate reaches the shared device listener,")
+			w("# which does NOT bind the certificate to the username (F8)")
+			def = fmt.Sprintf("127.0.0.1:%d", ws.Port)
+		}
+	}
+	w("default %s;", def)
+	for _, ws := range s.WSListeners() {
+		if ws.Identity != "" {
+			w(`"~(^|,)CN=%s(,|$)" 127.0.0.1:%d;`, ws.Identity, ws.Port)
+		}
+	}
+	closeb()
 	w("ssl_protocols TLSv1.2 TLSv1.3;")
 	w("ssl_ciphers %s;", TLS12Ciphers)
 	w("ssl_prefer_server_ciphers off;")
@@ -138,14 +163,18 @@ func NginxConf(s Stack) []byte {
 	w(`add_header Content-Security-Policy "default-src 'self'" always;`)
 	w("limit_conn peraddr %d;", nginxPerAddrConns(s))
 	w("")
-	w("# MQTT over WebSocket: a valid, unrevoked device certificate AND the broker's")
-	w("# password check. nginx does not bind the certificate to the MQTT username (F8).")
+	w("# MQTT over WebSocket: a valid, unrevoked client certificate of a WSS identity,")
+	w("# proxied to that identity's own listener, AND the broker's password check there.")
 	open("location = /mqtt")
 	w("if ($ssl_client_verify != SUCCESS) { return 403; }")
+	w("# no listener for this certificate's CN: devices use port %d (WEB-05)", s.MQTTSPort)
+	w(`if ($mqtt_ws_backend = "") { return 403; }`)
 	w("# a plain GET would reach the broker's listener and come back as a 502 (WEB-07)")
 	w(`if ($http_upgrade !~* "^websocket$") { return 426; }`)
+	w("if ($ws_mqtt = 0) { return 400; }")
 	w("limit_req zone=wsreq burst=%d nodelay;", nginxWSBurst(s))
-	w("proxy_pass http://127.0.0.1:%d;", s.WSPort)
+	w("# an IP:port needs no resolver")
+	w("proxy_pass http://$mqtt_ws_backend;")
 	w("proxy_http_version 1.1;")
 	w("proxy_set_header Upgrade $http_upgrade;")
 	w("proxy_set_header Connection $connection_upgrade;")
@@ -236,7 +265,7 @@ func StatusPage(s Stack) []byte {
 <p>MQTT broker for devices with a client certificate from this host's private CA.</p>
 <ul>
 <li>MQTT over TLS (mutual): port %[2]d</li>
-<li>MQTT over WebSocket (client certificate and password): <code>wss://%[1]s%[3]s/mqtt</code></li>
+<li>MQTT over WebSocket for dashboards and backends (client certificate and its own password): <code>wss://%[1]s%[3]s/mqtt</code></li>
 <li>Device CA certificate: <a href="/ca.crt">/ca.crt</a></li>
 <li>Health: <a href="/healthz">/healthz</a></li>
 </ul>

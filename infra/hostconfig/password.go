@@ -51,3 +51,37 @@ func PasswordFileEntry(s Stack, content []byte) File {
 	}
 	return f
 }
+
+// PasswordFiles splits a rendered password file of every identity (shared,
+// from PasswordFile or certs.MosquittoPasswordFile) into what the broker
+// reads: the shared file itself (ops listener, DeviceWSS listener) and one
+// file per WSSIdentities entry holding only that identity's line, for its
+// own WebSocket listener (WEB-05). An identity without a line in shared
+// gets an empty file, which mosquitto loads and which refuses every
+// password, so the broker still starts. Modes and owners follow
+// PasswordFileEntry.
+func PasswordFiles(s Stack, shared []byte) ([]File, error) {
+	lines := map[string]string{}
+	for i, l := range strings.Split(string(shared), "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		user, _, ok := strings.Cut(l, ":")
+		if !ok || user == "" {
+			return nil, fmt.Errorf("password file line %d: not user:hash", i+1)
+		}
+		if _, dup := lines[user]; dup {
+			return nil, fmt.Errorf("password file line %d: user %q appears twice", i+1, user)
+		}
+		lines[user] = l + "\n"
+	}
+	base := PasswordFileEntry(s, shared)
+	out := []File{base}
+	for _, id := range s.WSSIdentities {
+		f := base
+		f.Path = s.IdentityPasswordFile(id)
+		f.Content = []byte(lines[id])
+		out = append(out, f)
+	}
+	return out, nil
+}

@@ -26,7 +26,7 @@ func TestProvisionScriptIsIdempotent(t *testing.T) {
 	root := t.TempDir()
 	s := VPSStack("mqtt.example.com")
 	p := s.Paths
-	for _, f := range []*string{&p.MosquittoConf, &p.ACLFile, &p.PasswordFile, &p.MosquittoPID, &p.MosquittoLog,
+	for _, f := range []*string{&p.MosquittoConf, &p.ACLFile, &p.PasswordFile, &p.PasswordDir, &p.MosquittoPID, &p.MosquittoLog,
 		&p.CAFile, &p.CRLFile, &p.ServerCert, &p.ServerKey, &p.NginxConf, &p.NginxCert, &p.NginxKey,
 		&p.NginxPID, &p.NginxErrorLog, &p.NginxAccessLog, &p.NginxTempDir, &p.WebRoot, &p.ACMERoot,
 		&p.SystemdDropins, &p.DeployHook, &p.NftablesConf, &p.ProvisionScript} {
@@ -99,11 +99,21 @@ func TestProvisionScriptIsIdempotent(t *testing.T) {
 	for path, want := range map[string]string{
 		p.ServerKey: "600 mosquitto:mosquitto", p.ACLFile: "640 root:mosquitto", p.PasswordFile: "640 root:mosquitto",
 		p.NginxKey: "600 root:root", p.MosquittoConf: "644 root:root",
+		s.IdentityPasswordFile("observer"): "640 root:mosquitto", s.IdentityPasswordFile("backend-8"): "640 root:mosquitto",
 	} {
 		out, err := exec.Command("stat", "-c", "%a %U:%G", path).Output()
 		if err != nil || strings.TrimSpace(string(out)) != want {
 			t.Errorf("%s: %q (%v), want %q", path, strings.TrimSpace(string(out)), err, want)
 		}
+	}
+
+	// each WSS identity's listener reads a file with only its own line
+	// (derived from the shared password file by ProvisionScript)
+	if b, err := os.ReadFile(s.IdentityPasswordFile("observer")); err != nil || string(b) != "observer:$7$x\n" {
+		t.Errorf("observer's password file: %q %v, want only observer's line", b, err)
+	}
+	if b, err := os.ReadFile(s.IdentityPasswordFile("backend")); err != nil || len(b) != 0 {
+		t.Errorf("backend's password file (no hash in the shared file): %q %v, want empty", b, err)
 	}
 
 	second := run(files(""))

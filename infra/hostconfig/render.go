@@ -130,7 +130,9 @@ nginx -t -q && systemctl reload nginx
 // Debian 12 host into the stack: installs mosquitto, nginx, certbot and
 // nftables from Debian's packages, writes files (only those whose bytes
 // differ), validates nginx's config, enables the services and restarts only
-// what changed. Pass Render's files plus PKIFiles and a PasswordFile entry.
+// what changed. Pass Render's files plus PKIFiles and a PasswordFile entry;
+// the per-identity password files of the WSS listeners are derived from
+// that entry (PasswordFiles) unless files already hold them.
 // Both CloudInit and the Pulumi SSH path run this one script, so a VPS
 // rehearsal exercises exactly what cloud-init does.
 //
@@ -144,6 +146,10 @@ func ProvisionScript(s Stack, files []File) ([]byte, error) {
 		return nil, fmt.Errorf("stack: ProvisionScript is for a VPS (Stack.Local is set)")
 	}
 	if err := checkFiles(files); err != nil {
+		return nil, err
+	}
+	files, err := withIdentityPasswordFiles(s, files)
+	if err != nil {
 		return nil, err
 	}
 	p := s.Paths
@@ -214,6 +220,45 @@ func ProvisionScript(s Stack, files []File) ([]byte, error) {
 	}
 	w("echo \"mqttstack: %s provisioned\"", s.ServerName)
 	return b.Bytes(), nil
+}
+
+// withIdentityPasswordFiles appends the per-identity password files of the
+// WSS listeners (PasswordFiles) derived from the shared password file in
+// files, unless the caller passed them already. Without them mosquitto
+// would not start on the host (a missing password_file is fatal).
+func withIdentityPasswordFiles(s Stack, files []File) ([]File, error) {
+	if len(s.WSSIdentities) == 0 {
+		return files, nil
+	}
+	have := map[string]bool{}
+	var shared *File
+	for i, f := range files {
+		have[f.Path] = true
+		if f.Path == s.Paths.PasswordFile {
+			shared = &files[i]
+		}
+	}
+	missing := false
+	for _, id := range s.WSSIdentities {
+		missing = missing || !have[s.IdentityPasswordFile(id)]
+	}
+	if !missing {
+		return files, nil
+	}
+	if shared == nil {
+		return nil, fmt.Errorf("files: no password file %s to derive the WSS identities' password files from (append PasswordFileEntry, or PasswordFiles)", s.Paths.PasswordFile)
+	}
+	derived, err := PasswordFiles(s, shared.Content)
+	if err != nil {
+		return nil, err
+	}
+	out := append([]File(nil), files...)
+	for _, f := range derived {
+		if !have[f.Path] {
+			out = append(out, f)
+		}
+	}
+	return out, nil
 }
 
 // changeFlag names the service a file belongs to, for restart decisions.

@@ -53,7 +53,10 @@ type Stack struct {
 	// add a v6 one deliberately if devices need it.
 	IPv6      bool
 	MQTTSPort int // mTLS device listener (8883)
-	WSPort    int // mosquitto's loopback WebSocket listener behind nginx (9001)
+	// WSPort is the first of mosquitto's loopback WebSocket listeners behind
+	// nginx (9001): WSSIdentities[i] gets WSPort+i, the shared device
+	// listener (DeviceWSS) the port after the last identity.
+	WSPort    int
 	OpsPort   int // loopback password listener for ops tools; 0 = none
 	HTTPSPort int // nginx TLS (443)
 	HTTPPort  int // nginx plain HTTP: ACME webroot + redirect (80)
@@ -65,6 +68,22 @@ type Stack struct {
 	// devices/<its name>/# by the pattern line.
 	Observers []string
 	Backends  []string
+
+	// WSSIdentities may use MQTT over wss (default: Observers then
+	// Backends). Mosquitto 2.0.11's WebSocket listeners cannot tie a
+	// certificate to a username (F8), so each identity gets its own loopback
+	// listener whose password file holds only its own hash, and nginx routes
+	// a verified certificate by its CN to that listener: X's certificate
+	// only ever reaches X's listener, where Y's password fails (WEB-05).
+	// Devices are not in this list: they connect on MQTTSPort, where the
+	// identity is the certificate (SECURITY.md WEB-05, option 1).
+	WSSIdentities []string
+	// DeviceWSS adds one shared WebSocket listener (password file of every
+	// client identity) that nginx uses for verified certificates that are
+	// not WSSIdentities, so devices can load-test the wss path. This mode
+	// does NOT bind the certificate to the username (F8): the security
+	// suite's WEB-05 fails against it. Never on a production stack.
+	DeviceWSS bool
 
 	Limits Limits
 
@@ -93,7 +112,8 @@ type Stack struct {
 type Paths struct {
 	MosquittoConf   string // the broker's only config file (no include_dir)
 	ACLFile         string
-	PasswordFile    string // hashes for the WebSocket (and ops) listener
+	PasswordFile    string // every identity's hash: ops listener, DeviceWSS listener
+	PasswordDir     string // <dir>/<id>: one WSS identity's hash, for its own listener
 	MosquittoPID    string
 	MosquittoLog    string
 	PersistenceDir  string // mosquitto.db lives here
@@ -167,6 +187,7 @@ func VPSPaths() Paths {
 		MosquittoConf:   "/etc/mosquitto/mosquitto.conf",
 		ACLFile:         "/etc/mosquitto/acl",
 		PasswordFile:    "/etc/mosquitto/passwd",
+		PasswordDir:     "/etc/mosquitto/passwd.d",
 		MosquittoPID:    "/run/mosquitto/mosquitto.pid",
 		MosquittoLog:    "/var/log/mosquitto/mosquitto.log",
 		PersistenceDir:  "/var/lib/mosquitto/",
@@ -199,6 +220,7 @@ func LocalPaths(stateDir, pkiDir string) Paths {
 		MosquittoConf:  j(stateDir, "mosquitto", "mosquitto.conf"),
 		ACLFile:        j(stateDir, "mosquitto", "acl"),
 		PasswordFile:   j(stateDir, "mosquitto", "passwd"),
+		PasswordDir:    j(stateDir, "mosquitto", "passwd.d"),
 		MosquittoPID:   j(stateDir, "mosquitto", "mosquitto.pid"),
 		MosquittoLog:   j(stateDir, "mosquitto", "mosquitto.log"),
 		PersistenceDir: j(stateDir, "mosquitto", "data") + "/",
@@ -227,16 +249,17 @@ func VPSStack(serverName string) Stack {
 	l.MaxConnections = 50000
 	l.MaxWSConnections = 5000
 	return Stack{
-		ServerName:  serverName,
-		BindAddress: "0.0.0.0",
-		MQTTSPort:   8883,
-		WSPort:      9001,
-		HTTPSPort:   443,
-		HTTPPort:    80,
-		Paths:       VPSPaths(),
-		Observers:   certs.DefaultObservers(),
-		Backends:    certs.DefaultBackends(),
-		Limits:      l,
+		ServerName:    serverName,
+		BindAddress:   "0.0.0.0",
+		MQTTSPort:     8883,
+		WSPort:        9001,
+		HTTPSPort:     443,
+		HTTPPort:      80,
+		Paths:         VPSPaths(),
+		Observers:     certs.DefaultObservers(),
+		Backends:      certs.DefaultBackends(),
+		WSSIdentities: DefaultWSSIdentities(),
+		Limits:        l,
 	}
 }
 
@@ -246,19 +269,54 @@ func LocalStack(stateDir, pkiDir, runAsUser string) Stack {
 	return Stack{
 		// "localhost" resolves everywhere without /etc/hosts edits, and a
 		// client's SNI and Host must agree (see ServerAliases).
-		ServerName:  "localhost",
-		BindAddress: "127.0.0.1",
-		MQTTSPort:   8883,
-		WSPort:      9001,
-		HTTPSPort:   8443,
-		HTTPPort:    8080,
-		Paths:       LocalPaths(stateDir, pkiDir),
-		Observers:   certs.DefaultObservers(),
-		Backends:    certs.DefaultBackends(),
-		Limits:      DefaultLimits(),
-		RunAsUser:   runAsUser,
-		Local:       true,
+		ServerName:    "localhost",
+		BindAddress:   "127.0.0.1",
+		MQTTSPort:     8883,
+		WSPort:        9001,
+		HTTPSPort:     8443,
+		HTTPPort:      8080,
+		Paths:         LocalPaths(stateDir, pkiDir),
+		Observers:     certs.DefaultObservers(),
+		Backends:      certs.DefaultBackends(),
+		WSSIdentities: DefaultWSSIdentities(),
+		Limits:        DefaultLimits(),
+		RunAsUser:     runAsUser,
+		Local:         true,
 	}
+}
+
+// DefaultWSSIdentities are the identities that may use wss by default: the
+// default observers, then the default backends (not devices).
+func DefaultWSSIdentities() []string {
+	return append(certs.DefaultObservers(), certs.DefaultBackends()...)
+}
+
+// WSListener is one of mosquitto's loopback WebSocket listeners behind
+// nginx. Identity is the only user its password file knows; "" marks the
+// shared device listener of DeviceWSS (every identity's password).
+type WSListener struct {
+	Identity     string
+	Port         int
+	PasswordFile string
+}
+
+// WSListeners lists the WebSocket listeners in port order: one per
+// WSSIdentities entry (WSPort, WSPort+1, …), then the shared device
+// listener when DeviceWSS is set.
+func (s Stack) WSListeners() []WSListener {
+	out := make([]WSListener, 0, len(s.WSSIdentities)+1)
+	for i, id := range s.WSSIdentities {
+		out = append(out, WSListener{Identity: id, Port: s.WSPort + i, PasswordFile: s.IdentityPasswordFile(id)})
+	}
+	if s.DeviceWSS {
+		out = append(out, WSListener{Port: s.WSPort + len(s.WSSIdentities), PasswordFile: s.Paths.PasswordFile})
+	}
+	return out
+}
+
+// IdentityPasswordFile is where the password file of WSS identity id lives.
+func (s Stack) IdentityPasswordFile(id string) string {
+	return path.Join(s.Paths.PasswordDir, id)
 }
 
 // identityRE is the CA's naming policy (CRT-07): a CN is used verbatim as
@@ -318,6 +376,28 @@ func (s Stack) Validate() error {
 			add("%s: port %d is already used by %s; give each listener its own port", p.name, p.v, other)
 		}
 		seen[p.v] = p.name
+	}
+
+	if n := len(s.WSListeners()); n > 1 && s.WSPort >= 1 && s.WSPort+n-1 > 65535 {
+		add("WSPort: %d + %d WebSocket listeners (WSSIdentities, DeviceWSS) run past port 65535; pick a lower WSPort", s.WSPort, n)
+	}
+	for _, l := range s.WSListeners() {
+		if l.Port == s.WSPort || l.Port > 65535 {
+			continue
+		}
+		if other, dup := seen[l.Port]; dup {
+			add("WSPort: the WebSocket listener of %s would take port %d, already used by %s; move WSPort (it needs %d consecutive ports)", wsName(l), l.Port, other, len(s.WSListeners()))
+		}
+	}
+	wss := map[string]bool{}
+	for i, id := range s.WSSIdentities {
+		if !identityRE.MatchString(id) {
+			add("WSSIdentities[%d]: %q is not a valid identity (letters, digits, '-', '_'; 1-64 chars)", i, id)
+		}
+		if wss[id] {
+			add("WSSIdentities[%d]: %q appears twice; one listener per identity", i, id)
+		}
+		wss[id] = true
 	}
 
 	errs = append(errs, s.Paths.validate(s)...)
@@ -410,12 +490,19 @@ func (s Stack) Validate() error {
 	return errors.Join(errs...)
 }
 
+func wsName(l WSListener) string {
+	if l.Identity == "" {
+		return "the shared device listener (DeviceWSS)"
+	}
+	return l.Identity
+}
+
 func (p Paths) validate(s Stack) []error {
 	var errs []error
 	req := []struct {
 		name, v string
 	}{
-		{"MosquittoConf", p.MosquittoConf}, {"ACLFile", p.ACLFile}, {"PasswordFile", p.PasswordFile},
+		{"MosquittoConf", p.MosquittoConf}, {"ACLFile", p.ACLFile}, {"PasswordFile", p.PasswordFile}, {"PasswordDir", p.PasswordDir},
 		{"MosquittoPID", p.MosquittoPID}, {"MosquittoLog", p.MosquittoLog}, {"PersistenceDir", p.PersistenceDir},
 		{"CAFile", p.CAFile}, {"CRLFile", p.CRLFile}, {"ServerCert", p.ServerCert}, {"ServerKey", p.ServerKey},
 		{"NginxConf", p.NginxConf}, {"NginxCert", p.NginxCert}, {"NginxKey", p.NginxKey}, {"NginxPID", p.NginxPID},
