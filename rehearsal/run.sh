@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # VPS rehearsal: the exact provisioning a VPS receives from `pulumi up`
 # (provider ssh: the remote command and the script on its stdin, rendered by
-# broker.Provisioning), run as root in a fresh Debian bookworm root file
-# system inside a network namespace of our own; then the security suite
-# from the host and the smoke load against it.
+# broker.Provisioning, delivered over SSH as root like the Broker's
+# remote.Command), on a fresh Debian bookworm root file system booted (sshd)
+# inside a network namespace of our own; then the security suite from the
+# host and the smoke load against it.
 #
 #   rehearsal/run.sh            prepare (cached) + provision + security + smoke
 #   rehearsal/run.sh prepare    only build the cached bookworm root file system
@@ -15,8 +16,9 @@
 #     has no route out: the provisioning script finds them installed and
 #     skips apt, as on a VPS where they are already present);
 #   - a fresh copy of it per run (build/rehearsal/vps), chrooted;
-#   - network namespace mqttrh with a veth pair: 10.77.0.1/30 on the host
-#     side, 10.77.0.2/30 inside. All test traffic goes to 10.77.0.2 (or to
+#   - network namespace mqttrh with a veth pair: 10.77.0.1/29 (the admin
+#     network) and 10.77.0.3/29 (any other source) on the host side,
+#     10.77.0.2/29 inside. All test traffic goes to 10.77.0.2 (or to
 #     127.0.0.1 inside the namespace);
 #   - no systemd in a chroot: rehearsal/systemctl stands in for systemctl and
 #     starts each unit with its own ExecStartPre/ExecStart.
@@ -32,16 +34,18 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/.." && pwd)
 work=$top/build/rehearsal
 # What a Debian 12 cloud image has that minbase lacks (netbase: nft resolves
-# protocol names through /etc/protocols), plus the stack's packages.
-packages=(netbase ca-certificates iproute2 procps mosquitto nginx certbot nftables)
+# protocol names through /etc/protocols; sshd: provisioning arrives over
+# SSH), plus the stack's packages.
+packages=(netbase ca-certificates iproute2 procps openssh-server mosquitto nginx certbot nftables)
 # The cache is keyed on the package list, so changing it rebuilds.
 cache=$work/bookworm-rootfs-$(printf '%s\n' "${packages[@]}" | sha256sum | cut -c1-12).tar
 vps=$work/vps
 ns=mqttrh
 veth_host=mqttrh0
 veth_ns=mqttrh1
-host_ip=10.77.0.1
-ns_ip=10.77.0.2
+host_ip=10.77.0.1  # the admin network (mqttstack:adminCidr 10.77.0.1/32)
+ns_ip=10.77.0.2    # the VPS
+other_ip=10.77.0.3 # a host-side source outside the admin network
 server_name=mqtt.rehearsal.test
 mqttstack=$top/bin/mqttstack
 
@@ -130,34 +134,54 @@ rm -rf "$vps"
 mkdir -p "$vps"
 tar -C "$vps" -xf "$cache"
 install -m 0755 "$here/systemctl" "$vps/usr/local/sbin/systemctl"
+# What the cloud does at first boot: fresh host keys, the operator's public
+# key (mqttstack:sshPublicKey) for root. The private key is what
+# mqttstack:ssh.privateKey holds; the host key is pinned (ssh.hostKey).
+key=$work/operator_ed25519
+[[ -s $key ]] || ssh-keygen -q -t ed25519 -N '' -C mqttstack-rehearsal -f "$key"
+rm -f "$vps"/etc/ssh/ssh_host_*
+chroot "$vps" ssh-keygen -q -A
+install -d -m 0700 "$vps/root/.ssh"
+install -m 0600 "$key.pub" "$vps/root/.ssh/authorized_keys"
+printf '%s %s\n' "$ns_ip" "$(cut -d' ' -f1,2 "$vps/etc/ssh/ssh_host_ed25519_key.pub")" >"$work/known_hosts"
+ssh_vps() {
+	ssh -F /dev/null -i "$key" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
+		-o UserKnownHostsFile="$work/known_hosts" -o ConnectTimeout=5 "$@"
+}
 
 log "network namespace $ns: $host_ip <-> $ns_ip"
 ip netns add "$ns"
 ip link add "$veth_host" type veth peer name "$veth_ns"
 ip link set "$veth_ns" netns "$ns"
-ip addr add "$host_ip/30" dev "$veth_host"
+ip addr add "$host_ip/29" dev "$veth_host"
+ip addr add "$other_ip/29" dev "$veth_host"
 ip link set "$veth_host" up
-ip -n "$ns" addr add "$ns_ip/30" dev "$veth_ns"
+ip -n "$ns" addr add "$ns_ip/29" dev "$veth_ns"
 ip -n "$ns" link set "$veth_ns" up
 ip -n "$ns" link set lo up
 
+log "booting the VPS: sshd in the namespace, chrooted"
+# /proc and /dev are mounted in a private mount namespace: they vanish with
+# the last process in it (sshd and what provisioning starts through it,
+# killed by cleanup). /run and /tmp are the VPS's own directories.
+ip netns exec "$ns" unshare --mount --propagation private bash -c '
+	set -e
+	mount -t proc proc "$1/proc"
+	mount --bind /dev "$1/dev"
+	mkdir -p "$1/run/sshd"
+	chroot "$1" /usr/sbin/sshd -E /var/log/sshd.log
+' _ "$vps"
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/$ns_ip/22") 2>/dev/null && break; sleep 0.2; done
+
 # provision NAME: render the provisioning from the PKI as it is now (what
-# `pulumi up` would send) and run it on the VPS: the remote command, with
-# the script on its stdin, as root, as over SSH. /proc and /dev are mounted
-# in a private mount namespace, so they vanish with the last process in it
-# (the daemons, killed by cleanup); /run and /tmp are the VPS's own
-# directories, so a second provisioning sees what the first one started.
+# `pulumi up` would send) and deliver it as the Broker's remote.Command
+# does: over SSH as root, the remote command as the command line, the
+# script on its stdin.
 provision() {
-	log "provisioning ($1)"
+	log "provisioning over SSH ($1)"
 	"$work/render" -pki "$pki" -host "$ns_ip" -server-name "$server_name" -admin-cidr "$host_ip/32" \
 		-script "$work/provision.sh" -command "$work/remote-command.sh" -outputs "$work/stack-output.json"
-	ip netns exec "$ns" unshare --mount --propagation private bash -c '
-		set -e
-		vps=$1 cmd=$2
-		mount -t proc proc "$vps/proc"
-		mount --bind /dev "$vps/dev"
-		exec chroot "$vps" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root /bin/sh -c "$cmd"
-	' _ "$vps" "$(cat "$work/remote-command.sh")" <"$work/provision.sh" 2>&1 | tee "$work/provision-$1.log"
+	ssh_vps -b "$host_ip" "root@$ns_ip" "$(cat "$work/remote-command.sh")" <"$work/provision.sh" 2>&1 | tee "$work/provision-$1.log"
 	[[ ${PIPESTATUS[0]} == 0 ]] || die "provisioning failed, see $work/provision-$1.log"
 	wait_ports
 }
@@ -172,14 +196,25 @@ wait_ports() {
 	done
 }
 
-# The listening sockets must be exactly these (NET-01/02/03 from the host
-# side, which the security suite cannot see for a remote target).
+# Host-side socket audit (NET-01/02/03, which the security suite cannot see
+# for a remote target): on a public address only sshd (22) and the stack's
+# 80, 443 and 8883 may listen; every other socket (the broker's WebSocket
+# and ops listeners) must be bound to loopback; and 80, 443, 8883 must be up.
 audit_sockets() {
-	local got want
-	got=$(ip netns exec "$ns" ss -ltnH | awk '{print $4}' | sort | tr '\n' ' ')
-	want="0.0.0.0:443 0.0.0.0:80 0.0.0.0:8883 127.0.0.1:9001 "
-	log "listening sockets in the VPS: $got"
-	[[ $got == "$want" ]] || { log "FAIL: want exactly $want"; return 1; }
+	local got bad=0 a
+	got=$(ip netns exec "$ns" ss -ltnH | awk '{print $4}' | sort -u)
+	log "listening sockets in the VPS: $(echo $got)"
+	for a in $got; do
+		case $a in
+		0.0.0.0:22 | "[::]:22" | 0.0.0.0:80 | 0.0.0.0:443 | 0.0.0.0:8883) ;;
+		127.0.0.1:*) ;;
+		*) log "FAIL: $a listens beyond loopback"; bad=1 ;;
+		esac
+	done
+	for a in 0.0.0.0:80 0.0.0.0:443 0.0.0.0:8883; do
+		grep -qxF "$a" <<<"$got" || { log "FAIL: nothing listens on $a"; bad=1; }
+	done
+	return $bad
 }
 
 # client CMD...: run a client on the host, where the server name resolves to
@@ -192,6 +227,15 @@ client() {
 
 provision first-boot
 audit_sockets || die "unexpected listening sockets after provisioning"
+
+# The host firewall is now up: SSH only from the admin network. From
+# another source the connection must be dropped (a timeout, not a refusal).
+if out=$(ssh_vps -b "$other_ip" "root@$ns_ip" true 2>&1); then
+	die "SSH from $other_ip (outside mqttstack:adminCidr) was accepted"
+elif [[ $out != *"timed out"* ]]; then
+	die "SSH from $other_ip failed, but not by the firewall dropping it: $out"
+fi
+log "SSH from $other_ip (not admin) dropped by the host firewall; from $host_ip (admin) it carries provisioning"
 "$mqttstack" target from-stack --stack-output "$work/stack-output.json" -o "$work/target.json"
 
 # The security suite issues its CI sub-CA and negative identities into the
