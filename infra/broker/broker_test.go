@@ -672,3 +672,24 @@ func TestHostFirewallShipsWithSSHOnlyFromAdmin(t *testing.T) {
 		})
 	}
 }
+
+// The rehearsal runs broker.Provisioning's bytes; they must be exactly what
+// New hands to the remote command.
+func TestProvisioningIsWhatNewSends(t *testing.T) {
+	for _, p := range broker.Providers {
+		t.Run(string(p), func(t *testing.T) {
+			a := args(p)
+			m := run(t, false, newBroker("mqtt", a))
+			cmd := one(t, m, commandTyp)
+			create, _, _ := cmd.Str("create")
+			stdin, _, _ := cmd.Str("stdin")
+			wantCmd, wantScript, err := broker.Provisioning(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if create != wantCmd || stdin != string(wantScript) {
+				t.Errorf("Provisioning differs from what New sends (command equal: %v, script equal: %v)", create == wantCmd, stdin == string(wantScript))
+			}
+		})
+	}
+}
