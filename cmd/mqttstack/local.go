@@ -19,11 +19,15 @@ const localUsage = `usage: mqttstack local <subcommand> [flags]
 subcommands:
   up      [--state-dir DIR] [--pki-dir DIR] [--mqtts-port 8883] [--https-port 8443]
           [--http-port 8080] [--ws-port 9001] [--ops-port 0] [--devices N]
+          [--wss-devices]
           start mosquitto and nginx on 127.0.0.1 (creating the PKI if absent) and
-          write DIR/target.json; a running stack is left as it is
+          write DIR/target.json; a running stack is left as it is. wss is for
+          the observer and backend identities (one listener each, from
+          --ws-port up); --wss-devices also lets devices use wss for load
+          tests, which does NOT bind certificate to username (F8)
   down    [--state-dir DIR]   stop the daemons that up started
   status  [--state-dir DIR]   pids, listening ports, target path (exit 3 when not up)
-  passwords [--state-dir DIR] rewrite the wss password file from the PKI and reload
+  passwords [--state-dir DIR] rewrite the wss password files from the PKI and reload
 `
 
 func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -61,7 +65,8 @@ func localUp(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&o.MQTTSPort, "mqtts-port", local.DefaultMQTTSPort, "mosquitto mTLS port on 127.0.0.1")
 	fs.IntVar(&o.HTTPSPort, "https-port", local.DefaultHTTPSPort, "nginx TLS port (status page, /mqtt WebSocket) on 127.0.0.1")
 	fs.IntVar(&o.HTTPPort, "http-port", local.DefaultHTTPPort, "nginx plain port (ACME webroot + redirect) on 127.0.0.1")
-	fs.IntVar(&o.WSPort, "ws-port", local.DefaultWSPort, "mosquitto's WebSocket listener behind nginx, 127.0.0.1")
+	fs.IntVar(&o.WSPort, "ws-port", local.DefaultWSPort, "first of mosquitto's WebSocket listeners behind nginx, 127.0.0.1 (one per observer/backend identity, consecutive ports)")
+	fs.BoolVar(&o.DeviceWSS, "wss-devices", false, "let device certificates use wss (shared listener, for wss load tests; does not bind certificate to username, F8)")
 	fs.IntVar(&o.OpsPort, "ops-port", 0, "mosquitto password listener for ops tools on 127.0.0.1 (0 = none)")
 	fs.IntVar(&o.Devices, "devices", 0, "pre-issue device identities dev-00001 … dev-N")
 	if err := parseFlags(fs, args); err != nil {

@@ -59,10 +59,14 @@ type Options struct {
 	// nginx needs the Host header to equal the SNI.
 	ServerName string
 	MQTTSPort  int // default 8883
-	WSPort     int // default 9001 (loopback, behind nginx)
-	OpsPort    int // loopback password listener; 0 = none
-	HTTPSPort  int // default 8443
-	HTTPPort   int // default 8080
+	// WSPort is the first of the broker's loopback WebSocket ports behind
+	// nginx (default 9001): one per WSS identity (observers and backends,
+	// hostconfig.Stack.WSSIdentities), plus one with DeviceWSS, so
+	// WSPort … WSPort+n-1 must all be free.
+	WSPort    int
+	OpsPort   int // loopback password listener; 0 = none
+	HTTPSPort int // default 8443
+	HTTPPort  int // default 8080
 	// Devices pre-issues dev-00001 … dev-N (certs.DeviceIDs) so their
 	// passwords are in the WebSocket listener's password file from the
 	// start.
@@ -70,6 +74,12 @@ type Options struct {
 	// DeviceIDs are issued in addition to Devices (any names that pass
 	// certs.ValidateID).
 	DeviceIDs []string
+	// DeviceWSS lets device certificates use wss (a shared WebSocket
+	// listener with every identity's password; hostconfig.Stack.DeviceWSS)
+	// for load tests of the wss path. It does NOT bind the certificate to
+	// the username (F8): the security suite's WEB-05 fails in this mode.
+	// The target records it as wss_devices.
+	DeviceWSS bool
 	// Log receives progress lines (nil = discard).
 	Log io.Writer
 	// ReadyTimeout bounds the wait for each daemon (default 30 s).
@@ -187,11 +197,11 @@ func Up(ctx context.Context, o Options) (*target.Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	pw, err := passwordFile(o.PKIDir)
+	pws, err := passwordFiles(st, o.PKIDir)
 	if err != nil {
 		return nil, err
 	}
-	files = append(files, hostconfig.PasswordFileEntry(st, pw))
+	files = append(files, pws...)
 	if o.Mutate != nil {
 		files = o.Mutate(files)
 	}
@@ -224,6 +234,7 @@ func Up(ctx context.Context, o Options) (*target.Target, error) {
 		PKIDir:     o.PKIDir,
 		Observer:   st.Observers[0],
 		Backend:    st.Backends[0],
+		WSSDevices: st.DeviceWSS,
 		Local: &target.Local{
 			StateDir:      o.StateDir,
 			WSPort:        st.WSPort,
@@ -259,6 +270,7 @@ func (o Options) stack() (hostconfig.Stack, error) {
 		st.ServerAliases = append(st.ServerAliases, o.ServerName)
 	}
 	st.MQTTSPort, st.WSPort, st.OpsPort = o.MQTTSPort, o.WSPort, o.OpsPort
+	st.DeviceWSS = o.DeviceWSS
 	st.HTTPSPort, st.HTTPPort = o.HTTPSPort, o.HTTPPort
 	// nginx cannot raise its workers above our hard limit
 	var rl syscall.Rlimit
@@ -385,43 +397,117 @@ func ensurePKI(ctx context.Context, o Options) (*certs.Authority, error) {
 	return auth, nil
 }
 
-// passwordFile renders the broker's password file from every
-// <pki>/clients/<id>.pass: any identity may use the wss transport.
-func passwordFile(pkiDir string) ([]byte, error) {
+// passwordFiles renders the broker's password files from every
+// <pki>/clients/<id>.pass (hashed in parallel): the shared file of every
+// identity (ops listener; the device listener with DeviceWSS) and one file
+// per WSS identity holding only its own hash (hostconfig.PasswordFiles).
+func passwordFiles(st hostconfig.Stack, pkiDir string) ([]hostconfig.File, error) {
 	passes, err := filepath.Glob(filepath.Join(pkiDir, "clients", "*.pass"))
 	if err != nil {
 		return nil, err
 	}
 	sort.Strings(passes)
-	creds := make([]hostconfig.Credential, 0, len(passes))
+	ids := make([]string, 0, len(passes))
 	for _, p := range passes {
-		id := strings.TrimSuffix(filepath.Base(p), ".pass")
-		pw, err := certs.ClientPassword(pkiDir, id)
-		if err != nil {
-			return nil, err
-		}
-		creds = append(creds, hostconfig.Credential{User: id, Password: pw})
+		ids = append(ids, strings.TrimSuffix(filepath.Base(p), ".pass"))
 	}
-	return hostconfig.PasswordFile(creds)
+	shared, err := certs.MosquittoPasswordFile(pkiDir, ids)
+	if err != nil {
+		return nil, err
+	}
+	return hostconfig.PasswordFiles(st, shared)
 }
 
-// RefreshPasswords rewrites the password file of the running stack in
-// stateDir from every identity in its PKI and makes mosquitto reload it
-// (SIGHUP). Call it after issuing devices that will use wss.
+// RefreshPasswords rewrites the password files of the running stack in
+// stateDir from every identity in its PKI and makes mosquitto reload them
+// (SIGHUP). Call it after issuing identities that will use wss (devices
+// only with DeviceWSS). Which files exist is read from the rendered
+// mosquitto.conf, so the WSS identities and DeviceWSS of `up` are kept.
 func RefreshPasswords(ctx context.Context, stateDir string) error {
 	t, err := loadTarget(stateDir)
 	if err != nil {
 		return err
 	}
-	pw, err := passwordFile(t.PKIDir)
+	st, err := renderedStack(t)
 	if err != nil {
 		return err
 	}
-	st := hostconfig.LocalStack(t.Local.StateDir, t.PKIDir, "")
-	if err := atomicfile.Write(st.Paths.PasswordFile, pw, 0o600); err != nil {
-		return fmt.Errorf("password file: %w", err)
+	files, err := passwordFiles(st, t.PKIDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(st.Paths.PasswordDir, 0o755); err != nil {
+		return fmt.Errorf("password files: %w", err)
+	}
+	for _, f := range files {
+		if err := atomicfile.Write(f.Path, f.Content, f.Mode); err != nil {
+			return fmt.Errorf("password file: %w", err)
+		}
 	}
 	return Reload(ctx, stateDir, Mosquitto)
+}
+
+// renderedStack rebuilds the parts of the running stack's description that
+// follow from its rendered mosquitto.conf: the local paths, the WebSocket
+// listeners' identities and whether the shared device listener exists.
+func renderedStack(t *target.Target) (hostconfig.Stack, error) {
+	st := hostconfig.LocalStack(t.Local.StateDir, t.PKIDir, "")
+	ls, err := confListeners(t.Local.MosquittoConf)
+	if err != nil {
+		return st, err
+	}
+	st.WSSIdentities, st.DeviceWSS = nil, false
+	for _, l := range ls {
+		switch {
+		case l.protocol != "websockets":
+		case l.passwordFile == st.Paths.PasswordFile:
+			st.DeviceWSS = true
+		case filepath.Dir(l.passwordFile) == st.Paths.PasswordDir:
+			st.WSSIdentities = append(st.WSSIdentities, filepath.Base(l.passwordFile))
+		}
+	}
+	return st, nil
+}
+
+// confListener is one `listener` block of a rendered mosquitto.conf.
+type confListener struct {
+	port         int
+	addr         string
+	protocol     string
+	passwordFile string
+}
+
+// confListeners reads the listeners of the rendered mosquitto.conf.
+func confListeners(conf string) ([]confListener, error) {
+	b, err := os.ReadFile(conf)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", conf, err)
+	}
+	var out []confListener
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		switch {
+		case f[0] == "listener":
+			p, err := strconv.Atoi(f[1])
+			if err != nil {
+				return nil, fmt.Errorf("%s: %q: bad port", conf, line)
+			}
+			l := confListener{port: p, protocol: "mqtt"}
+			if len(f) > 2 {
+				l.addr = f[2]
+			}
+			out = append(out, l)
+		case len(out) == 0:
+		case f[0] == "protocol":
+			out[len(out)-1].protocol = f[1]
+		case f[0] == "password_file":
+			out[len(out)-1].passwordFile = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "password_file"))
+		}
+	}
+	return out, nil
 }
 
 func loadTarget(stateDir string) (*target.Target, error) {
@@ -733,6 +819,14 @@ func Status(ctx context.Context, stateDir string, w io.Writer) error {
 	if t.Local.OpsPort > 0 {
 		ports = append(ports, struct{ name, addr string }{"ops", net.JoinHostPort("127.0.0.1", strconv.Itoa(t.Local.OpsPort))})
 	}
+	// the other WebSocket listeners (one per WSS identity, DeviceWSS)
+	if ls, err := confListeners(t.Local.MosquittoConf); err == nil {
+		for _, l := range ls {
+			if l.protocol == "websockets" && l.port != t.Local.WSPort {
+				ports = append(ports, struct{ name, addr string }{"ws", net.JoinHostPort("127.0.0.1", strconv.Itoa(l.port))})
+			}
+		}
+	}
 	for _, p := range ports {
 		state := "listening"
 		if !listening(p.addr) {
@@ -770,11 +864,11 @@ func (p port) addr() string { return net.JoinHostPort(p.host, strconv.Itoa(p.por
 
 func stackPorts(st hostconfig.Stack, d Daemon) []port {
 	if d == Mosquitto {
-		return []port{
-			{"mqtts", "--mqtts-port", st.BindAddress, st.MQTTSPort},
-			{"ws", "--ws-port", "127.0.0.1", st.WSPort},
-			{"ops", "--ops-port", "127.0.0.1", st.OpsPort},
+		ps := []port{{"mqtts", "--mqtts-port", st.BindAddress, st.MQTTSPort}}
+		for _, l := range st.WSListeners() {
+			ps = append(ps, port{"ws", "--ws-port", "127.0.0.1", l.Port})
 		}
+		return append(ps, port{"ops", "--ops-port", "127.0.0.1", st.OpsPort})
 	}
 	return []port{
 		{"https", "--https-port", st.BindAddress, st.HTTPSPort},
@@ -783,6 +877,18 @@ func stackPorts(st hostconfig.Stack, d Daemon) []port {
 }
 
 func targetPorts(t *target.Target, d Daemon) []port {
+	if d == Mosquitto {
+		// every WebSocket listener the rendered config opens
+		if ls, err := confListeners(t.Local.MosquittoConf); err == nil {
+			ps := []port{{"mqtts", "--mqtts-port", t.Host, t.MQTTSPort}}
+			for _, l := range ls {
+				if l.protocol == "websockets" {
+					ps = append(ps, port{"ws", "--ws-port", "127.0.0.1", l.port})
+				}
+			}
+			return append(ps, port{"ops", "--ops-port", "127.0.0.1", t.Local.OpsPort})
+		}
+	}
 	return stackPorts(hostconfig.Stack{
 		BindAddress: t.Host, MQTTSPort: t.MQTTSPort, WSPort: t.Local.WSPort, OpsPort: t.Local.OpsPort,
 		HTTPSPort: t.Local.HTTPSPort, HTTPPort: t.Local.HTTPPort,

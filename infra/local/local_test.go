@@ -17,6 +17,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/mqttstack/mqttstack/certs"
 	"github.com/mqttstack/mqttstack/infra/hostconfig"
@@ -203,8 +204,8 @@ func TestRefusedClients(t *testing.T) {
 		if resp, _ := httpsGet(t, s, cfg, "/mqtt", wsUpgrade()); resp.StatusCode != 400 {
 			t.Errorf("revoked certificate on /mqtt: %s, want 400", resp.Status)
 		}
-		if resp, _ := httpsGet(t, s, s.ClientTLS("devA"), "/mqtt", wsUpgrade()); resp.StatusCode == 400 || resp.StatusCode == 403 {
-			t.Errorf("valid certificate on /mqtt after CRL reload: %s", resp.Status)
+		if resp, _ := httpsGet(t, s, s.ClientTLS("observer-2"), "/mqtt", wsUpgrade()); resp.StatusCode == 400 || resp.StatusCode == 403 {
+			t.Errorf("valid WSS identity's certificate on /mqtt after CRL reload: %s", resp.Status)
 		}
 		// a valid certificate still connects with the new CRL loaded
 		if err := local.ProbeMQTTS(context.Background(), addr, s.Target.ServerName, cfg.RootCAs, s.ClientTLS("devA").Certificates[0]); err != nil {
@@ -232,6 +233,31 @@ func TestRefusedClients(t *testing.T) {
 }
 
 // httpsGet fetches path from nginx with SNI and Host = server name.
+// httpsGetStatus sends one request and reads only the status line (a 101's
+// body is the live WebSocket).
+func httpsGetStatus(t *testing.T, s *stacktest.Stack, cfg *tls.Config, path string, hdr http.Header) (int, error) {
+	t.Helper()
+	addr := net.JoinHostPort(s.Target.Host, strconv.Itoa(s.Target.Local.HTTPSPort))
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		t.Fatalf("https %s: %v", addr, err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	req, _ := http.NewRequest("GET", "https://"+s.Target.ServerName+path, nil)
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		t.Fatalf("https %s%s: %v", addr, path, err)
+	}
+	return resp.StatusCode, nil
+}
+
 func httpsGet(t *testing.T, s *stacktest.Stack, cfg *tls.Config, path string, hdr http.Header) (*http.Response, []byte) {
 	t.Helper()
 	addr := net.JoinHostPort(s.Target.Host, strconv.Itoa(s.Target.Local.HTTPSPort))
@@ -293,14 +319,37 @@ func TestNginx(t *testing.T) {
 			t.Fatalf("/status from a non-allowed address: %s, want 403", resp.Status)
 		}
 	})
-	t.Run("mqtt over wss with certificate and password", func(t *testing.T) {
-		c, err := connectPaho(t, s.Target.WSSURL, s.ClientTLS("devA"), "devA", s.Password("devA"))
+	t.Run("wss: a WSS identity's certificate and its own password", func(t *testing.T) {
+		c, err := connectPaho(t, s.Target.WSSURL, s.ClientTLS("backend-1"), "backend-1", s.Password("backend-1"))
 		if err != nil {
 			b, _ := os.ReadFile(filepath.Join(s.StateDir, "nginx", "access.log"))
 			t.Fatalf("wss connect: %v\n%s", err, b)
 		}
-		if tok := c.Publish("devices/devA/telemetry", 1, false, "x"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		if tok := c.Publish("devices/devA/cmd/x", 1, false, "x"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 			t.Fatalf("wss publish: %v", tok.Error())
+		}
+		if _, err := connectPaho(t, s.Target.WSSURL, s.ClientTLS("observer-1"), "observer-1", s.Password("observer-1")); err != nil {
+			t.Fatalf("observer-1 over wss: %v", err)
+		}
+	})
+	t.Run("wss: one identity's certificate with another's password is CONNACK 5", func(t *testing.T) {
+		// F8 closed: observer-1's certificate reaches observer-1's listener,
+		// whose password file knows only observer-1
+		_, err := connectPaho(t, s.Target.WSSURL, s.ClientTLS("observer-1"), "backend-2", s.Password("backend-2"))
+		if !errors.Is(err, packets.ErrorRefusedNotAuthorised) {
+			t.Fatalf("observer-1's certificate + backend-2's password: %v, want CONNACK 5 (not Authorized)", err)
+		}
+	})
+	t.Run("wss: a device certificate is 403 (devices use 8883)", func(t *testing.T) {
+		if s.Target.WSSDevices {
+			t.Fatal("target says wss_devices without DeviceWSS")
+		}
+		resp, _ := httpsGet(t, s, s.ClientTLS("devA"), "/mqtt", wsUpgrade())
+		if resp.StatusCode != 403 {
+			t.Fatalf("/mqtt with a device certificate: %s, want 403", resp.Status)
+		}
+		if _, err := connectPaho(t, s.Target.WSSURL, s.ClientTLS("devA"), "devA", s.Password("devA")); err == nil {
+			t.Fatal("a device connected over wss without DeviceWSS")
 		}
 	})
 	t.Run("wss without client certificate is 403", func(t *testing.T) {
@@ -308,20 +357,34 @@ func TestNginx(t *testing.T) {
 		if resp.StatusCode != 403 {
 			t.Fatalf("/mqtt without a client certificate: %s, want 403", resp.Status)
 		}
-		if _, err := connectPaho(t, s.Target.WSSURL, s.ServerTLS(), "devA", s.Password("devA")); err == nil {
+		if _, err := connectPaho(t, s.Target.WSSURL, s.ServerTLS(), "observer-1", s.Password("observer-1")); err == nil {
 			t.Fatal("paho over wss without a client certificate connected")
 		}
 	})
 	t.Run("plain GET /mqtt is refused by nginx itself", func(t *testing.T) {
-		resp, _ := httpsGet(t, s, s.ClientTLS("devA"), "/mqtt", nil)
+		resp, _ := httpsGet(t, s, s.ClientTLS("observer-1"), "/mqtt", nil)
 		if resp.StatusCode != 426 {
 			t.Fatalf("GET /mqtt without Upgrade: %s, want 426 (not a proxied 5xx)", resp.Status)
 		}
 	})
+	t.Run("upgrade without the mqtt subprotocol is 400 (WEB-07)", func(t *testing.T) {
+		for proto, want := range map[string]int{"sec-bogus": 400, "": 400, "mqttx": 400, "mqtt": 101, "mqttv3.1": 101, "chat, mqtt": 101, "MQTT": 400} {
+			h := wsUpgrade()
+			if proto == "" {
+				delete(h, "Sec-Websocket-Protocol")
+			} else {
+				h["Sec-Websocket-Protocol"] = []string{proto}
+			}
+			resp, _ := httpsGetStatus(t, s, s.ClientTLS("observer-3"), "/mqtt", h)
+			if resp != want {
+				t.Errorf("upgrade with Sec-WebSocket-Protocol %q: %d, want %d", proto, resp, want)
+			}
+		}
+	})
 	t.Run("wss with a wrong password is refused", func(t *testing.T) {
-		_, err := connectPaho(t, s.Target.WSSURL, s.ClientTLS("devB"), "devB", "wrong-password")
-		if err == nil {
-			t.Fatal("wrong password accepted")
+		_, err := connectPaho(t, s.Target.WSSURL, s.ClientTLS("observer-1"), "observer-1", "wrong-password")
+		if !errors.Is(err, packets.ErrorRefusedNotAuthorised) {
+			t.Fatalf("wrong password: %v, want CONNACK 5", err)
 		}
 	})
 	t.Run("unknown SNI is rejected", func(t *testing.T) {
@@ -391,7 +454,7 @@ func TestLifecycle(t *testing.T) {
 	t.Run("port in use names the port and the flag", func(t *testing.T) {
 		_, err := local.Up(ctx, local.Options{
 			StateDir: filepath.Join(t.TempDir(), "other"), PKIDir: s.PKIDir,
-			MQTTSPort: s.Target.MQTTSPort, WSPort: 65001, HTTPSPort: 65002, HTTPPort: 65003,
+			MQTTSPort: s.Target.MQTTSPort, WSPort: 65001, HTTPSPort: 65402, HTTPPort: 65403,
 		})
 		var pe *local.PortInUseError
 		if !errors.As(err, &pe) {
@@ -400,6 +463,18 @@ func TestLifecycle(t *testing.T) {
 		msg := err.Error()
 		if !strings.Contains(msg, strconv.Itoa(s.Target.MQTTSPort)) || !strings.Contains(msg, "--mqtts-port") {
 			t.Fatalf("error does not name the port and flag: %s", msg)
+		}
+	})
+	t.Run("a taken port inside the WebSocket block names --ws-port", func(t *testing.T) {
+		// the running stack holds WSPort … WSPort+17: a block starting 3
+		// below it overlaps
+		_, err := local.Up(ctx, local.Options{
+			StateDir: filepath.Join(t.TempDir(), "other"), PKIDir: s.PKIDir,
+			MQTTSPort: 65404, WSPort: s.Target.Local.WSPort - 3, HTTPSPort: 65405, HTTPPort: 65406,
+		})
+		var pe *local.PortInUseError
+		if !errors.As(err, &pe) || pe.Flag != "--ws-port" {
+			t.Fatalf("want a PortInUseError for --ws-port, got %v", err)
 		}
 	})
 
@@ -522,25 +597,63 @@ func isLive(pid int) bool {
 }
 
 // TestRefreshPasswords: an identity issued after `up` cannot use wss until
-// the password file is rewritten; RefreshPasswords does that and reloads.
+// its password file is rewritten; RefreshPasswords does that (for a WSS
+// identity's own file and, with DeviceWSS, the shared device file) and
+// reloads. Which files exist is read back from the running config.
 func TestRefreshPasswords(t *testing.T) {
-	s := stacktest.Start(t, stacktest.WithPrivatePKI())
-	if err := s.Authority().IssueClient("late", certs.ClientOptions{}); err != nil {
-		t.Fatal(err)
+	s := stacktest.Start(t, stacktest.WithPrivatePKI(), stacktest.WithDeviceWSS(), stacktest.WithStack(func(st *hostconfig.Stack) {
+		st.WSSIdentities = append(st.WSSIdentities, "late")
+	}))
+	if !s.Target.WSSDevices {
+		t.Error("target of a DeviceWSS stack lacks wss_devices: true")
 	}
-	if _, err := connectPaho(t, s.Target.WSSURL, s.ClientTLS("late"), "late", s.Password("late")); err == nil {
-		t.Fatal("identity issued after up connected over wss before the password refresh")
+	for _, id := range []string{"late", "late-dev"} {
+		if err := s.Authority().IssueClient(id, certs.ClientOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := connectPaho(t, s.Target.WSSURL, s.ClientTLS(id), id, s.Password(id)); !errors.Is(err, packets.ErrorRefusedNotAuthorised) {
+			t.Fatalf("%s issued after up, before the password refresh: %v, want CONNACK 5", id, err)
+		}
 	}
 	s.RefreshPasswords()
-	if _, err := connectPaho(t, s.Target.WSSURL, s.ClientTLS("late"), "late", s.Password("late")); err != nil {
-		t.Fatalf("after RefreshPasswords: %v", err)
+	for _, id := range []string{"late", "late-dev"} {
+		if _, err := connectPaho(t, s.Target.WSSURL, s.ClientTLS(id), id, s.Password(id)); err != nil {
+			t.Fatalf("%s after RefreshPasswords: %v", id, err)
+		}
 	}
-	fi, err := os.Stat(filepath.Join(s.StateDir, "mosquitto", "passwd"))
-	if err != nil {
-		t.Fatal(err)
+	own, err := os.ReadFile(filepath.Join(s.StateDir, "mosquitto", "passwd.d", "late"))
+	if err != nil || strings.Count(string(own), "\n") != 1 || !strings.HasPrefix(string(own), "late:$7$") {
+		t.Errorf("late's own password file: %q %v, want exactly its line", own, err)
 	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("password file mode %v, want 0600", fi.Mode().Perm())
+	for _, p := range []string{filepath.Join(s.StateDir, "mosquitto", "passwd"), filepath.Join(s.StateDir, "mosquitto", "passwd.d", "late")} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", p, fi.Mode().Perm())
+		}
+	}
+}
+
+// TestDeviceWSS: the opt-in mode lets a device connect over wss with its
+// certificate and password (the load engine's wss transport), through the
+// shared listener; the WSS identities keep their own listeners.
+func TestDeviceWSS(t *testing.T) {
+	s := stacktest.Start(t, stacktest.WithDeviceIDs("devA"), stacktest.WithDeviceWSS())
+	if !s.Target.WSSDevices {
+		t.Fatal("target lacks wss_devices: true")
+	}
+	if _, err := connectPaho(t, s.Target.WSSURL, s.ClientTLS("devA"), "devA", s.Password("devA")); err != nil {
+		t.Fatalf("device over wss with DeviceWSS: %v", err)
+	}
+	// a WSS identity still reaches only its own listener
+	if _, err := connectPaho(t, s.Target.WSSURL, s.ClientTLS("observer-4"), "backend-4", s.Password("backend-4")); !errors.Is(err, packets.ErrorRefusedNotAuthorised) {
+		t.Fatalf("observer-4's certificate + backend-4's password with DeviceWSS: %v, want CONNACK 5", err)
+	}
+	conf := s.File(s.Target.Local.MosquittoConf)
+	if !strings.Contains(conf, "does NOT\n# bind the certificate to the username (F8)") {
+		t.Error("mosquitto.conf does not warn that DeviceWSS does not bind certificate and username")
 	}
 }
 
@@ -581,19 +694,16 @@ func TestUpRefusesPKIWithoutLocalhost(t *testing.T) {
 	}
 }
 
-// freePorts returns n distinct loopback ports that were free a moment ago.
+// freePorts returns n-1 distinct loopback ports that were free a moment
+// ago, with p[1] the base of a block for the broker's WebSocket listeners
+// (one per default WSS identity, plus one for DeviceWSS).
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	var out []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
+	ps, ws, err := stacktest.FreePorts(n-1, len(hostconfig.DefaultWSSIdentities())+1)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	return append([]int{ps[0], ws}, ps[1:]...)
 }
 
 // wsUpgrade are the headers of a WebSocket upgrade for MQTT.
@@ -659,11 +769,11 @@ func TestConcurrentUpStartsOneStack(t *testing.T) {
 // upgrades from one address is cut by nginx's limit_req (AUTH-04): of 30
 // simultaneous upgrades, at most the burst and the refill pass.
 func TestWSUpgradeThrottle(t *testing.T) {
-	s := stacktest.Start(t, stacktest.WithDeviceIDs("devA"), stacktest.WithStack(func(st *hostconfig.Stack) {
+	s := stacktest.Start(t, stacktest.WithStack(func(st *hostconfig.Stack) {
 		st.Limits.NginxWSBurst = 2
 	}))
 	addr := net.JoinHostPort(s.Target.Host, strconv.Itoa(s.Target.Local.HTTPSPort))
-	cfg := s.ClientTLS("devA")
+	cfg := s.ClientTLS("observer-5")
 	// in parallel: mosquitto 2.0.11 answers each upgrade only on its next
 	// loop turn (~100-200 ms), which alone would pace serial requests at
 	// about the limit's own rate

@@ -24,6 +24,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,6 +58,7 @@ type config struct {
 	privatePKI bool
 	pkiDir     string
 	opsPort    bool
+	deviceWSS  bool
 }
 
 // Option configures Start.
@@ -97,6 +99,12 @@ func WithPKIDir(dir string) Option { return func(c *config) { c.pkiDir = dir } }
 // WithOpsPort enables mosquitto's loopback password listener on a free port
 // (Target.Local.OpsPort).
 func WithOpsPort() Option { return func(c *config) { c.opsPort = true } }
+
+// WithDeviceWSS renders the opt-in DeviceWSS mode (hostconfig.Stack
+// DeviceWSS): a shared WebSocket listener that nginx uses for device
+// certificates, so devices can connect over wss. It does not bind the
+// certificate to the username (F8); the target says wss_devices: true.
+func WithDeviceWSS() Option { return func(c *config) { c.deviceWSS = true } }
 
 // shared is the binary-wide PKI: created on first use, removed by Main.
 var shared struct {
@@ -204,6 +212,14 @@ func Start(t testing.TB, opts ...Option) *Stack {
 	if err := issue(ctx, pki, &c); err != nil {
 		t.Fatalf("stacktest: %v", err)
 	}
+	// the broker's WebSocket listeners take consecutive ports from WSPort:
+	// one per WSS identity, plus the shared device listener
+	probe := hostconfig.LocalStack("/x", "/y", "")
+	probe.DeviceWSS = c.deviceWSS
+	for _, f := range c.configure {
+		f(&probe)
+	}
+	wsCount := len(probe.WSListeners())
 	base := t.TempDir()
 	var (
 		tg  *target.Target
@@ -213,16 +229,17 @@ func Start(t testing.TB, opts ...Option) *Stack {
 	// can take one before the daemons bind it, so retry a few times.
 	for attempt := 1; attempt <= 4; attempt++ {
 		state := filepath.Join(base, fmt.Sprintf("state%d", attempt))
-		ports, perr := freePorts(5)
+		ports, wsBase, perr := FreePorts(4, wsCount)
 		if perr != nil {
 			t.Fatalf("stacktest: free ports: %v", perr)
 		}
 		o := local.Options{
 			StateDir:  state,
 			PKIDir:    pki,
-			MQTTSPort: ports[0], WSPort: ports[1], HTTPSPort: ports[2], HTTPPort: ports[3],
+			MQTTSPort: ports[0], WSPort: wsBase, HTTPSPort: ports[1], HTTPPort: ports[2],
 			Devices:   c.devices,
 			DeviceIDs: c.deviceIDs,
+			DeviceWSS: c.deviceWSS,
 			Log:       testLog{t},
 			// a test binary killed by -timeout must not leave daemons
 			TieToProcess: true,
@@ -233,7 +250,7 @@ func Start(t testing.TB, opts ...Option) *Stack {
 			},
 		}
 		if c.opsPort {
-			o.OpsPort = ports[4]
+			o.OpsPort = ports[3]
 		}
 		if len(c.mutate) > 0 {
 			o.Mutate = func(files []hostconfig.File) []hostconfig.File {
@@ -290,25 +307,56 @@ func portRace(err error) bool {
 	return strings.Contains(m, "Address already in use") || strings.Contains(m, "address already in use")
 }
 
-// freePorts returns n distinct free loopback ports. All listeners are held
-// until every port is chosen, so the n are distinct.
-func freePorts(n int) ([]int, error) {
+// FreePorts returns n distinct loopback ports and the first of a block of
+// `block` consecutive ports (0 when block is 0), all free a moment ago and
+// all distinct. Every port is held until all are chosen. The broker's
+// WebSocket listeners need such a block (one per WSS identity).
+func FreePorts(n, block int) (ports []int, blockBase int, err error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
 			l.Close()
 		}
 	}()
-	ports := make([]int, 0, n)
+	if block > 0 {
+		for attempt := 0; blockBase == 0; attempt++ {
+			if attempt == 100 {
+				return nil, 0, fmt.Errorf("no %d consecutive free loopback ports found in 100 attempts", block)
+			}
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return nil, 0, err
+			}
+			p := l.Addr().(*net.TCPAddr).Port
+			held := []net.Listener{l}
+			ok := p+block-1 <= 65535
+			for q := p + 1; ok && q < p+block; q++ {
+				lq, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(q)))
+				if err != nil {
+					ok = false
+					break
+				}
+				held = append(held, lq)
+			}
+			if !ok {
+				for _, h := range held {
+					h.Close()
+				}
+				continue
+			}
+			ls = append(ls, held...)
+			blockBase = p
+		}
+	}
 	for len(ports) < n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	return ports, nil
+	return ports, blockBase, nil
 }
 
 // Stop stops both daemons (and removes the target file). Cleanup calls it
