@@ -219,6 +219,26 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 		monitor(stagesCtx, col, prog, o.DeadAfter, stopStages)
 	}()
 
+	// Interrupted stages leave in-flight work (a connect attempt to a hung
+	// broker waits up to its timeout) a second's grace, then cut it.
+	go func() {
+		select {
+		case <-runCtx.Done():
+			return
+		case <-stagesCtx.Done():
+		}
+		if errors.Is(context.Cause(stagesCtx), errStagesDone) {
+			return
+		}
+		t := time.NewTimer(min(o.Grace, time.Second))
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelRun()
+		case <-runCtx.Done():
+		}
+	}()
+
 	devs := fl.Devices()
 	for i, st := range sc.Stages {
 		if stagesCtx.Err() != nil {

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -307,4 +308,50 @@ thresholds:
 			}
 		})
 	}
+}
+
+// TestInterruptHungBroker: Ctrl-C while connect attempts hang on a broker
+// that accepts TCP but never answers (SIGSTOP) ends the run within seconds,
+// not after the 10s connect timeout.
+func TestInterruptHungBroker(t *testing.T) {
+	s := stacktest.Start(t, stacktest.WithDevices(50))
+	sc := parse(t, `
+fleet: {count: 50, prefix: dev-, qos: 1}
+connect: {rate: 20/s, timeout: 30s}
+stages:
+  - {kind: ramp}
+  - {kind: steady, duration: 30s, every: 1s}
+`)
+	p := compile(t, s, sc, Shard{})
+	pid := s.MosquittoPID()
+	ctx, cancel := context.WithCancel(context.Background())
+	var r *result.Result
+	var err error
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		r, err = Run(ctx, p, Options{Quiet: true})
+	}()
+	time.Sleep(1500 * time.Millisecond) // observer and some devices are in
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid, syscall.SIGCONT)
+	time.Sleep(time.Second)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not end 15s after Ctrl-C with a hung broker")
+	}
+	syscall.Kill(pid, syscall.SIGCONT)
+	took := time.Since(start)
+	if !errors.Is(err, ErrInterrupted) || r == nil || !r.Meta.Interrupted {
+		t.Fatalf("err %v result %v", err, r != nil)
+	}
+	if took > 10*time.Second {
+		t.Errorf("interrupted run took %v", took)
+	}
+	t.Logf("took %v; connects %d", took, r.Total.Counts.Connects)
 }
