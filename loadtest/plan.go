@@ -118,8 +118,13 @@ func Compile(ctx context.Context, sc *scenarios.Scenario, t *target.Target, o Co
 	if s.Count > count {
 		return nil, fmt.Errorf("compile: %d shards for %d devices: every shard needs at least one device", s.Count, count)
 	}
-	if sc.Fleet.Transport == scenarios.TransportWSS && t.WSSURL == "" {
-		return nil, errors.New("compile: the scenario uses wss but the target has no wss_url")
+	if sc.Fleet.Transport == scenarios.TransportWSS {
+		switch {
+		case t.WSSURL == "":
+			return nil, errors.New("compile: the scenario uses wss but the target has no wss_url")
+		case !t.WSSDevices:
+			return nil, errors.New("compile: the scenario uses wss but the target's wss endpoint does not take device certificates (wss_devices is false; for the local stack: mqttstack local up --wss-devices)")
+		}
 	}
 	from, to := shardRange(count, s)
 	p := &Plan{

@@ -258,9 +258,13 @@ commands: {rate: 20/s}
 // backoff, and nothing published is lost; the same over wss through nginx
 // with passwords. No goroutine of the run outlives it.
 func TestStormAndWSS(t *testing.T) {
-	s := stacktest.Start(t, stacktest.WithDevices(60))
 	for _, transport := range []string{"mqtts", "wss"} {
 		t.Run(transport, func(t *testing.T) {
+			opts := []stacktest.Option{stacktest.WithDevices(60)}
+			if transport == "wss" {
+				opts = append(opts, stacktest.WithDeviceWSS())
+			}
+			s := stacktest.Start(t, opts...)
 			sc := parse(t, `
 fleet: {count: 60, prefix: dev-, qos: 1, transport: `+transport+`}
 connect: {rate: 300/s, backoff: {min: 100ms, max: 1s}}
