@@ -103,9 +103,10 @@ type pwListener struct {
 }
 
 // passwordListeners are the password-authenticated ways in: locally the
-// ops listener and the websocket backend directly, plus nginx's wss path;
-// remotely only the wss path (presenting a valid device certificate, which
-// nginx requires before it proxies).
+// ops listener and the password identity's websocket backend directly,
+// plus nginx's wss path; remotely only the wss path (presenting the
+// password identity's certificate: nginx proxies a certificate only to the
+// listener of its CN).
 func (e *Env) passwordListeners() []pwListener {
 	var out []pwListener
 	if e.T.Local != nil && e.T.Local.OpsPort > 0 {
@@ -119,8 +120,7 @@ func (e *Env) passwordListeners() []pwListener {
 			return newRawConn(c), "", nil
 		}})
 	}
-	if e.T.Local != nil && e.T.Local.WSPort > 0 {
-		port := e.T.Local.WSPort
+	if port := e.wsPortOf(e.opts.PasswordIdentity); port > 0 {
 		out = append(out, pwListener{name: "ws backend 127.0.0.1:" + strconv.Itoa(port), dial: func(ctx context.Context, e *Env) (*rawConn, string, error) {
 			c, st, err := dialWS(ctx, "ws://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(port))+"/", nil)
 			return c, fmt.Sprintf("HTTP %d", st), err
@@ -128,7 +128,9 @@ func (e *Env) passwordListeners() []pwListener {
 	}
 	if e.T.WSSURL != "" {
 		out = append(out, pwListener{name: "wss " + e.T.WSSURL, dial: func(ctx context.Context, e *Env) (*rawConn, string, error) {
-			cfg, err := e.clientTLS(wssCertID)
+			// nginx routes a certificate by its CN to that identity's
+			// own listener: the password identity presents its own
+			cfg, err := e.clientTLS(e.opts.PasswordIdentity)
 			if err != nil {
 				return nil, "", err
 			}
@@ -161,8 +163,10 @@ func (e *Env) pwCreds() (string, string, error) {
 
 func strp(s string) *string { return &s }
 
-// wssCertID is the device certificate the suite presents to nginx on the
-// wss path (nginx requires one before it proxies to the broker).
+// wssCertID is a device certificate of the suite: on the wss path nginx
+// must refuse it (403, devices use 8883) unless the target runs the opt-in
+// DeviceWSS mode, where WEB-05 shows it logging in with another identity's
+// password (F8).
 const wssCertID = "sec-wss-cert"
 
 func authChecks() []Check {

@@ -14,8 +14,8 @@ import (
 // expectedPorts are the broker's configured listeners on a local target.
 func (e *Env) expectedPorts() map[int]string {
 	m := map[int]string{e.T.MQTTSPort: "mqtts"}
-	if e.T.Local.WSPort > 0 {
-		m[e.T.Local.WSPort] = "websockets"
+	for _, p := range e.wsPorts() {
+		m[p] = "websockets"
 	}
 	if e.T.Local.OpsPort > 0 {
 		m[e.T.Local.OpsPort] = "ops"
@@ -111,7 +111,11 @@ func netChecks() []Check {
 					}
 					return pass("%s; host-side socket audit skipped (remote target)", ev)
 				}
-				if e.T.Local.WSPort == 0 {
+				ports := map[int]bool{}
+				for _, p := range e.wsPorts() {
+					ports[p] = true
+				}
+				if len(ports) == 0 {
 					return skipped("the local stack has no websocket listener")
 				}
 				socks, err := listeningSockets(e.T.Local.MosquittoPID)
@@ -121,7 +125,7 @@ func netChecks() []Check {
 				var on []string
 				var bad []string
 				for _, s := range socks {
-					if s.port != e.T.Local.WSPort {
+					if !ports[s.port] {
 						continue
 					}
 					on = append(on, s.String())
@@ -130,7 +134,7 @@ func netChecks() []Check {
 					}
 				}
 				if len(on) == 0 {
-					return inconclusive("positive control: no listening socket on the websockets port %d", e.T.Local.WSPort)
+					return inconclusive("positive control: no listening socket on the websockets ports %v", e.wsPorts())
 				}
 				if len(bad) > 0 {
 					return fail("websocket listener bound to %s (all interfaces), not loopback", strings.Join(bad, ", "))

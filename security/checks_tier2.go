@@ -366,7 +366,9 @@ func runWEB07(ctx context.Context, e *Env) Outcome {
 	if e.T.HTTPSURL == "" {
 		return skipped("target has no https_url")
 	}
-	cert, err := e.clientCert(wssCertID)
+	// a WSS identity's certificate, so that nginx's own answers are judged
+	// (a device certificate is refused before any of them: 403)
+	cert, err := e.clientCert(e.opts.PasswordIdentity)
 	if err != nil {
 		return inconclusive("%v", err)
 	}
@@ -508,7 +510,9 @@ func runAUTH04(ctx context.Context, e *Env) Outcome {
 	if err != nil {
 		return inconclusive("%v", err)
 	}
-	cfg, err := e.clientTLS(wssCertID)
+	// the password identity's own certificate: nginx proxies it to that
+	// identity's listener, where the wrong passwords are tried
+	cfg, err := e.clientTLS(user)
 	if err != nil {
 		return inconclusive("%v", err)
 	}

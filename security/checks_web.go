@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mqttstack/mqttstack/certs"
 )
 
 // webAddrs returns the nginx TLS address (host:port) and plain HTTP base.
@@ -285,9 +287,9 @@ func webChecks() []Check {
 			},
 		},
 		{
-			ID: "WEB-05", Tier: 1, Title: "wss /mqtt needs a device certificate AND MQTT authentication bound to it",
-			Attack:   "wss /mqtt with (a) no cert, (b) a foreign-CA cert, (c) a valid cert without credentials, (d) a valid cert + its own password, (e) device X's cert + identity Y's password",
-			Fix:      "nginx: ssl_verify_client optional + `if ($ssl_client_verify != SUCCESS) { return 403; }` on /mqtt, ssl_client_certificate = private CA, ssl_crl; to bind cert and username (e): do not offer MQTT-over-WSS to devices, or pass 443 through to 8883 with stream+ssl_preread, or an auth plugin",
+			ID: "WEB-05", Tier: 1, Title: "wss /mqtt needs a client certificate AND MQTT authentication bound to it",
+			Attack:   "wss /mqtt with (a) no cert, (b) a foreign-CA cert, (c) a valid cert without credentials, (d) a valid cert + its own password, (e) a device's cert + a WSS identity's password, and WSS identity X's cert + identity Y's password",
+			Fix:      "nginx: ssl_verify_client optional + `if ($ssl_client_verify != SUCCESS) { return 403; }` on /mqtt, ssl_client_certificate = private CA, ssl_crl; to bind cert and username (e): no MQTT-over-WSS for devices (no DeviceWSS), and route each WSS identity's CN (map $ssl_client_s_dn) to its own listener whose password file holds only it; or stream+ssl_preread to 8883, or an auth plugin",
 			Negative: []NegativeKind{NegForeign},
 			Run:      runWEB05,
 		},
@@ -338,7 +340,16 @@ func runWEB05(ctx context.Context, e *Env) Outcome {
 	if e.T.WSSURL == "" {
 		return skipped("target offers no wss transport")
 	}
+	// X = the password identity (a WSS identity: observer-8 by default),
+	// Y = the watcher identity (observer-7): both belong to the suite, so a
+	// successful attack kicks nobody else's session (it may kick the
+	// watcher, on a stack that fails anyway).
 	user, pw, err := e.pwCreds()
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	other := e.opts.Watcher
+	otherPW, err := certs.ClientPassword(e.T.PKIDir, other)
 	if err != nil {
 		return inconclusive("%v", err)
 	}
@@ -363,45 +374,71 @@ func runWEB05(ctx context.Context, e *Env) Outcome {
 	} else {
 		parts = append(parts, fmt.Sprintf("(b) foreign cert: HTTP %d", st))
 	}
-	dev, err := e.clientTLS(wssCertID)
-	if err != nil {
-		return inconclusive("%v", err)
-	}
-	dev.RootCAs = e.webRoots()
-	mqttOver := func(cfg *tls.Config, cp rawConnect) (byte, error) {
-		c, st, err := dialWS(ctx, e.T.WSSURL, cfg)
-		if err != nil {
-			return 0, fmt.Errorf("upgrade refused (HTTP %d): %w", st, err)
-		}
-		defer c.Close()
-		code, _, err := c.connack(cp)
-		return code, err
-	}
-	// (c) valid certificate, no credentials
-	code, err := mqttOver(dev, rawConnect{ClientID: wssCertID, KeepAlive: 30})
-	if err != nil {
-		return inconclusive("(c) valid certificate: %v", err)
-	}
-	if code == 0 {
-		return fail("(c) valid certificate without MQTT credentials: CONNACK 0 (anonymous over wss)")
-	}
-	parts = append(parts, fmt.Sprintf("(c) cert, no creds: CONNACK %d", code))
-	// (d) positive control: the password identity's own certificate and password
 	own, err := e.clientTLS(user)
 	if err != nil {
 		return inconclusive("%v", err)
 	}
 	own.RootCAs = e.webRoots()
-	code, err = mqttOver(own, rawConnect{ClientID: user, Username: &user, Password: &pw, KeepAlive: 30})
-	if err != nil || code != 0 {
-		return inconclusive("(d) positive control: %s's certificate + password: CONNACK %d %v", user, code, err)
+	dev, err := e.clientTLS(wssCertID)
+	if err != nil {
+		return inconclusive("%v", err)
 	}
-	parts = append(parts, "(d) own cert+password: CONNACK 0")
-	// (e) another identity's certificate with this password
-	code, err = mqttOver(dev, rawConnect{ClientID: user, Username: &user, Password: &pw, KeepAlive: 30})
+	dev.RootCAs = e.webRoots()
+	// mqttOver returns the CONNACK code, or the HTTP status of a refused
+	// upgrade (status > 0, err set).
+	mqttOver := func(cfg *tls.Config, cp rawConnect) (code byte, status int, err error) {
+		c, st, err := dialWS(ctx, e.T.WSSURL, cfg)
+		if err != nil {
+			return 0, st, fmt.Errorf("upgrade refused (HTTP %d): %w", st, err)
+		}
+		defer c.Close()
+		code, _, err = c.connack(cp)
+		return code, 0, err
+	}
+	mode := ""
+	if e.T.WSSDevices {
+		mode = "; the target runs DeviceWSS (wss_devices: a shared device websocket listener with every identity's password)"
+	}
+	// (e) another identity's password behind a valid certificate: judged
+	// first, a login is a FAIL whatever the controls say
+	// (e1) a device certificate with a WSS identity's password
+	code, st, err := mqttOver(dev, rawConnect{ClientID: user, Username: &user, Password: &pw, KeepAlive: 30})
 	if err == nil && code == 0 {
-		return fail("%s; (e) %s's certificate + %s's password ACCEPTED as %s: nginx does not bind the certificate to the MQTT username (F8)", strings.Join(parts, "; "), wssCertID, user, user)
+		return fail("%s; (e) device %s's certificate + %s's password ACCEPTED as %s: nginx does not bind the certificate to the MQTT username (F8)%s", strings.Join(parts, "; "), wssCertID, user, user, mode)
 	}
-	parts = append(parts, fmt.Sprintf("(e) cert/username mismatch: CONNACK %d %v", code, err))
+	e1 := fmt.Sprintf("(e) device cert + %s's password: %s", user, refusal(code, st, err))
+	// (e2) WSS identity X's certificate with WSS identity Y's password
+	code, st, err = mqttOver(own, rawConnect{ClientID: other, Username: &other, Password: &otherPW, KeepAlive: 30})
+	if err == nil && code == 0 {
+		return fail("%s; (e) %s's certificate + %s's password ACCEPTED as %s: nginx does not bind the certificate to the MQTT username (F8)%s", strings.Join(parts, "; "), user, other, other, mode)
+	}
+	e2 := fmt.Sprintf("(e) %s's cert + %s's password: %s", user, other, refusal(code, st, err))
+	// (c) valid certificate, no credentials
+	code, _, err = mqttOver(own, rawConnect{ClientID: user, KeepAlive: 30})
+	if err != nil {
+		return inconclusive("(c) %s's certificate: %v", user, err)
+	}
+	if code == 0 {
+		return fail("(c) valid certificate without MQTT credentials: CONNACK 0 (anonymous over wss)")
+	}
+	parts = append(parts, fmt.Sprintf("(c) cert, no creds: CONNACK %d", code))
+	// (d) positive control: the identity's own certificate and password
+	code, _, err = mqttOver(own, rawConnect{ClientID: user, Username: &user, Password: &pw, KeepAlive: 30})
+	if err != nil || code != 0 {
+		return inconclusive("(d) positive control: %s's certificate + password: CONNACK %d %v (the rejections in (e) prove nothing without it)", user, code, err)
+	}
+	parts = append(parts, "(d) own cert+password: CONNACK 0", e1, e2)
 	return pass("%s", strings.Join(parts, "; "))
+}
+
+// refusal describes how a login attempt was turned away.
+func refusal(code byte, status int, err error) string {
+	switch {
+	case status > 0:
+		return fmt.Sprintf("HTTP %d", status)
+	case err != nil:
+		return err.Error()
+	default:
+		return fmt.Sprintf("CONNACK %d", code)
+	}
 }

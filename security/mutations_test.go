@@ -156,6 +156,103 @@ func TestMutations(t *testing.T) {
 	}
 }
 
+// TestMutationsWSS proves that WEB-05 notices every way the certificate ↔
+// username binding on the wss path can be lost, and WEB-07 the subprotocol
+// check: the opt-in DeviceWSS mode (shared device listener, evidence must
+// name it), a CN mapped to another identity's listener, unknown CNs
+// routed to an identity's listener instead of refused, and nginx
+// proxying upgrades without the mqtt subprotocol.
+func TestMutationsWSS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts four stacks")
+	}
+	cases := []struct {
+		name     string
+		opts     func(t *testing.T) []stacktest.Option
+		fails    string
+		evidence string
+	}{
+		{"DeviceWSS shared device listener", func(*testing.T) []stacktest.Option {
+			return []stacktest.Option{stacktest.WithDeviceWSS()}
+		}, "WEB-05", "DeviceWSS"},
+		{"CN mapped to another identity's listener", func(*testing.T) []stacktest.Option {
+			// observer-8's certificate lands on observer-7's listener
+			return []stacktest.Option{stacktest.WithMutation(remapCN("observer-8", "observer-7"))}
+		}, "WEB-05", "does not bind the certificate to the MQTT username (F8)"},
+		{"unknown CNs routed to a listener", func(*testing.T) []stacktest.Option {
+			// the `= ""` guard has nothing to refuse when the default is
+			// an identity's listener: a device certificate reaches it
+			return []stacktest.Option{stacktest.WithMutation(defaultBackend("observer-8"))}
+		}, "WEB-05", "does not bind the certificate to the MQTT username (F8)"},
+		{"nginx proxies a foreign subprotocol", func(*testing.T) []stacktest.Option {
+			return []stacktest.Option{stacktest.WithMutation(stacktest.DropLines("nginx.conf", "if ($ws_mqtt = 0)"))}
+		}, "WEB-07", "proxied 5xx"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			opts := append([]stacktest.Option{stacktest.WithOpsPort(), stacktest.WithPrivatePKI()}, tc.opts(t)...)
+			tg := stacktest.Start(t, opts...).Target
+			checks, err := Select(Catalog(), 1, []string{tc.fails})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs := runSuite(t, tg, Options{Target: tg}, checks)
+			if len(rs) != 1 {
+				t.Fatalf("%d results for %s", len(rs), tc.fails)
+			}
+			r := rs[0]
+			t.Logf("%s %s: %s", r.Check.ID, r.Outcome.Status, r.Outcome.Evidence)
+			if r.Outcome.Status != Fail || !strings.Contains(r.Outcome.Evidence, tc.evidence) {
+				t.Errorf("with %s, %s is %s, want FAIL with evidence naming %q: %s", tc.name, tc.fails, r.Outcome.Status, tc.evidence, r.Outcome.Evidence)
+			}
+		})
+	}
+}
+
+// cnMapLine matches one entry of nginx's CN → listener map.
+func cnMapLine(id string) *regexp.Regexp {
+	return regexp.MustCompile(`"~\(\^\|,\)CN=` + regexp.QuoteMeta(id) + `\(,\|\$\)" (127\.0\.0\.1:\d+);`)
+}
+
+// remapCN points id's map entry at other's listener.
+func remapCN(id, other string) func([]hostconfig.File) []hostconfig.File {
+	return func(files []hostconfig.File) []hostconfig.File {
+		for i, f := range files {
+			if !strings.HasSuffix(f.Path, "nginx.conf") {
+				continue
+			}
+			to := cnMapLine(other).FindSubmatch(f.Content)
+			from := cnMapLine(id).FindSubmatchIndex(f.Content)
+			if to == nil || from == nil {
+				panic("remapCN: no map entry for " + id + " or " + other)
+			}
+			c := append(append(append([]byte{}, f.Content[:from[2]]...), to[1]...), f.Content[from[3]:]...)
+			files[i].Content = c
+			return files
+		}
+		panic("remapCN: no nginx.conf")
+	}
+}
+
+// defaultBackend makes the CN map's default id's listener.
+func defaultBackend(id string) func([]hostconfig.File) []hostconfig.File {
+	return func(files []hostconfig.File) []hostconfig.File {
+		for i, f := range files {
+			if !strings.HasSuffix(f.Path, "nginx.conf") {
+				continue
+			}
+			to := cnMapLine(id).FindSubmatch(f.Content)
+			if to == nil || !strings.Contains(string(f.Content), `default "";`) {
+				panic("defaultBackend: no map entry for " + id + " or no empty default")
+			}
+			files[i].Content = []byte(strings.Replace(string(f.Content), `default "";`, "default "+string(to[1])+";", 1))
+			return files
+		}
+		panic("defaultBackend: no nginx.conf")
+	}
+}
+
 func m(f func([]hostconfig.File) []hostconfig.File) func(*testing.T) func([]hostconfig.File) []hostconfig.File {
 	return func(*testing.T) func([]hostconfig.File) []hostconfig.File { return f }
 }

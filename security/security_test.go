@@ -60,22 +60,17 @@ func TestTier1(t *testing.T) {
 
 // knownFindings are real weaknesses of the rendered stack that the suite
 // must keep reporting until the stack changes; the value is a fragment of
-// the evidence that identifies the finding.
+// the evidence that identifies the finding. None today:
 //
-// WEB-05 (F8): the rendered stack offers MQTT-over-WSS with per-identity
-// passwords behind nginx mTLS, and nginx cannot bind the certificate to the
-// MQTT username, so X's certificate + Y's password logs in as Y. Mosquitto
-// 2.0.11 websocket listeners have no use_identity_as_username. The fix is a
-// design decision of infra/hostconfig (no device WSS, or stream+ssl_preread
-// passthrough to 8883, or an auth plugin).
+// WEB-05 (F8) was closed by infra/hostconfig: devices do not use wss, and
+// each WSS identity (observers, backends) has its own loopback listener
+// whose password file holds only it, chosen by nginx from the verified
+// certificate's CN. The opt-in DeviceWSS mode reopens it on purpose
+// (TestMutationsWSS).
 //
-// WEB-07 (tier 2): nginx proxies an upgrade with a foreign
-// Sec-WebSocket-Protocol to the broker's websocket listener, which drops
-// it, and answers 502; nginx should refuse it itself with a 4xx.
-var knownFindings = map[string]string{
-	"WEB-05": "does not bind the certificate to the MQTT username (F8)",
-	"WEB-07": "wrong subprotocol → 502 (proxied 5xx)",
-}
+// WEB-07 (tier 2) was closed by nginx refusing (400) an upgrade that does
+// not offer the mqtt subprotocol, instead of proxying it into a 502.
+var knownFindings = map[string]string{}
 
 // TestTier2 runs the tier-2 checks that this build implements against a
 // hardened local stack.

@@ -1,0 +1,97 @@
+package security
+
+import (
+	"path/filepath"
+	"strconv"
+)
+
+// wsListener is one of the broker's WebSocket listeners on a local
+// target, read from its mosquitto.conf: since WEB-05 was closed there is one
+// per WSS identity (its password file holds only that identity, named
+// after it) and, in the opt-in DeviceWSS mode, a shared device listener.
+type wsListener struct {
+	port         int
+	address      string
+	passwordFile string
+}
+
+// wsListeners reads the websockets listeners of a local target's rendered
+// configuration; nil for a remote target or when the file is unreadable
+// (then Local.WSPort alone stands for them).
+func (e *Env) wsListeners() []wsListener {
+	if e.T.Local == nil || e.T.Local.MosquittoConf == "" {
+		return nil
+	}
+	conf, err := readConf(e.T.Local.MosquittoConf)
+	if err != nil {
+		return nil
+	}
+	var out []wsListener
+	var cur *wsListener
+	ws := false
+	flush := func() {
+		if cur != nil && ws {
+			out = append(out, *cur)
+		}
+	}
+	for _, d := range conf {
+		switch d.key {
+		case "listener":
+			flush()
+			port, addr := d.value, ""
+			if i := indexSpace(d.value); i >= 0 {
+				port, addr = d.value[:i], d.value[i+1:]
+			}
+			p, _ := strconv.Atoi(port)
+			cur, ws = &wsListener{port: p, address: addr}, false
+		case "protocol":
+			ws = d.value == "websockets"
+		case "password_file":
+			if cur != nil {
+				cur.passwordFile = d.value
+			}
+		}
+	}
+	flush()
+	return out
+}
+
+func indexSpace(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ' ' || s[i] == '\t' {
+			return i
+		}
+	}
+	return -1
+}
+
+// wsPorts are the broker's WebSocket ports on a local target.
+func (e *Env) wsPorts() []int {
+	var out []int
+	for _, l := range e.wsListeners() {
+		out = append(out, l.port)
+	}
+	if len(out) == 0 && e.T.Local != nil && e.T.Local.WSPort > 0 {
+		out = append(out, e.T.Local.WSPort)
+	}
+	return out
+}
+
+// wsPortOf is the local WebSocket listener through which identity id logs
+// in: its own (password file named after it), else the shared device
+// listener of DeviceWSS, else Local.WSPort.
+func (e *Env) wsPortOf(id string) int {
+	ls := e.wsListeners()
+	for _, l := range ls {
+		if filepath.Base(l.passwordFile) == id {
+			return l.port
+		}
+	}
+	if e.T.WSSDevices && len(ls) > 0 {
+		return ls[len(ls)-1].port
+	}
+	if e.T.Local != nil {
+		return e.T.Local.WSPort
+	}
+	return 0
+}
