@@ -253,6 +253,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 		prog.stageStart(i)
 		runStage(stagesCtx, fl, backend, p, st, devs, prog)
 		prog.stageDone(i)
+		if st.Kind == scenarios.StageRamp {
+			checkObserver(stagesCtx, obs, fl, sink, log)
+		}
 	}
 
 	// Why did the stages stop?
@@ -339,6 +342,31 @@ func observerQoS(o Options) byte {
 		return 0
 	}
 	return 1
+}
+
+// checkObserver warns when the observer hears nothing after the ramp: every
+// connected device published its retained "online", so silence means the
+// observer may not read devices/# (Mosquitto grants a denied SUBSCRIBE and
+// then delivers nothing), and every message would count as lost.
+func checkObserver(ctx context.Context, obs *fleet.Observer, fl *fleet.Fleet, sink *fleet.Sink, log io.Writer) {
+	if fl.ConnectedCount() == 0 {
+		return
+	}
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for obs.Tally().Online == 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fmt.Fprintf(log, "observer: no status message from %d connected devices: does the observer identity have read access to devices/# in the broker's ACL?\n", fl.ConnectedCount())
+			sink.Emit(fleet.Event{Kind: fleet.KindError, At: time.Now(), Cause: "observer: receives nothing (ACL?)"})
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // runStage runs one stage to its end (or until stages stops).

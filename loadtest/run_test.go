@@ -359,3 +359,27 @@ stages:
 	}
 	t.Logf("took %v; connects %d", took, r.Total.Counts.Connects)
 }
+
+// TestObserverWithoutReadAccess: an observer the ACL does not let read
+// devices/# gets its SUBSCRIBE granted and then nothing; the run says so
+// instead of only reporting every message lost.
+func TestObserverWithoutReadAccess(t *testing.T) {
+	s := stacktest.Start(t, stacktest.WithDevices(20), stacktest.WithMutation(stacktest.DropLines("/acl", "topic read devices/#")))
+	sc := parse(t, `
+fleet: {count: 20, prefix: dev-, qos: 1}
+stages:
+  - {kind: ramp}
+  - {kind: steady, duration: 1s, every: 500ms}
+`)
+	var log bytes.Buffer
+	r, err := Run(context.Background(), compile(t, s, sc, Shard{}), Options{Quiet: true, Log: &log, Drain: 2 * time.Second, DrainIdle: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errorCauses(r)["observer: receives nothing (ACL?)"] != 1 || !strings.Contains(log.String(), "read access to devices/#") {
+		t.Errorf("causes %v, log:\n%s", errorCauses(r), log.String())
+	}
+	if r.Delivery.Expected == 0 || r.Delivery.Lost != r.Delivery.Expected {
+		t.Errorf("delivery %+v: want everything lost", r.Delivery)
+	}
+}
