@@ -79,7 +79,8 @@ func TestDeadBrokerRule(t *testing.T) {
 // TestCompileRefuses: every way a plan cannot run is an error before a
 // connection is made.
 func TestCompileRefuses(t *testing.T) {
-	s := stacktest.Start(t, stacktest.WithDevices(5))
+	// A private PKI: the binary's shared one holds whatever other tests issued.
+	s := stacktest.Start(t, stacktest.WithDevices(5), stacktest.WithPrivatePKI())
 	sc := parse(t, `
 fleet: {count: 10, prefix: dev-}
 stages:
