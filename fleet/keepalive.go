@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"sync"
+	"time"
 )
 
 // Keep-alive without a goroutine per device.
@@ -22,16 +23,34 @@ import (
 var pingreq = []byte{0xC0, 0x00}
 
 // kaConn is the connection paho gets: the TLS (or WebSocket) connection,
-// with the keep-alive of the first packet (CONNECT) rewritten.
+// with the keep-alive of the first packet (CONNECT) rewritten. Writes and
+// write deadlines go through one mutex: crypto/tls would not need it, but
+// gorilla's WebSocket allows one writer only, and the pinger's write
+// competes with paho's writer there.
 type kaConn struct {
 	net.Conn
 	keepalive uint16
 	once      sync.Once
+	wmu       sync.Mutex
 }
 
 func (c *kaConn) Write(b []byte) (int, error) {
 	c.once.Do(func() { patchKeepalive(b, c.keepalive) })
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	return c.Conn.Write(b)
+}
+
+func (c *kaConn) SetWriteDeadline(t time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *kaConn) SetDeadline(t time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.Conn.SetDeadline(t)
 }
 
 // patchKeepalive sets the keep-alive of an MQTT 3.1.1 CONNECT packet in b
