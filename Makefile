@@ -38,3 +38,25 @@ bench: deps
 
 clean:
 	rm -rf bin build results
+
+# The pulumi CLI for this machine, built from the module proxy in its own
+# module (tools/pulumi) so it stays out of mqttstack's dependency graph.
+pulumi: bin/pulumi
+bin/pulumi: tools/pulumi/go.mod tools/pulumi/go.sum
+	cd tools/pulumi && $(GO) build -trimpath -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v3.259.0" -o ../../bin/pulumi github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+	./bin/pulumi version
+
+# VPS rehearsal (root): a fresh Debian bookworm root file system (debootstrap,
+# cached in .build/rehearsal) in its own network namespace receives exactly
+# the provisioning a VPS gets, over SSH; then smoke load + security suite.
+rehearsal: deps
+	bash scripts/install-deps.sh debootstrap
+	bash rehearsal/run.sh
+
+# Tier-2 security checks (floods, broker reloads, slow-drip CONNECT: minutes).
+security-tier2: deps
+	MQTTSTACK_LONG=1 $(GO) test -count=1 -timeout 20m -run 'TestTier2' -v ./security/
+
+goldens:
+	$(GO) test ./infra/hostconfig -update
+	$(GO) test ./infra/broker -run Golden -update

@@ -10,12 +10,12 @@
 #   rehearsal/run.sh prepare    only build the cached bookworm root file system
 #
 # What stands in for the VPS:
-#   - build/rehearsal/bookworm-rootfs-<hash>.tar: debootstrap minbase plus
+#   - .build/rehearsal/bookworm-rootfs-<hash>.tar: debootstrap minbase plus
 #     netbase and the stack's packages from the apt mirror this machine uses
 #     (cached; installed here with the host's network, because the namespace
 #     has no route out: the provisioning script finds them installed and
 #     skips apt, as on a VPS where they are already present);
-#   - a fresh copy of it per run (build/rehearsal/vps), chrooted;
+#   - a fresh copy of it per run (.build/rehearsal/vps), chrooted;
 #   - network namespace mqttrh with a veth pair: 10.77.0.1/29 (the admin
 #     network) and 10.77.0.3/29 (any other source) on the host side,
 #     10.77.0.2/29 inside. All test traffic goes to 10.77.0.2 (or to
@@ -32,7 +32,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/.." && pwd)
-work=$top/build/rehearsal
+work=$top/.build/rehearsal
 # What a Debian 12 cloud image has that minbase lacks (netbase: nft resolves
 # protocol names through /etc/protocols; sshd: provisioning arrives over
 # SSH), plus the stack's packages.
