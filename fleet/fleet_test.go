@@ -125,15 +125,15 @@ func TestFleetConnectPublishObserve(t *testing.T) {
 	stage, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
 	h.fleet.PublishEvery(stage, h.fleet.Devices(), 250*time.Millisecond, Shape{Payload: PayloadHTU21D})
 	cancel()
-	// Let the last scheduled publishes complete.
-	deadline := time.Now().Add(5 * time.Second)
+	// Let the last scheduled publishes complete (acknowledged), then the
+	// observer catch up: the broker forwards a message before it acks it.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !h.fleet.Idle(); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	sent := func(i int) int64 { return h.fleet.Devices()[i].Sent() }
 	if !h.obs.Drain(ctx, sent, 3*time.Second) {
 		exp, uniq, lost := h.obs.Lost(sent)
 		t.Fatalf("observer did not drain: expected %d unique %d lost %d", exp, uniq, lost)
-	}
-	for time.Now().Before(deadline) && len(h.fleet.jobs) > 0 {
-		time.Sleep(10 * time.Millisecond)
 	}
 	exp, uniq, lost := h.obs.Lost(sent)
 	var c counts
