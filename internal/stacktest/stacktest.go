@@ -21,6 +21,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -304,7 +305,9 @@ func portRace(err error) bool {
 		return true
 	}
 	m := err.Error()
-	return strings.Contains(m, "Address already in use") || strings.Contains(m, "address already in use")
+	return strings.Contains(m, "Address already in use") || strings.Contains(m, "address already in use") ||
+		// mosquitto's words when libwebsockets cannot bind a port
+		strings.Contains(m, "Unable to create websockets listener")
 }
 
 // FreePorts returns n distinct loopback ports and the first of a block of
@@ -319,17 +322,22 @@ func FreePorts(n, block int) (ports []int, blockBase int, err error) {
 		}
 	}()
 	if block > 0 {
+		// The block comes from below the kernel's ephemeral range
+		// (32768-60999 by default): there, every outgoing connection on
+		// the machine may take a port between our probe and the broker's
+		// bind, and a block of ~20 is a large target.
+		const lo, hi = 20000, 32000
 		for attempt := 0; blockBase == 0; attempt++ {
-			if attempt == 100 {
-				return nil, 0, fmt.Errorf("no %d consecutive free loopback ports found in 100 attempts", block)
+			if attempt == 200 {
+				return nil, 0, fmt.Errorf("no %d consecutive free loopback ports found in %d-%d after 200 attempts", block, lo, hi)
 			}
-			l, err := net.Listen("tcp", "127.0.0.1:0")
+			p := lo + mrand.IntN(hi-lo-block)
+			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 			if err != nil {
-				return nil, 0, err
+				continue
 			}
-			p := l.Addr().(*net.TCPAddr).Port
 			held := []net.Listener{l}
-			ok := p+block-1 <= 65535
+			ok := true
 			for q := p + 1; ok && q < p+block; q++ {
 				lq, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(q)))
 				if err != nil {
