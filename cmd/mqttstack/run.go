@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -105,6 +106,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if len(plan.Issued) > 0 {
 		fmt.Fprintf(stderr, "issued %d device identities into %s\n", len(plan.Issued), tg.PKIDir)
+	}
+	if os.Getenv("GOGC") == "" {
+		// Thousands of idle connections are mostly live memory: a GC target
+		// of 50% instead of 100% took the resident set per idle device
+		// from ~55-59 KiB to ~49 KiB in BenchmarkConnect5000, with no
+		// measurable CPU cost per connect. GOGC in the environment wins.
+		debug.SetGCPercent(50)
 	}
 	res, runErr := loadtest.Run(ctx, plan, loadtest.Options{Progress: stderr, Quiet: f.quiet, Log: stderr, ObserverQoS0: f.obsQoS0})
 	if res == nil {
