@@ -194,14 +194,20 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 		}
 	}
 	if err := fl.Start(runCtx); err != nil {
-		return nil, err
+		if backend != nil {
+			backend.Close()
+		}
+		obs.Stop()
+		col.stop()
+		return nil, fmt.Errorf("run: %w", err)
 	}
 
 	var brokerPID int
-	if p.Target.Local != nil {
+	var broker0 procCost
+	if p.Target.Local != nil && p.Target.Local.MosquittoPID > 0 {
 		brokerPID = p.Target.Local.MosquittoPID
+		broker0, _ = readProcCost(brokerPID)
 	}
-	broker0, _ := readProcCost(brokerPID)
 	self0, _ := readProcCost(0)
 	fmt.Fprintf(o.Log, "run %s: %d devices (shard %d/%d), observer %s, target %s\n", sc.Name, n, p.Shard.Index+1, p.Shard.Count, p.Observer, p.Target.MQTTSAddr())
 
