@@ -57,6 +57,7 @@ var kindNames = [...]string{
 	KindError:           "error",
 }
 
+// String names the kind for logs and tests.
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && kindNames[k] != "" {
 		return kindNames[k]
