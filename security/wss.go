@@ -1,8 +1,11 @@
 package security
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // wsListener is one of the broker's WebSocket listeners on a local
@@ -94,4 +97,27 @@ func (e *Env) wsPortOf(id string) int {
 		return e.T.Local.WSPort
 	}
 	return 0
+}
+
+// sharedWSPasswordFiles warns about websockets listeners whose password
+// file holds more than one identity (the DeviceWSS mode): behind nginx such
+// a listener cannot bind the certificate to the username (F8).
+func (e *Env) sharedWSPasswordFiles() []string {
+	var out []string
+	for _, l := range e.wsListeners() {
+		b, err := os.ReadFile(l.passwordFile)
+		if err != nil {
+			continue
+		}
+		n := 0
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.TrimSpace(line) != "" {
+				n++
+			}
+		}
+		if n > 1 {
+			out = append(out, fmt.Sprintf("websockets listener 127.0.0.1:%d reads a password file of %d identities: certificate not bound to username (F8, DeviceWSS)", l.port, n))
+		}
+	}
+	return out
 }
