@@ -112,6 +112,10 @@ type Device struct {
 	mu     sync.Mutex // guards client, conn, gen, sensor, dropping
 	client mqtt.Client
 	conn   net.Conn // the connection under client, cut by Drop
+	// gone is closed when the current session ends (lost, dropped,
+	// disconnected), so publishes waiting for a PUBACK that will never
+	// come (a persistent session keeps paho's token open) fail at once.
+	gone chan struct{}
 	gen    uint64   // connection generation: a lost-callback of an old one is ignored
 	sensor *Sensor  // created at the first publish: an idle device needs none
 	// dropping marks a connection cut on purpose (reconnect storm), so its
@@ -369,7 +373,7 @@ func (d *Device) connect(ctx context.Context) error {
 	// Install the session before subscribing, so a loss during the SUBACK
 	// wait is seen by lost() as the current connection's.
 	d.mu.Lock()
-	d.client, d.conn = c, conn
+	d.client, d.conn, d.gone = c, conn, make(chan struct{})
 	d.dropping = false
 	d.mu.Unlock()
 
@@ -421,7 +425,7 @@ func classifyConnect(stage Stage, err error) string {
 func (d *Device) discard(c mqtt.Client) {
 	d.mu.Lock()
 	if d.client == c {
-		d.client, d.conn = nil, nil
+		d.endSession()
 	}
 	d.mu.Unlock()
 	c.Disconnect(0)
@@ -437,7 +441,7 @@ func (d *Device) lost(c mqtt.Client, gen uint64, err error) {
 		d.mu.Unlock()
 		return
 	}
-	d.client, d.conn = nil, nil
+	d.endSession()
 	dropped := d.dropping
 	d.dropping = false
 	wasUp := d.up.Swap(false)
@@ -454,6 +458,14 @@ func (d *Device) lost(c mqtt.Client, gen uint64, err error) {
 		d.emit(Event{Kind: KindLost, Cause: Classify(StageLost, err)})
 	}
 	d.fleet.reconnect(d)
+}
+
+// endSession forgets the current session; d.mu must be held.
+func (d *Device) endSession() {
+	if d.gone != nil {
+		close(d.gone)
+	}
+	d.client, d.conn, d.gone = nil, nil, nil
 }
 
 // Drop cuts the device's connection abruptly, without a DISCONNECT, so the
@@ -479,7 +491,7 @@ func (d *Device) Drop() bool {
 func (d *Device) Disconnect(quiesce time.Duration) {
 	d.mu.Lock()
 	c := d.client
-	d.client, d.conn = nil, nil
+	d.endSession()
 	d.gen++ // a loss racing this is not a loss
 	d.mu.Unlock()
 	if c == nil {
@@ -504,7 +516,7 @@ type Shape struct {
 func (d *Device) Publish(ctx context.Context, sh Shape) error {
 	cfg := &d.fleet.cfg
 	d.mu.Lock()
-	c := d.client
+	c, gone := d.client, d.gone
 	if c == nil {
 		d.mu.Unlock()
 		d.emit(Event{Kind: KindPublishFailed, Cause: Classify(StagePublish, mqtt.ErrNotConnected)})
@@ -521,7 +533,7 @@ func (d *Device) Publish(ctx context.Context, sh Shape) error {
 
 	tok := c.Publish(d.telemetryTopic(), cfg.QoS, false, payload)
 	pctx, cancel := context.WithTimeout(ctx, cfg.PublishTimeout)
-	err := waitToken(pctx, tok)
+	err := waitSession(pctx, tok, gone)
 	cancel()
 	now := time.Now()
 	if err != nil {
@@ -588,6 +600,27 @@ func (d *Device) publishStatus(ctx context.Context) {
 	defer cancel()
 	if err := waitToken(pctx, tok); err != nil && ctx.Err() == nil {
 		d.emit(Event{Kind: KindError, Cause: Classify(StageCommand, err) + " (status reply)"})
+	}
+}
+
+// errSessionGone: the session ended while a publish waited for its PUBACK.
+var errSessionGone = errors.New("connection lost")
+
+// waitSession is waitToken that also gives up when the session ends (gone
+// closed), unless the token completed meanwhile.
+func waitSession(ctx context.Context, t mqtt.Token, gone <-chan struct{}) error {
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-gone:
+		select {
+		case <-t.Done():
+			return t.Error()
+		default:
+			return errSessionGone
+		}
 	}
 }
 
