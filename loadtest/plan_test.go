@@ -2,10 +2,14 @@ package loadtest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mqttstack/mqttstack/fleet"
 	"github.com/mqttstack/mqttstack/internal/stacktest"
 	"github.com/mqttstack/mqttstack/scenarios"
 )
@@ -124,4 +128,45 @@ stages:
 	if p, err = Compile(ctx, sc, s.Target, CompileOptions{Issue: true}); err != nil || len(p.Issued) != 0 {
 		t.Errorf("second compile issued %d: %v", len(p.Issued), err)
 	}
+}
+
+// TestPickStorm: a storm picks k distinct devices, the same ones every run,
+// but not in index order (which would drop each device just as the publish
+// schedule reaches it).
+func TestPickStorm(t *testing.T) {
+	devs := make([]*fleet.Device, 1000)
+	f, err := fleet.New(fleet.Config{Addr: "127.0.0.1:1", ServerName: "x", RootCAs: x509.NewCertPool()}, identities(1000), fleet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(devs, f.Devices())
+	a, b := pickStorm(devs, 500), pickStorm(devs, 500)
+	seen := map[string]bool{}
+	ascending := true
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatal("two picks differ")
+		}
+		if seen[a[i].ID] {
+			t.Fatalf("%s picked twice", a[i].ID)
+		}
+		seen[a[i].ID] = true
+		if i > 0 && a[i].ID < a[i-1].ID {
+			ascending = false
+		}
+	}
+	if len(a) != 500 || ascending {
+		t.Errorf("picked %d, in index order: %v", len(a), ascending)
+	}
+	if got := pickStorm(devs, 5000); len(got) != 1000 {
+		t.Errorf("k beyond the fleet: %d", len(got))
+	}
+}
+
+func identities(n int) []fleet.Identity {
+	out := make([]fleet.Identity, n)
+	for i := range out {
+		out[i] = fleet.Identity{ID: fmt.Sprintf("dev-%05d", i+1), Cert: &tls.Certificate{}}
+	}
+	return out
 }
