@@ -127,10 +127,17 @@ func (pr *progress) update(l result.Live) {
 	if pr.connect != nil {
 		pr.connect.SetCurrent(min(l.Total.Connects, pr.n))
 	}
+	// Bar calls happen outside pr.mu: a bar's render calls the decorators,
+	// which take pr.mu (elapsed), while SetCurrent waits for the render.
+	type move struct {
+		b   *mpb.Bar
+		cur int64
+	}
+	var moves []move
 	pr.mu.Lock()
 	for i, b := range pr.stages {
 		if b != pr.connect && !pr.started[i].IsZero() && !pr.done[i] {
-			b.SetCurrent(min(time.Since(pr.started[i]).Milliseconds(), max(pr.total[i].Milliseconds()-1, 0)))
+			moves = append(moves, move{b, min(time.Since(pr.started[i]).Milliseconds(), max(pr.total[i].Milliseconds()-1, 0))})
 		}
 	}
 	now := time.Now()
@@ -140,6 +147,9 @@ func (pr *progress) update(l result.Live) {
 	}
 	pr.lastPub, pr.lastAt = l.Total.Published, now
 	pr.mu.Unlock()
+	for _, m := range moves {
+		m.b.SetCurrent(m.cur)
+	}
 	pr.liveText.Store(fmt.Sprintf("%-16s %d connected, %.0f msg/s, %d published, %d received, %d errors, %d reconnects",
 		l.Phase, l.Active, rate, l.Total.Published, l.Total.Received, l.Total.Errors, l.Total.Reconnects))
 }

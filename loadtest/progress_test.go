@@ -87,3 +87,30 @@ func TestProgressSilent(t *testing.T) {
 		t.Errorf("silent progress wrote %q", out.String())
 	}
 }
+
+// TestProgressUpdatesDuringRender: updates racing the render goroutine
+// never deadlock (a bar's render calls our decorators, which take the same
+// lock update holds; update must not call into a bar while holding it).
+func TestProgressUpdatesDuringRender(t *testing.T) {
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr := newProgress(ctx, &out, true, 100, testStages())
+	pr.stageStart(0)
+	pr.stageDone(0)
+	pr.stageStart(1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 1500 {
+			pr.update(result.Live{Phase: "report", Active: 100, Total: result.Counts{Connects: 100, Published: int64(i)}})
+			time.Sleep(time.Millisecond)
+		}
+		pr.finish()
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("progress deadlocked between update and render")
+	}
+}
