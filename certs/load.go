@@ -140,6 +140,20 @@ func MosquittoPasswordHash(password string) (string, error) {
 	return mosquittoHash(password, salt, mosquittoIterations)
 }
 
+// MosquittoSaltLen is the salt length mosquitto_passwd uses for "$7$".
+const MosquittoSaltLen = mosquittoSaltLen
+
+// MosquittoPasswordHashSalt is MosquittoPasswordHash with a caller-chosen
+// salt (MosquittoSaltLen bytes), for callers that need the same file on
+// every render, such as the Pulumi program (a random salt would show a
+// change on every preview and re-provision the host for nothing).
+func MosquittoPasswordHashSalt(password string, salt []byte) (string, error) {
+	if len(salt) != mosquittoSaltLen {
+		return "", fmt.Errorf("mosquitto password hash: salt is %d bytes, want %d", len(salt), mosquittoSaltLen)
+	}
+	return mosquittoHash(password, salt, mosquittoIterations)
+}
+
 func mosquittoHash(password string, salt []byte, iterations int) (string, error) {
 	sum, err := pbkdf2.Key(sha512.New, password, salt, iterations, mosquittoHashLen)
 	if err != nil {

@@ -2,11 +2,8 @@ package broker
 
 import (
 	"crypto/hmac"
-	"crypto/pbkdf2"
 	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -14,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/mqttstack/mqttstack/certs"
@@ -136,21 +132,11 @@ func passwordFile(p PKI) ([]byte, error) {
 		}
 		mac := hmac.New(sha256.New, p.ServerKey)
 		mac.Write([]byte("mqttstack mosquitto passwd salt\x00" + id))
-		salt := mac.Sum(nil)[:mosquittoSaltLen]
-		sum, err := pbkdf2.Key(sha512.New, p.Passwords[id], salt, mosquittoIterations, mosquittoHashLen)
+		hash, err := certs.MosquittoPasswordHashSalt(p.Passwords[id], mac.Sum(nil)[:certs.MosquittoSaltLen])
 		if err != nil {
 			return nil, fmt.Errorf("password file: %s: %w", id, err)
 		}
-		b.WriteString(id + ":$7$" + strconv.Itoa(mosquittoIterations) + "$" +
-			base64.StdEncoding.EncodeToString(salt) + "$" +
-			base64.StdEncoding.EncodeToString(sum) + "\n")
+		b.WriteString(id + ":" + hash + "\n")
 	}
 	return []byte(b.String()), nil
 }
-
-// Mosquitto 2.0's "$7$" parameters, as mosquitto_passwd writes them.
-const (
-	mosquittoIterations = 101
-	mosquittoSaltLen    = 12
-	mosquittoHashLen    = 64
-)
