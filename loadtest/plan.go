@@ -57,6 +57,10 @@ type CompileOptions struct {
 	// PKI (certs.IssueClients; idempotent). For wss on a local target the
 	// broker's password file is refreshed afterwards.
 	Issue bool
+	// AllowRemote permits a target outside 127.0.0.0/8: a deployed stack
+	// that the operator owns (mqttstack run --allow-load). Without it a
+	// load run only ever reaches this machine's loopback.
+	AllowRemote bool
 }
 
 // Plan is a scenario bound to a target and a shard: everything Run needs,
@@ -104,8 +108,10 @@ func Compile(ctx context.Context, sc *scenarios.Scenario, t *target.Target, o Co
 	if err := t.Validate(); err != nil {
 		return nil, fmt.Errorf("compile: target: %w", err)
 	}
-	if err := loopbackOnly(t, sc); err != nil {
-		return nil, fmt.Errorf("compile: %w", err)
+	if !o.AllowRemote {
+		if err := loopbackOnly(t, sc); err != nil {
+			return nil, fmt.Errorf("compile: %w (a stack you deployed yourself: add --allow-load)", err)
+		}
 	}
 	s := o.Shard
 	if s.Count == 0 {
@@ -174,9 +180,9 @@ func Compile(ctx context.Context, sc *scenarios.Scenario, t *target.Target, o Co
 	return p, nil
 }
 
-// loopbackOnly refuses a target or source address outside 127.0.0.0/8:
-// this tool floods only the local stack. (A deployed stack is load-tested
-// from a machine of its own network, with a target whose host resolves there.)
+// loopbackOnly refuses a target or source address outside 127.0.0.0/8
+// unless the operator said otherwise (CompileOptions.AllowRemote): by
+// default this tool floods only the local stack.
 func loopbackOnly(t *target.Target, sc *scenarios.Scenario) error {
 	ips, err := net.LookupIP(t.Host)
 	if err != nil {

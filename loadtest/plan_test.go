@@ -128,6 +128,12 @@ stages:
 	if p, err = Compile(ctx, sc, s.Target, CompileOptions{Issue: true}); err != nil || len(p.Issued) != 0 {
 		t.Errorf("second compile issued %d: %v", len(p.Issued), err)
 	}
+	// --allow-load: a deployed stack is a legitimate target; the plan binds
+	// to it (nothing is dialled here).
+	p, err = Compile(ctx, sc, &remote, CompileOptions{AllowRemote: true})
+	if err != nil || p.Target.Host != "192.0.2.10" || len(p.DeviceIDs) != 10 {
+		t.Errorf("remote target with AllowRemote: %v", err)
+	}
 }
 
 // TestPickStorm: a storm picks k distinct devices, the same ones every run,
