@@ -60,12 +60,22 @@ thresholds:
   e2e_p99: "< 0.001ms"
 `), 0o644)
 	out2 := filepath.Join(dir, "impossible")
-	code, stdout, stderr = runMQ(t, "run", impossible, "--target", s.TargetPath, "--out", out2, "--quiet", "--shard", "1/2")
+	code, stdout, stderr = runMQ(t, "run", impossible, "--target", s.TargetPath, "--out", out2, "--quiet")
 	if code != exitFailed {
 		t.Errorf("impossible threshold: exit %d, want %d\n%s\n%s", code, exitFailed, stdout, stderr)
 	}
-	if _, err := os.Stat(filepath.Join(out2, "result-shard-1of2.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(out2, "result.json")); err != nil {
 		t.Errorf("failed run wrote no result: %v", err)
+	}
+	// A shard of several reports the failed threshold but leaves the
+	// verdict to the merged result (a Kubernetes shard must not fail its
+	// Job over a slice's percentiles).
+	code, stdout, stderr = runMQ(t, "run", impossible, "--target", s.TargetPath, "--out", out2, "--quiet", "--shard", "1/2")
+	if code != exitOK || !strings.Contains(stdout, "judged on the merged result") || !strings.Contains(stdout, "✗") {
+		t.Errorf("impossible threshold in shard 1/2: exit %d, want %d and the verdict deferred\n%s\n%s", code, exitOK, stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out2, "result-shard-1of2.json")); err != nil {
+		t.Errorf("shard run wrote no result: %v", err)
 	}
 
 	for _, tc := range []struct {
