@@ -49,7 +49,7 @@ run() {
 	echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
 	echo "machine: $(nproc) cores ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), $(free -m | awk '/^Mem:/{print $2}') MiB RAM"
 	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews CPU shares, not CPU per operation)"
-	echo "$(go version); $(/usr/sbin/mosquitto -h 2>/dev/null | head -1 || echo 'mosquitto: ?'); fd limit soft $(ulimit -Sn) hard $(ulimit -Hn)"
+	echo "$(go version); $( (/usr/sbin/mosquitto -h 2>/dev/null || true) | head -1); fd limit soft $(ulimit -Sn) hard $(ulimit -Hn)"
 } | tee "$log"
 
 section "certs: issue 10,000 device identities"
