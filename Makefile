@@ -60,3 +60,13 @@ security-tier2: deps
 goldens:
 	$(GO) test ./infra/hostconfig -update
 	$(GO) test ./infra/broker -run Golden -update
+
+# 19,000 concurrent mTLS devices on the local stack from one load-generator
+# process: connect rate, broker CPU, RSS per device, publish throughput.
+scale: deps
+	bash scripts/scale.sh
+
+# The HTML report of a real run rendered by headless Chromium (Debian's
+# package, installed when missing); prints where the PNG is.
+html-check: deps
+	bash scripts/html-check.sh

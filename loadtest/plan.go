@@ -19,6 +19,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/mqttstack/mqttstack/fleet"
 	"net"
 	"os"
 	"path/filepath"
@@ -133,6 +134,14 @@ func Compile(ctx context.Context, sc *scenarios.Scenario, t *target.Target, o Co
 		}
 	}
 	from, to := shardRange(count, s)
+	// Refuse a shard that cannot hold its sockets before anything is
+	// issued: 25,000 identities minted for a run that cannot start are
+	// minutes wasted and files to clean up.
+	if soft, _, err := fleet.RaiseFileLimit(); err == nil {
+		if err := fleet.CheckCapacity(to-from, 2, soft); err != nil {
+			return nil, fmt.Errorf("compile: %w", err)
+		}
+	}
 	p := &Plan{
 		Scenario:  sc,
 		Target:    t,

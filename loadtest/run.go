@@ -152,7 +152,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 		Scenario:     sc.Name,
 		ScenarioHash: scenarioHash(sc),
 		Shard:        p.Shard,
-		Devices:      result.Devices{Prefix: sc.Fleet.Prefix, From: p.From + 1, To: p.To + 1, Count: n},
+		Devices:      result.Devices{Prefix: sc.Fleet.Prefix, From: p.From + 1, To: p.To + 1, Count: n, Width: idWidth(sc.Fleet.Prefix, p.DeviceIDs)},
 		Target:       p.Target.Name,
 		ToolVersion:  o.ToolVersion,
 		Host:         host,
@@ -536,4 +536,12 @@ func sortedCauses(m map[string]int64) []string {
 	}
 	sort.Slice(out, func(i, j int) bool { return m[out[i]] > m[out[j]] || m[out[i]] == m[out[j]] && out[i] < out[j] })
 	return out
+}
+
+// idWidth is the zero-padded width of the numbers in ids (all share it).
+func idWidth(prefix string, ids []string) int {
+	if len(ids) == 0 {
+		return 0
+	}
+	return len(ids[0]) - len(prefix)
 }

@@ -130,9 +130,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	res, runErr := loadtest.Run(ctx, plan, loadtest.Options{Progress: stderr, Quiet: f.quiet, Log: stderr, ObserverQoS0: f.obsQoS0})
 	if res == nil {
 		if errors.Is(runErr, context.Canceled) {
-			return withCode(exitInterrupted, fmt.Errorf("run: %w", runErr))
+			return withCode(exitInterrupted, runErr)
 		}
-		return withCode(exitCouldNotRun, fmt.Errorf("run: %w", runErr))
+		return withCode(exitCouldNotRun, runErr)
 	}
 
 	outcomes := result.Evaluate(res, sc.Thresholds)
@@ -165,7 +165,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case errors.Is(runErr, loadtest.ErrInterrupted):
 		return withCode(exitInterrupted, fmt.Errorf("run: interrupted; partial report written"))
 	case runErr != nil:
-		return withCode(exitCouldNotRun, fmt.Errorf("run: %w (partial report written)", runErr))
+		return withCode(exitCouldNotRun, fmt.Errorf("%w (partial report written)", runErr))
 	case !result.Passed(outcomes) && shard.Count > 1:
 		fmt.Fprintf(stdout, "shard %d/%d: thresholds are judged on the merged result (mqttstack report merge -scenario %s …)\n", shard.Index+1, shard.Count, sc.Name)
 	case !result.Passed(outcomes):

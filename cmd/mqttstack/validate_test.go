@@ -35,7 +35,7 @@ func TestValidateCommand(t *testing.T) {
 			name:   "built-ins",
 			args:   []string{"validate", "smoke", "launch"},
 			code:   exitOK,
-			stdout: []string{"ok: smoke (1000 devices, 2 stages, ~22s)", "ok: launch (5000 devices, 4 stages, ~3m36s)"},
+			stdout: []string{"ok: smoke (1000 devices, 2 stages, ~22s)", "ok: launch (5000 devices, 4 stages, ~3m43s)"},
 		},
 		{
 			name:   "a file",

@@ -1,6 +1,7 @@
 package result
 
 import (
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -94,7 +95,7 @@ func describeDevices(d Devices) string {
 	case d.Count == 0:
 		return ""
 	case d.Prefix != "" && d.To > d.From:
-		s := formatCount(int64(d.Count)) + " devices " + d.Prefix + strconv.Itoa(d.From) + " … " + d.Prefix + strconv.Itoa(d.To-1)
+		s := formatCount(int64(d.Count)) + " devices " + fmt.Sprintf("%s%0*d … %s%0*d", d.Prefix, d.Width, d.From, d.Prefix, d.Width, d.To-1)
 		if d.To-d.From != d.Count {
 			s += " (not all of the range)"
 		}

@@ -213,7 +213,7 @@ func overlap(a, b Devices) string {
 	}
 	if a.From < b.To && b.From < a.To {
 		lo, hi := max(a.From, b.From), min(a.To, b.To)
-		return fmt.Sprintf("%s%d … %s%d", a.Prefix, lo, a.Prefix, hi-1)
+		return fmt.Sprintf("%s%0*d … %s%0*d", a.Prefix, a.Width, lo, a.Prefix, a.Width, hi-1)
 	}
 	return ""
 }
@@ -223,7 +223,7 @@ func mergeMeta(rs []*Result) Meta {
 	m.Merged = nil
 	m.Shard = Shard{Index: 0, Count: 1}
 	var targets, tools, hosts, gos, reasons []string
-	devs := Devices{Prefix: rs[0].Meta.Devices.Prefix, From: rs[0].Meta.Devices.From, To: rs[0].Meta.Devices.To}
+	devs := Devices{Prefix: rs[0].Meta.Devices.Prefix, From: rs[0].Meta.Devices.From, To: rs[0].Meta.Devices.To, Width: rs[0].Meta.Devices.Width}
 	for _, r := range rs {
 		m.Merged = append(m.Merged, r.sources()...)
 		if r.Meta.Start.Before(m.Start) {

@@ -82,6 +82,9 @@ type Devices struct {
 	// by newlines) when devices are not a numbered range.
 	ListHash string `json:"list_hash,omitempty"`
 	Count    int    `json:"count"`
+	// Width is the zero-padded width of the device numbers in the ids
+	// (dev-00001: 5), so reports name the devices as they are named.
+	Width int `json:"width,omitempty"`
 }
 
 // Source identifies one input of a merge.
