@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"os"
 	"path/filepath"
 	"reflect"
 	"syscall"
@@ -106,10 +107,24 @@ func (e *Env) prepareNegatives(ctx context.Context, kinds map[NegativeKind]bool)
 	issue(NegServerAuth, "sec-ci-serverauth", certs.ClientOptions{ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 	issue(NegWildcardCN, "sec-ci-wild", certs.ClientOptions{RawCN: "sec+#"})
 	issue(NegSlashCN, "sec-ci-slash", certs.ClientOptions{RawCN: actorName("CRT-07", "a") + "/sub"})
-	issue(NegRevoked, "sec-ci-revoked", certs.ClientOptions{})
-	if kinds[NegRevoked] && e.negErr[NegRevoked] == nil {
-		if err := sub.Revoke("sec-ci-revoked"); err != nil {
-			e.negErr[NegRevoked] = fmt.Errorf("revoke: %w", err)
+	// A deployed broker cannot be made to reload here: its CRL is the one
+	// deployed after the preparation pass. Re-issuing the revoked identity
+	// would give it a new serial that CRL has never seen, so an existing
+	// one is reused as it is.
+	deployed := e.opts.Reload == nil && (e.T.Local == nil || e.T.Local.MosquittoPID <= 0)
+	revokedCrt := filepath.Join(sub.Dir, "clients", "sec-ci-revoked.crt")
+	if _, err := os.Stat(revokedCrt); deployed && err == nil && kinds[NegRevoked] {
+		if c, err := e.loadPair(filepath.Join(sub.Dir, "clients"), "sec-ci-revoked"); err != nil {
+			e.negErr[NegRevoked] = err
+		} else {
+			e.neg[NegRevoked] = c
+		}
+	} else {
+		issue(NegRevoked, "sec-ci-revoked", certs.ClientOptions{})
+		if kinds[NegRevoked] && e.negErr[NegRevoked] == nil {
+			if err := sub.Revoke("sec-ci-revoked"); err != nil {
+				e.negErr[NegRevoked] = fmt.Errorf("revoke: %w", err)
+			}
 		}
 	}
 	// The broker's crlfile must hold a CRL for every issuer it sees
