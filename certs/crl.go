@@ -11,9 +11,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/mqttstack/mqttstack/internal/atomicfile"
@@ -277,29 +275,20 @@ func checkClients(dir string, limit time.Time) ([]Expiry, error) {
 	}
 	out := make([]Expiry, len(ids))
 	errs := make([]error, len(ids))
-	var wg sync.WaitGroup
-	workers := runtime.GOMAXPROCS(0)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(ids); i += workers {
-				p := filepath.Join(dir, clientsDir, ids[i]+".crt")
-				data, err := os.ReadFile(p)
-				if err != nil {
-					errs[i] = err
-					continue
-				}
-				c, err := parseCertPEM(data)
-				if err != nil {
-					errs[i] = fmt.Errorf("%s: %w (re-issue it: remove the file and run `mqttstack certs issue --id %s`)", p, err, ids[i])
-					continue
-				}
-				out[i] = Expiry{Kind: "client", Subject: c.Subject.CommonName, Path: p, NotAfter: c.NotAfter, Inside: c.NotAfter.Before(limit)}
-			}
-		}()
-	}
-	wg.Wait()
+	forEachParallel(len(ids), func(i int) {
+		p := filepath.Join(dir, clientsDir, ids[i]+".crt")
+		data, err := os.ReadFile(p)
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		c, err := parseCertPEM(data)
+		if err != nil {
+			errs[i] = fmt.Errorf("%s: %w (re-issue it: remove the file and run `mqttstack certs issue --id %s`)", p, err, ids[i])
+			return
+		}
+		out[i] = Expiry{Kind: "client", Subject: c.Subject.CommonName, Path: p, NotAfter: c.NotAfter, Inside: c.NotAfter.Before(limit)}
+	})
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}

@@ -69,24 +69,33 @@ func LoadClient(pkiDir, id string) (tls.Certificate, error) {
 func LoadClients(pkiDir string, ids []string) ([]tls.Certificate, error) {
 	out := make([]tls.Certificate, len(ids))
 	errs := make([]error, len(ids))
-	var wg sync.WaitGroup
-	workers := runtime.GOMAXPROCS(0)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(ids); i += workers {
-				out[i], errs[i] = LoadClient(pkiDir, ids[i])
-			}
-		}()
-	}
-	wg.Wait()
+	forEachParallel(len(ids), func(i int) {
+		out[i], errs[i] = LoadClient(pkiDir, ids[i])
+	})
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// forEachParallel calls fn(i) for every i in [0, n) on GOMAXPROCS
+// goroutines and returns when all calls have returned. fn writes only to
+// its own index of the caller's slices, so nothing needs a lock.
+func forEachParallel(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // LoadCAPool returns a pool holding every certificate in the PEM file at
@@ -170,30 +179,21 @@ func mosquittoHash(password string, salt []byte, iterations int) (string, error)
 func MosquittoPasswordFile(pkiDir string, ids []string) ([]byte, error) {
 	lines := make([]string, len(ids))
 	errs := make([]error, len(ids))
-	var wg sync.WaitGroup
-	workers := runtime.GOMAXPROCS(0)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(ids); i += workers {
-				// The id is the user name before ':' in the file.
-				if err := ValidateID(ids[i]); err != nil {
-					errs[i] = err
-					continue
-				}
-				pw, err := ClientPassword(pkiDir, ids[i])
-				if err == nil {
-					var h string
-					if h, err = MosquittoPasswordHash(pw); err == nil {
-						lines[i] = ids[i] + ":" + h + "\n"
-					}
-				}
-				errs[i] = err
+	forEachParallel(len(ids), func(i int) {
+		// The id is the user name before ':' in the file.
+		if err := ValidateID(ids[i]); err != nil {
+			errs[i] = err
+			return
+		}
+		pw, err := ClientPassword(pkiDir, ids[i])
+		if err == nil {
+			var h string
+			if h, err = MosquittoPasswordHash(pw); err == nil {
+				lines[i] = ids[i] + ":" + h + "\n"
 			}
-		}()
-	}
-	wg.Wait()
+		}
+		errs[i] = err
+	})
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("mosquitto password file: %w", err)
 	}
