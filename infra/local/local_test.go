@@ -96,6 +96,17 @@ func refused(t *testing.T, addr string, cfg *tls.Config) error {
 		return err // refused at handshake (TLS 1.2)
 	}
 	defer conn.Close()
+	// TLS 1.3: the server judges the client certificate after the client's
+	// handshake is done, and its alert follows at once. Read it before
+	// writing: a CONNECT written after the server closed draws a TCP reset,
+	// and a reset discards the alert still unread in the socket buffer.
+	conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err != nil {
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			return err
+		}
+	}
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := conn.Write(local.ConnectPacket("x", "", "", 30)); err != nil {
 		return err
