@@ -354,10 +354,17 @@ func (r *Recorder) Finish(end time.Time, f Final) *Result {
 	r.slot(meta.End)
 	res.Series = make([]Second, len(r.series))
 	level := int64(0)
+	var rss int64
 	for i, s := range r.series {
 		level += s.activeDelta
+		// Resident memory is a level, like Active: a second without a
+		// usage sample (the teardown second, say) keeps the last one
+		// rather than dropping to zero in the plots.
+		if s.rss != 0 {
+			rss = s.rss
+		}
 		res.Series[i] = Second{T: r.base + int64(i), Counts: s.counts, Active: level,
-			CPUSeconds: s.cpu.Seconds(), RSSBytes: s.rss}
+			CPUSeconds: s.cpu.Seconds(), RSSBytes: rss}
 	}
 
 	for _, e := range r.errOrder {
