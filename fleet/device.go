@@ -115,9 +115,9 @@ type Device struct {
 	// gone is closed when the current session ends (lost, dropped,
 	// disconnected), so publishes waiting for a PUBACK that will never
 	// come (a persistent session keeps paho's token open) fail at once.
-	gone chan struct{}
-	gen    uint64   // connection generation: a lost-callback of an old one is ignored
-	sensor *Sensor  // created at the first publish: an idle device needs none
+	gone   chan struct{}
+	gen    uint64  // connection generation: a lost-callback of an old one is ignored
+	sensor *Sensor // created at the first publish: an idle device needs none
 	// dropping marks a connection cut on purpose (reconnect storm), so its
 	// loss is a disconnect rather than an error.
 	dropping bool
