@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 )
 
 // command is one top-level subcommand. Each lives in its own file and adds
@@ -106,7 +107,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return usageErrorf("%s: %v (run with -h for the flags)", fs.Name(), err)
+		return usageErrorf("%s: %v (run with -h for the flags)", strings.TrimPrefix(fs.Name(), "mqttstack "), err)
 	}
 	return nil
 }

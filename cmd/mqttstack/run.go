@@ -24,7 +24,7 @@ func init() {
 	register("run", "run a load scenario against a target (built-in name or YAML file)", runRun)
 }
 
-const runUsage = `usage: mqttstack run SCENARIO|FILE [--target FILE] [--devices N] [--out DIR] [--quiet] [--shard i/n] [--observer-qos0]
+const runUsage = `usage: mqttstack run SCENARIO|FILE [--target FILE] [--devices N] [--out DIR] [--quiet] [--shard i/n] [--allow-load] [--observer-qos0]
 
 Runs a load scenario (a built-in name such as smoke, launch, burst,
 reconnect-storm, soak, or a YAML file) against the target (default: the
