@@ -48,12 +48,15 @@ func (c *client5) subscribeAll(ctx context.Context, filters []string) (string, e
 }
 func (c *client5) received() *recorder { return c.rec }
 
-// readIsolation is ACL-01/02/05/07: the attacker subscribes filters
-// (granted on 2.0.11 whatever the ACL says), the owner publishes canaries
-// that the watcher must see (positive control), the attacker publishes to
-// its own subtree and must receive that (its subscriptions work), and it
-// must never receive a message outside ownPrefix.
-func (e *Env) readIsolation(ctx context.Context, att subscriber, owner publisher, filters, canaryTopics []string, ownTopic, ownPrefix string) Outcome {
+// readIsolation is ACL-01/02/07: the attacker devB subscribes filters
+// (granted on 2.0.11 whatever the ACL says), the owner devA publishes
+// canaries to its cmd and telemetry topics that the watcher must see
+// (positive control), the attacker publishes to its own telemetry topic and
+// must receive that (its subscriptions work), and it must never receive a
+// message outside its own subtree devices/<b>/.
+func (e *Env) readIsolation(ctx context.Context, att subscriber, owner publisher, filters []string, a, b string) Outcome {
+	canaryTopics := []string{"devices/" + a + "/cmd", "devices/" + a + "/telemetry"}
+	ownTopic, ownPrefix := "devices/"+b+"/telemetry", "devices/"+b+"/"
 	granted, err := att.subscribeAll(ctx, filters)
 	if err != nil {
 		return inconclusive("attacker subscribe: %v", err)
@@ -72,13 +75,11 @@ func (e *Env) readIsolation(ctx context.Context, att subscriber, owner publisher
 		}
 	}
 	own := "own-" + nonce()
-	if ownTopic != "" {
-		if err := att.publish(ctx, ownTopic, 1, false, []byte(own)); err != nil {
-			return inconclusive("attacker's own publish: %v", err)
-		}
-		if _, ok := att.received().waitFor(ctx, barrierWait, payloadHas(own)); !ok {
-			return inconclusive("positive control: attacker did not receive its own message on %s (%s)", ownTopic, granted)
-		}
+	if err := att.publish(ctx, ownTopic, 1, false, []byte(own)); err != nil {
+		return inconclusive("attacker's own publish: %v", err)
+	}
+	if _, ok := att.received().waitFor(ctx, barrierWait, payloadHas(own)); !ok {
+		return inconclusive("positive control: attacker did not receive its own message on %s (%s)", ownTopic, granted)
 	}
 	if err := sleepCtx(ctx, canaryGrace); err != nil {
 		return inconclusive("%v", err)
@@ -96,6 +97,23 @@ func (e *Env) readIsolation(ctx context.Context, att subscriber, owner publisher
 	return pass("%s; watcher saw %d owner canaries, attacker got only its own (%d msg)", granted, len(canaryTopics), len(att.received().all()))
 }
 
+// crossRead is ACL-01/02: check id's owner devA and attacker devB both
+// connect over 3.1.1, then readIsolation judges devB's filters(a, b).
+func (e *Env) crossRead(ctx context.Context, id string, filters func(a, b string) []string) Outcome {
+	a, b := e.Actor(id, "a"), e.Actor(id, "b")
+	owner, err := e.connect311(ctx, a)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	defer owner.close()
+	att, err := e.connect311(ctx, b)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	defer att.close()
+	return e.readIsolation(ctx, att, owner, filters(a, b), a, b)
+}
+
 func aclChecks() []Check {
 	return []Check{
 		{
@@ -104,21 +122,9 @@ func aclChecks() []Check {
 			Fix:    "acl_file with `pattern readwrite devices/%u/#` and no broader topic grants",
 			Actors: []string{"a", "b"},
 			Run: func(ctx context.Context, e *Env) Outcome {
-				a, b := e.Actor("ACL-01", "a"), e.Actor("ACL-01", "b")
-				owner, err := e.connect311(ctx, a)
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				defer owner.close()
-				att, err := e.connect311(ctx, b)
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				defer att.close()
-				return e.readIsolation(ctx, att, owner,
-					[]string{"devices/" + a + "/#", "devices/" + a + "/cmd", "devices/" + b + "/#"},
-					[]string{"devices/" + a + "/cmd", "devices/" + a + "/telemetry"},
-					"devices/"+b+"/telemetry", "devices/"+b+"/")
+				return e.crossRead(ctx, "ACL-01", func(a, b string) []string {
+					return []string{"devices/" + a + "/#", "devices/" + a + "/cmd", "devices/" + b + "/#"}
+				})
 			},
 		},
 		{
@@ -127,21 +133,9 @@ func aclChecks() []Check {
 			Fix:    "acl_file pattern (delivery-time read check in subs__send)",
 			Actors: []string{"a", "b"},
 			Run: func(ctx context.Context, e *Env) Outcome {
-				a, b := e.Actor("ACL-02", "a"), e.Actor("ACL-02", "b")
-				owner, err := e.connect311(ctx, a)
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				defer owner.close()
-				att, err := e.connect311(ctx, b)
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				defer att.close()
-				return e.readIsolation(ctx, att, owner,
-					[]string{"#", "+/#", "+/+/+", "devices/+/cmd", "devices/#"},
-					[]string{"devices/" + a + "/cmd", "devices/" + a + "/telemetry"},
-					"devices/"+b+"/telemetry", "devices/"+b+"/")
+				return e.crossRead(ctx, "ACL-02", func(a, b string) []string {
+					return []string{"#", "+/#", "+/+/+", "devices/+/cmd", "devices/#"}
+				})
 			},
 		},
 		{
@@ -445,9 +439,7 @@ func runACL07(ctx context.Context, e *Env) Outcome {
 	}
 	defer att.close()
 	out := e.readIsolation(ctx, att, owner,
-		[]string{"$share/g/devices/" + a + "/#", "$share/g/#", "$share/own/devices/" + b + "/#"},
-		[]string{"devices/" + a + "/cmd", "devices/" + a + "/telemetry"},
-		"devices/"+b+"/telemetry", "devices/"+b+"/")
+		[]string{"$share/g/devices/" + a + "/#", "$share/g/#", "$share/own/devices/" + b + "/#"}, a, b)
 	if out.Status != Pass {
 		return out
 	}

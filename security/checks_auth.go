@@ -149,6 +149,23 @@ func (e *Env) passwordListener() (pwListener, bool) {
 	return ls[0], true
 }
 
+// onPasswordListeners runs fn against every password listener with the
+// suite's password identity, holding e.pwMu (one connection per
+// identity); without a password listener the check is skipped.
+func (e *Env) onPasswordListeners(fn func(ls []pwListener, user, pw string) Outcome) Outcome {
+	ls := e.passwordListeners()
+	if len(ls) == 0 {
+		return skipped("the target has no password-authenticated listener")
+	}
+	user, pw, err := e.pwCreds()
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	e.pwMu.Lock()
+	defer e.pwMu.Unlock()
+	return fn(ls, user, pw)
+}
+
 // pwCreds is the password identity of the suite: the second watcher
 // identity (its password is in the broker's password file from init).
 // Callers hold e.pwMu while connected: one connection per identity.
@@ -176,42 +193,34 @@ func authChecks() []Check {
 			Attack: "CONNECT without username (3.1.1 and v5) on the ops listener, the ws backend and nginx's wss path; control: the suite's password identity logs in",
 			Fix:    "allow_anonymous false in every listener block (per_listener_settings true)",
 			Run: func(ctx context.Context, e *Env) Outcome {
-				ls := e.passwordListeners()
-				if len(ls) == 0 {
-					return skipped("the target has no password-authenticated listener")
-				}
-				user, pw, err := e.pwCreds()
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				e.pwMu.Lock()
-				defer e.pwMu.Unlock()
-				var parts []string
-				for _, l := range ls {
-					if err := e.pwLogin(ctx, l, rawConnect{ClientID: user, Username: &user, Password: &pw, KeepAlive: 30}, 0); err != nil {
-						return inconclusive("positive control on %s: %v", l.name, err)
-					}
-					for _, v5 := range []bool{false, true} {
-						code, err := e.pwAttempt(ctx, l, rawConnect{V5: v5, ClientID: "sec-anon-" + nonce()[:6], KeepAlive: 30})
-						ver := map[bool]string{false: "3.1.1", true: "v5"}[v5]
-						if err != nil {
-							parts = append(parts, fmt.Sprintf("%s %s: closed (%v)", l.name, ver, shortErr(err)))
-							continue
+				return e.onPasswordListeners(func(ls []pwListener, user, pw string) Outcome {
+					var parts []string
+					for _, l := range ls {
+						if err := e.pwLogin(ctx, l, rawConnect{ClientID: user, Username: &user, Password: &pw, KeepAlive: 30}, 0); err != nil {
+							return inconclusive("positive control on %s: %v", l.name, err)
 						}
-						if code == 0 {
-							return fail("anonymous %s CONNECT ACCEPTED on %s (CONNACK 0)", ver, l.name)
+						for _, v5 := range []bool{false, true} {
+							code, err := e.pwAttempt(ctx, l, rawConnect{V5: v5, ClientID: "sec-anon-" + nonce()[:6], KeepAlive: 30})
+							ver := map[bool]string{false: "3.1.1", true: "v5"}[v5]
+							if err != nil {
+								parts = append(parts, fmt.Sprintf("%s %s: closed (%v)", l.name, ver, shortErr(err)))
+								continue
+							}
+							if code == 0 {
+								return fail("anonymous %s CONNECT ACCEPTED on %s (CONNACK 0)", ver, l.name)
+							}
+							parts = append(parts, fmt.Sprintf("%s %s: CONNACK 0x%02x", l.name, ver, code))
 						}
-						parts = append(parts, fmt.Sprintf("%s %s: CONNACK 0x%02x", l.name, ver, code))
 					}
-				}
-				// Locally also read the config: with use_username_as_clientid a
-				// username-less CONNECT is refused (CONNACK 5) even when
-				// allow_anonymous is true, which hides a missing
-				// allow_anonymous false until someone drops the other option.
-				if lint := e.lintAnonymous(); len(lint) > 0 {
-					return fail("%s; refused today, but %s", strings.Join(parts, "; "), strings.Join(lint, "; "))
-				}
-				return pass("%s; control login as %s ok everywhere", strings.Join(parts, "; "), user)
+					// Locally also read the config: with use_username_as_clientid a
+					// username-less CONNECT is refused (CONNACK 5) even when
+					// allow_anonymous is true, which hides a missing
+					// allow_anonymous false until someone drops the other option.
+					if lint := e.lintAnonymous(); len(lint) > 0 {
+						return fail("%s; refused today, but %s", strings.Join(parts, "; "), strings.Join(lint, "; "))
+					}
+					return pass("%s; control login as %s ok everywhere", strings.Join(parts, "; "), user)
+				})
 			},
 		},
 		{
@@ -219,55 +228,47 @@ func authChecks() []Check {
 			Attack: "correct username, wrong password, with a Will on a watched topic; control: the right password with a Will that is published on TCP drop",
 			Fix:    "password_file with mosquitto_passwd $7$ hashes; allow_anonymous false",
 			Run: func(ctx context.Context, e *Env) Outcome {
-				ls := e.passwordListeners()
-				if len(ls) == 0 {
-					return skipped("the target has no password-authenticated listener")
-				}
-				user, pw, err := e.pwCreds()
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				e.pwMu.Lock()
-				defer e.pwMu.Unlock()
-				willTopic := "devices/" + user + "/will"
-				var parts []string
-				for _, l := range ls {
-					canary := "canary-" + nonce()
-					ctl := "willctl-" + nonce()
-					tap := e.watch.tap(func(m Msg) bool { return m.Topic == willTopic })
-					for _, v5 := range []bool{false, true} {
-						bad := "wrong-" + nonce()
-						code, err := e.pwAttempt(ctx, l, rawConnect{V5: v5, ClientID: user, Username: &user, Password: &bad, KeepAlive: 30,
-							WillTopic: &willTopic, WillMsg: []byte(canary), WillQoS: 1})
-						if err == nil && code == 0 {
-							e.watch.untap(tap)
-							return fail("wrong password ACCEPTED on %s (CONNACK 0)", l.name)
+				return e.onPasswordListeners(func(ls []pwListener, user, pw string) Outcome {
+					willTopic := "devices/" + user + "/will"
+					var parts []string
+					for _, l := range ls {
+						canary := "canary-" + nonce()
+						ctl := "willctl-" + nonce()
+						tap := e.watch.tap(func(m Msg) bool { return m.Topic == willTopic })
+						for _, v5 := range []bool{false, true} {
+							bad := "wrong-" + nonce()
+							code, err := e.pwAttempt(ctx, l, rawConnect{V5: v5, ClientID: user, Username: &user, Password: &bad, KeepAlive: 30,
+								WillTopic: &willTopic, WillMsg: []byte(canary), WillQoS: 1})
+							if err == nil && code == 0 {
+								e.watch.untap(tap)
+								return fail("wrong password ACCEPTED on %s (CONNACK 0)", l.name)
+							}
+							parts = append(parts, fmt.Sprintf("%s v%s: CONNACK 0x%02x", l.name, map[bool]string{false: "3", true: "5"}[v5], code))
 						}
-						parts = append(parts, fmt.Sprintf("%s v%s: CONNACK 0x%02x", l.name, map[bool]string{false: "3", true: "5"}[v5], code))
-					}
-					// Control: the right password, a Will, then a TCP drop.
-					c, _, err := l.dial(ctx, e)
-					if err != nil {
+						// Control: the right password, a Will, then a TCP drop.
+						c, _, err := l.dial(ctx, e)
+						if err != nil {
+							e.watch.untap(tap)
+							return inconclusive("control dial %s: %v", l.name, err)
+						}
+						code, _, err := c.connack(rawConnect{ClientID: user, Username: &user, Password: &pw, KeepAlive: 30, WillTopic: &willTopic, WillMsg: []byte(ctl), WillQoS: 1})
+						c.Close()
+						if err != nil || code != 0 {
+							e.watch.untap(tap)
+							return inconclusive("positive control login on %s: code %d %v", l.name, code, err)
+						}
+						_, ok := tap.waitFor(ctx, barrierWait, payloadHas(ctl))
+						seen := tap.matching(payloadHas(canary))
 						e.watch.untap(tap)
-						return inconclusive("control dial %s: %v", l.name, err)
+						if len(seen) > 0 {
+							return fail("Will of the refused client was PUBLISHED on %s (%s)", willTopic, l.name)
+						}
+						if !ok {
+							return inconclusive("positive control: the Will of the accepted client was not delivered on %s", l.name)
+						}
 					}
-					code, _, err := c.connack(rawConnect{ClientID: user, Username: &user, Password: &pw, KeepAlive: 30, WillTopic: &willTopic, WillMsg: []byte(ctl), WillQoS: 1})
-					c.Close()
-					if err != nil || code != 0 {
-						e.watch.untap(tap)
-						return inconclusive("positive control login on %s: code %d %v", l.name, code, err)
-					}
-					_, ok := tap.waitFor(ctx, barrierWait, payloadHas(ctl))
-					seen := tap.matching(payloadHas(canary))
-					e.watch.untap(tap)
-					if len(seen) > 0 {
-						return fail("Will of the refused client was PUBLISHED on %s (%s)", willTopic, l.name)
-					}
-					if !ok {
-						return inconclusive("positive control: the Will of the accepted client was not delivered on %s", l.name)
-					}
-				}
-				return pass("%s; refused clients' Wills never published, control Will delivered", strings.Join(parts, "; "))
+					return pass("%s; refused clients' Wills never published, control Will delivered", strings.Join(parts, "; "))
+				})
 			},
 		},
 		{

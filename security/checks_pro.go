@@ -49,6 +49,50 @@ func (e *Env) expectClose(ctx context.Context, id string, v5 bool, bad []byte, w
 	return desc + "still OPEN after 3s", false, nil
 }
 
+// badPacket is one malformed packet of a PRO check: what labels it in the
+// evidence.
+type badPacket struct {
+	v5   bool
+	pk   []byte
+	what string
+}
+
+// expectCloses runs expectClose on a fresh session of id for each packet
+// of bad in turn and collects the descriptions. done is true, with the
+// outcome to return, at the first packet that could not be tried
+// (inconclusive) or that left the session open (fail).
+func (e *Env) expectCloses(ctx context.Context, id string, bad []badPacket) (parts []string, out Outcome, done bool) {
+	for _, b := range bad {
+		desc, closed, err := e.expectClose(ctx, id, b.v5, b.pk, b.what)
+		if err != nil {
+			return nil, inconclusive("%v", err), true
+		}
+		if !closed {
+			return nil, fail("%s", desc), true
+		}
+		parts = append(parts, desc)
+	}
+	return parts, Outcome{}, false
+}
+
+// aliveAfter is the liveness control that ends a protocol-abuse check: the
+// check's "live" actor must still connect and round-trip.
+func (e *Env) aliveAfter(ctx context.Context, checkID string) error {
+	if err := e.alive(ctx, e.Actor(checkID, "live")); err != nil {
+		return fmt.Errorf("broker not alive afterwards: %v", err)
+	}
+	return nil
+}
+
+// passIfAlive passes with evidence (plus "; liveness ok") when aliveAfter
+// holds, and fails otherwise.
+func (e *Env) passIfAlive(ctx context.Context, checkID, evidence string) Outcome {
+	if err := e.aliveAfter(ctx, checkID); err != nil {
+		return fail("%v", err)
+	}
+	return pass("%s; liveness ok", evidence)
+}
+
 func proChecks() []Check {
 	return []Check{
 		{
@@ -58,21 +102,15 @@ func proChecks() []Check {
 			Actors: []string{"b", "live"},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				b := e.Actor("PRO-01", "b")
-				var parts []string
+				var bad []badPacket
 				for _, t := range []string{"devices/" + b + "/a\x00b", "devices/" + b + "/\xff\xfe", "devices/" + b + "/#", "devices/" + b + "/+"} {
-					desc, closed, err := e.expectClose(ctx, b, false, rawPublish(t, 1, 9, []byte("bad"), false, nil), strconv.Quote(t))
-					if err != nil {
-						return inconclusive("%v", err)
-					}
-					if !closed {
-						return fail("%s", desc)
-					}
-					parts = append(parts, desc)
+					bad = append(bad, badPacket{false, rawPublish(t, 1, 9, []byte("bad"), false, nil), strconv.Quote(t)})
 				}
-				if err := e.alive(ctx, e.Actor("PRO-01", "live")); err != nil {
-					return fail("broker not alive afterwards: %v", err)
+				parts, out, done := e.expectCloses(ctx, b, bad)
+				if done {
+					return out
 				}
-				return pass("%s; liveness ok", strings.Join(parts, "; "))
+				return e.passIfAlive(ctx, "PRO-01", strings.Join(parts, "; "))
 			},
 		},
 		{
@@ -82,16 +120,13 @@ func proChecks() []Check {
 			Actors: []string{"b", "live"},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				b := e.Actor("PRO-02", "b")
-				var parts []string
+				var bad []badPacket
 				for _, f := range []string{"a/#/b", "a#", "devices/\xff\xfe/x", ""} {
-					desc, closed, err := e.expectClose(ctx, b, false, rawSubscribe(11, false, f), "SUBSCRIBE "+strconv.Quote(f))
-					if err != nil {
-						return inconclusive("%v", err)
-					}
-					if !closed {
-						return fail("%s", desc)
-					}
-					parts = append(parts, desc)
+					bad = append(bad, badPacket{false, rawSubscribe(11, false, f), "SUBSCRIBE " + strconv.Quote(f)})
+				}
+				parts, out, done := e.expectCloses(ctx, b, bad)
+				if done {
+					return out
 				}
 				for _, wt := range []string{"", "devices/" + b + "/\xff\xfe"} {
 					c, err := e.dialRaw(ctx, b)
@@ -110,10 +145,7 @@ func proChecks() []Check {
 						parts = append(parts, fmt.Sprintf("Will %q: CONNACK %d", wt, code))
 					}
 				}
-				if err := e.alive(ctx, e.Actor("PRO-02", "live")); err != nil {
-					return fail("broker not alive afterwards: %v", err)
-				}
-				return pass("%s; liveness ok", strings.Join(parts, "; "))
+				return e.passIfAlive(ctx, "PRO-02", strings.Join(parts, "; "))
 			},
 		},
 		{
@@ -164,10 +196,7 @@ func proChecks() []Check {
 						parts = append(parts, fmt.Sprintf("%s on %s: closed in %s", names[i], d.name, time.Since(start).Round(time.Millisecond)))
 					}
 				}
-				if err := e.alive(ctx, e.Actor("PRO-03", "live")); err != nil {
-					return fail("broker not alive afterwards: %v", err)
-				}
-				return pass("%s; liveness ok", strings.Join(parts, "; "))
+				return e.passIfAlive(ctx, "PRO-03", strings.Join(parts, "; "))
 			},
 		},
 		{
@@ -206,8 +235,8 @@ func proChecks() []Check {
 					}
 					parts = append(parts, desc)
 				}
-				if err := e.alive(ctx, e.Actor("PRO-04", "live")); err != nil {
-					return fail("broker not alive afterwards: %v", err)
+				if err := e.aliveAfter(ctx, "PRO-04"); err != nil {
+					return fail("%v", err)
 				}
 				if len(tap.all()) > 0 {
 					return fail("oversized message DELIVERED to the watcher")
@@ -222,17 +251,11 @@ func proChecks() []Check {
 			Actors: []string{"b", "live"},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				b := e.Actor("PRO-05", "b")
-				desc, closed, err := e.expectClose(ctx, b, true, rawPublish("", 1, 9, []byte("x"), true, nil), "empty topic, no alias")
-				if err != nil {
-					return inconclusive("%v", err)
+				parts, out, done := e.expectCloses(ctx, b, []badPacket{{true, rawPublish("", 1, 9, []byte("x"), true, nil), "empty topic, no alias"}})
+				if done {
+					return out
 				}
-				if !closed {
-					return fail("%s", desc)
-				}
-				if err := e.alive(ctx, e.Actor("PRO-05", "live")); err != nil {
-					return fail("broker not alive afterwards: %v", err)
-				}
-				return pass("%s; liveness ok", desc)
+				return e.passIfAlive(ctx, "PRO-05", parts[0])
 			},
 		},
 		{ID: "PRO-06", Tier: 2, Title: "v5 CONNECT abuse (user properties, Will property types, CONNACK to broker)", Attack: "1500 user properties ×20, invalid Will properties, CONNACK from client", Fix: "Debian >= deb12u1; max_packet_size"},

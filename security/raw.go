@@ -268,17 +268,12 @@ func connackPropsU(body []byte) map[byte]uint32 {
 			}
 			out[id] = uint32(p[0])
 			p = p[1:]
-		case 0x12, 0x1F, 0x1A, 0x1C, 0x15: // strings
-			if len(p) < 2 {
-				return out
+		case 0x12, 0x1F, 0x1A, 0x1C, 0x15, 0x26: // strings; a user property (0x26) is two
+			strs := 1
+			if id == 0x26 {
+				strs = 2
 			}
-			l := int(binary.BigEndian.Uint16(p))
-			if len(p) < 2+l {
-				return out
-			}
-			p = p[2+l:]
-		case 0x26: // user property: two strings
-			for k := 0; k < 2; k++ {
+			for k := 0; k < strs; k++ {
 				if len(p) < 2 {
 					return out
 				}
