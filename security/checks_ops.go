@@ -1,7 +1,6 @@
 package security
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/pem"
@@ -248,17 +247,9 @@ func lintACL(path, observer string, allUUAsC bool) []string {
 		return []string{fmt.Sprintf("ACL %s: %v", path, err)}
 	}
 	var out []string
-	s := bufio.NewScanner(bytes.NewReader(b))
-	n, rules := 0, 0
+	rules := 0
 	user := ""
-	for s.Scan() {
-		n++
-		line := strings.TrimSpace(s.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, _ := strings.Cut(line, " ")
-		v = strings.TrimSpace(v)
+	_ = directiveLines(bytes.NewReader(b), func(n int, line, k, v string) error {
 		switch k {
 		case "user":
 			user = v
@@ -284,7 +275,8 @@ func lintACL(path, observer string, allUUAsC bool) []string {
 				out = append(out, fmt.Sprintf("%s:%d user %s gets %s on # (only read-only audit identities may)", path, n, user, access))
 			}
 		}
-	}
+		return nil
+	})
 	if rules == 0 {
 		out = append(out, fmt.Sprintf("ACL %s has no rules", path))
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -40,16 +41,8 @@ func readConfInto(path string, out *[]directive, depth int) error {
 		return fmt.Errorf("read config: %w", err)
 	}
 	defer f.Close()
-	s := bufio.NewScanner(f)
-	n := 0
-	for s.Scan() {
-		n++
-		line := strings.TrimSpace(s.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, _ := strings.Cut(line, " ")
-		d := directive{key: k, value: strings.TrimSpace(v), file: path, line: n}
+	return directiveLines(f, func(n int, _, k, v string) error {
+		d := directive{key: k, value: v, file: path, line: n}
 		*out = append(*out, d)
 		if k == "include_dir" {
 			ents, err := os.ReadDir(d.value)
@@ -68,6 +61,27 @@ func readConfInto(path string, out *[]directive, depth int) error {
 					return err
 				}
 			}
+		}
+		return nil
+	})
+}
+
+// directiveLines calls fn for every directive of a mosquitto config or ACL
+// file in order, with its line number, the trimmed line, the key and the
+// trimmed value; blank lines and lines starting with '#' are skipped. It
+// stops at fn's first error and returns it, else the scanner's.
+func directiveLines(r io.Reader, fn func(n int, line, key, value string) error) error {
+	s := bufio.NewScanner(r)
+	n := 0
+	for s.Scan() {
+		n++
+		line := strings.TrimSpace(s.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, _ := strings.Cut(line, " ")
+		if err := fn(n, line, k, strings.TrimSpace(v)); err != nil {
+			return err
 		}
 	}
 	return s.Err()

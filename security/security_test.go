@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mqttstack/mqttstack/infra/hostconfig"
+	"github.com/mqttstack/mqttstack/target"
 )
 
 // runSuite prepares the env for checks against tg and runs them.
@@ -26,6 +27,31 @@ func runSuite(t *testing.T, tg interface{}, opts Options, checks []Check) []Resu
 	return Run(ctx, e, checks, nil)
 }
 
+// runLogged runs checks against tg and logs the text report.
+func runLogged(t *testing.T, tg *target.Target, checks []Check) []Result {
+	t.Helper()
+	start := time.Now()
+	rs := runSuite(t, tg, Options{Target: tg}, checks)
+	var buf bytes.Buffer
+	_ = WriteText(&buf, rs, time.Since(start))
+	t.Log("\n" + buf.String())
+	return rs
+}
+
+// wantFor is the status r must have on a hardened local stack: Pass, or
+// Fail for a known finding, whose evidence must then name it.
+func wantFor(t *testing.T, r Result) Status {
+	t.Helper()
+	f, ok := knownFindings[r.Check.ID]
+	if !ok {
+		return Pass
+	}
+	if r.Outcome.Status == Fail && !strings.Contains(r.Outcome.Evidence, f) {
+		t.Errorf("%s failed, but not with the known finding %q: %s", r.Check.ID, f, r.Outcome.Evidence)
+	}
+	return Fail
+}
+
 func TestTier1(t *testing.T) {
 	tg := startStack(t)
 	checks, err := Select(Catalog(), 1, nil)
@@ -35,23 +61,13 @@ func TestTier1(t *testing.T) {
 	if len(checks) != 40 {
 		t.Errorf("tier 1 has %d checks, the catalog says 40", len(checks))
 	}
-	start := time.Now()
-	rs := runSuite(t, tg, Options{Target: tg}, checks)
-	var buf bytes.Buffer
-	_ = WriteText(&buf, rs, time.Since(start))
-	t.Log("\n" + buf.String())
+	rs := runLogged(t, tg, checks)
 	for _, r := range rs {
 		if r.Check.Run == nil {
 			t.Errorf("%s: tier-1 check not implemented", r.Check.ID)
 			continue
 		}
-		want := Pass
-		if f, ok := knownFindings[r.Check.ID]; ok {
-			want = Fail
-			if r.Outcome.Status == Fail && !strings.Contains(r.Outcome.Evidence, f) {
-				t.Errorf("%s failed, but not with the known finding %q: %s", r.Check.ID, f, r.Outcome.Evidence)
-			}
-		}
+		want := wantFor(t, r)
 		if r.Outcome.Status != want {
 			t.Errorf("%s: %s, want %s: %s", r.Check.ID, r.Outcome.Status, want, r.Outcome.Evidence)
 		}
@@ -93,19 +109,9 @@ func TestTier2(t *testing.T) {
 		}
 		checks = append(checks, c)
 	}
-	start := time.Now()
-	rs := runSuite(t, tg, Options{Target: tg}, checks)
-	var buf bytes.Buffer
-	_ = WriteText(&buf, rs, time.Since(start))
-	t.Log("\n" + buf.String())
+	rs := runLogged(t, tg, checks)
 	for _, r := range rs {
-		want := Pass
-		if f, ok := knownFindings[r.Check.ID]; ok {
-			want = Fail
-			if r.Outcome.Status == Fail && !strings.Contains(r.Outcome.Evidence, f) {
-				t.Errorf("%s failed, but not with the known finding %q: %s", r.Check.ID, f, r.Outcome.Evidence)
-			}
-		}
+		want := wantFor(t, r)
 		if r.Check.ID == "DOS-02" {
 			// the per-source cap is a firewall rule the local stack lacks
 			want = Skipped
