@@ -475,8 +475,7 @@ func runACL08(ctx context.Context, e *Env) Outcome {
 		return inconclusive("%v", err)
 	}
 	defer owner.close()
-	cfg := e.baseTLS()
-	cfg.Certificates = append(cfg.Certificates, e.neg[NegWildcardCN])
+	cfg := e.certTLS(e.neg[NegWildcardCN])
 	var codes []string
 	var allowed []string
 	out := e.canaryProof(ctx, owner, "devices/"+a+"/cmd", func(canary string) (string, error) {

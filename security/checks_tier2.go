@@ -423,8 +423,7 @@ func runCRT07(ctx context.Context, e *Env) Outcome {
 	}
 	pair := e.neg[NegSlashCN]
 	id := "sec-ci-slash"
-	cfg := e.baseTLS()
-	cfg.Certificates = append(cfg.Certificates, pair)
+	cfg := e.certTLS(pair)
 	conn, err := e.dialTLS(ctx, cfg)
 	if err != nil {
 		return inconclusive("%v", err)

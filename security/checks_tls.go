@@ -75,16 +75,14 @@ func tlsChecks() []Check {
 				if err != nil {
 					return inconclusive("%v", err)
 				}
-				good := e.baseTLS()
-				good.Certificates = []tls.Certificate{cert}
+				good := e.certTLS(cert)
 				good.MaxVersion = tls.VersionTLS12
 				if _, _, err := probeTLS(ctx, e.T.MQTTSAddr(), good); err != nil {
 					return inconclusive("positive control: TLS 1.2 handshake failed: %v", err)
 				}
 				var parts []string
 				for _, v := range []uint16{tls.VersionTLS11, tls.VersionTLS10} {
-					cfg := e.baseTLS()
-					cfg.Certificates = []tls.Certificate{cert}
+					cfg := e.certTLS(cert)
 					cfg.MinVersion, cfg.MaxVersion = v, v
 					st, alert, err := probeTLS(ctx, e.T.MQTTSAddr(), cfg)
 					name := tls.VersionName(v)
@@ -110,9 +108,7 @@ func tlsChecks() []Check {
 					return inconclusive("%v", err)
 				}
 				return tlsCipherProbe(ctx, e.T.MQTTSAddr(), func() *tls.Config {
-					c := e.baseTLS()
-					c.Certificates = []tls.Certificate{cert}
-					return c
+					return e.certTLS(cert)
 				})
 			},
 		},

@@ -185,9 +185,14 @@ func (e *Env) clientTLS(id string) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	return e.certTLS(c), nil
+}
+
+// certTLS is baseTLS presenting the client certificate c.
+func (e *Env) certTLS(c tls.Certificate) *tls.Config {
 	cfg := e.baseTLS()
 	cfg.Certificates = []tls.Certificate{c}
-	return cfg, nil
+	return cfg
 }
 
 func (e *Env) dialTLS(ctx context.Context, cfg *tls.Config) (*tls.Conn, error) {
