@@ -712,6 +712,13 @@ func Signal(stateDir string, d Daemon, sig syscall.Signal) error {
 // Stop stops d of the stack in stateDir: SIGTERM, then SIGKILL of its
 // process group after 10 s. Its pid file is removed.
 func Stop(ctx context.Context, stateDir string, d Daemon) error {
+	return withExistingState(ctx, stateDir, func(abs string) error { return stop(ctx, abs, d) })
+}
+
+// withExistingState runs fn with the absolute state dir while holding its
+// lock. A state dir that does not exist holds nothing to stop: fn is not
+// called and the result is nil.
+func withExistingState(ctx context.Context, stateDir string, fn func(abs string) error) error {
 	abs, err := filepath.Abs(stateDir)
 	if err != nil {
 		return err
@@ -724,7 +731,7 @@ func Stop(ctx context.Context, stateDir string, d Daemon) error {
 		return err
 	}
 	defer unlock()
-	return stop(ctx, abs, d)
+	return fn(abs)
 }
 
 func stop(ctx context.Context, abs string, d Daemon) error {
@@ -750,19 +757,7 @@ func stop(ctx context.Context, abs string, d Daemon) error {
 // the rendered files stay. Stopping a stack that is not running is not an
 // error.
 func Down(ctx context.Context, stateDir string) error {
-	abs, err := filepath.Abs(stateDir)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(abs); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	unlock, err := lockState(ctx, abs)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	return down(ctx, abs)
+	return withExistingState(ctx, stateDir, func(abs string) error { return down(ctx, abs) })
 }
 
 // down is Down with the state lock already held.
