@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -383,8 +384,9 @@ func TestFetchCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var fetch, dir string
+	// RunErr does not wait for an apply that no resource depends on: the
+	// callback hands its values over a channel, and the test waits for it.
+	got := make(chan [2]string, 1)
 	m := &mocks{}
 	err = pulumi.RunErr(func(ctx *pulumi.Context) error {
 		lg, err := NewLoadGenerators(ctx, "lg", a)
@@ -392,9 +394,7 @@ func TestFetchCommand(t *testing.T) {
 			return err
 		}
 		pulumi.All(lg.FetchCommand, lg.ResultsDir).ApplyT(func(v []any) error {
-			mu.Lock()
-			defer mu.Unlock()
-			fetch, dir = v[0].(string), v[1].(string)
+			got <- [2]string{v[0].(string), v[1].(string)}
 			return nil
 		})
 		return nil
@@ -402,8 +402,13 @@ func TestFetchCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	var fetch, dir string
+	select {
+	case v := <-got:
+		fetch, dir = v[0], v[1]
+	case <-time.After(30 * time.Second):
+		t.Fatal("the fetch command output never resolved")
+	}
 	want := fmt.Sprintf("kubectl cp %s/lg-collector:/results/%s %s", DefaultNamespace, dir, dir)
 	if fetch != want {
 		t.Errorf("fetch command %q, want %q", fetch, want)
