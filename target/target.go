@@ -5,15 +5,18 @@
 package target
 
 import (
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/mqttstack/mqttstack/internal/atomicfile"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/mqttstack/mqttstack/internal/atomicfile"
 )
 
 // Target is the address book of one deployed or local stack. Relative paths
@@ -38,6 +41,87 @@ type Target struct {
 	// Local is set only for a stack started by `mqttstack local up`; floods
 	// and restarts are allowed without --allow-load only when it is set.
 	Local *Local `json:"local,omitempty"`
+	// SSH says how to reach the machine of a deployed stack (written by
+	// `mqttstack deploy up`); security and load read that machine through a
+	// host.Host opened from it (package host/sshhost).
+	SSH *SSH `json:"ssh,omitempty"`
+}
+
+// SSH is how to log in to a deployed stack's host, with its host key pinned.
+type SSH struct {
+	Host    string `json:"host"`     // address or name of the machine
+	Port    int    `json:"port"`     // 0 means 22
+	User    string `json:"user"`     // login name (e.g. "root")
+	KeyFile string `json:"key_file"` // private key path, mode 0600; relative to the target file
+	HostKey string `json:"host_key"` // the host's public key as an authorized_keys line, pinned
+}
+
+// Addr is host:port of the SSH server (port 22 when Port is 0).
+func (s *SSH) Addr() string {
+	p := s.Port
+	if p == 0 {
+		p = 22
+	}
+	return net.JoinHostPort(s.Host, strconv.Itoa(p))
+}
+
+// ReadKey reads the private key file, refusing one that others can read.
+func (s *SSH) ReadKey() ([]byte, error) {
+	fi, err := os.Stat(s.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("ssh.key_file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("ssh.key_file %s: mode %04o lets others read the key (fix: chmod 600 %s)", s.KeyFile, fi.Mode().Perm(), s.KeyFile)
+	}
+	b, err := os.ReadFile(s.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("ssh.key_file: %w", err)
+	}
+	return b, nil
+}
+
+// validate appends one message per missing or malformed field.
+func (s *SSH) validate(errs []string) []string {
+	if s.Host == "" || strings.ContainsAny(s.Host, " \t/@") {
+		errs = append(errs, fmt.Sprintf(`ssh.host: %q is not a host name or address (e.g. "203.0.113.7")`, s.Host))
+	}
+	if s.Port < 0 || s.Port > 65535 {
+		errs = append(errs, fmt.Sprintf("ssh.port: %d is not a port (e.g. 22; 0 means 22)", s.Port))
+	}
+	if s.User == "" || strings.ContainsAny(s.User, " \t@") {
+		errs = append(errs, fmt.Sprintf(`ssh.user: %q is not a login name (e.g. "root")`, s.User))
+	}
+	if s.KeyFile == "" {
+		errs = append(errs, `ssh.key_file: required (path of the private key, mode 0600, e.g. "ssh/id_ed25519")`)
+	}
+	if err := checkAuthorizedKey(s.HostKey); err != nil {
+		errs = append(errs, fmt.Sprintf("ssh.host_key: %v (want one authorized_keys line, e.g. the output of `ssh-keyscan -t ed25519 HOST` without the host name)", err))
+	}
+	return errs
+}
+
+// checkAuthorizedKey checks the shape of an authorized_keys line: a key
+// type, then base64 of an SSH wire blob that starts with the same type.
+// (The SSH library parses it for real when dialling; target stays free of
+// dependencies.)
+func checkAuthorizedKey(line string) error {
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return errors.New("required")
+	}
+	blob, err := base64.StdEncoding.DecodeString(f[1])
+	if err != nil {
+		return fmt.Errorf("key of type %s is not base64", f[0])
+	}
+	if len(blob) < 4 {
+		return fmt.Errorf("key of type %s is truncated", f[0])
+	}
+	n := binary.BigEndian.Uint32(blob)
+	if uint64(n) > uint64(len(blob)-4) || string(blob[4:4+n]) != f[0] {
+		return fmt.Errorf("key blob does not start with its type %s", f[0])
+	}
+	return nil
 }
 
 // Local holds what only the local stack knows: where its state lives and
@@ -80,6 +164,9 @@ func (t *Target) Validate() error {
 	if t.Observer == "" {
 		errs = append(errs, `observer: required (the read-only identity, e.g. "observer")`)
 	}
+	if t.SSH != nil {
+		errs = t.SSH.validate(errs)
+	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
 	}
@@ -103,6 +190,9 @@ func Load(path string) (*Target, error) {
 	t.PKIDir = resolve(base, t.PKIDir)
 	if t.Local != nil {
 		t.Local.StateDir = resolve(base, t.Local.StateDir)
+	}
+	if t.SSH != nil {
+		t.SSH.KeyFile = resolve(base, t.SSH.KeyFile)
 	}
 	if err := t.Validate(); err != nil {
 		return nil, fmt.Errorf("target %s: %w", path, err)
