@@ -1,4 +1,4 @@
-package main
+package program
 
 import (
 	"encoding/json"
@@ -78,7 +78,7 @@ func validConfig(t *testing.T, p string) map[string]string {
 func runProgram(t *testing.T, cfg map[string]string, secretKeys []string, dryRun bool) (*brokertest.Mocks, error) {
 	t.Helper()
 	m := brokertest.New("mqttstack", "test")
-	err := pulumi.RunErr(program, pulumi.WithMocks(m.Project, m.Stack, m), func(ri *pulumi.RunInfo) {
+	err := pulumi.RunErr(Run, pulumi.WithMocks(m.Project, m.Stack, m), func(ri *pulumi.RunInfo) {
 		ri.Config = cfg
 		ri.ConfigSecretKeys = secretKeys
 		ri.DryRun = dryRun
@@ -124,7 +124,7 @@ func TestProgramReadsConfigFromEnvironment(t *testing.T) {
 	t.Setenv("PULUMI_CONFIG_SECRET_KEYS", string(keys))
 	t.Setenv("PULUMI_DRY_RUN", "true")
 	m := brokertest.New("mqttstack", "test")
-	if err := pulumi.RunErr(program, pulumi.WithMocks(m.Project, m.Stack, m)); err != nil {
+	if err := pulumi.RunErr(Run, pulumi.WithMocks(m.Project, m.Stack, m)); err != nil {
 		t.Fatalf("program: %v", err)
 	}
 	cmd := m.OfType("command:remote:Command")
@@ -323,7 +323,7 @@ func TestDefaultsPerCloud(t *testing.T) {
 // Pulumi.example.yaml must document every key the program reads, and its
 // uncommented keys must form a working configuration.
 func TestExampleConfig(t *testing.T) {
-	example, err := os.ReadFile(filepath.Join("..", "Pulumi.example.yaml"))
+	example, err := os.ReadFile(filepath.Join("..", "..", "Pulumi.example.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
