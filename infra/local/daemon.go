@@ -14,16 +14,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mqttstack/mqttstack/host"
 	"github.com/mqttstack/mqttstack/internal/atomicfile"
 )
 
-// Daemon names one of the two processes of the local stack.
-type Daemon string
+// Daemon names one of the two processes of the local stack (host.Daemon,
+// so a local.Daemon is what a host.Host takes).
+type Daemon = host.Daemon
 
 // The daemons, by the name of their binary.
 const (
-	Mosquitto Daemon = "mosquitto"
-	Nginx     Daemon = "nginx"
+	Mosquitto = host.Mosquitto
+	Nginx     = host.Nginx
 )
 
 // Default binaries: Debian's packages.

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/host"
 	"github.com/mqttstack/mqttstack/infra/hostconfig"
 	"github.com/mqttstack/mqttstack/infra/local"
 	"github.com/mqttstack/mqttstack/target"
@@ -437,6 +438,18 @@ func (s *Stack) RefreshPasswords() {
 	if err := local.RefreshPasswords(context.Background(), s.StateDir); err != nil {
 		s.t.Fatalf("stacktest: refresh passwords: %v", err)
 	}
+}
+
+// Host is the stack as a host.Host (infra/local's): what the security and
+// load packages take in their options. It follows restarts; Close is a
+// no-op.
+func (s *Stack) Host() host.Host {
+	s.t.Helper()
+	h, err := local.OpenHost(s.StateDir)
+	if err != nil {
+		s.t.Fatalf("stacktest: host: %v", err)
+	}
+	return h
 }
 
 // Authority opens the stack's PKI, e.g. to revoke (use WithPrivatePKI for

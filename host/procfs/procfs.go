@@ -1,0 +1,155 @@
+// Package procfs parses the few Linux /proc files a host.Host reads: a
+// process's stat and status (CPU time, parent, resident memory) and the
+// kernel's TCP socket tables (listening sockets by inode). It parses bytes
+// only, so the local stack reads them with os.ReadFile and package
+// host/sshhost reads the same files with cat over SSH.
+package procfs
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ClockTick is the unit of the CPU times in /proc/<pid>/stat (USER_HZ). The
+// kernel reports them in USER_HZ, which is 100 on every Linux architecture
+// we run on, whatever the kernel's internal HZ.
+const ClockTick = 10 * time.Millisecond
+
+// Stat is what mqttstack uses of /proc/<pid>/stat.
+type Stat struct {
+	PID   int
+	Comm  string // command name (without the parentheses)
+	State byte   // R, S, D, Z, X, …
+	PPID  int
+	CPU   time.Duration // utime + stime
+}
+
+// ParseStat parses one /proc/<pid>/stat. The command name may contain
+// spaces and parentheses, so fields are counted from the last ')'.
+func ParseStat(b []byte) (Stat, error) {
+	s := strings.TrimSpace(string(b))
+	open := strings.IndexByte(s, '(')
+	closing := strings.LastIndexByte(s, ')')
+	if open < 0 || closing < open {
+		return Stat{}, fmt.Errorf("proc stat %.40q: no (comm)", s)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(s[:open]))
+	if err != nil {
+		return Stat{}, fmt.Errorf("proc stat %.40q: pid: %w", s, err)
+	}
+	rest := strings.Fields(s[closing+1:])
+	// rest[0] is field 3 (state); utime and stime are fields 14 and 15
+	if len(rest) < 13 || len(rest[0]) != 1 {
+		return Stat{}, fmt.Errorf("proc stat of pid %d: %d fields after the command name, want at least 13", pid, len(rest))
+	}
+	ppid, err := strconv.Atoi(rest[1])
+	if err != nil {
+		return Stat{}, fmt.Errorf("proc stat of pid %d: ppid: %w", pid, err)
+	}
+	utime, err1 := strconv.ParseInt(rest[11], 10, 64)
+	stime, err2 := strconv.ParseInt(rest[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return Stat{}, fmt.Errorf("proc stat of pid %d: utime %q stime %q are not numbers", pid, rest[11], rest[12])
+	}
+	return Stat{PID: pid, Comm: s[open+1 : closing], State: rest[0][0], PPID: ppid, CPU: time.Duration(utime+stime) * ClockTick}, nil
+}
+
+// ParseRSS returns the resident set size in bytes from /proc/<pid>/status
+// (its VmRSS line, in kB). A process without one (a kernel thread, a
+// zombie) has 0.
+func ParseRSS(status []byte) (int64, error) {
+	sc := bufio.NewScanner(bytes.NewReader(status))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok || k != "VmRSS" {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("proc status: VmRSS %q: want \"<n> kB\"", strings.TrimSpace(v))
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("proc status: VmRSS %q: %w", f[0], err)
+		}
+		return n * 1024, nil
+	}
+	return 0, sc.Err()
+}
+
+// Socket is one listening TCP socket from /proc/net/tcp or tcp6.
+type Socket struct {
+	Addr  netip.AddrPort
+	Inode string // the number in the "socket:[N]" link of the owner's fd
+}
+
+// ParseListening returns the sockets in state LISTEN (0A) of one
+// /proc/<pid>/net/tcp or tcp6 table. Addresses are hex of 32-bit words in
+// host byte order (little-endian on the machines we run on); an IPv4-mapped
+// IPv6 address is reported as IPv4.
+func ParseListening(table []byte) ([]Socket, error) {
+	var out []Socket
+	sc := bufio.NewScanner(bytes.NewReader(table))
+	first := true
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if first {
+			first = false
+			if len(f) > 0 && f[0] == "sl" {
+				continue // header
+			}
+		}
+		if len(f) < 10 {
+			continue
+		}
+		if f[3] != "0A" {
+			continue
+		}
+		a, p, ok := strings.Cut(f[1], ":")
+		if !ok {
+			return nil, fmt.Errorf("proc net tcp: local address %q: want ADDR:PORT", f[1])
+		}
+		ip, err := procAddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("proc net tcp: local address %q: %w", f[1], err)
+		}
+		port, err := strconv.ParseUint(p, 16, 16)
+		if err != nil {
+			return nil, fmt.Errorf("proc net tcp: port %q: %w", p, err)
+		}
+		out = append(out, Socket{Addr: netip.AddrPortFrom(ip.Unmap(), uint16(port)), Inode: f[9]})
+	}
+	return out, sc.Err()
+}
+
+// procAddr decodes /proc/net/tcp{,6} addresses: 4 or 16 bytes, written as
+// little-endian 32-bit words.
+func procAddr(h string) (netip.Addr, error) {
+	b, err := hex.DecodeString(h)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if len(b) != 4 && len(b) != 16 {
+		return netip.Addr{}, fmt.Errorf("%d bytes, want 4 or 16", len(b))
+	}
+	for i := 0; i+4 <= len(b); i += 4 {
+		b[i], b[i+1], b[i+2], b[i+3] = b[i+3], b[i+2], b[i+1], b[i]
+	}
+	ip, _ := netip.AddrFromSlice(b)
+	return ip, nil
+}
+
+// SocketInode returns N of a "socket:[N]" fd link, ok false for any other
+// link (files, pipes, anon inodes).
+func SocketInode(link string) (string, bool) {
+	if !strings.HasPrefix(link, "socket:[") || !strings.HasSuffix(link, "]") {
+		return "", false
+	}
+	return link[len("socket:[") : len(link)-1], true
+}

@@ -1,0 +1,220 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/mqttstack/mqttstack/host"
+	"github.com/mqttstack/mqttstack/host/procfs"
+)
+
+// Host is the local stack in one state directory seen as a host.Host: files
+// are read from this machine, listeners and costs come from /proc of the
+// daemons infra/local started (pids verified through /proc/<pid>/cmdline,
+// never found by name), and Reload is SIGHUP followed by the daemon's log
+// line that proves it acted. Pids are read anew on every call, so a daemon
+// restarted by Start (crash tests) is followed.
+type Host struct {
+	stateDir string
+	conf     map[Daemon]string
+}
+
+var _ host.Host = (*Host)(nil)
+
+// OpenHost returns the Host of the local stack in stateDir (its target file
+// must exist: `mqttstack local up`).
+func OpenHost(stateDir string) (*Host, error) {
+	t, err := loadTarget(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	return &Host{
+		stateDir: t.Local.StateDir,
+		conf:     map[Daemon]string{Mosquitto: t.Local.MosquittoConf, Nginx: t.Local.NginxConf},
+	}, nil
+}
+
+// Name is "local".
+func (h *Host) Name() string { return "local" }
+
+// ConfigPath is the rendered main config of d in the state directory.
+func (h *Host) ConfigPath(d Daemon) string { return h.conf[d] }
+
+// ReadFile reads path on this machine.
+func (h *Host) ReadFile(ctx context.Context, path string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(path)
+}
+
+// Listeners lists the listening TCP sockets held by the running daemons of
+// the stack (a daemon that is not running has none), sorted by daemon and
+// address. A socket is matched to its owner by the inode of one of the
+// owner's file descriptors, in the owner's own network namespace.
+func (h *Host) Listeners(ctx context.Context) ([]host.Listener, error) {
+	var out []host.Listener
+	for _, d := range []Daemon{Mosquitto, Nginx} {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		pid, err := h.pid(d)
+		if err != nil {
+			return nil, err
+		}
+		if pid == 0 {
+			continue
+		}
+		socks, err := processListeners(pid)
+		if err != nil {
+			return nil, fmt.Errorf("%s (pid %d): %w", d, pid, err)
+		}
+		for _, s := range socks {
+			out = append(out, host.Listener{Daemon: d, Addr: s.Addr})
+		}
+	}
+	return out, nil
+}
+
+// processListeners returns the listening sockets whose inode is one of
+// pid's file descriptors.
+func processListeners(pid int) ([]procfs.Socket, error) {
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(fdDir)
+	if err != nil {
+		return nil, err
+	}
+	inodes := map[string]bool{}
+	for _, e := range ents {
+		if link, err := os.Readlink(filepath.Join(fdDir, e.Name())); err == nil {
+			if ino, ok := procfs.SocketInode(link); ok {
+				inodes[ino] = true
+			}
+		}
+	}
+	var out []procfs.Socket
+	for _, tbl := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, tbl))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // no IPv6 in this kernel
+		}
+		if err != nil {
+			return nil, err
+		}
+		socks, err := procfs.ParseListening(b)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range socks {
+			if inodes[s.Inode] {
+				out = append(out, s)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Compare(out[j].Addr) < 0 })
+	return out, nil
+}
+
+// Reload sends SIGHUP to d and waits until its log shows the reload (see
+// package-level Reload).
+func (h *Host) Reload(ctx context.Context, d Daemon) error {
+	return Reload(ctx, h.stateDir, d)
+}
+
+// Costs reads each running daemon's CPU time and resident memory: the
+// process infra/local started plus its children (nginx's workers do
+// nginx's work), summed, with PID the started process.
+func (h *Host) Costs(ctx context.Context) ([]host.Cost, error) {
+	var out []host.Cost
+	for _, d := range []Daemon{Mosquitto, Nginx} {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		pid, err := h.pid(d)
+		if err != nil {
+			return nil, err
+		}
+		if pid == 0 {
+			continue
+		}
+		c, err := processCost(pid)
+		if err != nil {
+			return nil, fmt.Errorf("%s (pid %d): %w", d, pid, err)
+		}
+		c.Daemon = d
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// processCost sums /proc stat and status of pid and of its children.
+func processCost(pid int) (host.Cost, error) {
+	c := host.Cost{PID: pid}
+	pids := append([]int{pid}, children(pid)...)
+	for i, p := range pids {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			if i > 0 {
+				continue // a worker that just exited
+			}
+			return c, err
+		}
+		s, err := procfs.ParseStat(st)
+		if err != nil {
+			return c, err
+		}
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
+		if err != nil && i > 0 {
+			continue
+		}
+		if err != nil {
+			return c, err
+		}
+		rss, err := procfs.ParseRSS(status)
+		if err != nil {
+			return c, err
+		}
+		c.CPU += s.CPU
+		c.RSS += rss
+	}
+	return c, nil
+}
+
+// children lists the pids whose parent is pid (one pass over /proc).
+func children(pid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range ents {
+		var p int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &p); err != nil || p == pid {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		if s, err := procfs.ParseStat(b); err == nil && s.PPID == pid {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Close does nothing: the local host holds no connection.
+func (h *Host) Close() error { return nil }
+
+// pid is d's pid, 0 when it is not running.
+func (h *Host) pid(d Daemon) (int, error) {
+	pid, ok, err := readPID(h.stateDir, d, h.conf[d])
+	if err != nil || !ok {
+		return 0, err
+	}
+	return pid, nil
+}
