@@ -26,6 +26,10 @@ const (
 type Listener struct {
 	Daemon Daemon         // which daemon owns it ("" if another process)
 	Addr   netip.AddrPort // bound address (0.0.0.0 / :: for every address)
+	// PID and Process name the process holding the socket (for nginx the
+	// master; 0 and "" when the host cannot tell).
+	PID     int
+	Process string
 }
 
 // Cost is what one daemon process has used so far, read from the host's

@@ -74,7 +74,7 @@ func (h *Host) Listeners(ctx context.Context) ([]host.Listener, error) {
 			return nil, fmt.Errorf("%s (pid %d): %w", d, pid, err)
 		}
 		for _, s := range socks {
-			out = append(out, host.Listener{Daemon: d, Addr: s.Addr})
+			out = append(out, host.Listener{Daemon: d, Addr: s.Addr, PID: pid, Process: string(d)})
 		}
 	}
 	return out, nil

@@ -1,0 +1,256 @@
+package sshhost
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqttstack/mqttstack/host"
+	"github.com/mqttstack/mqttstack/infra/hostconfig"
+	"github.com/mqttstack/mqttstack/internal/sshconn"
+	"github.com/mqttstack/mqttstack/internal/sshconn/sshdtest"
+	"github.com/mqttstack/mqttstack/internal/stacktest"
+	"github.com/mqttstack/mqttstack/target"
+)
+
+func TestMain(m *testing.M) { os.Exit(stacktest.Main(m)) }
+
+func TestParseSS(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    []host.Listener
+		wantErr string
+	}{
+		{name: "owners, v4 and v6, sorted", in: `LISTEN 0      128    127.0.0.1:59165 0.0.0.0:* users:(("python3",pid=30163,fd=4))
+LISTEN 0      511      0.0.0.0:80      0.0.0.0:* users:(("nginx",pid=12,fd=6),("nginx",pid=11,fd=6))
+LISTEN 0      128        [::1]:35057    [::]:* users:(("python3",pid=30163,fd=3))
+LISTEN 0      128      0.0.0.0:2024  0.0.0.0:*
+`, want: []host.Listener{
+			{Addr: netip.MustParseAddrPort("0.0.0.0:80"), PID: 12, Process: "nginx"},
+			{Addr: netip.MustParseAddrPort("0.0.0.0:2024")},
+			{Addr: netip.MustParseAddrPort("127.0.0.1:59165"), PID: 30163, Process: "python3"},
+			{Addr: netip.MustParseAddrPort("[::1]:35057"), PID: 30163, Process: "python3"},
+		}},
+		{name: "scopes, star and mapped", in: `LISTEN 0 4096 127.0.0.53%lo:53 0.0.0.0:* users:(("systemd-resolve",pid=5,fd=14))
+LISTEN 0 128 [fe80::1]%eth0:22 [::]:*
+LISTEN 0 128 *:8883 *:*
+LISTEN 0 128 [::ffff:127.0.0.1]:9001 [::]:*
+`, want: []host.Listener{
+			{Addr: netip.MustParseAddrPort("127.0.0.1:9001")},
+			{Addr: netip.MustParseAddrPort("127.0.0.53:53"), PID: 5, Process: "systemd-resolve"},
+			{Addr: netip.MustParseAddrPort("[::]:8883")},
+			{Addr: netip.MustParseAddrPort("[fe80::1]:22")},
+		}},
+		{name: "empty", in: "\n", want: nil},
+		{name: "not ss -Htl", in: "State Recv-Q Send-Q Local Address:Port Peer\n", wantErr: "line 1"},
+		{name: "bad port", in: "LISTEN 0 1 1.2.3.4:http 0.0.0.0:*\n", wantErr: "port"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseSS([]byte(tt.in))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("parseSS: %v, want an error with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("parseSS = %+v\nwant %+v", got, tt.want)
+			}
+			for i := range got {
+				if got[i].Listener != tt.want[i] {
+					t.Errorf("[%d] = %+v, want %+v", i, got[i].Listener, tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestCostsFrom(t *testing.T) {
+	out := "10 (mosquitto) S 1 10 10 0 -1 0 0 0 0 0 300 100 0 0 20 0 1 0 1 1 1\n" +
+		"20 (nginx) S 1 20 20 0 -1 0 0 0 0 0 10 10 0 0 20 0 1 0 1 1 1\n" +
+		"21 (nginx) S 20 20 20 0 -1 0 0 0 0 0 50 50 0 0 20 0 1 0 1 1 1\n" +
+		"22 (nginx) S 20 20 20 0 -1 0 0 0 0 0 25 25 0 0 20 0 1 0 1 1 1\n" +
+		"30 (other) S 1 30 30 0 -1 0 0 0 0 0 999 999 0 0 20 0 1 0 1 1 1\n" +
+		"--- status\n" +
+		"--- /proc/10/status\nName:\tmosquitto\nVmRSS:\t 1000 kB\n" +
+		"--- /proc/20/status\nVmRSS:\t 100 kB\n--- /proc/21/status\nVmRSS:\t 200 kB\n--- /proc/22/status\nVmRSS:\t 300 kB\n" +
+		"--- /proc/30/status\nVmRSS:\t 9999 kB\n"
+	tests := []struct {
+		name string
+		pids map[host.Daemon]int
+		want []host.Cost
+	}{
+		{"both, nginx with its workers", map[host.Daemon]int{host.Mosquitto: 10, host.Nginx: 20}, []host.Cost{
+			{Daemon: host.Mosquitto, PID: 10, CPU: 4 * time.Second, RSS: 1000 << 10},
+			{Daemon: host.Nginx, PID: 20, CPU: 1700 * time.Millisecond, RSS: 600 << 10},
+		}},
+		{"broker down", map[host.Daemon]int{host.Mosquitto: 0, host.Nginx: 20}, []host.Cost{
+			{Daemon: host.Nginx, PID: 20, CPU: 1700 * time.Millisecond, RSS: 600 << 10},
+		}},
+		{"stale pid file", map[host.Daemon]int{host.Mosquitto: 99, host.Nginx: 0}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := costsFrom([]byte(out), tt.pids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("costsFrom = %+v, want %+v", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Errorf("[%d] = %+v, want %+v", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+	if _, err := costsFrom([]byte("1 (x) S"), nil); err == nil {
+		t.Fatal("output without the status section: no error")
+	}
+}
+
+// TestAgainstRealSSHD reaches a real local stack through a real sshd on
+// 127.0.0.1 and checks that the SSH host sees what infra/local's host sees.
+func TestAgainstRealSSHD(t *testing.T) {
+	s := stacktest.Start(t)
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c, err := sshconn.Dial(ctx, srv.Config())
+	if err != nil {
+		t.Fatalf("dial: %v\n%s", err, srv.Log())
+	}
+	paths := hostconfig.LocalPaths(s.StateDir, s.PKIDir)
+	h := New(c, srv.User, paths)
+	defer h.Close()
+	lh := s.Host()
+
+	t.Run("name and config", func(t *testing.T) {
+		if want := "ssh " + srv.User + "@127.0.0.1:" + strconv.Itoa(srv.Port); h.Name() != want {
+			t.Errorf("Name = %q, want %q", h.Name(), want)
+		}
+		for _, d := range []host.Daemon{host.Mosquitto, host.Nginx} {
+			if h.ConfigPath(d) != lh.ConfigPath(d) {
+				t.Errorf("ConfigPath(%s) = %q, local host says %q", d, h.ConfigPath(d), lh.ConfigPath(d))
+			}
+		}
+		got, err := h.ReadFile(ctx, h.ConfigPath(host.Mosquitto))
+		want, _ := os.ReadFile(s.Target.Local.MosquittoConf)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("ReadFile over ssh: %v (%d bytes, want %d)", err, len(got), len(want))
+		}
+		weird := filepath.Join(t.TempDir(), "it's $HOME; `x`")
+		if err := os.WriteFile(weird, []byte("quoted"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := h.ReadFile(ctx, weird); err != nil || string(got) != "quoted" {
+			t.Fatalf("ReadFile(%q) = %q, %v", weird, got, err)
+		}
+		if _, err := h.ReadFile(ctx, filepath.Join(s.StateDir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("ReadFile of a missing file: %v, want fs.ErrNotExist", err)
+		}
+	})
+
+	t.Run("listeners agree with the local host", func(t *testing.T) {
+		ls, err := h.Listeners(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		local, err := lh.Listeners(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := func(l host.Listener) string {
+			return string(l.Daemon) + " " + l.Addr.String() + " " + strconv.Itoa(l.PID)
+		}
+		remote := map[string]bool{}
+		sawSSHD := false
+		for _, l := range ls {
+			if l.Daemon != "" {
+				remote[key(l)] = true
+			}
+			if l.Addr.Port() == uint16(srv.Port) {
+				sawSSHD = l.Daemon == "" && l.Process == "sshd"
+			}
+		}
+		for _, l := range local {
+			if !remote[key(l)] {
+				t.Errorf("local host lists %q, ssh host does not (ssh: %v)", key(l), ls)
+			}
+			delete(remote, key(l))
+		}
+		for k := range remote {
+			t.Errorf("ssh host lists %q, local host does not", k)
+		}
+		if !sawSSHD {
+			t.Errorf("sshd's own port %d not listed as another process (sshd): %v", srv.Port, ls)
+		}
+	})
+
+	t.Run("reload", func(t *testing.T) {
+		before := strings.Count(s.MosquittoLog(), "Reloading config.")
+		if err := h.Reload(ctx, host.Mosquitto); err != nil {
+			t.Fatalf("Reload: %v", err)
+		}
+		if after := strings.Count(s.MosquittoLog(), "Reloading config."); after <= before {
+			t.Fatalf("no reload in the broker's log (%d -> %d)", before, after)
+		}
+		if err := h.Reload(ctx, host.Nginx); err != nil {
+			t.Fatalf("Reload(nginx): %v", err)
+		}
+	})
+
+	t.Run("reload refuses a pid that is not the daemon", func(t *testing.T) {
+		bad := paths
+		bad.MosquittoPID = filepath.Join(t.TempDir(), "foreign.pid")
+		if err := os.WriteFile(bad.MosquittoPID, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		hb := &Host{c: c, name: h.name, paths: bad, ReloadTimeout: time.Second}
+		err := hb.Reload(ctx, host.Mosquitto)
+		if err == nil || !strings.Contains(err.Error(), "not 'mosquitto'") && !strings.Contains(err.Error(), "not mosquitto") {
+			t.Fatalf("Reload with a foreign pid: %v, want a refusal", err)
+		}
+	})
+
+	t.Run("costs", func(t *testing.T) {
+		cs, err := h.Costs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lc, err := lh.Costs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) != 2 || len(lc) != 2 {
+			t.Fatalf("Costs: ssh %+v, local %+v; want both daemons", cs, lc)
+		}
+		for i := range cs {
+			if cs[i].Daemon != lc[i].Daemon || cs[i].PID != lc[i].PID || cs[i].RSS <= 0 {
+				t.Errorf("ssh cost %+v vs local %+v", cs[i], lc[i])
+			}
+		}
+	})
+}
+
+func TestDialRefusesTargetWithoutSSH(t *testing.T) {
+	if _, err := Dial(context.Background(), nil, Options{}); err == nil {
+		t.Fatal("Dial(nil): no error")
+	}
+	if _, err := Dial(context.Background(), &target.SSH{Host: "127.0.0.1", User: "root", KeyFile: filepath.Join(t.TempDir(), "none")}, Options{}); err == nil || !strings.Contains(err.Error(), "ssh.key_file") {
+		t.Fatalf("Dial with a missing key: %v", err)
+	}
+}
