@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +9,7 @@ import (
 	"github.com/mqttstack/mqttstack/certs"
 )
 
-// TestCertsCLI drives `mqttstack certs` end to end through dispatch and the
+// TestCertsCLI drives `mqttstack certs` end to end through the command tree and the
 // exit-code mapping, as a user would.
 func TestCertsCLI(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pki")
@@ -23,7 +21,7 @@ func TestCertsCLI(t *testing.T) {
 		stdout string // substring
 		stderr string // substring
 	}{
-		{"no-subcommand", []string{"certs"}, exitUsage, "", "no subcommand"},
+		{"no-subcommand", []string{"certs"}, exitUsage, "", "name a subcommand: check, crl, export, init, issue, negative, revoke"},
 		{"unknown-subcommand", []string{"certs", "frobnicate"}, exitUsage, "", `unknown subcommand "frobnicate"`},
 		{"open-before-init", []string{"certs", "check", "--dir", dir}, exitUsage, "", "mqttstack certs init"},
 		{"init", []string{"certs", "init", "--dir", dir, "--san", "mqtt.example.com,203.0.113.5"}, exitOK, "created PKI", ""},
@@ -52,11 +50,10 @@ func TestCertsCLI(t *testing.T) {
 		{"export-unknown-id", []string{"certs", "export", "nobody", "--dir", dir}, exitUsage, "", "nobody"},
 	}
 	for _, s := range steps {
-		var stdout, stderr bytes.Buffer
-		code := exitCode(dispatch(context.Background(), s.args, &stdout, &stderr), &stderr)
-		if code != s.code || !strings.Contains(stdout.String(), s.stdout) || !strings.Contains(stderr.String(), s.stderr) {
+		stdout, stderr, code := runCLI(s.args...)
+		if code != s.code || !strings.Contains(stdout, s.stdout) || !strings.Contains(stderr, s.stderr) {
 			t.Errorf("%s: %v\nexit %d (want %d)\nstdout: %s\nstderr: %s\nwant stdout ~%q stderr ~%q",
-				s.name, s.args, code, s.code, stdout.String(), stderr.String(), s.stdout, s.stderr)
+				s.name, s.args, code, s.code, stdout, stderr, s.stdout, s.stderr)
 		}
 	}
 	if st, err := os.Stat(filepath.Join(out, "dev.pem")); err != nil || st.Mode().Perm() != 0o600 {

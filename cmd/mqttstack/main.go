@@ -1,7 +1,7 @@
 // Command mqttstack provisions, load-tests and guards a small MQTT stack
 // (Mosquitto + nginx + a private device CA). main is one call: it builds a
-// signal-aware context, dispatches to a subcommand and turns the returned
-// error into an exit code in exactly one place.
+// signal-aware context, runs the command tree (root.go) and turns the
+// returned error into an exit code in exactly one place (errors.go).
 package main
 
 import (
@@ -13,28 +13,29 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	os.Exit(a.main(os.Args[1:]))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+// app is what the commands may touch of the process: the standard streams
+// and the environment. Commands take it instead of reaching for os.Stdout
+// or os.Getenv, so tests run the whole tree in-process with buffers.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// main runs args and returns the process exit code.
+func (a *app) main(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := dispatch(ctx, args, stdout, stderr)
-	return exitCode(err, stderr)
+	return exitCode(a.execute(ctx, args), a.stderr)
 }
 
-func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(stdout)
-		if len(args) == 0 {
-			return usageErrorf("no command given")
-		}
-		return nil
-	}
-	c, ok := commands[args[0]]
-	if !ok {
-		usage(stderr)
-		return usageErrorf("unknown command %q (see the list above)", args[0])
-	}
-	return c.run(ctx, args[1:], stdout, stderr)
+// execute builds a fresh command tree and runs args through it.
+func (a *app) execute(ctx context.Context, args []string) error {
+	root := newRootCmd(a)
+	root.SetArgs(singleDashLongFlags(root, args))
+	return root.ExecuteContext(ctx)
 }

@@ -2,85 +2,83 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"path/filepath"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/mqttstack/mqttstack/internal/atomicfile"
 	"github.com/mqttstack/mqttstack/loadtest/result"
 	"github.com/mqttstack/mqttstack/scenarios"
 )
 
-func init() {
-	register("report", "show, merge or render result files (show | merge | html)", runReport)
+func newReportCmd(a *app) *cobra.Command {
+	c := newGroupCmd("report", "Show, merge or render result files (show | merge | html)",
+		`Reads the result.json files that mqttstack run writes. Several results are
+the shards of one run and are merged first, exactly (histograms, counters,
+series, errors); results of different scenarios, or shards that overlap,
+are refused.
+
+--scenario (a file or a built-in name) evaluates its thresholds against the
+result: needed after a merge, whose shards' own verdicts do not add up.
+Exit codes: 0 ok, 1 thresholds failed, 2 bad flags or result file, 3 could
+not write.`,
+		`  mqttstack report show results/smoke-20261121T120000Z/result.json
+  mqttstack report merge -o merged.json --scenario soak shard-*/result-shard-*.json
+  mqttstack report html -o report.html merged.json`)
+	for _, sub := range []struct{ name, short, long, example, out string }{
+		{"show", "Print the summary of a run", "Prints the console summary of a result (several: of their merge).",
+			"  mqttstack report show results/try1/result.json\n  mqttstack report show --scenario smoke merged.json", ""},
+		{"merge", "Merge the results of the shards of one run into one result", "Merges the results of the shards of one run exactly and writes one result file.",
+			"  mqttstack report merge -o merged.json --scenario soak shard-1/result-shard-1of2.json shard-2/result-shard-2of2.json", "merged result JSON"},
+		{"html", "Write one self-contained HTML report with plots", "Writes one self-contained HTML report with plots (several results: of their merge).",
+			"  mqttstack report html -o report.html results/try1/result.json\n  mqttstack report html merged.json -o report.html", "HTML report"},
+	} {
+		c.AddCommand(newReportSubCmd(a, sub.name, sub.short, sub.long, sub.example, sub.out))
+	}
+	return c
 }
 
-const reportUsage = `usage:
-  mqttstack report show  [-scenario S] RESULT.json...
-  mqttstack report merge -o merged.json [-scenario S] RESULT.json...
-  mqttstack report html  -o report.html [-scenario S] RESULT.json...
-
-show prints the summary of a run; merge combines the results of the shards
-of one run exactly (histograms, counters, series, errors); html writes one
-self-contained HTML report with plots. Several results are shards of one
-run and are merged first; merge refuses results of different scenarios and
-shards that overlap.
-
--scenario (a file or a built-in name) evaluates its thresholds against the
-result - needed after a merge, whose shards' own verdicts do not add up.
-Exit code 1 when thresholds fail, 2 for bad input.
-`
-
-func runReport(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, reportUsage)
-		if len(args) == 0 {
-			return usageErrorf("report: name a subcommand: show, merge or html")
-		}
-		return flag.ErrHelp
+// newReportSubCmd is show, merge or html: out names what -o writes ("" for
+// show, which has no -o).
+func newReportSubCmd(a *app, sub, short, long, example, out string) *cobra.Command {
+	var f struct{ out, scenario string }
+	c := &cobra.Command{
+		Use:     sub + " RESULT.json...",
+		Short:   short,
+		Long:    long,
+		Example: example,
+		Args:    atLeastOne("at least one result file, the JSON that mqttstack run wrote"),
+		RunE: func(c *cobra.Command, files []string) error {
+			if out != "" && f.out == "" {
+				return usageErrorf(c, "--out FILE is required (the %s to write)", out)
+			}
+			return runReport(c, a, sub, files, f.out, f.scenario)
+		},
 	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "show", "merge", "html":
-	default:
-		fmt.Fprint(stderr, reportUsage)
-		return usageErrorf("report: unknown subcommand %q (show, merge or html)", sub)
+	if out != "" {
+		c.Flags().StringVarP(&f.out, "out", "o", "", "write the "+out+" to this file (required)")
 	}
-	fs := newFlagSet("report "+sub, stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, reportUsage+"\nflags:\n"); fs.PrintDefaults() }
-	out := ""
-	if sub != "show" {
-		what := map[string]string{"merge": "merged result JSON", "html": "HTML report"}[sub]
-		fs.StringVar(&out, "o", "", "write the "+what+" to this file (required)")
-	}
-	scenarioArg := fs.String("scenario", "", "evaluate the thresholds of this scenario (file or built-in name)")
-	files, err := parseInterspersed(fs, rest)
+	c.Flags().StringVar(&f.scenario, "scenario", "", "evaluate the thresholds of this scenario (file or built-in name)")
+	return c
+}
+
+func runReport(c *cobra.Command, a *app, sub string, files []string, out, scenarioArg string) error {
+	stdout := a.stdout
+	r, err := loadResults(c, files)
 	if err != nil {
 		return err
 	}
-	if len(files) == 0 {
-		return usageErrorf("report %s: name at least one result file (the JSON `mqttstack run` wrote)", sub)
-	}
-	if sub != "show" && out == "" {
-		return usageErrorf("report %s: -o FILE is required", sub)
-	}
-
-	r, err := loadResults(files)
-	if err != nil {
-		return err
-	}
-	if *scenarioArg != "" {
-		s, err := scenarios.Resolve(*scenarioArg)
+	if scenarioArg != "" {
+		s, err := scenarios.Resolve(scenarioArg)
 		if err != nil {
-			return withCode(exitUsage, fmt.Errorf("report %s: -scenario: %w", sub, err))
+			return badInput(c, fmt.Errorf("--scenario: %w", err))
 		}
 		if s.Name != "" && r.Meta.Scenario != "" && s.Name != r.Meta.Scenario {
-			return usageErrorf("report %s: -scenario %s is scenario %q but the results ran %q: give the scenario the run used",
-				sub, *scenarioArg, s.Name, r.Meta.Scenario)
+			return badInput(c, fmt.Errorf("--scenario %s is scenario %q but the results ran %q: give the scenario the run used",
+				scenarioArg, s.Name, r.Meta.Scenario))
 		}
 		r.Thresholds = result.Evaluate(r, s.Thresholds)
 	}
@@ -88,32 +86,32 @@ func runReport(_ context.Context, args []string, stdout, stderr io.Writer) error
 	switch sub {
 	case "show":
 		if err := result.WriteConsole(stdout, r, nil); err != nil {
-			return withCode(exitCouldNotRun, fmt.Errorf("report show: %w", err))
+			return couldNotRun(c, err)
 		}
 	case "merge":
 		if err := result.WriteJSON(out, r); err != nil {
-			return withCode(exitCouldNotRun, fmt.Errorf("report merge: %w", err))
+			return couldNotRun(c, err)
 		}
 		fmt.Fprintf(stdout, "merged %d results into %s\n", len(files), out)
 	case "html":
 		var buf bytes.Buffer
 		if err := result.WriteHTML(&buf, r); err != nil {
-			return withCode(exitCouldNotRun, fmt.Errorf("report html: %w", err))
+			return couldNotRun(c, err)
 		}
 		if err := atomicfile.Write(out, buf.Bytes(), 0o644); err != nil {
-			return withCode(exitCouldNotRun, fmt.Errorf("report html: writing %s: %w", out, err))
+			return couldNotRun(c, fmt.Errorf("writing %s: %w", out, err))
 		}
 		abs, _ := filepath.Abs(out)
 		fmt.Fprintf(stdout, "wrote %s\n", abs)
 	}
 	if !result.Passed(r.Thresholds) {
-		return withCode(exitFailed, fmt.Errorf("report %s: %s", sub, failedSummary(r.Thresholds)))
+		return failed(c, errors.New(failedSummary(r.Thresholds)))
 	}
 	return nil
 }
 
 // loadResults reads every file, and merges them when there are several.
-func loadResults(files []string) (*result.Result, error) {
+func loadResults(c *cobra.Command, files []string) (*result.Result, error) {
 	var rs []*result.Result
 	var errs []string
 	for _, f := range files {
@@ -125,14 +123,14 @@ func loadResults(files []string) (*result.Result, error) {
 		rs = append(rs, r)
 	}
 	if len(errs) > 0 {
-		return nil, withCode(exitUsage, errors.New(strings.Join(errs, "\n")))
+		return nil, badInput(c, errors.New(strings.Join(errs, "\n")))
 	}
 	if len(rs) == 1 {
 		return rs[0], nil
 	}
 	m, err := result.Merge(rs...)
 	if err != nil {
-		return nil, withCode(exitUsage, err)
+		return nil, badInput(c, err)
 	}
 	return m, nil
 }
@@ -145,29 +143,4 @@ func failedSummary(outcomes []result.ThresholdOutcome) string {
 		}
 	}
 	return fmt.Sprintf("%d of %d thresholds failed (%s)", len(failed), len(outcomes), strings.Join(failed, ", "))
-}
-
-// parseInterspersed parses flags anywhere among the arguments, so that
-// `report html a.json b.json -o report.html` works as people type it. A lone
-// "--" ends the flags.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var after []string
-	for i, a := range args {
-		if a == "--" {
-			args, after = args[:i], args[i+1:]
-			break
-		}
-	}
-	var pos []string
-	for {
-		if err := parseFlags(fs, args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return append(pos, after...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
 }

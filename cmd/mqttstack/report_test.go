@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -36,13 +35,6 @@ func writeShard(t *testing.T, dir string, index, count, from, to int) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-func runCLI(args ...string) (stdout, stderr string, code int) {
-	var o, e bytes.Buffer
-	err := dispatch(context.Background(), args, &o, &e)
-	code = exitCode(err, &e) // prints the error to e
-	return o.String(), e.String(), code
 }
 
 func TestReportCommands(t *testing.T) {
@@ -106,10 +98,10 @@ func TestReportBadInput(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no subcommand", []string{"report"}, exitUsage, "show, merge or html"},
+		{"no subcommand", []string{"report"}, exitUsage, "name a subcommand: html, merge, show"},
 		{"unknown subcommand", []string{"report", "frob"}, exitUsage, "unknown subcommand"},
 		{"no files", []string{"report", "show"}, exitUsage, "at least one result file"},
-		{"merge without -o", []string{"report", "merge", a}, exitUsage, "-o FILE is required"},
+		{"merge without -o", []string{"report", "merge", a}, exitUsage, "--out FILE is required"},
 		{"missing file", []string{"report", "show", filepath.Join(dir, "nope.json")}, exitUsage, "nope.json"},
 		{"old schema", []string{"report", "show", garbage}, exitUsage, "garbage.json"},
 		{"overlapping shards", []string{"report", "merge", "-o", filepath.Join(dir, "m.json"), a, b}, exitUsage, "dev-40 … dev-49"},

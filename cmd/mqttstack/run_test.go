@@ -24,7 +24,7 @@ func runMQ(t *testing.T, args ...string) (code int, stdout, stderr string) {
 // TestRunCommand drives `mqttstack run` against a real local stack: a
 // passing run writes result.json and report.html and exits 0; a threshold
 // that cannot hold exits 1 and still writes the result; bad input exits 2;
-// a missing target exits 3.
+// a missing target file is bad input too: 2.
 func TestRunCommand(t *testing.T) {
 	s := stacktest.Start(t, stacktest.WithDevices(100))
 	dir := t.TempDir()
@@ -87,7 +87,8 @@ thresholds:
 		{"no scenario", []string{"run", "--target", s.TargetPath}, exitUsage},
 		{"bad shard", []string{"run", "smoke", "--shard", "3/2", "--target", s.TargetPath}, exitUsage},
 		{"bad device count", []string{"run", "smoke", "--devices", "-5", "--target", s.TargetPath}, exitUsage},
-		{"missing target", []string{"run", "smoke", "--target", filepath.Join(dir, "none.json")}, exitCouldNotRun},
+		{"missing target", []string{"run", "smoke", "--target", filepath.Join(dir, "none.json")}, exitUsage},
+		{"zero devices", []string{"run", "smoke", "--devices", "0", "--target", s.TargetPath}, exitUsage},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if code, _, stderr := runMQ(t, tc.args...); code != tc.want {

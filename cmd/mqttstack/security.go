@@ -2,80 +2,106 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/mqttstack/mqttstack/internal/atomicfile"
 	"github.com/mqttstack/mqttstack/security"
 	"github.com/mqttstack/mqttstack/target"
 )
 
-func init() {
-	register("security", "run the security regression catalog against a target (exit 1 on any failure)", runSecurity)
+type securityFlags struct {
+	target, only, junit, json, waive string
+	tier, parallel                   int
+	allowLoad, list                  bool
 }
 
-func runSecurity(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("security", stderr)
-	targetPath := fs.String("target", target.DefaultPath(), "target file (from `mqttstack local up` or the Pulumi outputs)")
-	tier := fs.Int("tier", 1, "run checks of tier <= N (1: every CI run; 2: adds the staging/nightly checks)")
-	only := fs.String("only", "", "comma-separated check ids to run (e.g. ACL-03,TLS-01); overrides --tier")
-	junit := fs.String("junit", "", "write JUnit XML to this file")
-	jsonOut := fs.String("json", "", "write the JSON report to this file")
-	allowLoad := fs.Bool("allow-load", false, "allow bounded floods against a non-local target")
-	parallel := fs.Int("parallel", 8, "checks run at once")
-	list := fs.Bool("list", false, "list the catalog and exit")
-	waive := fs.String("waive", "", "comma-separated check ids whose FAIL is an accepted, documented risk: still reported as FAIL, but not in the exit code (INCONCLUSIVE is never waived)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+func newSecurityCmd(a *app) *cobra.Command {
+	var f securityFlags
+	c := &cobra.Command{
+		Use:   "security",
+		Short: "Run the security regression catalog against a target (exit 1 on any failure)",
+		Long: `Runs the checks of SECURITY.md against the target: certificates, TLS,
+ACLs, authentication, protocol abuse, WebSockets and operations. Each check
+decides from what the broker delivers, not from what it acknowledges; a
+check whose positive control fails is INCONCLUSIVE, never PASS.
+
+Prints a table with the fix for every failure; --junit and --json write the
+same results for CI. Bounded floods run only against the local stack unless
+--allow-load.
+
+Exit codes: 0 every check passed, 1 a check failed or was inconclusive
+(a --waive'd FAIL does not count), 2 bad flags or target file, 3 could not
+run, 130 interrupted.`,
+		Example: `  mqttstack security
+  mqttstack security --junit security.xml --json security.json
+  mqttstack security --only ACL-03,TLS-01
+  mqttstack security --tier 2 --target prod.json --allow-load
+  mqttstack security --list`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runSecurity(c, a, f) },
 	}
-	if fs.NArg() > 0 {
-		return usageErrorf("security: unexpected argument %q (flags only)", fs.Arg(0))
+	fl := c.Flags()
+	fl.StringVar(&f.target, "target", "", targetFlagUsage)
+	fl.IntVar(&f.tier, "tier", 1, "run checks of tier <= N (1: every CI run; 2: adds the staging/nightly checks)")
+	fl.StringVar(&f.only, "only", "", "comma-separated check ids to run (e.g. ACL-03,TLS-01); overrides --tier")
+	fl.StringVar(&f.junit, "junit", "", "write JUnit XML to this file")
+	fl.StringVar(&f.json, "json", "", "write the JSON report to this file")
+	fl.BoolVar(&f.allowLoad, "allow-load", false, "allow bounded floods against a non-local target")
+	fl.IntVar(&f.parallel, "parallel", 8, "checks run at once")
+	fl.BoolVar(&f.list, "list", false, "list the catalog and exit")
+	fl.StringVar(&f.waive, "waive", "", "comma-separated check ids whose FAIL is an accepted, documented risk: still reported as FAIL, but not in the exit code (INCONCLUSIVE is never waived)")
+	return c
+}
+
+func runSecurity(c *cobra.Command, a *app, f securityFlags) error {
+	ctx, stdout, stderr := c.Context(), a.stdout, a.stderr
+	if f.tier < 1 || f.tier > 2 {
+		return usageErrorf(c, "--tier %d: must be 1 or 2", f.tier)
 	}
-	if *tier < 1 || *tier > 2 {
-		return usageErrorf("security: --tier %d: must be 1 or 2", *tier)
-	}
-	if *parallel < 1 {
-		return usageErrorf("security: --parallel %d: must be >= 1", *parallel)
+	if f.parallel < 1 {
+		return usageErrorf(c, "--parallel %d: must be >= 1", f.parallel)
 	}
 	var ids []string
-	if *only != "" {
-		ids = strings.Split(*only, ",")
+	if f.only != "" {
+		ids = strings.Split(f.only, ",")
 	}
-	checks, err := security.Select(security.Catalog(), *tier, ids)
+	checks, err := security.Select(security.Catalog(), f.tier, ids)
 	if err != nil {
-		return usageErrorf("security: --only: %v (see --list)", err)
+		return usageHint(c, "see --list", "--only: %v", err)
 	}
-	if *list {
-		for _, c := range security.Catalog() {
+	if f.list {
+		for _, chk := range security.Catalog() {
 			impl := ""
-			if c.Run == nil {
+			if chk.Run == nil {
 				impl = " (not implemented)"
 			}
-			fmt.Fprintf(stdout, "%-8s tier %d  %s%s\n", c.ID, c.Tier, c.Title, impl)
+			fmt.Fprintf(stdout, "%-8s tier %d  %s%s\n", chk.ID, chk.Tier, chk.Title, impl)
 		}
 		return nil
 	}
 	waived := map[string]bool{}
-	if *waive != "" {
-		ws, err := security.Select(security.Catalog(), 2, strings.Split(*waive, ","))
+	if f.waive != "" {
+		ws, err := security.Select(security.Catalog(), 2, strings.Split(f.waive, ","))
 		if err != nil {
-			return usageErrorf("security: --waive: %v (see --list)", err)
+			return usageHint(c, "see --list", "--waive: %v", err)
 		}
-		for _, c := range ws {
-			waived[c.ID] = true
+		for _, chk := range ws {
+			waived[chk.ID] = true
 		}
 	}
-	t, err := target.Load(*targetPath)
+	t, err := target.Load(a.targetPath(f.target))
 	if err != nil {
-		return usageErrorf("security: %v", err)
+		return badInput(c, err)
 	}
 	start := time.Now()
-	env, err := security.Prepare(ctx, security.Options{Target: t, AllowLoad: *allowLoad, Parallel: *parallel, Log: stderr}, checks)
+	env, err := security.Prepare(ctx, security.Options{Target: t, AllowLoad: f.allowLoad, Parallel: f.parallel, Log: stderr}, checks)
 	if err != nil {
-		return withCode(exitCouldNotRun, err)
+		return couldNotRun(c, err)
 	}
 	defer env.Close()
 	fmt.Fprintf(stderr, "running %d checks against %s (%s)…\n", len(checks), t.Name, t.MQTTSAddr())
@@ -83,7 +109,7 @@ func runSecurity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	total := time.Since(start)
 
 	if err := security.WriteText(stdout, results, total); err != nil {
-		return withCode(exitCouldNotRun, err)
+		return couldNotRun(c, err)
 	}
 	write := func(path string, f func(io.Writer) error) error {
 		var b bytes.Buffer
@@ -92,20 +118,20 @@ func runSecurity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		return atomicfile.Write(path, b.Bytes(), 0o644)
 	}
-	if *junit != "" {
-		if err := write(*junit, func(w io.Writer) error { return security.WriteJUnit(w, "mqttstack-security "+t.Name, results, total) }); err != nil {
-			return withCode(exitCouldNotRun, fmt.Errorf("security: junit: %w", err))
+	if f.junit != "" {
+		if err := write(f.junit, func(w io.Writer) error { return security.WriteJUnit(w, "mqttstack-security "+t.Name, results, total) }); err != nil {
+			return couldNotRun(c, fmt.Errorf("junit: %w", err))
 		}
 	}
-	if *jsonOut != "" {
-		if err := write(*jsonOut, func(w io.Writer) error { return security.WriteJSON(w, t.Name, start, results, total) }); err != nil {
-			return withCode(exitCouldNotRun, fmt.Errorf("security: json: %w", err))
+	if f.json != "" {
+		if err := write(f.json, func(w io.Writer) error { return security.WriteJSON(w, t.Name, start, results, total) }); err != nil {
+			return couldNotRun(c, fmt.Errorf("json: %w", err))
 		}
 	}
 	if ctx.Err() != nil {
-		return withCode(exitInterrupted, fmt.Errorf("security: interrupted: %w", ctx.Err()))
+		return withCode(c, exitInterrupted, fmt.Errorf("interrupted: %w", ctx.Err()))
 	}
-	var failed, inconclusive, waivedFails []string
+	var failedIDs, inconclusive, waivedFails []string
 	for _, r := range results {
 		switch {
 		case r.Outcome.Status == security.Inconclusive:
@@ -113,14 +139,14 @@ func runSecurity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		case r.Outcome.Status == security.Fail && waived[r.Check.ID]:
 			waivedFails = append(waivedFails, r.Check.ID)
 		case r.Outcome.Status == security.Fail:
-			failed = append(failed, r.Check.ID)
+			failedIDs = append(failedIDs, r.Check.ID)
 		}
 	}
 	if len(waivedFails) > 0 {
 		fmt.Fprintf(stderr, "security: FAIL waived by --waive (accepted risk, still a finding): %s\n", strings.Join(waivedFails, ", "))
 	}
-	if len(failed)+len(inconclusive) > 0 {
-		return withCode(exitFailed, fmt.Errorf("security: failed [%s], inconclusive [%s] (see the fixes above)", strings.Join(failed, " "), strings.Join(inconclusive, " ")))
+	if len(failedIDs)+len(inconclusive) > 0 {
+		return failed(c, fmt.Errorf("failed [%s], inconclusive [%s] (see the fixes above)", strings.Join(failedIDs, " "), strings.Join(inconclusive, " ")))
 	}
 	return nil
 }

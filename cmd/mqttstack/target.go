@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -13,37 +12,43 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/mqttstack/mqttstack/internal/atomicfile"
 	"github.com/mqttstack/mqttstack/target"
 )
 
-func init() {
-	register("target", "make a target file: from-stack (Pulumi stack outputs)", runTarget)
+func newTargetCmd(a *app) *cobra.Command {
+	c := newGroupCmd("target", "Make a target file: from-stack (Pulumi stack outputs)",
+		`A target file says where a stack is and which identities to use: host,
+ports, server name, CA, PKI directory. 'mqttstack local up' writes the
+local stack's; from-stack writes a deployed stack's.`,
+		"  pulumi stack output --json --show-secrets | mqttstack target from-stack -o prod.json")
+	c.AddCommand(newTargetFromStackCmd(a))
+	return c
 }
 
-const targetUsage = `usage: mqttstack target <subcommand> [flags]
+func newTargetFromStackCmd(a *app) *cobra.Command {
+	var in, pkiDir, out string
+	c := &cobra.Command{
+		Use:   "from-stack -o TARGET.json",
+		Short: "Turn 'pulumi stack output --json --show-secrets' into a target file",
+		Long: `Turns the JSON of 'pulumi stack output --json --show-secrets' into a target
+file, and writes the stack's CA certificate next to it (TARGET-ca.crt).
+The PKI must be the one the stack was deployed with.
 
-subcommands:
-  from-stack [--stack-output FILE|-] [--pki-dir DIR] -o TARGET.json
-      turns ` + "`pulumi stack output --json --show-secrets`" + ` into a target file, and
-      writes the stack's CA certificate next to it (TARGET-ca.crt). Example:
-        pulumi stack output --json --show-secrets | mqttstack target from-stack -o prod.json
-`
-
-func runTarget(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, targetUsage)
-		return usageErrorf("target: no subcommand given (see the list above)")
+Exit codes: 0 written, 2 bad flags or stack output, 3 could not write.`,
+		Example: `  pulumi stack output --json --show-secrets | mqttstack target from-stack -o prod.json
+  mqttstack target from-stack --stack-output outputs.json --pki-dir .mqttstack/pki -o prod.json`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return targetFromStack(c, a, in, pkiDir, out)
+		},
 	}
-	switch args[0] {
-	case "from-stack":
-		return targetFromStack(args[1:], os.Stdin, stdout, stderr)
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, targetUsage)
-		return nil
-	}
-	fmt.Fprint(stderr, targetUsage)
-	return usageErrorf("target: unknown subcommand %q", args[0])
+	c.Flags().StringVar(&in, "stack-output", "-", "file holding the output of 'pulumi stack output --json --show-secrets', or - for stdin")
+	c.Flags().StringVar(&pkiDir, "pki-dir", "", "PKI directory with the client identities (default: the stack's pkiDir output, which is relative to the Pulumi project root: run from there)")
+	c.Flags().StringVarP(&out, "out", "o", "", "target file to write (e.g. prod.json); required")
+	return c
 }
 
 // stackOutputs are the outputs the Pulumi program (infra/main.go) exports.
@@ -60,40 +65,30 @@ type stackOutputs struct {
 	Backend    string `json:"backend"`
 }
 
-func targetFromStack(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("target from-stack", stderr)
-	in := fs.String("stack-output", "-", "file holding `pulumi stack output --json --show-secrets`, or - for stdin")
-	pkiDir := fs.String("pki-dir", "", "PKI directory with the client identities (default: the stack's pkiDir output, which is relative to the Pulumi project root: run from there)")
-	out := fs.String("o", "", "target file to write (e.g. prod.json); required")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErrorf("target from-stack: unexpected arguments %q", fs.Args())
-	}
-	if *out == "" {
-		return usageErrorf("target from-stack: -o is required (e.g. -o prod.json)")
+func targetFromStack(c *cobra.Command, a *app, in, pkiDir, out string) error {
+	if out == "" {
+		return usageErrorf(c, "--out is required (e.g. -o prod.json)")
 	}
 	var raw []byte
 	var err error
-	if *in == "-" {
-		raw, err = io.ReadAll(stdin)
+	if in == "-" {
+		raw, err = io.ReadAll(a.stdin)
 	} else {
-		raw, err = os.ReadFile(*in)
+		raw, err = os.ReadFile(in)
 	}
 	if err != nil {
-		return usageErrorf("target from-stack: read stack output: %v", err)
+		return badInput(c, fmt.Errorf("read stack output: %w", err))
 	}
-	t, caPEM, err := targetFromOutputs(raw, *pkiDir)
+	t, caPEM, err := targetFromOutputs(raw, pkiDir)
 	if err != nil {
-		return withCode(exitUsage, fmt.Errorf("target from-stack: %w", err))
+		return badInput(c, err)
 	}
-	caPath, err := writeTarget(t, caPEM, *out)
+	caPath, err := writeTarget(t, caPEM, out)
 	if err != nil {
-		return withCode(exitCouldNotRun, fmt.Errorf("target from-stack: %w", err))
+		return couldNotRun(c, err)
 	}
-	fmt.Fprintf(stdout, "wrote %s (host %s, server name %s) and its CA certificate %s\n", *out, t.Host, t.ServerName, caPath)
-	return nil
+	_, err = fmt.Fprintf(a.stdout, "wrote %s (host %s, server name %s) and its CA certificate %s\n", out, t.Host, t.ServerName, caPath)
+	return err
 }
 
 // targetFromOutputs builds the target from the JSON of `pulumi stack output

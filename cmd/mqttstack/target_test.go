@@ -92,13 +92,11 @@ func TestTargetFromStack(t *testing.T) {
 func TestTargetFromStackStdinAndPKIOverride(t *testing.T) {
 	pki := newTestPKI(t)
 	out := filepath.Join(t.TempDir(), "t.json")
-	var stdout, stderr bytes.Buffer
 	// The stack was deployed from another checkout: its pkiDir does not
 	// exist here, --pki-dir points at the local copy.
 	raw := bytes.Replace(stackOutputJSON(t, pki), []byte(pki), []byte("/elsewhere/pki"), 1)
-	err := targetFromStack([]string{"--pki-dir", pki, "-o", out}, bytes.NewReader(raw), &stdout, &stderr)
-	if err != nil {
-		t.Fatal(err)
+	if _, stderr, code := runIn(bytes.NewReader(raw), "target", "from-stack", "--pki-dir", pki, "-o", out); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	tg, err := target.Load(out)
 	if err != nil {
@@ -123,20 +121,19 @@ func TestTargetFromStackRefuses(t *testing.T) {
 		{"hidden secrets", bytes.Replace(good, []byte(`"host": "203.0.113.10"`), []byte(`"host": "[secret]"`), 1), nil, []string{"output host is hidden", "--show-secrets"}},
 		{"another CA", good, []string{"--pki-dir", other}, []string{"is not the CA the stack trusts"}},
 		{"missing fields", []byte(`{"name":"x"}`), []string{"--pki-dir", pki}, []string{"caCertPem: missing", "host: required", "mqtts_port: 0 is not a port"}},
-		{"no -o", good, []string{"-o", ""}, []string{"-o is required"}},
+		{"no -o", good, []string{"-o", ""}, []string{"--out is required"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "t.json")
-			args := append([]string{"-o", out}, tc.args...)
-			var stdout, stderr bytes.Buffer
-			err := targetFromStack(args, bytes.NewReader(tc.input), &stdout, &stderr)
-			if code := exitCode(err, &stderr); code != exitUsage {
-				t.Errorf("exit %d, want %d (%v)", code, exitUsage, err)
+			args := append([]string{"target", "from-stack", "-o", out}, tc.args...)
+			_, stderr, code := runIn(bytes.NewReader(tc.input), args...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d (%s)", code, exitUsage, stderr)
 			}
 			for _, w := range tc.want {
-				if err == nil || !strings.Contains(err.Error(), w) {
-					t.Errorf("error %v does not contain %q", err, w)
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr %s does not contain %q", stderr, w)
 				}
 			}
 			if _, err := os.Stat(out); err == nil {

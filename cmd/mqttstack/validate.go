@@ -1,62 +1,76 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/mqttstack/mqttstack/scenarios"
 )
 
-func init() {
-	register("validate", "check scenario files or built-ins (every problem at once)", runValidate)
-	register("scenarios", "list the built-in scenarios, or print one as YAML", runScenarios)
+func newValidateCmd(a *app) *cobra.Command {
+	var f struct {
+		list, print bool
+		devices     int
+	}
+	c := &cobra.Command{
+		Use:   "validate FILE|NAME...",
+		Short: "Check scenario files or built-ins (every problem at once)",
+		Long: `Checks scenario files (or built-ins by name) and prints every problem as
+file:line: path: message (fix). All arguments are checked before the exit
+code is decided, so CI sees every broken file in one run.
+
+Exit codes: 0 all valid, 2 any invalid (or bad flags).`,
+		Example: `  mqttstack validate my-scenario.yaml
+  mqttstack validate scenarios/*.yaml smoke
+  mqttstack validate --devices 20000 launch
+  mqttstack validate --print my-scenario.yaml`,
+		RunE: func(c *cobra.Command, args []string) error {
+			if f.list {
+				if len(args) > 0 {
+					return usageErrorf(c, "unexpected argument %q (--list takes none)", args[0])
+				}
+				return listBuiltins(a.stdout)
+			}
+			if len(args) == 0 {
+				return usageErrorf(c, "name a scenario file or a built-in (%s)", strings.Join(scenarios.BuiltinNames(), ", "))
+			}
+			if c.Flags().Changed("devices") && f.devices < 1 {
+				return usageErrorf(c, "--devices %d: must be at least 1", f.devices)
+			}
+			return runValidate(c, a, args, f.devices, f.print)
+		},
+	}
+	c.Flags().BoolVar(&f.list, "list", false, "list the built-in scenarios and exit")
+	c.Flags().IntVar(&f.devices, "devices", 0, "check with fleet.count overridden, as run --devices would")
+	c.Flags().BoolVar(&f.print, "print", false, "print each valid scenario in canonical form (defaults spelled out)")
+	return c
 }
 
 // runValidate checks each argument (a file or a built-in name) and reports
 // all of them, valid or not, before deciding the exit code: CI wants the
 // full list of broken files in one run.
-func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("validate", stderr)
-	list := fs.Bool("list", false, "list the built-in scenarios and exit")
-	devices := fs.Int("devices", 0, "check with fleet.count overridden, as run --devices would")
-	print := fs.Bool("print", false, "print each valid scenario in canonical form (defaults spelled out)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mqttstack validate [flags] FILE|NAME...\n\n"+
-			"Checks scenario files (or built-ins by name) and prints every problem as\n"+
-			"file:line: path: message (fix). Exit code 2 when any is invalid.\n\nflags:")
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *list {
-		return listBuiltins(stdout)
-	}
-	if fs.NArg() == 0 {
-		return usageErrorf("validate: name a scenario file or a built-in (%s)", strings.Join(scenarios.BuiltinNames(), ", "))
-	}
-	if *devices < 0 {
-		return usageErrorf("validate: --devices %d: must be >= 1", *devices)
-	}
+func runValidate(c *cobra.Command, a *app, args []string, devices int, print bool) error {
+	stdout, stderr := a.stdout, a.stderr
 	var bad []string
-	for _, arg := range fs.Args() {
+	for _, arg := range args {
 		s, err := scenarios.Resolve(arg)
-		if err == nil && *devices > 0 {
-			s, err = s.WithDevices(*devices)
+		if err == nil && devices > 0 {
+			s, err = s.WithDevices(devices)
 		}
 		if err != nil {
 			bad = append(bad, arg)
 			fmt.Fprintf(stderr, "%v\n", err)
 			continue
 		}
-		if *print {
+		if print {
 			out, err := s.Format()
 			if err != nil {
-				return fmt.Errorf("validate: format %s: %w", arg, err)
+				return couldNotRun(c, fmt.Errorf("format %s: %w", arg, err))
 			}
 			if _, err := stdout.Write(out); err != nil {
 				return err
@@ -68,7 +82,7 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	if len(bad) > 0 {
-		return usageErrorf("validate: %d of %d invalid: %s", len(bad), fs.NArg(), strings.Join(bad, ", "))
+		return badInput(c, fmt.Errorf("%d of %d invalid: %s", len(bad), len(args), strings.Join(bad, ", ")))
 	}
 	return nil
 }
@@ -100,29 +114,27 @@ func roughDuration(d time.Duration) string {
 	return s
 }
 
-func runScenarios(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("scenarios", stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mqttstack scenarios [NAME]\n\n"+
-			"Without NAME lists the built-in scenarios; with NAME prints its YAML,\n"+
-			"a starting point for your own (mqttstack scenarios launch > my.yaml).")
-		fs.PrintDefaults()
+func newScenariosCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "scenarios [NAME]",
+		Short: "List the built-in scenarios, or print one as YAML",
+		Long: `Without NAME lists the built-in scenarios; with NAME prints its YAML, a
+starting point for your own.`,
+		Example: `  mqttstack scenarios
+  mqttstack scenarios launch > my.yaml`,
+		Args: atMostOne("one scenario name"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return listBuiltins(a.stdout)
+			}
+			src, err := scenarios.BuiltinSource(args[0])
+			if err != nil {
+				return badInput(c, err)
+			}
+			_, err = a.stdout.Write(src)
+			return err
+		},
 	}
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	switch fs.NArg() {
-	case 0:
-		return listBuiltins(stdout)
-	case 1:
-		src, err := scenarios.BuiltinSource(fs.Arg(0))
-		if err != nil {
-			return withCode(exitUsage, err)
-		}
-		_, err = stdout.Write(src)
-		return err
-	}
-	return usageErrorf("scenarios: at most one name, got %d", fs.NArg())
 }
 
 // listBuiltins prints one line per built-in: name, size, length, description.

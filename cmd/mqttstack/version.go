@@ -1,15 +1,21 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"runtime"
+
+	"github.com/spf13/cobra"
 )
 
-func init() {
-	register("version", "print the version of mqttstack", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
-		fmt.Fprintf(stdout, "mqttstack dev (%s %s/%s)\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		return nil
-	})
+func newVersionCmd(_ *app) *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print the version of mqttstack",
+		Example: "  mqttstack version",
+		Args:    noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintf(c.OutOrStdout(), "mqttstack dev (%s %s/%s)\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			return err
+		},
+	}
 }
