@@ -122,6 +122,10 @@ type Device struct {
 	// loss is a disconnect rather than an error.
 	dropping bool
 
+	// observer watches this device's deliveries (Observer.Watch); set
+	// before the fleet starts, read-only afterwards.
+	observer *Observer
+
 	seq   atomic.Uint64 // last telemetry sequence number issued (1-based)
 	acked atomic.Int64  // telemetry messages the broker acknowledged
 	up    atomic.Bool
@@ -544,6 +548,9 @@ func (d *Device) Publish(ctx context.Context, sh Shape) error {
 		return fmt.Errorf("device %s: publish: %w", d.ID, err)
 	}
 	d.acked.Add(1)
+	if d.observer != nil {
+		d.observer.ackedOne()
+	}
 	e := Event{Kind: KindPublished, At: now}
 	if cfg.QoS > 0 {
 		e.D = now.Sub(sent)

@@ -9,18 +9,22 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
-// Observer filters: one route per filter, and they never overlap, because
-// paho calls every matching handler once per overlapping subscription and a
-// default handler would see each message again.
-const (
-	TelemetryFilter = "devices/+/telemetry"
-	StatusFilter    = "devices/+/status"
-)
+// Topics an observer subscribes to, per device: an observer hears only its
+// own slice of the fleet, so several observers split the broker's delivery
+// load (one QoS 1 subscriber gets max_inflight_messages unacknowledged and
+// max_queued_messages queued, and the broker drops the rest).
+func telemetryTopic(id string) string { return "devices/" + id + "/telemetry" }
+func statusTopic(id string) string    { return "devices/" + id + "/status" }
+
+// subscribeBatch is how many filters go into one SUBSCRIBE: 2 × 100 topics
+// of ~25 bytes stay far below the broker's max_packet_size (16 KiB).
+const subscribeBatch = 200
 
 // ObserverConfig describes a read-only identity watching a set of devices.
 type ObserverConfig struct {
@@ -31,11 +35,19 @@ type ObserverConfig struct {
 	// "observer-<k+1>" for shard k of a sharded run).
 	ID   string
 	Cert *tls.Certificate
-	// Devices are the ids this observer accounts for; telemetry of any other
-	// device (another shard's) is counted as foreign and otherwise ignored.
+	// Devices are the ids this observer accounts for and subscribes to
+	// (telemetry and status of each); telemetry of any other device (one
+	// that reaches it anyway) is counted as foreign and otherwise ignored.
 	Devices []string
 	// QoS of the subscriptions (1 by default for a lossless observer).
-	QoS            byte
+	QoS byte
+	// QueueLimit is what the broker holds for one client before it drops:
+	// max_inflight_messages + max_queued_messages (Mosquitto's defaults
+	// here: 20 + 1000). When the backlog (messages its devices' broker
+	// acknowledged that the observer has not received yet) reaches it, the
+	// observer is overloaded: its slice's shortfall is unverified, not
+	// lost. 0 disables the watch.
+	QueueLimit     int64
 	KeepAlive      time.Duration
 	ConnectTimeout time.Duration
 	Backoff        Backoff
@@ -70,6 +82,12 @@ type Observer struct {
 	tally  Tally
 	last   time.Time // when the last telemetry message arrived
 	client mqtt.Client
+
+	// The backlog watch (see ObserverConfig.QueueLimit): acked counts what
+	// the broker acknowledged to this observer's devices (Device.Publish),
+	// received the distinct messages of theirs that arrived.
+	acked, received, peak atomic.Int64
+	overloaded            atomic.Bool
 
 	ctx    context.Context // the observer's life: Start until Stop
 	cancel context.CancelFunc
@@ -134,6 +152,10 @@ func (o *Observer) connect() error {
 	opts.SetWriteTimeout(5 * time.Second)
 	opts.SetTLSConfig(&tls.Config{RootCAs: cfg.RootCAs, ServerName: cfg.ServerName, Certificates: []tls.Certificate{*cfg.Cert}, MinVersion: tls.VersionTLS12})
 	opts.SetConnectionLostHandler(o.lost)
+	// No routes: with thousands of per-device filters paho would match each
+	// message against every route; the default handler sees each message
+	// exactly once and dispatches on the topic.
+	opts.SetDefaultPublishHandler(o.onMessage)
 	c := mqtt.NewClient(opts)
 	actx, cancel := context.WithTimeout(o.ctx, cfg.ConnectTimeout)
 	defer cancel()
@@ -144,21 +166,9 @@ func (o *Observer) connect() error {
 		c.Disconnect(0)
 		return fmt.Errorf("observer %s: connect: %w", cfg.ID, err)
 	}
-	// Two subscriptions, one route each, no default handler: every message
-	// reaches exactly one handler exactly once.
-	// Routes before the subscription: retained status arrives with the SUBACK.
-	c.AddRoute(TelemetryFilter, o.onTelemetry)
-	c.AddRoute(StatusFilter, o.onStatus)
-	sub := c.SubscribeMultiple(map[string]byte{TelemetryFilter: cfg.QoS, StatusFilter: cfg.QoS}, nil)
-	if err := waitToken(actx, sub); err != nil {
+	if err := o.subscribe(actx, c); err != nil {
 		c.Disconnect(0)
-		return fmt.Errorf("observer %s: subscribe: %w", cfg.ID, err)
-	}
-	for topic, q := range sub.(*mqtt.SubscribeToken).Result() {
-		if q == 0x80 {
-			c.Disconnect(0)
-			return fmt.Errorf("observer %s: subscription to %s refused", cfg.ID, topic)
-		}
+		return err
 	}
 	o.mu.Lock()
 	if o.ctx.Err() != nil { // Stop ran meanwhile
@@ -169,6 +179,39 @@ func (o *Observer) connect() error {
 	o.client = c
 	o.mu.Unlock()
 	return nil
+}
+
+// subscribe subscribes c to the telemetry and status topics of the
+// observer's devices, in batches, and fails if the broker refuses one.
+func (o *Observer) subscribe(ctx context.Context, c mqtt.Client) error {
+	cfg := &o.cfg
+	filters := make(map[string]byte, subscribeBatch)
+	flush := func() error {
+		if len(filters) == 0 {
+			return nil
+		}
+		sub := c.SubscribeMultiple(filters, nil)
+		if err := waitToken(ctx, sub); err != nil {
+			return fmt.Errorf("observer %s: subscribe: %w", cfg.ID, err)
+		}
+		for topic, q := range sub.(*mqtt.SubscribeToken).Result() {
+			if q == 0x80 {
+				return fmt.Errorf("observer %s: subscription to %s refused", cfg.ID, topic)
+			}
+		}
+		clear(filters)
+		return nil
+	}
+	for _, id := range cfg.Devices {
+		filters[telemetryTopic(id)] = cfg.QoS
+		filters[statusTopic(id)] = cfg.QoS
+		if len(filters) >= subscribeBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
 }
 
 // lost reconnects the observer (on paho's connection-lost goroutine, tracked).
@@ -214,6 +257,15 @@ func deviceOf(topic, suffix string) (string, bool) {
 	return id, true
 }
 
+// onMessage is paho's default handler (the observer has no routes).
+func (o *Observer) onMessage(c mqtt.Client, m mqtt.Message) {
+	if strings.HasSuffix(m.Topic(), "/telemetry") {
+		o.onTelemetry(c, m)
+	} else {
+		o.onStatus(c, m)
+	}
+}
+
 func (o *Observer) onTelemetry(_ mqtt.Client, m mqtt.Message) {
 	now := time.Now()
 	id, _ := deviceOf(m.Topic(), "telemetry")
@@ -250,6 +302,7 @@ func (o *Observer) onTelemetry(_ mqtt.Client, m mqtt.Message) {
 	o.mu.Unlock()
 	switch out {
 	case SeqNew, SeqLate, SeqStale:
+		o.received.Add(1)
 		o.cfg.Sink.Emit(Event{Kind: KindReceived, At: now, D: now.Sub(time.Unix(0, ts))})
 		if out != SeqNew {
 			o.cfg.Sink.Emit(Event{Kind: KindReorder, At: now})
@@ -276,6 +329,48 @@ func (o *Observer) onStatus(_ mqtt.Client, m mqtt.Message) {
 	}
 	o.mu.Unlock()
 }
+
+// Watch makes the observer's devices among devs report every acknowledged
+// telemetry message to it, so it can watch its backlog. Call it before the
+// fleet starts.
+func (o *Observer) Watch(devs []*Device) {
+	for _, d := range devs {
+		if _, mine := o.index[d.ID]; mine {
+			d.observer = o
+		}
+	}
+}
+
+// ackedOne is called by a watched device for every acknowledged telemetry
+// message: the backlog is what the broker took for this observer's devices
+// minus what reached the observer, i.e. at most what it holds for the
+// observer (in flight and queued) plus what it dropped for it.
+func (o *Observer) ackedOne() {
+	b := o.acked.Add(1) - o.received.Load()
+	for {
+		p := o.peak.Load()
+		if b <= p || o.peak.CompareAndSwap(p, b) {
+			break
+		}
+	}
+	if lim := o.cfg.QueueLimit; lim > 0 && b >= lim && o.overloaded.CompareAndSwap(false, true) {
+		o.cfg.Sink.Emit(Event{Kind: KindError, At: time.Now(), Cause: CauseObserverOverload})
+	}
+}
+
+// CauseObserverOverload is the error cause of an observer whose backlog
+// reached the broker's per-client queue: the broker may have dropped
+// messages for the observer, which says nothing about the devices.
+const CauseObserverOverload = "observer overload: backlog reached the broker's per-client queue (max_inflight_messages + max_queued_messages)"
+
+// Backlog reports the backlog now, its peak, and whether it ever reached
+// ObserverConfig.QueueLimit (then Lost of this observer is unverified).
+func (o *Observer) Backlog() (now, peak int64, overloaded bool) {
+	return o.acked.Load() - o.received.Load(), o.peak.Load(), o.overloaded.Load()
+}
+
+// ID is the observer's identity.
+func (o *Observer) ID() string { return o.cfg.ID }
 
 // Tally returns what the observer has seen so far.
 func (o *Observer) Tally() Tally {

@@ -19,7 +19,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/mqttstack/mqttstack/fleet"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -29,6 +29,7 @@ import (
 	"sync"
 
 	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/fleet"
 	"github.com/mqttstack/mqttstack/infra/local"
 	"github.com/mqttstack/mqttstack/loadtest/result"
 	"github.com/mqttstack/mqttstack/scenarios"
@@ -77,6 +78,14 @@ type Plan struct {
 	// Observer and Backend are the identities this shard uses
 	// (CONTRACTS.md: the base name, or "<base>-<k+1>" for shard k of n>1).
 	Observer, Backend string
+	// Observers are the observer identities that split this shard's
+	// devices between them (Observers[0] == Observer): as many as the
+	// expected message rate needs (see ObserverRate), at most what the
+	// identity pool holds for this shard (observerNames).
+	Observers []string
+	// PeakRate is the telemetry rate (messages/s) the observers must take at
+	// the busiest stage, capped at BrokerRate.
+	PeakRate float64
 	// CommandRate is this shard's share of the scenario's command rate, sent
 	// to this shard's devices only: the shards' command streams are disjoint.
 	CommandRate float64
@@ -97,6 +106,75 @@ func shardName(base string, s Shard) string {
 		return base
 	}
 	return fmt.Sprintf("%s-%d", base, s.Index+1)
+}
+
+// The observer budget. One QoS 1 observer takes messages as fast as it
+// acknowledges them, with at most max_inflight_messages unacknowledged; the
+// broker queues max_queued_messages more for it and drops the rest. A fleet
+// publishing faster than one observer reads needs several, each subscribed
+// to its own slice of the devices.
+const (
+	// ObserverRate is the telemetry rate one observer is planned for
+	// (messages/s); docs/BENCHMARKS.md has what one sustains here.
+	ObserverRate = 4000
+	// BrokerRate caps the planned rate: one Mosquitto core delivers about
+	// 20-25k QoS 1 messages/s here (docs/BENCHMARKS.md), so a burst "all
+	// at once" never arrives faster than that.
+	BrokerRate = 25000
+	// observerPool is how many observer identities a run may use: the base
+	// name and observer-1 … observer-6 (observer-7 and -8 belong to the
+	// security suite, CONTRACTS.md).
+	observerPool = 7
+)
+
+// peakRate is the telemetry rate (messages/s) of the busiest stage for n
+// devices, capped at BrokerRate: steady rates, a burst's count spread over
+// its within (all at once: the cap), plus command replies.
+func peakRate(sc *scenarios.Scenario, n int) float64 {
+	peak := 0.0
+	for _, st := range sc.Stages {
+		r := 0.0
+		if iv := st.Interval(); iv > 0 {
+			r = float64(n) / iv.Seconds()
+		}
+		if st.Kind == scenarios.StageBurst {
+			if st.Within > 0 {
+				r += float64(n*st.Count) / st.Within.Seconds()
+			} else {
+				r = BrokerRate
+			}
+		}
+		peak = max(peak, r)
+	}
+	if sc.Commands != nil {
+		peak += sc.Commands.Rate
+	}
+	return min(peak, BrokerRate)
+}
+
+// observersFor is how many observers rate needs.
+func observersFor(rate float64) int {
+	return max(1, int(math.Ceil(rate/ObserverRate)))
+}
+
+// observerNames picks k observer identities for shard s out of the pool
+// (base, base-1 … base-6), disjoint between shards: an unsharded run takes
+// base, base-1, …; shard i of n>1 takes base-(i+1) (CONTRACTS.md), then
+// base-(i+1+n), base-(i+1+2n), … while they stay in the pool. Fewer than k
+// when the pool runs out: the backlog watch then reports the overload.
+func observerNames(base string, s Shard, k int) []string {
+	if s.Count <= 1 {
+		out := []string{base}
+		for i := 1; len(out) < min(k, observerPool); i++ {
+			out = append(out, fmt.Sprintf("%s-%d", base, i))
+		}
+		return out
+	}
+	out := []string{shardName(base, s)}
+	for j := s.Index + 1 + s.Count; len(out) < k && j < observerPool; j += s.Count {
+		out = append(out, fmt.Sprintf("%s-%d", base, j))
+	}
+	return out
 }
 
 // Compile binds sc to t for one shard: it checks the target and the shard,
@@ -155,6 +233,8 @@ func Compile(ctx context.Context, sc *scenarios.Scenario, t *target.Target, o Co
 	for i := from; i < to; i++ {
 		p.DeviceIDs = append(p.DeviceIDs, sc.Fleet.DeviceID(i))
 	}
+	p.PeakRate = peakRate(sc, to-from)
+	p.Observers = observerNames(t.Observer, s, observersFor(p.PeakRate))
 	if sc.Commands != nil {
 		p.CommandRate = sc.Commands.Rate * float64(to-from) / float64(count)
 	}
@@ -183,7 +263,7 @@ func Compile(ctx context.Context, sc *scenarios.Scenario, t *target.Target, o Co
 			}
 		}
 	}
-	if err := checkIdentities(t.PKIDir, append([]string{p.Observer, p.Backend}, p.DeviceIDs...)); err != nil {
+	if err := checkIdentities(t.PKIDir, append(append([]string{p.Backend}, p.Observers...), p.DeviceIDs...)); err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
 	}
 	return p, nil

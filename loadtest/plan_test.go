@@ -176,3 +176,52 @@ func identities(n int) []fleet.Identity {
 	}
 	return out
 }
+
+// TestObserverNames: observer identities follow the expected message rate
+// and are disjoint between shards, the first one as CONTRACTS.md says.
+func TestObserverNames(t *testing.T) {
+	tests := []struct {
+		name  string
+		shard Shard
+		rate  float64
+		want  string
+	}{
+		{"slow fleet", Shard{Count: 1}, 500, "observer"},
+		{"two observers", Shard{Count: 1}, ObserverRate + 1, "observer observer-1"},
+		{"pool exhausted", Shard{Count: 1}, 1e9, "observer observer-1 observer-2 observer-3 observer-4 observer-5 observer-6"},
+		{"shard 1/2", Shard{Index: 0, Count: 2}, BrokerRate, "observer-1 observer-3 observer-5"},
+		{"shard 2/2", Shard{Index: 1, Count: 2}, BrokerRate, "observer-2 observer-4 observer-6"},
+		{"shard 3/3 slow", Shard{Index: 2, Count: 3}, 10, "observer-3"},
+		{"shard 8/8", Shard{Index: 7, Count: 8}, BrokerRate, "observer-8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := strings.Join(observerNames("observer", tt.shard, observersFor(tt.rate)), " ")
+			if got != tt.want {
+				t.Errorf("observerNames = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPeakRate: the busiest stage's telemetry rate, capped at BrokerRate.
+func TestPeakRate(t *testing.T) {
+	tests := []struct {
+		name, stages string
+		devices      int
+		want         float64
+	}{
+		{"steady", "{kind: steady, duration: 10s, every: 2s}", 1000, 500},
+		{"burst within", "{kind: burst, count: 10, within: 5s, duration: 10s}", 2000, 4000},
+		{"burst at once", "{kind: burst, count: 1000, duration: 10s}", 100, BrokerRate},
+		{"capped", "{kind: steady, duration: 10s, every: 100ms}", 19000, BrokerRate},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := parse(t, fmt.Sprintf("fleet: {count: %d, prefix: dev-}\nstages:\n  - {kind: ramp}\n  - %s\n", tt.devices, tt.stages))
+			if got := peakRate(sc, tt.devices); got != tt.want {
+				t.Errorf("peakRate = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -10,11 +10,13 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/mqttstack/mqttstack/certs"
 	"github.com/mqttstack/mqttstack/fleet"
+	"github.com/mqttstack/mqttstack/host"
 	"github.com/mqttstack/mqttstack/loadtest/result"
 	"github.com/mqttstack/mqttstack/scenarios"
 )
@@ -50,6 +52,10 @@ type Options struct {
 	Workers int
 	// EventBuffer is the sink's capacity (default 1<<16).
 	EventBuffer int
+	// Host reaches the machine the broker runs on (nil: no host access):
+	// its configuration gives the per-client queue the observers are
+	// watched against, its process accounting the broker's cost.
+	Host host.Host
 	// ToolVersion goes into the result's meta.
 	ToolVersion string
 	// ObserverQoS0 subscribes the observer at QoS 0 instead of 1. At QoS 1
@@ -78,6 +84,13 @@ func (o *Options) defaults(p *Plan) {
 	}
 	if o.Workers <= 0 {
 		o.Workers = min(512, max(32, len(p.DeviceIDs)/20))
+		for _, st := range p.Scenario.Stages {
+			if st.Kind == scenarios.StageBurst {
+				// A real burst: every device at once, each waiting for
+				// its own PUBACKs, as many boards do after an outage.
+				o.Workers = max(o.Workers, min(512, len(p.DeviceIDs)))
+			}
+		}
 	}
 	if o.EventBuffer <= 0 {
 		o.EventBuffer = 1 << 16
@@ -103,18 +116,23 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
-	if err := fleet.CheckCapacity(n, 2, soft); err != nil {
+	if err := fleet.CheckCapacity(n, 1+max(1, len(p.Observers)), soft); err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
 
-	ids := append([]string{p.Observer, p.Backend}, p.DeviceIDs...)
+	obsIDs := p.Observers
+	if len(obsIDs) == 0 {
+		obsIDs = []string{p.Observer}
+	}
+	k := len(obsIDs)
+	ids := append(append(append([]string{}, obsIDs...), p.Backend), p.DeviceIDs...)
 	loaded, err := loadIdentities(ctx, p.Target.PKIDir, ids)
 	if err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
 	idents := make([]fleet.Identity, n)
 	for i, id := range p.DeviceIDs {
-		idents[i] = fleet.Identity{ID: id, Cert: loaded[i+2]}
+		idents[i] = fleet.Identity{ID: id, Cert: loaded[i+k+1]}
 		if sc.Fleet.Transport == scenarios.TransportWSS {
 			pw, err := certs.ClientPassword(p.Target.PKIDir, id)
 			if err != nil {
@@ -170,14 +188,11 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 	stagesCtx, stopStages := context.WithCancelCause(ctx)
 	defer stopStages(errStagesDone)
 
-	obs, err := fleet.NewObserver(fleet.ObserverConfig{
+	limit, limitFrom := queueLimit(ctx, o.Host)
+	obs, err := startObservers(runCtx, fleet.ObserverConfig{
 		Addr: cfg.Addr, ServerName: cfg.ServerName, RootCAs: p.RootCAs,
-		ID: p.Observer, Cert: loaded[0], Devices: p.DeviceIDs, QoS: observerQoS(o),
-		KeepAlive: 30 * time.Second, Sink: sink,
-	})
-	if err == nil {
-		err = obs.Start(runCtx)
-	}
+		QoS: observerQoS(o), QueueLimit: limit, KeepAlive: 30 * time.Second, Sink: sink,
+	}, obsIDs, loaded[:k], fl.Devices())
 	if err != nil {
 		col.stop()
 		return nil, fmt.Errorf("run: %w", err)
@@ -186,10 +201,10 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 	if sc.Commands != nil && p.CommandRate > 0 {
 		backend, err = fleet.NewBackend(runCtx, fleet.BackendConfig{
 			Addr: cfg.Addr, ServerName: cfg.ServerName, RootCAs: p.RootCAs,
-			ID: p.Backend, Cert: loaded[1], QoS: sc.Fleet.QoS, Sink: sink,
+			ID: p.Backend, Cert: loaded[k], QoS: sc.Fleet.QoS, Sink: sink,
 		})
 		if err != nil {
-			obs.Stop()
+			obs.stop()
 			col.stop()
 			return nil, fmt.Errorf("run: %w", err)
 		}
@@ -198,7 +213,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 		if backend != nil {
 			backend.Close()
 		}
-		obs.Stop()
+		obs.stop()
 		col.stop()
 		return nil, fmt.Errorf("run: %w", err)
 	}
@@ -210,7 +225,12 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 		broker0, _ = readProcCost(brokerPID)
 	}
 	self0, _ := readProcCost(0)
-	fmt.Fprintf(o.Log, "run %s: %d devices (shard %d/%d), observer %s, target %s\n", sc.Name, n, p.Shard.Index+1, p.Shard.Count, p.Observer, p.Target.MQTTSAddr())
+	fmt.Fprintf(o.Log, "run %s: %d devices (shard %d/%d), target %s\n", sc.Name, n, p.Shard.Index+1, p.Shard.Count, p.Target.MQTTSAddr())
+	fmt.Fprintf(o.Log, "delivery check: %d observer identities (%s) for up to %.0f messages/s, each watched against a per-client queue of %d (%s)\n",
+		k, strings.Join(obsIDs, ", "), p.PeakRate, limit, limitFrom)
+	if need := observersFor(p.PeakRate); need > k {
+		fmt.Fprintf(o.Log, "delivery check: %.0f messages/s would need %d observers, the pool has %d for this shard: expect an observer overload (shard the run, or add observer identities to the ACL)\n", p.PeakRate, need, k)
+	}
 
 	// The bars live until the run context ends (or finish aborts them), so
 	// that the drain can still log above them after the stages stopped.
@@ -287,10 +307,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 	graceCtx, cancelGrace := context.WithTimeout(runCtx, grace)
 	waitIdle(graceCtx, fl)
 	cancelGrace()
-	sent := func(i int) int64 { return devs[i].Sent() }
 	if !interrupted {
 		drainCtx, cancelDrain := context.WithTimeout(runCtx, o.Drain)
-		if !obs.Drain(drainCtx, sent, o.DrainIdle) {
+		if !obs.drain(drainCtx, o.DrainIdle) {
 			fmt.Fprintf(log, "observer: drain ended before every acknowledged message arrived\n")
 		}
 		cancelDrain()
@@ -302,16 +321,12 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 	if backend != nil {
 		backend.Close()
 	}
-	obs.Stop()
+	obs.stop()
 
-	expected, unique, lost := obs.Lost(sent)
-	tally := obs.Tally()
+	delivery, tally := obs.delivery()
 	self1, _ := readProcCost(0)
 	final := result.Final{
-		Delivery: result.Delivery{
-			Expected: expected, Received: unique, Lost: lost,
-			Duplicates: tally.Duplicates, Reorders: tally.Reorders,
-		},
+		Delivery:        delivery,
 		CPUUser:         self1.User,
 		CPUSystem:       self1.System,
 		MaxRSSBytes:     self1.HWM,
@@ -338,6 +353,10 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 			fmt.Fprintf(log, "broker (pid %d): gone (%v)\n", brokerPID, err)
 		}
 	}
+	fmt.Fprintf(log, "observer backlog peaks: %s\n", obs.backlogs(limit))
+	if delivery.Unverified > 0 {
+		fmt.Fprintf(log, "OBSERVER OVERLOAD: %d messages unverified (not counted as lost): %s\n", delivery.Unverified, strings.Join(delivery.Overloaded, "; "))
+	}
 	if tally.Foreign > 0 || tally.Invalid > 0 {
 		fmt.Fprintf(log, "observer: %d messages of other shards' devices ignored, %d invalid\n", tally.Foreign, tally.Invalid)
 	}
@@ -355,7 +374,7 @@ func observerQoS(o Options) byte {
 // connected device published its retained "online", so silence means the
 // observer may not read devices/# (Mosquitto grants a denied SUBSCRIBE and
 // then delivers nothing), and every message would count as lost.
-func checkObserver(ctx context.Context, obs *fleet.Observer, fl *fleet.Fleet, sink *fleet.Sink, log io.Writer) {
+func checkObserver(ctx context.Context, obs *observers, fl *fleet.Fleet, sink *fleet.Sink, log io.Writer) {
 	if fl.ConnectedCount() == 0 {
 		return
 	}
@@ -363,7 +382,7 @@ func checkObserver(ctx context.Context, obs *fleet.Observer, fl *fleet.Fleet, si
 	defer t.Stop()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	for obs.Tally().Online == 0 {
+	for !obs.online() {
 		select {
 		case <-ctx.Done():
 			return

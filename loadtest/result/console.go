@@ -218,6 +218,13 @@ func writeDelivery(f *fmtErr, r *Result) {
 	f.printf("  expected %s · received %s · lost %s (%s) · duplicates %s · reordered %s\n",
 		formatCount(d.Expected), formatCount(d.Received), formatCount(d.Lost), ratio(d.Lost, d.Expected),
 		formatCount(d.Duplicates), formatCount(d.Reorders))
+	if d.Observers > 1 {
+		f.printf("  %d observers, each subscribed to its own slice of the devices\n", d.Observers)
+	}
+	if d.Unverified > 0 {
+		f.printf("  OBSERVER OVERLOAD: %s messages unverified (neither received nor counted lost): %s\n",
+			formatCount(d.Unverified), strings.Join(d.Overloaded, ", "))
+	}
 }
 
 func writeErrors(f *fmtErr, r *Result) {

@@ -263,6 +263,12 @@ func buildPage(r *Result) (*htmlPage, error) {
 			{"duplicates", formatCount(d.Duplicates)},
 			{"reordered", formatCount(d.Reorders)},
 		}
+		if d.Observers > 1 {
+			pg.Delivery = append(pg.Delivery, [2]string{"observers", fmt.Sprint(d.Observers)})
+		}
+		if d.Unverified > 0 {
+			pg.Delivery = append(pg.Delivery, [2]string{"unverified (observer overload)", formatCount(d.Unverified) + ": " + strings.Join(d.Overloaded, ", ")})
+		}
 	}
 	pg.Cost = costRows(r)
 	if len(errs) > 0 {
@@ -323,7 +329,11 @@ func cards(r *Result) []card {
 	add("end-to-end p99", "e2e_p99", "ms", "all phases", nil)
 	d := r.Delivery
 	if d.Expected > 0 {
-		out = append(out, card{Label: "lost", Value: formatCount(d.Lost), Sub: ratio(d.Lost, d.Expected) + " of " + formatCount(d.Expected) + " · dup " + formatCount(d.Duplicates) + " · reord " + formatCount(d.Reorders), Bad: d.Lost > 0})
+		if d.Unverified > 0 {
+			out = append(out, card{Label: "lost", Value: "unverified", Sub: formatCount(d.Unverified) + " not verified: observer overload", Bad: true})
+		} else {
+			out = append(out, card{Label: "lost", Value: formatCount(d.Lost), Sub: ratio(d.Lost, d.Expected) + " of " + formatCount(d.Expected) + " · dup " + formatCount(d.Duplicates) + " · reord " + formatCount(d.Reorders), Bad: d.Lost > 0})
+		}
 	} else {
 		out = append(out, card{Label: "lost", Value: "–", Sub: "no telemetry tracked"})
 	}

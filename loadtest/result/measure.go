@@ -59,10 +59,16 @@ func Measure(r *Result, metric string) (v float64, ok bool, why string) {
 		if d.Expected == 0 {
 			return 0, false, noMessages
 		}
+		if d.Unverified > 0 {
+			return 0, false, unverified(d)
+		}
 		return 100 * float64(d.Lost) / float64(d.Expected), true, ""
 	case "loss":
 		if d.Expected == 0 {
 			return 0, false, noMessages
+		}
+		if d.Unverified > 0 {
+			return 0, false, unverified(d)
 		}
 		return float64(d.Lost), true, ""
 	case "duplicates":
@@ -129,4 +135,10 @@ func KindOfName(name string) string {
 		return strings.TrimSuffix(trimmed, "-")
 	}
 	return name
+}
+
+// unverified says why loss cannot be measured: an observer was overloaded,
+// so what it missed may have been dropped for it, not for the devices.
+func unverified(d Delivery) string {
+	return fmt.Sprintf("%s messages unverified (observer overload: %s); more observers or a slower stage", formatCount(d.Unverified), strings.Join(d.Overloaded, ", "))
 }

@@ -117,6 +117,9 @@ func Merge(rs ...*Result) (*Result, error) {
 		out.Delivery.Lost += r.Delivery.Lost
 		out.Delivery.Duplicates += r.Delivery.Duplicates
 		out.Delivery.Reorders += r.Delivery.Reorders
+		out.Delivery.Observers += r.Delivery.Observers
+		out.Delivery.Unverified += r.Delivery.Unverified
+		out.Delivery.Overloaded = append(out.Delivery.Overloaded, r.Delivery.Overloaded...)
 		out.Cost.CPUUserSeconds += r.Cost.CPUUserSeconds
 		out.Cost.CPUSystemSeconds += r.Cost.CPUSystemSeconds
 		out.Cost.MaxRSSBytes += r.Cost.MaxRSSBytes

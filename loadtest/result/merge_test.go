@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -58,7 +59,7 @@ func TestMergeEqualsOneRecorder(t *testing.T) {
 				sum.Lost += s.Delivery.Lost
 				sum.Received += s.Delivery.Received
 			}
-			if merged.Delivery != sum {
+			if !reflect.DeepEqual(merged.Delivery, sum) {
 				t.Errorf("delivery = %+v, want the sum %+v", merged.Delivery, sum)
 			}
 			if got, want := merged.Meta.Devices, (Devices{Prefix: "dev-", From: 0, To: devices, Count: devices}); got != want {

@@ -184,6 +184,15 @@ type Delivery struct {
 	Lost       int64 `json:"lost"`
 	Duplicates int64 `json:"duplicates"`
 	Reorders   int64 `json:"reorders"`
+	// Observers is how many observer connections split the devices.
+	Observers int `json:"observers,omitempty"`
+	// Unverified counts messages the devices sent that did not arrive at
+	// an overloaded observer (its backlog reached the broker's per-client
+	// queue, so the broker may have dropped them for the observer): they
+	// are neither counted as received nor as lost.
+	Unverified int64 `json:"unverified,omitempty"`
+	// Overloaded names those observers, with their peak backlog.
+	Overloaded []string `json:"overloaded_observers,omitempty"`
 }
 
 // Cost is what the load generator itself spent, so a slow generator is not
