@@ -461,6 +461,13 @@ func (d *decoder) fleet(v *yaml.Node, path string) {
 		}},
 		{"keepalive", d.duration(&f.KeepAlive, "30s")},
 		{"clean_session", d.boolean(&f.CleanSession)},
+		{"protocol", func(v *yaml.Node, p string) {
+			if s, ok := d.scalar(v, p, "5"); ok {
+				f.Protocol = Protocol(s)
+			}
+		}},
+		{"session_expiry", d.duration(&f.SessionExpiry, "10m")},
+		{"topic_aliases", d.boolean(&f.TopicAliases)},
 		{"qos", func(v *yaml.Node, p string) {
 			var q int
 			parsed(d, v, p, "1", parseInt, &q)

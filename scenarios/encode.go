@@ -26,6 +26,15 @@ func (s *Scenario) MarshalYAML() (any, error) {
 	add(fleet, "keepalive", plain(formatDuration(f.KeepAlive)))
 	add(fleet, "clean_session", plain(strconv.FormatBool(f.CleanSession)))
 	add(fleet, "qos", plain(strconv.Itoa(int(f.QoS))))
+	if f.Protocol != "" && f.Protocol != Protocol311 {
+		// Left out for 3.1.1, so that the hash of a scenario written
+		// before protocols existed stays what it was.
+		add(fleet, "protocol", plain(string(f.Protocol)))
+		add(fleet, "session_expiry", plain(formatDuration(f.SessionExpiry)))
+		if f.TopicAliases {
+			add(fleet, "topic_aliases", plain("true"))
+		}
+	}
 	if len(f.SourceAddrs) > 0 {
 		addrs := flow(&yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"})
 		for _, a := range f.SourceAddrs {

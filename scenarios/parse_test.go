@@ -33,7 +33,7 @@ func TestParseDefaults(t *testing.T) {
 	s := mustParse(t, "dir/minimal.yaml", minimal)
 	want := &Scenario{
 		Name:    "minimal",
-		Fleet:   Fleet{Count: 10, Prefix: "dev-", Transport: TransportMQTTS, KeepAlive: 30 * time.Second, CleanSession: true, QoS: 1},
+		Fleet:   Fleet{Count: 10, Prefix: "dev-", Transport: TransportMQTTS, KeepAlive: 30 * time.Second, CleanSession: true, QoS: 1, Protocol: Protocol311},
 		Connect: DefaultConnect(),
 		Stages: []Stage{
 			{Kind: StageRamp, Name: "ramp-0", Line: 4},

@@ -56,6 +56,18 @@ const (
 // Transports lists the valid transports.
 var Transports = []Transport{TransportMQTTS, TransportWSS}
 
+// Protocol is the MQTT version a fleet speaks.
+type Protocol string
+
+// The protocol versions a fleet can speak.
+const (
+	Protocol311 Protocol = "3.1.1"
+	Protocol5   Protocol = "5"
+)
+
+// Protocols lists the valid protocol versions.
+var Protocols = []Protocol{Protocol311, Protocol5}
+
 // Fleet describes the virtual devices.
 type Fleet struct {
 	// Count is the number of devices, 1..MaxDevices.
@@ -72,6 +84,19 @@ type Fleet struct {
 	CleanSession bool
 	// QoS of telemetry and commands: 0, 1 (default) or 2.
 	QoS byte
+	// Protocol is the MQTT version: "3.1.1" (default) or "5". An MQTT 5
+	// device asks for a session expiry instead of a persistent session,
+	// honours the broker's Receive Maximum, and reads reason codes: a
+	// PUBACK >= 0x80 is a failed publish with its reason.
+	Protocol Protocol
+	// SessionExpiry (MQTT 5 only) is how long the broker keeps a device's
+	// session after the connection ends: 0 (default) with clean_session
+	// true, DefaultSessionExpiry with clean_session false.
+	SessionExpiry time.Duration
+	// TopicAliases (MQTT 5 only): a device sends its telemetry topic once
+	// per connection, then only a two-byte alias (when the broker allows
+	// aliases).
+	TopicAliases bool
 	// SourceAddrs are the local IP addresses devices connect from, round
 	// robin; empty means the system's choice. One source address gives
 	// about PortsPerSource connections to one broker port, so fleets larger
@@ -228,13 +253,16 @@ const (
 	// StormSettle is the default time a reconnect storm runs after Within,
 	// for the dropped devices to come back.
 	StormSettle = 30 * time.Second
+	// DefaultSessionExpiry is an MQTT 5 fleet's session expiry with
+	// clean_session false: long enough for any reconnect storm.
+	DefaultSessionExpiry = 10 * time.Minute
 	// DefaultStormWithin is the default window of a reconnect storm.
 	DefaultStormWithin = 10 * time.Second
 )
 
 // DefaultFleet returns the fleet defaults; Count has none.
 func DefaultFleet() Fleet {
-	return Fleet{Prefix: "dev-", Transport: TransportMQTTS, KeepAlive: 30 * time.Second, CleanSession: true, QoS: 1}
+	return Fleet{Prefix: "dev-", Transport: TransportMQTTS, KeepAlive: 30 * time.Second, CleanSession: true, QoS: 1, Protocol: Protocol311}
 }
 
 // DefaultConnect returns the connect defaults; Rate has one too (200/s) so
@@ -389,6 +417,12 @@ func (s *Scenario) SetDefaults() {
 	}
 	if !s.has("fleet.qos") && s.Fleet.QoS == 0 && s.lines != nil {
 		s.Fleet.QoS = df.QoS
+	}
+	if !s.has("fleet.protocol") && s.Fleet.Protocol == "" {
+		s.Fleet.Protocol = df.Protocol
+	}
+	if !s.has("fleet.session_expiry") && s.Fleet.SessionExpiry == 0 && s.Fleet.Protocol == Protocol5 && !s.Fleet.CleanSession {
+		s.Fleet.SessionExpiry = DefaultSessionExpiry
 	}
 	if !s.has("connect.rate") && s.Connect.Rate == 0 {
 		s.Connect.Rate = dc.Rate

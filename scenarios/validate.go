@@ -98,6 +98,25 @@ func (v *validator) fleet() {
 	if f.QoS > 2 {
 		v.at("fleet.qos", fmt.Sprintf("%d is not an MQTT QoS", f.QoS), "use 0, 1 or 2")
 	}
+	if !contains(Protocols, f.Protocol) {
+		v.at("fleet.protocol", fmt.Sprintf("%q is not an MQTT version this tool speaks", f.Protocol), oneOf(f.Protocol, Protocols))
+	}
+	if f.Protocol != Protocol5 {
+		if v.s.has("fleet.session_expiry") || f.SessionExpiry != 0 {
+			v.at("fleet.session_expiry", "is MQTT 5 only", "add protocol: 5, or use clean_session with 3.1.1")
+		}
+		if f.TopicAliases {
+			v.at("fleet.topic_aliases", "are MQTT 5 only", "add protocol: 5, or remove topic_aliases")
+		}
+	}
+	switch e := f.SessionExpiry; {
+	case e < 0:
+		v.at("fleet.session_expiry", "must not be negative", `e.g. "10m"`)
+	case e > math.MaxUint32*time.Second:
+		v.at("fleet.session_expiry", fmt.Sprintf("%s is more than MQTT 5's 4294967295s", formatDuration(e)), `e.g. "10m"`)
+	case e%time.Second != 0:
+		v.at("fleet.session_expiry", fmt.Sprintf("%s is not whole seconds; MQTT 5 carries the expiry in seconds", formatDuration(e)), `e.g. "10m"`)
+	}
 	srcPath := "fleet.source_addrs"
 	if v.s.has("fleet.sources") {
 		srcPath = "fleet.sources"
