@@ -37,6 +37,7 @@ certificates expiring), 2 usage error or bad input file, 3 could not run,
 	root.SetOut(a.stdout) // help goes to stdout
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(flagError)
+	root.SetUsageTemplate(usageTemplate)
 	root.SetHelpCommand(newHelpCmd(a))
 
 	root.AddCommand(newCertsCmd(a))
@@ -52,10 +53,32 @@ certificates expiring), 2 usage error or bad input file, 3 could not run,
 	return root
 }
 
+// usageTemplate is cobra's default without the parts we do not use
+// (aliases, groups), and with one synopsis for a group, whose own RunE only
+// reports a missing subcommand.
+const usageTemplate = `Usage:{{if .HasAvailableSubCommands}}
+  {{.CommandPath}} <command> [flags]{{else}}
+  {{.UseLine}}{{end}}{{if .HasExample}}
+
+Examples:
+{{.Example}}{{end}}{{if .HasAvailableSubCommands}}
+
+Commands:{{range .Commands}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
+  {{rpad .Name .NamePadding }} {{.Short}}{{end}}{{end}}{{end}}{{if .HasAvailableLocalFlags}}
+
+Flags:
+{{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableInheritedFlags}}
+
+Global Flags:
+{{.InheritedFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
+
+Use "{{.CommandPath}} <command> --help" for more information about a command.{{end}}
+`
+
 // newGroupCmd is a command that only holds subcommands.
 func newGroupCmd(use, short, long, example string) *cobra.Command {
 	return &cobra.Command{
-		Use:     use + " <subcommand>",
+		Use:     use,
 		Short:   short,
 		Long:    long,
 		Example: example,
@@ -93,6 +116,7 @@ func newHelpCmd(_ *app) *cobra.Command {
 			if err != nil || len(rest) > 0 {
 				return usageErrorf(c.Root(), "help: unknown help topic %q", strings.Join(args, " "))
 			}
+			t.InitDefaultHelpFlag() // as '--help' shows it
 			return t.Help()
 		},
 	}
