@@ -126,6 +126,13 @@ type Authority struct {
 	// chainPEM is appended to every issued client certificate so that a
 	// sub-CA's clients present leaf + intermediate; empty for a root.
 	chainPEM []byte
+	// home is the PKI's active root when this authority is another CA
+	// generation of a rollover (<pki>/next or <pki>/previous); nil for the
+	// active root and its sub-CAs.
+	home *Authority
+	// passDirs are other generations' clients/ directories: a re-issue
+	// under a new generation keeps the identity's password from there.
+	passDirs []string
 	// mu serialises revoked.json and CRL writes.
 	mu sync.Mutex
 }
@@ -276,13 +283,15 @@ func Init(opts InitOptions) (*Authority, error) {
 // removePKI deletes what Init creates, and CI sub-CA directories, but
 // leaves anything else in dir alone.
 func removePKI(dir string) error {
-	for _, f := range []string{caCertFile, caKeyFile, crlFile, revokedFile, serverCertFile, serverKeyFile} {
+	for _, f := range []string{caCertFile, caKeyFile, crlFile, revokedFile, serverCertFile, serverKeyFile, crossCertFile} {
 		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
-	if err := os.RemoveAll(filepath.Join(dir, clientsDir)); err != nil {
-		return err
+	for _, d := range []string{clientsDir, nextDir, previousDir, retiredDir, pendingServerDir} {
+		if err := os.RemoveAll(filepath.Join(dir, d)); err != nil {
+			return err
+		}
 	}
 	subs, err := subCADirs(dir)
 	if err != nil {
@@ -311,13 +320,6 @@ func openAuthority(dir string, parent *Authority) (*Authority, error) {
 		}
 		return nil, fmt.Errorf("open PKI: read %s: %w (check the path and that this user may read it)", certPath, err)
 	}
-	cert, err := parseCertPEM(certPEM)
-	if err != nil {
-		return nil, fmt.Errorf("open PKI: %s: %w (the file is damaged; restore it from a backup or recreate the PKI with `mqttstack certs init --force`)", certPath, err)
-	}
-	if !cert.IsCA {
-		return nil, fmt.Errorf("open PKI: %s is not a CA certificate (point --dir at the PKI directory)", certPath)
-	}
 	keyPEM, err := os.ReadFile(keyPath)
 	if err != nil {
 		return nil, fmt.Errorf("open PKI: read %s: %w (the CA key is needed to issue and revoke; check that this user may read it, mode 0600)", keyPath, err)
@@ -326,9 +328,29 @@ func openAuthority(dir string, parent *Authority) (*Authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open PKI: %s: %w (restore the CA key from a backup)", keyPath, err)
 	}
-	if !publicKeysEqual(signer.Public(), cert.PublicKey) {
+	// ca.crt is the trust bundle during a CA rollover (every trusted
+	// generation, oldest first); this CA is the certificate of ca.key.
+	certs, err := parseCertsPEM(certPEM)
+	if err != nil || len(certs) == 0 {
+		if err == nil {
+			err = errors.New("no PEM CERTIFICATE block")
+		}
+		return nil, fmt.Errorf("open PKI: %s: %w (the file is damaged; restore it from a backup or recreate the PKI with `mqttstack certs init --force`)", certPath, err)
+	}
+	var cert *x509.Certificate
+	for _, c := range certs {
+		if publicKeysEqual(signer.Public(), c.PublicKey) {
+			cert = c
+			break
+		}
+	}
+	if cert == nil {
 		return nil, fmt.Errorf("open PKI: %s does not belong to %s (restore the matching pair)", keyPath, certPath)
 	}
+	if !cert.IsCA {
+		return nil, fmt.Errorf("open PKI: %s is not a CA certificate (point --dir at the PKI directory)", certPath)
+	}
+	certPEM = pemCert(cert.Raw)
 	kt := ECDSAP256
 	if _, ok := signer.(*rsa.PrivateKey); ok {
 		kt = RSA2048

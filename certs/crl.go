@@ -66,18 +66,53 @@ func writeRevoked(a *Authority, l revokedList) error {
 // rewrites the CRL (nextUpdate DefaultCRLNextUpdate). The identity's files
 // stay, so a test can still present the revoked certificate. Revoking an
 // already revoked certificate is a no-op.
+//
+// On the active root of a PKI in a CA rollover, every trusted generation's
+// certificate of id is revoked (a device may still present either), and
+// an id that neither generation issued is an error.
 func (a *Authority) Revoke(id string) error {
+	targets := []*Authority{a}
+	if a.parent == nil && a.home == nil {
+		gens, err := a.Generations()
+		if err != nil {
+			return fmt.Errorf("revoke %s: %w", id, err)
+		}
+		targets = gens
+	}
+	found := 0
+	for _, g := range targets {
+		ok, err := g.revokeOne(id, len(targets) == 1)
+		if err != nil {
+			return err
+		}
+		if ok {
+			found++
+		}
+	}
+	if found == 0 {
+		_, err := a.locate(id)
+		return fmt.Errorf("revoke: %w", err)
+	}
+	return a.WriteCRL(DefaultCRLNextUpdate)
+}
+
+// revokeOne adds id's certificate of this CA to revoked.json. A missing
+// certificate is (false, nil) unless must.
+func (a *Authority) revokeOne(id string, must bool) (bool, error) {
 	p := filepath.Join(a.Dir, clientsDir, id+".crt")
 	data, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) && !must {
+		return false, nil
+	}
 	if err != nil {
-		return fmt.Errorf("revoke %s: %w (is the id right? `mqttstack certs check` lists the identities)", id, err)
+		return false, fmt.Errorf("revoke %s: %w (is the id right? `mqttstack certs check` lists the identities)", id, err)
 	}
 	c, err := parseCertPEM(data)
 	if err != nil {
-		return fmt.Errorf("revoke %s: %s: %w", id, p, err)
+		return false, fmt.Errorf("revoke %s: %s: %w", id, p, err)
 	}
 	if err := c.CheckSignatureFrom(a.Cert); err != nil {
-		return fmt.Errorf("revoke %s: %s was not issued by the CA in %s: %w", id, p, a.Dir, err)
+		return false, fmt.Errorf("revoke %s: %s was not issued by the CA in %s: %w", id, p, a.Dir, err)
 	}
 	a.mu.Lock()
 	l, err := readRevoked(a)
@@ -96,44 +131,61 @@ func (a *Authority) Revoke(id string) error {
 	}
 	a.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("revoke %s: %w", id, err)
+		return false, fmt.Errorf("revoke %s: %w", id, err)
 	}
-	return a.WriteCRL(DefaultCRLNextUpdate)
+	return true, nil
 }
 
 // WriteCRL signs fresh CRLs valid for nextUpdate (0 selects
-// DefaultCRLNextUpdate) for the root and every sub-CA. Each sub-CA keeps its
-// own <sub>/ca.crl; the root's ca.crl holds the root's CRL followed by every
-// sub-CA's CRL. That one file serves both daemons: OpenSSL loads every CRL
-// of a PEM file into the store; Mosquitto's crlfile sets CRL_CHECK, which
-// needs the CRL of the leaf's issuer (else "unable to get certificate
-// CRL" and the client is refused), and nginx's ssl_crl sets CRL_CHECK_ALL,
-// which needs the CRL of every CA in the chain, the root's included.
+// DefaultCRLNextUpdate) for every trusted CA generation (two during a
+// rollover) and each one's sub-CAs. Each CA other than the active root
+// keeps its own ca.crl; the root's ca.crl is the bundle: every CRL, each
+// generation's followed by its sub-CAs'. That one file serves both daemons:
+// OpenSSL loads every CRL of a PEM file into the store (Mosquitto 2.0.11's
+// crlfile included: TestMosquittoRolloverTrust); Mosquitto's crlfile sets
+// CRL_CHECK, which needs the CRL of the leaf's issuer (else "unable to get
+// certificate CRL" and the client is refused), and nginx's ssl_crl sets
+// CRL_CHECK_ALL, which needs the CRL of every CA in the chain, the root's
+// included.
 func (a *Authority) WriteCRL(nextUpdate time.Duration) error {
 	if nextUpdate <= 0 {
 		nextUpdate = DefaultCRLNextUpdate
 	}
-	r := a.root()
-	subs, err := r.SubCAs()
+	h := a.pkiHome()
+	gens, err := h.Generations()
 	if err != nil {
 		return fmt.Errorf("write CRL: %w", err)
 	}
-	combined, err := r.signCRL(nextUpdate)
-	if err != nil {
-		return err
-	}
-	for _, s := range subs {
-		one, err := s.signCRL(nextUpdate)
+	var combined []byte
+	for _, g := range gens {
+		subs, err := g.SubCAs()
+		if err != nil {
+			return fmt.Errorf("write CRL: %w", err)
+		}
+		own, err := g.signCRL(nextUpdate)
 		if err != nil {
 			return err
 		}
-		p := filepath.Join(s.Dir, crlFile)
-		if err := atomicfile.Write(p, one, 0o644); err != nil {
-			return fmt.Errorf("write CRL %s: %w", p, err)
+		if g != h {
+			p := filepath.Join(g.Dir, crlFile)
+			if err := atomicfile.Write(p, own, 0o644); err != nil {
+				return fmt.Errorf("write CRL %s: %w", p, err)
+			}
 		}
-		combined = append(combined, one...)
+		combined = append(combined, own...)
+		for _, s := range subs {
+			one, err := s.signCRL(nextUpdate)
+			if err != nil {
+				return err
+			}
+			p := filepath.Join(s.Dir, crlFile)
+			if err := atomicfile.Write(p, one, 0o644); err != nil {
+				return fmt.Errorf("write CRL %s: %w", p, err)
+			}
+			combined = append(combined, one...)
+		}
 	}
-	p := filepath.Join(r.Dir, crlFile)
+	p := filepath.Join(h.Dir, crlFile)
 	if err := atomicfile.Write(p, combined, 0o644); err != nil {
 		return fmt.Errorf("write CRL %s: %w", p, err)
 	}

@@ -41,9 +41,34 @@ type identity struct {
 	chain [][]byte // leaf first
 	key   []byte   // PKCS#8
 	leaf  *x509.Certificate
+	// ca is the CA that issued the identity (its generation during a
+	// rollover); others are the other trusted generations, which a device
+	// also needs as anchors while the server may chain to either.
+	ca     *x509.Certificate
+	others []*x509.Certificate
 }
 
 func (a *Authority) readIdentity(id string) (*identity, error) {
+	g, err := a.locate(id)
+	if err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	it, err := g.readOwnIdentity(id)
+	if err != nil {
+		return nil, err
+	}
+	it.ca = g.root().Cert
+	if gens, err := a.Generations(); err == nil && a.parent == nil {
+		for _, o := range gens {
+			if !o.Cert.Equal(it.ca) {
+				it.others = append(it.others, o.Cert)
+			}
+		}
+	}
+	return it, nil
+}
+
+func (a *Authority) readOwnIdentity(id string) (*identity, error) {
 	base := filepath.Join(a.Dir, clientsDir, id)
 	crt, err := os.ReadFile(base + ".crt")
 	if err != nil {
@@ -144,7 +169,14 @@ func (a *Authority) ExportDER(dir, id string) error {
 	}{
 		{id + ".crt.der", it.chain[0], 0o644},
 		{id + ".key.der", it.key, 0o600},
-		{"ca.der", a.root().Cert.Raw, 0o644},
+		{"ca.der", it.ca.Raw, 0o644},
+	}
+	for _, o := range it.others {
+		files = append(files, struct {
+			name string
+			data []byte
+			mode os.FileMode
+		}{"ca-" + GenerationName(o) + ".der", o.Raw, 0o644})
 	}
 	for _, f := range files {
 		p := filepath.Join(dir, f.name)
@@ -177,7 +209,7 @@ func (a *Authority) writeCHeader(w *bufio.Writer, it *identity) {
 	fmt.Fprintf(w, "/* Identity of device %q, written by `mqttstack certs export --format c-header`.\n", it.id)
 	fmt.Fprintf(w, " * It holds the device's PRIVATE KEY: keep it out of version control.\n")
 	fmt.Fprintf(w, " * Certificate CN=%s valid until %s; CA %q.\n", it.leaf.Subject.CommonName,
-		it.leaf.NotAfter.UTC().Format("2006-01-02"), a.root().Cert.Subject.CommonName)
+		it.leaf.NotAfter.UTC().Format("2006-01-02"), it.ca.Subject.CommonName)
 	fmt.Fprintf(w, " * Key and certificates are DER (the key PKCS#8), as mbedTLS/BearSSL parse them. */\n")
 	fmt.Fprintf(w, "#ifndef %s\n#define %s\n\n", guard, guard)
 	fmt.Fprintf(w, "/* MQTT username = certificate CN */\n#define %s_MQTT_USERNAME %q\n\n", strings.ToUpper(p), it.id)
@@ -186,7 +218,14 @@ func (a *Authority) writeCHeader(w *bufio.Writer, it *identity) {
 		cArray(w, fmt.Sprintf("%s_chain%d_der", p, i+1), der)
 	}
 	cArray(w, p+"_key_der", it.key)
-	cArray(w, p+"_ca_der", a.root().Cert.Raw)
+	cArray(w, p+"_ca_der", it.ca.Raw)
+	if len(it.others) > 0 {
+		fmt.Fprintf(w, "/* CA rollover in progress: the broker may present a chain to any of these\n")
+		fmt.Fprintf(w, " * CAs until the old one is retired; load them as trust anchors too. */\n")
+	}
+	for _, o := range it.others {
+		cArray(w, p+"_ca_"+strings.ToLower(GenerationName(o))+"_der", o.Raw)
+	}
 	fmt.Fprintf(w, "#endif /* %s */\n", guard)
 }
 
@@ -226,21 +265,28 @@ func Fingerprint(der []byte, alg string) string {
 }
 
 func (a *Authority) exportFingerprints(w io.Writer, id string) error {
-	r := a.root()
-	sp := filepath.Join(r.Dir, serverCertFile)
-	data, err := os.ReadFile(sp)
+	h := a.pkiHome()
+	sp := filepath.Join(h.Dir, serverCertFile)
+	server, err := readCertFile(sp)
 	if err != nil {
 		return fmt.Errorf("fingerprint: %w", err)
-	}
-	server, err := parseCertPEM(data)
-	if err != nil {
-		return fmt.Errorf("fingerprint: %s: %w", sp, err)
 	}
 	type row struct {
 		role, name string
 		der        []byte
 	}
-	rows := []row{{"server", server.Subject.CommonName, server.Raw}, {"ca", r.Cert.Subject.CommonName, r.Cert.Raw}}
+	rows := []row{{"server", server.Subject.CommonName, server.Raw}}
+	if pending, err := readCertFile(filepath.Join(h.Dir, pendingServerDir, serverCertFile)); err == nil {
+		// a staged renewal: firmware carries both pins before the switch
+		rows = append(rows, row{"server-next", pending.Subject.CommonName, pending.Raw})
+	}
+	gens, err := h.Generations()
+	if err != nil {
+		return fmt.Errorf("fingerprint: %w", err)
+	}
+	for _, g := range gens {
+		rows = append(rows, row{"ca", g.Cert.Subject.CommonName, g.Cert.Raw})
+	}
 	if id != "" {
 		it, err := a.readIdentity(id)
 		if err != nil {

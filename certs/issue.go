@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -91,10 +92,14 @@ type ClientOptions struct {
 	// identities (CN "devA/sub", "dev+#"); the files are still named by the
 	// (validated) id.
 	RawCN string
+	// Key is the client key's type; "" is the CA's own type. A board whose
+	// TLS stack has no ECDSA (modems, BearSSL "less secure") gets an RSA-2048
+	// key under an ECDSA CA this way (package devices).
+	Key KeyType
 }
 
 func (o ClientOptions) isDefault() bool {
-	return o.NotBefore.IsZero() && o.NotAfter.IsZero() && o.ExtKeyUsage == nil && o.RawCN == ""
+	return o.NotBefore.IsZero() && o.NotAfter.IsZero() && o.ExtKeyUsage == nil && o.RawCN == "" && o.Key == ""
 }
 
 // IssueResult says which ids IssueClients created and which already existed.
@@ -129,6 +134,9 @@ func (a *Authority) IssueClients(ctx context.Context, ids []string) (IssueResult
 func (a *Authority) IssueClient(id string, o ClientOptions) error {
 	if err := ValidateID(id); err != nil {
 		return fmt.Errorf("issue client: %w", err)
+	}
+	if o.Key != "" && o.Key != ECDSAP256 && o.Key != RSA2048 {
+		return fmt.Errorf("issue client %s: key type %q not supported (use %q or %q)", id, o.Key, ECDSAP256, RSA2048)
 	}
 	if err := os.MkdirAll(filepath.Join(a.Dir, clientsDir), 0o700); err != nil {
 		return fmt.Errorf("issue client %s: %w", id, err)
@@ -248,7 +256,11 @@ func (a *Authority) hasClient(id string) bool {
 // issueOne writes key, password and certificate of id. The certificate is
 // written last: its presence marks a complete identity (hasClient).
 func (a *Authority) issueOne(id string, o ClientOptions, bulk *bulkSigner) error {
-	key, err := newKey(a.Key)
+	kt := a.Key
+	if o.Key != "" {
+		kt = o.Key
+	}
+	key, err := newKey(kt)
 	if err != nil {
 		return fmt.Errorf("key: %w", err)
 	}
@@ -293,7 +305,7 @@ func (a *Authority) issueOne(id string, o ClientOptions, bulk *bulkSigner) error
 	if err := writeFileAtomic(base+".key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return err
 	}
-	pw, err := newPassword()
+	pw, err := a.password(id)
 	if err != nil {
 		return err
 	}
@@ -308,6 +320,20 @@ func (a *Authority) issueOne(id string, o ClientOptions, bulk *bulkSigner) error
 	}
 	crt := append(pemCert(der), a.chainPEM...)
 	return writeFileInPlace(base+".crt", crt, 0o644)
+}
+
+// password returns the identity's password from another CA generation
+// (a re-issue keeps it: the password file on the broker stays valid), or a
+// new one.
+func (a *Authority) password(id string) (string, error) {
+	for _, d := range a.passDirs {
+		if b, err := os.ReadFile(filepath.Join(d, id+".pass")); err == nil {
+			if pw := strings.TrimSpace(string(b)); pw != "" {
+				return pw, nil
+			}
+		}
+	}
+	return newPassword()
 }
 
 // clientFiles returns the set of file names in dir/clients.

@@ -23,9 +23,18 @@ import (
 // The certificate file may hold a chain (leaf first, as a sub-CA writes
 // it); all of it is presented. Leaf is set, so callers never parse again:
 // the fleet loads tens of thousands of these.
+//
+// During a CA rollover, after promote, an id not yet re-issued under the
+// new CA is loaded from <pki>/previous/clients (still trusted).
 func LoadClient(pkiDir, id string) (tls.Certificate, error) {
 	base := filepath.Join(pkiDir, clientsDir, id)
 	crt, err := os.ReadFile(base + ".crt")
+	if errors.Is(err, fs.ErrNotExist) {
+		prev := filepath.Join(pkiDir, previousDir, clientsDir, id)
+		if c, perr := os.ReadFile(prev + ".crt"); perr == nil {
+			base, crt, err = prev, c, nil
+		}
+	}
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("load client %s: %w (issue it with `mqttstack certs issue --dir %s --id %s`)", id, err, pkiDir, id)
 	}
@@ -117,6 +126,12 @@ func LoadCAPool(caPath string) (*x509.CertPool, error) {
 func ClientPassword(pkiDir, id string) (string, error) {
 	p := filepath.Join(pkiDir, clientsDir, id+".pass")
 	data, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		// not yet re-issued under the promoted CA (see LoadClient)
+		if d, perr := os.ReadFile(filepath.Join(pkiDir, previousDir, clientsDir, id+".pass")); perr == nil {
+			data, err = d, nil
+		}
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", fmt.Errorf("password of %s: %s does not exist (issue the identity with `mqttstack certs issue --dir %s --id %s`)", id, p, pkiDir, id)

@@ -299,3 +299,97 @@ func TestMosquittoNeedsSubCACRL(t *testing.T) {
 		}
 	}
 }
+
+// TestMosquittoRolloverTrust is the daemon-side proof of the rollover's
+// trust files on Debian's Mosquitto 2.0.11: one cafile with two CAs and one
+// crlfile with both CAs' CRLs admit both generations and refuse a revoked
+// certificate of either (OpenSSL loads every certificate of cafile and
+// every CRL of crlfile). After retire, a restarted broker refuses the old
+// generation at the TLS layer.
+func TestMosquittoRolloverTrust(t *testing.T) {
+	a := newPKI(t, InitOptions{})
+	issueIDs(t, a, "dev-1", "dev-2", "dev-3")
+	if _, err := a.Next(NextOptions{CrossSign: true}); err != nil {
+		t.Fatal(err)
+	}
+	g2, err := a.Generation(GenNext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issueIDs(t, g2, "dev-3", "dev-4")
+	for _, id := range []string{"dev-2", "dev-4"} {
+		if err := a.Revoke(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := PathsOf(a.Dir)
+	conf := fmt.Sprintf("listener %%PORT%% 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\ncrlfile %s\nrequire_certificate true\nuse_identity_as_username true\nallow_anonymous false\n",
+		p.CACert, p.ServerCert, p.ServerKey, p.CRL)
+	type probe struct {
+		name, dir, id string
+		ok            bool
+		ca            string // the device's anchors (default: the trust bundle)
+	}
+	run := func(t *testing.T, port int, log *syncBuffer, probes []probe) {
+		for _, pr := range probes {
+			base := filepath.Join(pr.dir, clientsDir, pr.id)
+			ca := p.CACert
+			if pr.ca != "" {
+				ca = pr.ca
+			}
+			out, err := pub(t, "-h", "localhost", "-p", strconv.Itoa(port), "--cafile", ca,
+				"--cert", base+".crt", "--key", base+".key", "-i", "r-"+pr.name)
+			if (err == nil) != pr.ok {
+				t.Errorf("%s: accepted=%v, want %v: %v %s\nbroker log:\n%s", pr.name, err == nil, pr.ok, err, out, log)
+			}
+			if !pr.ok && err != nil && strings.Contains(out, "not authorised") {
+				t.Errorf("%s: refused after TLS (%s), want a TLS refusal", pr.name, out)
+			}
+		}
+	}
+	port, log := startMosquitto(t, conf)
+	t.Run("overlap", func(t *testing.T) {
+		run(t, port, log, []probe{
+			{"g1", a.Dir, "dev-1", true, ""},
+			{"g1-revoked", a.Dir, "dev-2", false, ""},
+			{"g1-reissued-old-cert", a.Dir, "dev-3", true, ""},
+			{"g2", g2.Dir, "dev-3", true, ""},
+			{"g2-revoked", g2.Dir, "dev-4", false, ""},
+		})
+	})
+	if _, err := a.Promote(0); err != nil {
+		t.Fatal(err)
+	}
+	prev := filepath.Join(a.Dir, previousDir)
+	if _, err := a.RenewServer(RenewOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SwitchServer(); err != nil {
+		t.Fatal(err)
+	}
+	port, log = startMosquitto(t, conf)
+	t.Run("promoted-server-cross-chain", func(t *testing.T) {
+		run(t, port, log, []probe{
+			// a G1 device that trusts only G1 verifies the G2 server
+			// certificate through the cross certificate
+			{"p-g1", prev, "dev-1", true, filepath.Join(prev, caCertFile)},
+			{"p-g2", a.Dir, "dev-3", true, ""},
+			{"p-g2-revoked", a.Dir, "dev-4", false, ""},
+		})
+	})
+	if _, err := a.Retire(true, 0); err != nil {
+		t.Fatal(err)
+	}
+	arch, _ := filepath.Glob(filepath.Join(a.Dir, retiredDir, "G1-*"))
+	if len(arch) != 1 {
+		t.Fatalf("retired archive: %v", arch)
+	}
+	port, log = startMosquitto(t, conf)
+	t.Run("retired", func(t *testing.T) {
+		run(t, port, log, []probe{
+			{"r-g1", arch[0], "dev-1", false, ""},
+			{"r-g2", a.Dir, "dev-3", true, ""},
+			{"r-g2-revoked", a.Dir, "dev-4", false, ""},
+		})
+	})
+}

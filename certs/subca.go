@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/mqttstack/mqttstack/internal/atomicfile"
@@ -26,8 +27,8 @@ func (a *Authority) SubCA(name string) (*Authority, error) {
 	if a.parent != nil {
 		return nil, fmt.Errorf("sub-CA %s: %s is itself a sub-CA; create sub-CAs from the root", name, a.Dir)
 	}
-	if err := ValidateID(name); err != nil || name == clientsDir {
-		return nil, fmt.Errorf("sub-CA name %q: must be letters, digits, '-' or '_' and not %q", name, clientsDir)
+	if err := ValidateID(name); err != nil || name == clientsDir || reservedDirs[name] {
+		return nil, fmt.Errorf("sub-CA name %q: must be letters, digits, '-' or '_' and not %q, %q, %q, %q or %q", name, clientsDir, nextDir, previousDir, retiredDir, pendingServerDir)
 	}
 	dir := filepath.Join(a.Dir, name)
 	if _, err := os.Stat(filepath.Join(dir, caCertFile)); err == nil {
@@ -130,7 +131,7 @@ func subCADirs(dir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		if !e.IsDir() || e.Name() == clientsDir {
+		if !e.IsDir() || e.Name() == clientsDir || reservedDirs[e.Name()] || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		d := filepath.Join(dir, e.Name())
