@@ -107,6 +107,28 @@ func (h *Host) ReadFile(ctx context.Context, path string) ([]byte, error) {
 	return out, nil
 }
 
+// ReadDir lists the names of the regular files in dir
+// (hostconfig.DirSource, for include_dir). Names are NUL-separated on the
+// wire, so any file name survives.
+func (h *Host) ReadDir(ctx context.Context, dir string) ([]string, error) {
+	script := fmt.Sprintf(`cd -- %s && for f in * .[!.]* ..?*; do if [ -f "$f" ]; then printf '%%s\0' "$f"; fi; done`, Quote(dir))
+	out, _, err := h.c.Run(ctx, script, nil)
+	if err != nil {
+		var ee *sshconn.ExitError
+		if errors.As(err, &ee) && (strings.Contains(ee.Stderr, "No such file") || strings.Contains(ee.Stderr, "can't cd")) {
+			return nil, fmt.Errorf("%s: list %s: %w", h.name, dir, fs.ErrNotExist)
+		}
+		return nil, fmt.Errorf("%s: list %s: %w", h.name, dir, err)
+	}
+	var names []string
+	for _, n := range strings.Split(string(out), "\x00") {
+		if n != "" {
+			names = append(names, n)
+		}
+	}
+	return names, nil
+}
+
 // Listeners lists every listening TCP socket of the machine (`ss -Htlnp`),
 // each with the process holding it; sockets of the stack's daemons (their
 // pids from the pid files, nginx's workers by their master) carry the

@@ -164,6 +164,33 @@ func TestAgainstRealSSHD(t *testing.T) {
 		}
 	})
 
+	t.Run("one config reader over ssh", func(t *testing.T) {
+		c, findings, err := hostconfig.Lint(ctx, h, h.ConfigPath(host.Mosquitto))
+		if err != nil || len(findings) != 0 {
+			t.Fatalf("Lint over ssh: %v, findings %v", err, findings)
+		}
+		lc, _, err := hostconfig.Lint(ctx, lh, lh.ConfigPath(host.Mosquitto))
+		if err != nil || len(lc.Directives) != len(c.Directives) || len(c.Listeners) < 2 {
+			t.Fatalf("local read: %v; %d directives over ssh, %d locally", err, len(c.Directives), len(lc.Directives))
+		}
+		dir := t.TempDir()
+		for _, n := range []string{"b.conf", "A.conf", "it's odd.conf"} {
+			if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Mkdir(filepath.Join(dir, "sub.conf"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		names, err := h.ReadDir(ctx, dir)
+		if err != nil || strings.Join(names, "|") != "A.conf|b.conf|it's odd.conf" {
+			t.Fatalf("ReadDir = %q, %v", names, err)
+		}
+		if _, err := h.ReadDir(ctx, filepath.Join(dir, "none")); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("ReadDir of a missing dir: %v", err)
+		}
+	})
+
 	t.Run("listeners agree with the local host", func(t *testing.T) {
 		ls, err := h.Listeners(ctx)
 		if err != nil {

@@ -1,8 +1,6 @@
 package hostconfig
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -25,145 +23,146 @@ var listenerScoped = map[string]bool{
 	"use_subject_as_username": true, "use_username_as_clientid": true,
 }
 
-// LintMosquittoConf checks a mosquitto.conf against the rules of
-// SECURITY.md OPS-02 that a static read can decide, and reports every
-// violation with its line number:
+// LintMosquittoConf lints one mosquitto.conf (include_dir not followed; see
+// MosquittoConf.Lint) and returns every finding as one error, each line
+// "mosquitto.conf:N: …". Use Lint to read a whole configuration and its
+// ACLs from a host.
+func LintMosquittoConf(conf []byte) error {
+	return findingsErr(ParseBrokerConfig("mosquitto.conf", conf).Lint())
+}
+
+// LintACL lints one acl_file (see ACL.Lint) and returns every finding as
+// one error, each line "acl:N: …".
+func LintACL(acl []byte) error {
+	return findingsErr(ParseACLFile("acl", acl).Lint())
+}
+
+func findingsErr(fs []Finding) error {
+	var errs []error
+	for _, f := range fs {
+		errs = append(errs, errors.New(f.String()))
+	}
+	return errors.Join(errs...)
+}
+
+// Lint checks a broker configuration against the rules of SECURITY.md
+// OPS-02 that a static read can decide, and reports every violation with
+// its file and line:
 //   - per_listener_settings true comes first among the options;
 //   - no listener-scoped option before the first listener (F1);
 //   - every listener names an address; a websockets listener is on
 //     loopback, has socket_domain ipv4 (F2) and a password_file;
 //   - a TLS listener (cafile) has require_certificate, use_identity_as_username,
-//     use_username_as_clientid, tls_version tlsv1.2 and crlfile;
+//     use_username_as_clientid, tls_version tlsv1.2, ciphers and crlfile;
 //   - every listener has allow_anonymous false and an acl_file;
 //   - set_tcp_nodelay true (else TLS 1.3 CONNACKs wait ~40 ms);
 //   - no inline comments (2.0.11 keeps them as part of the value), no http_dir,
 //     no include_dir (conf.d could put options in front of the listeners).
-func LintMosquittoConf(conf []byte) error {
-	var errs []error
-	bad := func(line int, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("mosquitto.conf:%d: "+format, append([]any{line}, a...)...))
+//
+// Included files are linted in the broker's order, as if they were part of
+// the main file at the include_dir line.
+func (c *BrokerConfig) Lint() []Finding {
+	out := append([]Finding(nil), c.problems...)
+	bad := func(file string, line int, format string, a ...any) {
+		out = append(out, Finding{File: file, Line: line, Msg: fmt.Sprintf(format, a...)})
 	}
-	type listener struct {
-		line int
-		opts map[string]string
-	}
-	var ls []*listener
-	var cur *listener
-	first, nodelay := true, false
-	sc := bufio.NewScanner(bytes.NewReader(conf))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+	nodelay := false
+	for i, d := range c.Directives {
+		line := d.Key + " " + d.Value
+		if strings.Contains(d.Value, "#") && d.Key != "log_timestamp_format" {
+			bad(d.File, d.Line, "%q: a '#' after a value becomes part of it on 2.0.11; put comments on their own line", line)
 		}
-		f := strings.Fields(line)
-		key := f[0]
-		val := strings.TrimSpace(strings.TrimPrefix(line, key))
-		if strings.Contains(val, "#") && key != "log_timestamp_format" {
-			bad(n, "%q: a '#' after a value becomes part of it on 2.0.11; put comments on their own line", line)
+		if i == 0 && d.Key != "per_listener_settings" {
+			bad(d.File, d.Line, "%q: per_listener_settings true must be the first option", line)
 		}
-		if first && key != "per_listener_settings" {
-			bad(n, "%q: per_listener_settings true must be the first option", line)
-		}
-		first = false
 		switch {
-		case key == "per_listener_settings" && val != "true":
-			bad(n, "per_listener_settings must be true")
-		case key == "set_tcp_nodelay":
-			nodelay = val == "true"
-		case key == "include_dir":
-			bad(n, "include_dir: files in it could put listener options before the first listener (F1); render one file")
-		case key == "http_dir":
-			bad(n, "http_dir: the WebSocket listener must not serve HTTP (WEB-04)")
-		case key == "listener":
-			if len(f) < 3 {
-				bad(n, "%q: every listener needs an explicit address (F1/NET-01)", line)
+		case d.Key == "per_listener_settings" && d.Value != "true":
+			bad(d.File, d.Line, "per_listener_settings must be true")
+		case d.Key == "set_tcp_nodelay":
+			nodelay = d.Value == "true"
+		case d.Key == "include_dir":
+			bad(d.File, d.Line, "include_dir: files in it could put listener options before the first listener (F1); render one file")
+		case d.Key == "http_dir":
+			bad(d.File, d.Line, "http_dir: the WebSocket listener must not serve HTTP (WEB-04)")
+		case d.Key == "listener":
+			if len(d.Args()) < 2 {
+				bad(d.File, d.Line, "%q: every listener needs an explicit address (F1/NET-01)", line)
 			}
-			cur = &listener{line: n, opts: map[string]string{"address": strings.Join(f[2:], " ")}}
-			ls = append(ls, cur)
-		case listenerScoped[key]:
-			if cur == nil {
-				bad(n, "%q before the first listener: 2.0.11 opens an anonymous listener on 0.0.0.0:1883 (F1)", line)
-				continue
-			}
-			cur.opts[key] = val
+		case listenerScoped[d.Key] && d.Listener < 0:
+			bad(d.File, d.Line, "%q before the first listener: 2.0.11 opens an anonymous listener on 0.0.0.0:1883 (F1)", line)
 		}
 	}
-	if len(ls) == 0 {
-		bad(0, "no listener")
+	if len(c.Listeners) == 0 {
+		bad(c.Path, 0, "no listener")
 	}
 	if !nodelay {
 		// measured on the local stack: CONNECT→CONNACK p50 44 ms without,
 		// 3.7 ms with (the CONNACK waits for a delayed ACK under TLS 1.3)
-		bad(0, "set_tcp_nodelay true is missing: every TLS 1.3 CONNACK stalls ~40 ms")
+		bad(c.Path, 0, "set_tcp_nodelay true is missing: every TLS 1.3 CONNACK stalls ~40 ms")
 	}
-	for _, l := range ls {
-		o := l.opts
-		if o["allow_anonymous"] != "false" {
-			bad(l.line, "listener: allow_anonymous false is missing (AUTH-01)")
+	for _, l := range c.Listeners {
+		o := func(k string) string { v, _ := l.Get(k); return v }
+		if o("allow_anonymous") != "false" {
+			bad(l.File, l.Line, "listener: allow_anonymous false is missing (AUTH-01)")
 		}
-		if o["acl_file"] == "" {
-			bad(l.line, "listener: acl_file is missing (ACL-01)")
+		if o("acl_file") == "" {
+			bad(l.File, l.Line, "listener: acl_file is missing (ACL-01)")
 		}
-		if o["protocol"] == "websockets" {
-			if o["socket_domain"] != "ipv4" {
-				bad(l.line, "websockets listener: socket_domain ipv4 is missing, 2.0.11 would bind every interface (F2)")
+		if l.Protocol() == "websockets" {
+			if o("socket_domain") != "ipv4" {
+				bad(l.File, l.Line, "websockets listener: socket_domain ipv4 is missing, 2.0.11 would bind every interface (F2)")
 			}
-			if ip := net.ParseIP(o["address"]); ip == nil || !ip.IsLoopback() {
-				bad(l.line, "websockets listener: address %q is not loopback; nginx fronts it (NET-02)", o["address"])
+			if ip := net.ParseIP(l.Address); ip == nil || !ip.IsLoopback() {
+				bad(l.File, l.Line, "websockets listener: address %q is not loopback; nginx fronts it (NET-02)", l.Address)
 			}
-			if o["password_file"] == "" {
-				bad(l.line, "websockets listener: password_file is missing; nginx's certificate check alone names no user (WEB-05)")
+			if o("password_file") == "" {
+				bad(l.File, l.Line, "websockets listener: password_file is missing; nginx's certificate check alone names no user (WEB-05)")
 			}
 		}
-		if o["cafile"] != "" || o["certfile"] != "" {
-			for k, want := range map[string]string{
-				"require_certificate": "true", "use_identity_as_username": "true",
-				"use_username_as_clientid": "true", "tls_version": "tlsv1.2",
+		if o("cafile") != "" || o("certfile") != "" {
+			for _, kv := range [][2]string{
+				{"require_certificate", "true"}, {"use_identity_as_username", "true"},
+				{"use_username_as_clientid", "true"}, {"tls_version", "tlsv1.2"},
 			} {
-				if o[k] != want {
-					bad(l.line, "TLS listener: %s %s is missing", k, want)
+				if o(kv[0]) != kv[1] {
+					bad(l.File, l.Line, "TLS listener: %s %s is missing", kv[0], kv[1])
 				}
 			}
-			if o["crlfile"] == "" {
-				bad(l.line, "TLS listener: crlfile is missing (CRT-05)")
+			if o("crlfile") == "" {
+				bad(l.File, l.Line, "TLS listener: crlfile is missing (CRT-05)")
 			}
-			if o["ciphers"] == "" {
-				bad(l.line, "TLS listener: ciphers is missing; the default accepts CBC/SHA-1 suites (TLS-02)")
+			if o("ciphers") == "" {
+				bad(l.File, l.Line, "TLS listener: ciphers is missing; the default accepts CBC/SHA-1 suites (TLS-02)")
 			}
 		}
-		if o["use_username_as_clientid"] != "true" && o["password_file"] != "" {
-			bad(l.line, "password listener: use_username_as_clientid true is missing (SES-01)")
+		if o("use_username_as_clientid") != "true" && o("password_file") != "" {
+			bad(l.File, l.Line, "password listener: use_username_as_clientid true is missing (SES-01)")
 		}
 	}
-	return errors.Join(errs...)
+	return out
 }
 
-// LintACL checks an acl_file: a %u pattern confines devices, no %c
-// (ACL-09), no readwrite on '#' and no $SYS in patterns (ACL-05).
-func LintACL(acl []byte) error {
-	var errs []error
-	pattern := false
-	sc := bufio.NewScanner(bytes.NewReader(acl))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+// Lint checks an acl_file: a %u pattern confines devices, no %c (ACL-09),
+// no write on '#' and no $SYS in patterns (ACL-05).
+func (a *ACLFile) Lint() []Finding {
+	out := append([]Finding(nil), a.problems...)
+	confined := false
+	for _, r := range a.Rules {
+		line := r.Kind + " " + r.Access + " " + r.Topic
 		switch {
-		case strings.Contains(line, "%c"):
-			errs = append(errs, fmt.Errorf("acl:%d: %q: %%c lets a client choose its ACL identity (ACL-09); use %%u", n, line))
-		case strings.HasPrefix(line, "pattern") && strings.Contains(line, "$SYS"):
-			errs = append(errs, fmt.Errorf("acl:%d: %q: a pattern grants $SYS to every device (ACL-05)", n, line))
-		case line == "topic readwrite #" || line == "topic write #" || line == "pattern readwrite #" || line == "pattern write #":
-			errs = append(errs, fmt.Errorf("acl:%d: %q: write access to every topic", n, line))
+		case strings.Contains(r.Topic, "%c"):
+			out = append(out, Finding{r.File, r.Line, fmt.Sprintf("%q: %%c lets a client choose its ACL identity (ACL-09); use %%u", line)})
+		case r.Kind == "pattern" && strings.Contains(r.Topic, "$SYS"):
+			out = append(out, Finding{r.File, r.Line, fmt.Sprintf("%q: a pattern grants $SYS to every device (ACL-05)", line)})
+		case r.Topic == "#" && (r.Access == "readwrite" || r.Access == "write"):
+			out = append(out, Finding{r.File, r.Line, fmt.Sprintf("%q: write access to every topic", line)})
 		}
-		if strings.HasPrefix(line, "pattern ") && strings.Contains(line, "devices/%u/") {
-			pattern = true
+		if r.Kind == "pattern" && strings.Contains(r.Topic, "devices/%u/") && r.Access != "deny" {
+			confined = true
 		}
 	}
-	if !pattern {
-		errs = append(errs, errors.New("acl: no `pattern readwrite devices/%u/#` line: devices are not confined"))
+	if !confined {
+		out = append(out, Finding{a.Path, 0, "no `pattern readwrite devices/%u/#` line: devices are not confined"})
 	}
-	return errors.Join(errs...)
+	return out
 }

@@ -52,6 +52,25 @@ func (h *Host) ReadFile(ctx context.Context, path string) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
+// ReadDir lists the names of the files in dir (hostconfig.DirSource, for
+// include_dir).
+func (h *Host) ReadDir(ctx context.Context, dir string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if !e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
 // Listeners lists the listening TCP sockets held by the running daemons of
 // the stack (a daemon that is not running has none), sorted by daemon and
 // address. A socket is matched to its owner by the inode of one of the

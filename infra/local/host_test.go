@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mqttstack/mqttstack/host"
+	"github.com/mqttstack/mqttstack/infra/hostconfig"
 	"github.com/mqttstack/mqttstack/internal/stacktest"
 )
 
@@ -38,6 +39,11 @@ func TestHost(t *testing.T) {
 		}
 		if _, err := h.ReadFile(ctx, loc.StateDir+"/no-such-file"); err == nil {
 			t.Fatal("ReadFile of a missing file: no error")
+		}
+		// the running config, read through the host by the one reader
+		c, findings, err := hostconfig.Lint(ctx, h, h.ConfigPath(host.Mosquitto))
+		if err != nil || len(findings) != 0 || len(c.Listeners) < 3 {
+			t.Fatalf("hostconfig.Lint through the host: %v, findings %v, %d listeners", err, findings, len(c.Listeners))
 		}
 	})
 

@@ -477,35 +477,20 @@ type confListener struct {
 	passwordFile string
 }
 
-// confListeners reads the listeners of the rendered mosquitto.conf.
+// confListeners reads the listeners of the rendered mosquitto.conf through
+// hostconfig's reader (the one the linter and the security checks use).
 func confListeners(conf string) ([]confListener, error) {
-	b, err := os.ReadFile(conf)
+	c, err := hostconfig.ReadBrokerConfig(context.Background(), hostconfig.FS(os.DirFS("/")), conf)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", conf, err)
+		return nil, err
 	}
 	var out []confListener
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 || strings.HasPrefix(f[0], "#") {
-			continue
+	for _, l := range c.Listeners {
+		if l.Port < 0 {
+			return nil, fmt.Errorf("%s: %q: bad port", l.At(), "listener "+l.Value)
 		}
-		switch {
-		case f[0] == "listener":
-			p, err := strconv.Atoi(f[1])
-			if err != nil {
-				return nil, fmt.Errorf("%s: %q: bad port", conf, line)
-			}
-			l := confListener{port: p, protocol: "mqtt"}
-			if len(f) > 2 {
-				l.addr = f[2]
-			}
-			out = append(out, l)
-		case len(out) == 0:
-		case f[0] == "protocol":
-			out[len(out)-1].protocol = f[1]
-		case f[0] == "password_file":
-			out[len(out)-1].passwordFile = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "password_file"))
-		}
+		pw, _ := l.Get("password_file")
+		out = append(out, confListener{port: l.Port, addr: l.Address, protocol: l.Protocol(), passwordFile: pw})
 	}
 	return out, nil
 }
