@@ -259,9 +259,12 @@ type Expiry struct {
 	Subject  string // CN (client id), or the CA's name for a CRL
 	Path     string
 	NotAfter time.Time // for a CRL: its nextUpdate
-	// Inside is true when NotAfter is before now+within (already expired
-	// included). For a CRL the window is capped at half its lifetime.
+	// Inside is true when the entry is due: a certificate when NotAfter is
+	// before now+within (already expired included); a CRL from Due on.
 	Inside bool
+	// Due is set for a CRL only: the middle of its lifetime (thisUpdate to
+	// nextUpdate). A CRL is judged by this refresh rule, not by within.
+	Due time.Time
 }
 
 // Check reports the expiry of the CA, the server certificate, each CRL's
@@ -292,14 +295,12 @@ func (a *Authority) Check(within time.Duration, now time.Time) ([]Expiry, error)
 	for _, l := range crls {
 		// A CRL is short-lived by design (30 days by default) and must be
 		// refreshed long before nextUpdate: once it expires OpenSSL rejects
-		// every client. Its window is capped at half its lifetime, so a
-		// fresh 30-day CRL is not "inside 30d" the moment it is written,
-		// while one past its half-life is.
-		w := within
-		if half := l.NextUpdate.Sub(l.ThisUpdate) / 2; half < w {
-			w = half
-		}
-		out = append(out, Expiry{Kind: "crl", Subject: l.Issuer.CommonName, Path: crlPath, NotAfter: l.NextUpdate, Inside: l.NextUpdate.Before(now.Add(w))})
+		// every client. It is due once half its lifetime is gone, whatever
+		// within says: a window shorter than that would let it run out
+		// unnoticed, a longer one would flag a CRL the moment it is
+		// written.
+		due := l.NextUpdate.Add(-l.NextUpdate.Sub(l.ThisUpdate) / 2)
+		out = append(out, Expiry{Kind: "crl", Subject: l.Issuer.CommonName, Path: crlPath, NotAfter: l.NextUpdate, Due: due, Inside: !now.Before(due)})
 	}
 	subs, err := r.SubCAs()
 	if err != nil {

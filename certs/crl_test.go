@@ -154,6 +154,10 @@ func TestCheckWindow(t *testing.T) {
 		// 16 days on, more than half of the 30-day CRL is gone: the CRL's
 		// window is capped at half its lifetime (15d < 30d).
 		{"30d-later", 30 * 24 * time.Hour, now.Add(16 * 24 * time.Hour), []string{"client/gone", "client/short", "crl/" + DefaultCAName}},
+		// The CRL's rule does not depend on the window: past its half-life
+		// it is due under a short window too, and a fresh one is not due
+		// under a long one (the 4y case).
+		{"7d-later", 7 * 24 * time.Hour, now.Add(16 * 24 * time.Hour), []string{"client/gone", "client/short", "crl/" + DefaultCAName}},
 		{"4y", 4 * 365 * 24 * time.Hour, now, nil}, // all but the CA and the fresh CRL
 	}
 	for _, tc := range tests {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -300,12 +299,18 @@ table.`,
 		tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "KIND\tSUBJECT\tNOT AFTER\tLEFT\tSTATUS\tPATH")
 		inside, clients, hidden := 0, 0, 0
+		var crls []certs.Expiry
+		var due []string
 		for _, e := range es {
 			if e.Kind == "client" {
 				clients++
 			}
+			if e.Kind == "crl" {
+				crls = append(crls, e)
+			}
 			if e.Inside {
 				inside++
+				due = append(due, e.Kind)
 			}
 			if e.Kind == "client" && !e.Inside && !*all {
 				hidden++
@@ -315,6 +320,8 @@ table.`,
 			switch {
 			case !e.NotAfter.After(now):
 				status = "EXPIRED"
+			case e.Inside && e.Kind == "crl":
+				status = "REFRESH DUE"
 			case e.Inside:
 				status = "EXPIRES SOON"
 			}
@@ -322,20 +329,62 @@ table.`,
 				left(e.NotAfter.Sub(now)), status, e.Path)
 		}
 		tw.Flush()
+		fmt.Fprintf(&buf, "%d client certificates", clients)
+		if hidden > 0 {
+			fmt.Fprintf(&buf, " (%d outside the window not listed; --all lists them)", hidden)
+		}
+		fmt.Fprintf(&buf, "; certificates are due when they expire within %s (--within)\n", *within)
+		for _, e := range crls {
+			// The CRL's own rule, spelled out: --within does not apply.
+			lifetime := 2 * e.NotAfter.Sub(e.Due)
+			fmt.Fprintf(&buf, "CRL of %s: next update %s UTC; due from %s UTC, when less than half of its %s lifetime is left (its own rule, not --within)\n",
+				e.Subject, e.NotAfter.UTC().Format("2006-01-02 15:04"), e.Due.UTC().Format("2006-01-02 15:04"), left(lifetime))
+		}
 		if _, err := stdout.Write(buf.Bytes()); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%d client certificates", clients)
-		if hidden > 0 {
-			fmt.Fprintf(stdout, " (%d outside the window not listed; --all lists them)", hidden)
-		}
-		fmt.Fprintf(stdout, "; window %s\n", *within)
 		if inside > 0 {
-			return failed(c, fmt.Errorf("%d item(s) expire within %s: renew them ('mqttstack certs crl' for the CRL; re-issue certificates)", inside, *within))
+			return failed(c, fmt.Errorf("%d item(s) due (%s): %s", inside, countKinds(due), renewAdvice(due)))
 		}
 		return nil
 	}
 	return c
+}
+
+// countKinds summarises kinds in order of first appearance: "2 client, 1 crl".
+func countKinds(kinds []string) string {
+	var order []string
+	n := map[string]int{}
+	for _, k := range kinds {
+		if n[k] == 0 {
+			order = append(order, k)
+		}
+		n[k]++
+	}
+	parts := make([]string, len(order))
+	for i, k := range order {
+		parts[i] = fmt.Sprintf("%d %s", n[k], k)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// renewAdvice says how to renew what is due.
+func renewAdvice(kinds []string) string {
+	var crl, cert bool
+	for _, k := range kinds {
+		if k == "crl" {
+			crl = true
+		} else {
+			cert = true
+		}
+	}
+	switch {
+	case crl && cert:
+		return "refresh the CRL with 'mqttstack certs crl' and re-issue the certificates"
+	case crl:
+		return "refresh the CRL with 'mqttstack certs crl' and reload the broker"
+	}
+	return "re-issue the certificates"
 }
 
 func left(d time.Duration) string {
@@ -403,11 +452,8 @@ SHA-256 fingerprint and needs no ID.`,
 		}
 		var buf bytes.Buffer
 		if err := ca.Export(&buf, id, f); err != nil {
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				return badInput(c, err)
-			}
-			return couldNotRun(c, err)
+			// into memory: what failed is reading the identity or the PKI
+			return badInput(c, err)
 		}
 		if *out == "" {
 			_, err := stdout.Write(buf.Bytes())

@@ -78,10 +78,21 @@ func withCode(c *cobra.Command, code int, err error) error {
 		return nil
 	}
 	if n := name(c); n != "" && !strings.HasPrefix(err.Error(), n+":") {
-		err = fmt.Errorf("%s: %w", n, err)
+		// "export: x" from package certs under "certs export" reads
+		// "certs export: x", not "certs export: export: x"
+		err = &prefixed{msg: n + ": " + strings.TrimPrefix(err.Error(), c.Name()+": "), err: err}
 	}
 	return &exitError{code: code, err: err}
 }
+
+// prefixed is err with the command's path in front of its text.
+type prefixed struct {
+	msg string
+	err error
+}
+
+func (p *prefixed) Error() string { return p.msg }
+func (p *prefixed) Unwrap() error { return p.err }
 
 // badInput: a file or value the user gave is missing or wrong (exit 2).
 // The error names the file and the fix; no help hint, since the flags were
