@@ -11,7 +11,14 @@ bin=./bin/mqttstack
 out=${OUT:-results}/demo-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$out"
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Bold headings only on a terminal, and never with NO_COLOR set
+# (https://no-color.org): a log of make demo holds no escape codes.
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+	bold=$'\033[1m' plain=$'\033[0m'
+else
+	bold='' plain=''
+fi
+step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 
 step "local stack: private CA, Mosquitto (mTLS :8883) and nginx (TLS :8443) on 127.0.0.1"
 $bin local up
