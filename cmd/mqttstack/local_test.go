@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -74,6 +75,12 @@ func TestLocalCommand(t *testing.T) {
 	code, stdout, _ = cli(append([]string{"local", "status"}, flags[:2]...)...)
 	if code != exitOK || !strings.Contains(stdout, "mosquitto   running") || !strings.Contains(stdout, "nginx       running") {
 		t.Fatalf("status: exit %d\n%s", code, stdout)
+	}
+	// the WebSocket listeners are one line, in port order, named
+	wsFirst, _ := strconv.Atoi(ports[1])
+	wss := fmt.Sprintf("wss         18 WSS identity listeners 127.0.0.1:%d–%d (observer … backend-8) listening\n", wsFirst, wsFirst+17)
+	if !strings.Contains(stdout, wss) || strings.Count(stdout, "127.0.0.1:") != 4 {
+		t.Errorf("status does not group the WebSocket listeners as\n%s\n%s", wss, stdout)
 	}
 	code, stdout, _ = cli(append([]string{"local", "down"}, flags[:2]...)...)
 	if code != exitOK || !strings.Contains(stdout, "stopped") {

@@ -792,20 +792,11 @@ func Status(ctx context.Context, stateDir string, w io.Writer) error {
 		addr string
 	}{
 		{"mqtts", t.MQTTSAddr()},
-		{"ws", net.JoinHostPort("127.0.0.1", strconv.Itoa(t.Local.WSPort))},
 		{"https", net.JoinHostPort(t.Host, strconv.Itoa(t.Local.HTTPSPort))},
 		{"http", net.JoinHostPort(t.Host, strconv.Itoa(t.Local.HTTPPort))},
 	}
 	if t.Local.OpsPort > 0 {
 		ports = append(ports, struct{ name, addr string }{"ops", net.JoinHostPort("127.0.0.1", strconv.Itoa(t.Local.OpsPort))})
-	}
-	// the other WebSocket listeners (one per WSS identity, DeviceWSS)
-	if ls, err := confListeners(t.Local.MosquittoConf); err == nil {
-		for _, l := range ls {
-			if l.protocol == "websockets" && l.port != t.Local.WSPort {
-				ports = append(ports, struct{ name, addr string }{"ws", net.JoinHostPort("127.0.0.1", strconv.Itoa(l.port))})
-			}
-		}
 	}
 	for _, p := range ports {
 		state := "listening"
@@ -815,6 +806,7 @@ func Status(ctx context.Context, stateDir string, w io.Writer) error {
 		}
 		fmt.Fprintf(w, "%-11s %s %s\n", p.name, p.addr, state)
 	}
+	down += wsStatus(w, t)
 	// listening is not serving: prove both daemons answer like clients see
 	// them (certificates, CRL and ACL loaded)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -832,6 +824,67 @@ func Status(ctx context.Context, stateDir string, w io.Writer) error {
 		return fmt.Errorf("local stack in %s is not fully up (%d problem(s) above); `mqttstack local up` restarts what died", sd, down)
 	}
 	return nil
+}
+
+// wsStatus writes the WebSocket listeners behind nginx as one line per
+// kind, in port order: the WSS identities' own listeners (one each, so the
+// certificate nginx verified stays bound to the MQTT username; see
+// hostconfig.Stack.WSSIdentities), then the shared device listener of
+// --wss-devices. It returns how many do not listen.
+func wsStatus(w io.Writer, t *target.Target) int {
+	ls, err := confListeners(t.Local.MosquittoConf)
+	if err != nil {
+		fmt.Fprintf(w, "%-11s %s: %v\n", "wss", t.Local.MosquittoConf, err)
+		return 1
+	}
+	st := hostconfig.LocalStack(t.Local.StateDir, t.PKIDir, "")
+	type wsl struct {
+		port int
+		id   string
+	}
+	var ids, shared []wsl
+	for _, l := range ls {
+		switch {
+		case l.protocol != "websockets":
+		case l.passwordFile == st.Paths.PasswordFile:
+			shared = append(shared, wsl{l.port, ""})
+		default:
+			ids = append(ids, wsl{l.port, filepath.Base(l.passwordFile)})
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i].port < ids[j].port })
+	down := 0
+	var notListening []string
+	for _, l := range ids {
+		if !listening(net.JoinHostPort("127.0.0.1", strconv.Itoa(l.port))) {
+			notListening = append(notListening, fmt.Sprintf("%d (%s)", l.port, l.id))
+		}
+	}
+	if len(ids) > 0 {
+		names := ids[0].id
+		if len(ids) > 1 {
+			names += " … " + ids[len(ids)-1].id
+		}
+		ports := strconv.Itoa(ids[0].port)
+		if len(ids) > 1 {
+			ports += "–" + strconv.Itoa(ids[len(ids)-1].port)
+		}
+		state := "listening"
+		if len(notListening) > 0 {
+			state = "NOT listening: " + strings.Join(notListening, ", ")
+			down += len(notListening)
+		}
+		fmt.Fprintf(w, "%-11s %d WSS identity listeners 127.0.0.1:%s (%s) %s\n", "wss", len(ids), ports, names, state)
+	}
+	for _, l := range shared {
+		state := "listening"
+		if !listening(net.JoinHostPort("127.0.0.1", strconv.Itoa(l.port))) {
+			state = "NOT listening"
+			down++
+		}
+		fmt.Fprintf(w, "%-11s shared device listener 127.0.0.1:%d (--wss-devices: certificate not bound to username) %s\n", "wss", l.port, state)
+	}
+	return down
 }
 
 // port is one listening port of the stack, with the flag that moves it.
