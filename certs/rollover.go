@@ -564,17 +564,29 @@ func (e *OldOnlyError) Error() string {
 }
 
 // OldOnly lists the identities of the previous generation that have no
-// certificate from the active CA, sorted.
+// certificate from the active CA, sorted. Revoked identities are left out:
+// they are locked out already.
 func (a *Authority) OldOnly() ([]string, error) {
 	h := a.pkiHome()
-	prev := filepath.Join(h.Dir, previousDir)
-	ids, err := clientIDs(prev)
+	prev, err := h.Generation(GenPrevious)
 	if err != nil {
 		return nil, err
 	}
+	ids, err := clientIDs(prev.Dir)
+	if err != nil {
+		return nil, err
+	}
+	rl, err := readRevoked(prev)
+	if err != nil {
+		return nil, err
+	}
+	revoked := map[string]bool{}
+	for _, e := range rl.Revoked {
+		revoked[e.ID] = true
+	}
 	var out []string
 	for _, id := range ids {
-		if !h.hasClient(id) {
+		if !revoked[id] && !h.hasClient(id) {
 			out = append(out, id)
 		}
 	}
