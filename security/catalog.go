@@ -79,6 +79,18 @@ type Check struct {
 	Title  string
 	Attack string // what the check does, one sentence
 	Fix    string // the directive that makes it pass
+	// Proves says what a PASS proves (the catalog document prints it).
+	Proves string
+	// Gaps are the known gaps of Mosquitto 2.0.11 around this check ("":
+	// none known).
+	Gaps string
+	// Guards names the finding (F1…F10 of the catalog) or CVE the check
+	// guards against ("": general hardening).
+	Guards string
+	// Host says the check reads the stack's host (configuration, ACL,
+	// sockets, CRL files) through host.Host: without host access it is
+	// skipped, or for NET-01/02 limited to what it sees from outside.
+	Host bool
 	// Actors are the roles of the client identities the check uses
 	// ("a", "b", ...); Env.Actor(ID, role) names them and Prepare issues
 	// them. Each check has its own, so checks can run concurrently without

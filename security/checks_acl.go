@@ -188,6 +188,44 @@ func aclChecks() []Check {
 			Run:    runACL09,
 		},
 		{
+			ID: "ACL-11", Tier: 1, Title: "Observers publish nothing anywhere",
+			Attack: "observer-8 publishes canaries to a device's cmd, telemetry and status (retained or not), its own pattern subtree, $SYS and another root; v5 QoS1 and 3.1.1 QoS0/1/2",
+			Fix:    "observers get `topic read` only, plus `topic deny devices/<observer>/#` against the device pattern (patterns apply to every user)",
+			Proves: "a leaked observer credential (dashboards, CI runners) cannot command, spoof or retain anything: no canary reached the watcher or was stored, every v5 publish got 0x87, and the observer still read the device",
+			Gaps:   "3.1.1 acknowledges denied publishes (PUBACK 0): only delivery tells; a root nobody may read is judged by the v5 reason code",
+			Guards: "least privilege of the observer class (issue: observers wrote into devices/<observer>/# through the device pattern)",
+			Actors: []string{"a"},
+			Run:    runACL11,
+		},
+		{
+			ID: "ACL-12", Tier: 1, Title: "Backends write devices/# and nothing else",
+			Attack: "backend-8, subscribed to #, +/#, $SYS/#, publishes canaries to $SYS, another root and a sibling root (devicesx/), retained or not; control: its command to a device",
+			Fix:    "backends get `topic readwrite devices/#` only; never #, never $SYS",
+			Proves: "a backend credential reaches devices and nothing beside them: outside devices/# nothing was delivered, stored or echoed back, every v5 publish got 0x87, while its command to a device was delivered",
+			Gaps:   "$SYS publishes are refused by the broker whatever the ACL says (acl__check_dollar); the check still covers them for a future broker",
+			Guards: "least privilege of the backend class",
+			Actors: []string{"a"},
+			Run:    runACL12,
+		},
+		{
+			ID: "ACL-13", Tier: 1, Title: "No identity class subscribes beyond its grant",
+			Attack: "a device, the observer and the backend each subscribe #, +/#, $SYS/# and $SYS/broker/version (granted on 2.0.11); another device publishes, the broker replays $SYS",
+			Fix:    "acl_file: read grants only where the class needs them (device: own subtree; backend: devices/#; observer: devices/# and $SYS/#)",
+			Proves: "wildcard and $SYS subscriptions deliver exactly the class's read grant: the device got only its subtree, the backend no $SYS, the observer only devices/ and $SYS/; controls: each got what it may",
+			Gaps:   "SUBACK grants every filter (security_default.c never checks subscriptions): only delivery tells",
+			Guards: "ACL read grants of every class",
+			Actors: []string{"a", "b"},
+			Run:    runACL13,
+		},
+		{
+			ID: "ACL-14", Standalone: true, Host: true, Tier: 1, Title: "Every block of the loaded ACL is covered by a check",
+			Attack: "read the acl_file(s) of the broker's configuration through the host; classify every pattern and user block by its rules (own name as %u)",
+			Fix:    "give each new identity class a check that proves its limits by delivery, and add the class to the table in security/acl_privilege.go",
+			Proves: "the patterns are the device class, every user is an observer or a backend exactly as ACL-11/12/13 exercise them, no anonymous rules: no identity in the broker's ACL is unproven",
+			Guards: "an uncovered identity: a grant no check has ever attacked",
+			Run:    runACL14,
+		},
+		{
 			ID: "ACL-10", Tier: 2, Title: "Retained messages of a de-authorised publisher are not replayed",
 			Attack: "devA retains, ops remove its write right and reload, a new subscriber subscribes",
 			Fix:    "check_retain_source true",
@@ -525,42 +563,7 @@ func runACL09(ctx context.Context, e *Env) Outcome {
 	}
 	defer owner.close()
 	topic := "devices/" + a + "/cmd"
-	var lint []string
-	if e.T.Local != nil && e.T.Local.MosquittoConf != "" {
-		conf, err := readConf(e.T.Local.MosquittoConf)
-		if err != nil {
-			return inconclusive("%v", err)
-		}
-		all := true
-		var acls []string
-		var cur bool
-		var hasACL bool
-		flush := func() {
-			if hasACL && !cur {
-				all = false
-			}
-		}
-		for _, d := range conf {
-			switch d.key {
-			case "listener":
-				flush()
-				cur, hasACL = false, false
-			case "use_username_as_clientid":
-				cur = d.value == "true"
-			case "acl_file":
-				hasACL = true
-				acls = append(acls, d.value)
-			}
-		}
-		flush()
-		for _, f := range acls {
-			for _, finding := range lintACL(f, e.T.Observer, all) {
-				if strings.Contains(finding, "%c") {
-					lint = append(lint, finding)
-				}
-			}
-		}
-	}
+	lint, lintErr := e.lintClientIDKeys(ctx)
 	out := e.canaryProof(ctx, owner, topic, func(canary string) (string, error) {
 		att, err := e.connect311(ctx, b, func(o *mqtt.ClientOptions) { o.SetClientID(a) })
 		if err != nil {
@@ -601,5 +604,55 @@ func runACL09(ctx context.Context, e *Env) Outcome {
 		}
 		return fail("%s; lint: %s", out.Evidence, strings.Join(lint, "; "))
 	}
+	if out.Status == Pass {
+		if lintErr != nil {
+			out.Evidence = oneLine(out.Evidence + "; ACL %c lint not run: " + lintErr.Error())
+		} else {
+			out.Evidence = oneLine(out.Evidence + "; ACL has no %c rule")
+		}
+	}
 	return out
+}
+
+// lintClientIDKeys is ACL-09's static half: the %c findings of the ACLs the
+// broker loads, read through the host.
+func (e *Env) lintClientIDKeys(ctx context.Context) ([]string, error) {
+	conf, err := e.brokerConf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	all := true
+	var acls []string
+	var cur, hasACL bool
+	flush := func() {
+		if hasACL && !cur {
+			all = false
+		}
+	}
+	for _, d := range conf {
+		switch d.key {
+		case "listener":
+			flush()
+			cur, hasACL = false, false
+		case "use_username_as_clientid":
+			cur = d.value == "true"
+		case "acl_file":
+			hasACL = true
+			acls = append(acls, d.value)
+		}
+	}
+	flush()
+	var lint []string
+	for _, f := range acls {
+		b, err := e.hostFile(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, finding := range lintACL(f, b, all) {
+			if strings.Contains(finding, "%c") {
+				lint = append(lint, finding)
+			}
+		}
+	}
+	return lint, nil
 }

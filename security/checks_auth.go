@@ -108,6 +108,12 @@ type pwListener struct {
 // password identity's certificate: nginx proxies a certificate only to the
 // listener of its CN).
 func (e *Env) passwordListeners() []pwListener {
+	return e.passwordListenersOf(e.opts.PasswordIdentity)
+}
+
+// passwordListenersOf are the password-authenticated ways in for identity
+// id (its own websocket listener, its certificate on the wss path).
+func (e *Env) passwordListenersOf(id string) []pwListener {
 	var out []pwListener
 	if e.T.Local != nil && e.T.Local.OpsPort > 0 {
 		port := e.T.Local.OpsPort
@@ -120,7 +126,7 @@ func (e *Env) passwordListeners() []pwListener {
 			return newRawConn(c), "", nil
 		}})
 	}
-	if port := e.wsPortOf(e.opts.PasswordIdentity); port > 0 {
+	if port := e.wsPortOf(id); port > 0 {
 		out = append(out, pwListener{name: "ws backend 127.0.0.1:" + strconv.Itoa(port), dial: func(ctx context.Context, e *Env) (*rawConn, string, error) {
 			c, st, err := dialWS(ctx, "ws://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(port))+"/", nil)
 			return c, fmt.Sprintf("HTTP %d", st), err
@@ -130,7 +136,7 @@ func (e *Env) passwordListeners() []pwListener {
 		out = append(out, pwListener{name: "wss " + e.T.WSSURL, dial: func(ctx context.Context, e *Env) (*rawConn, string, error) {
 			// nginx routes a certificate by its CN to that identity's
 			// own listener: the password identity presents its own
-			cfg, err := e.clientTLS(e.opts.PasswordIdentity)
+			cfg, err := e.clientTLS(id)
 			if err != nil {
 				return nil, "", err
 			}
@@ -153,17 +159,23 @@ func (e *Env) passwordListener() (pwListener, bool) {
 // suite's password identity, holding e.pwMu (one connection per
 // identity); without a password listener the check is skipped.
 func (e *Env) onPasswordListeners(fn func(ls []pwListener, user, pw string) Outcome) Outcome {
-	ls := e.passwordListeners()
+	return e.onPasswordListenersAs(e.opts.PasswordIdentity, &e.pwMu, fn)
+}
+
+// onPasswordListenersAs is onPasswordListeners for identity id, whose
+// connections mu serialises.
+func (e *Env) onPasswordListenersAs(id string, mu *sync.Mutex, fn func(ls []pwListener, user, pw string) Outcome) Outcome {
+	ls := e.passwordListenersOf(id)
 	if len(ls) == 0 {
 		return skipped("the target has no password-authenticated listener")
 	}
-	user, pw, err := e.pwCreds()
+	pw, err := certs.ClientPassword(e.T.PKIDir, id)
 	if err != nil {
 		return inconclusive("%v", err)
 	}
-	e.pwMu.Lock()
-	defer e.pwMu.Unlock()
-	return fn(ls, user, pw)
+	mu.Lock()
+	defer mu.Unlock()
+	return fn(ls, id, pw)
 }
 
 // pwCreds is the password identity of the suite: the second watcher
@@ -216,10 +228,14 @@ func authChecks() []Check {
 					// username-less CONNECT is refused (CONNACK 5) even when
 					// allow_anonymous is true, which hides a missing
 					// allow_anonymous false until someone drops the other option.
-					if lint := e.lintAnonymous(); len(lint) > 0 {
+					conf, err := e.brokerConf(ctx)
+					if err != nil {
+						return pass("%s; control login as %s ok everywhere; allow_anonymous lint not run: %v", strings.Join(parts, "; "), user, err)
+					}
+					if lint := lintAnonymous(conf); len(lint) > 0 {
 						return fail("%s; refused today, but %s", strings.Join(parts, "; "), strings.Join(lint, "; "))
 					}
-					return pass("%s; control login as %s ok everywhere", strings.Join(parts, "; "), user)
+					return pass("%s; control login as %s ok everywhere; every listener states allow_anonymous false", strings.Join(parts, "; "), user)
 				})
 			},
 		},
@@ -228,7 +244,9 @@ func authChecks() []Check {
 			Attack: "correct username, wrong password, with a Will on a watched topic; control: the right password with a Will that is published on TCP drop",
 			Fix:    "password_file with mosquitto_passwd $7$ hashes; allow_anonymous false",
 			Run: func(ctx context.Context, e *Env) Outcome {
-				return e.onPasswordListeners(func(ls []pwListener, user, pw string) Outcome {
+				// The backend, not the observer: the control Will must be
+				// one the ACL lets through (observers write nothing, ACL-11).
+				return e.onPasswordListenersAs(sesBackend, &e.backendMu, func(ls []pwListener, user, pw string) Outcome {
 					willTopic := "devices/" + user + "/will"
 					var parts []string
 					for _, l := range ls {
@@ -360,16 +378,9 @@ func shortErr(err error) string {
 	return s
 }
 
-// lintAnonymous lists listeners of the local config that do not state
+// lintAnonymous lists listeners of the broker's config that do not state
 // allow_anonymous false (per_listener_settings true makes it per listener).
-func (e *Env) lintAnonymous() []string {
-	if e.T.Local == nil || e.T.Local.MosquittoConf == "" {
-		return nil
-	}
-	conf, err := readConf(e.T.Local.MosquittoConf)
-	if err != nil {
-		return []string{err.Error()}
-	}
+func lintAnonymous(conf []directive) []string {
 	var out []string
 	var head *directive
 	stated := false

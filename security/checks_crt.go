@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/mqttstack/mqttstack/host"
 )
 
 // refusedBoth presents chain with TLS 1.3 (rejection on first read) and
@@ -147,21 +150,11 @@ func crtChecks() []Check {
 			Run:      negativeCheck(NegNotYet, subCAControl),
 		},
 		{
-			ID: "CRT-05", Standalone: true, Tier: 1, Title: "Revoked certificate refused (CRL) and the deployed CRL is fresh",
-			Attack:   "revoke a CI identity, reload the broker's CRL, connect with it; read the CRL's nextUpdate",
+			ID: "CRT-05", Standalone: true, Tier: 1, Title: "Revoked certificate refused on 8883 (CRL)",
+			Attack:   "revoke a CI identity, reload the broker's CRL, connect with it (TLS 1.3 and 1.2)",
 			Fix:      "crlfile <CA CRL> on 8883; a timer that rewrites the CRL well before nextUpdate and reloads; restart to evict live sessions (F10)",
 			Negative: []NegativeKind{NegRevoked},
-			Run: func(ctx context.Context, e *Env) Outcome {
-				out := negativeCheck(NegRevoked, subCAControl)(ctx, e)
-				if out.Status != Pass {
-					return out
-				}
-				fresh, err := e.crlFreshness()
-				if err != nil {
-					return fail("%s; but %v", out.Evidence, err)
-				}
-				return pass("%s; %s", out.Evidence, fresh)
-			},
+			Run:      negativeCheck(NegRevoked, subCAControl),
 		},
 		{
 			ID: "CRT-06", Standalone: true, Tier: 1, Title: "Certificate with the wrong purpose (serverAuth only) refused",
@@ -213,56 +206,171 @@ func crtChecks() []Check {
 				return pass("%s; own-subtree publish delivered: identity is the CN", out.Evidence)
 			},
 		},
+		{
+			ID: "CRT-09", Standalone: true, Host: true, Tier: 1, Title: "The CRL is fresh on both Mosquitto and nginx",
+			Attack: "read, through the host, every crlfile of the broker and ssl_crl of nginx; compare each with the PKI's CRL",
+			Fix:    "deploy <pki>/ca.crl to both daemons after every `certs revoke` / `certs crl` and reload them; rewrite the CRL well before nextUpdate",
+			Proves: "both daemons that accept client certificates load a CRL of every issuer, listing every revocation the PKI made, with more than 2 days to nextUpdate",
+			Gaps:   "an expired CRL makes OpenSSL refuse every client: freshness is availability as much as security",
+			Guards: "F10 (revocation), a stale CRL on one path",
+			Run:    runCRT09,
+		},
+		{
+			ID: "CRT-10", Tier: 2, Exclusive: true, Host: true, Title: "Revocation ends the revoked identity's live sessions",
+			Attack: "a CI identity is connected; it is revoked, the CRL rewritten and the broker reloaded; then a same-CN takeover with a short-lived certificate",
+			Fix:    "after `certs revoke` + CRL reload, end the identity's sessions by a same-CN takeover (use_identity_as_username + use_username_as_clientid) or restart the broker",
+			Proves: "after revoke + reload a new handshake fails; the live session, which survives the reload on 2.0.11, is ended by the takeover (which also discards its stored session), and the identity cannot come back",
+			Gaps:   "F10: SIGHUP reloads the CRL for new handshakes only (test 08-ssl-hup-disconnect); local only (a deployed broker loads the CRL deployed with it)",
+			Guards: "F10",
+			Run:    runCRT10,
+		},
 	}
 }
 
-// crlFreshness reads the CRL(s) the broker is configured with (local: the
-// crlfile lines of the rendered mosquitto.conf; remote: the PKI's ca.crl)
-// and requires nextUpdate more than 2 days away: an expired CRL makes
-// OpenSSL reject every client.
-func (e *Env) crlFreshness() (string, error) {
-	var paths []string
-	if e.T.Local != nil && e.T.Local.MosquittoConf != "" {
-		conf, err := readConf(e.T.Local.MosquittoConf)
-		if err != nil {
-			return "", err
+// crlSet is the CRLs of one file, by issuer.
+type crlSet map[string]*x509.RevocationList
+
+// parseCRLs reads every PEM CRL block of b, keyed by issuer (raw DER).
+func parseCRLs(name string, b []byte) (crlSet, error) {
+	out := crlSet{}
+	for len(b) > 0 {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
 		}
-		for _, d := range conf {
-			if d.key == "crlfile" {
-				paths = append(paths, d.value)
+		crl, err := x509.ParseRevocationList(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("parse CRL %s: %w", name, err)
+		}
+		out[string(crl.RawIssuer)] = crl
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no PEM CRL", name)
+	}
+	return out, nil
+}
+
+// crlMinLife is how far a deployed CRL's nextUpdate must be: an expired CRL
+// makes OpenSSL (Mosquitto and nginx alike) refuse every client.
+const crlMinLife = 48 * time.Hour
+
+// crlStale compares a CRL file a daemon loads with the PKI's: every issuer
+// of the PKI has a CRL there, it lists every serial the PKI has revoked,
+// and its nextUpdate is more than crlMinLife away. It returns what is
+// wrong, or a summary.
+func crlStale(where string, deployed, pki crlSet, now time.Time) ([]string, string) {
+	var bad, ok []string
+	for issuer, want := range pki {
+		name := want.Issuer.CommonName
+		got, found := deployed[issuer]
+		if !found {
+			bad = append(bad, fmt.Sprintf("%s has no CRL of issuer %q (the PKI's lists %d revocations)", where, name, len(want.RevokedCertificateEntries)))
+			continue
+		}
+		have := map[string]bool{}
+		for _, r := range got.RevokedCertificateEntries {
+			have[r.SerialNumber.String()] = true
+		}
+		missing := 0
+		for _, r := range want.RevokedCertificateEntries {
+			if !have[r.SerialNumber.String()] {
+				missing++
 			}
+		}
+		if missing > 0 {
+			bad = append(bad, fmt.Sprintf("%s: the CRL of %q lacks %d of the PKI's %d revocations (stale: redeploy the CRL and reload)", where, name, missing, len(want.RevokedCertificateEntries)))
+		}
+		if left := got.NextUpdate.Sub(now); left < crlMinLife {
+			bad = append(bad, fmt.Sprintf("%s: the CRL of %q has nextUpdate %s, %s away (< %s)", where, name, got.NextUpdate.Format(time.RFC3339), left.Round(time.Minute), crlMinLife))
+		} else {
+			ok = append(ok, fmt.Sprintf("%q %d revoked, next update in %dd", name, len(got.RevokedCertificateEntries), int(left.Hours()/24)))
+		}
+	}
+	sort.Strings(bad)
+	sort.Strings(ok)
+	return bad, where + ": " + strings.Join(ok, ", ")
+}
+
+// daemonCRLs lists the CRL files each daemon loads, from its configuration
+// on the host: Mosquitto's crlfile lines, nginx's ssl_crl.
+func (e *Env) daemonCRLs(ctx context.Context) (map[host.Daemon][]string, error) {
+	conf, err := e.brokerConf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[host.Daemon][]string{host.Mosquitto: dedup(confValues(conf, "crlfile"))}
+	if e.T.HTTPSURL != "" || e.T.WSSURL != "" {
+		_, nconf, err := e.nginxConf(ctx)
+		if err != nil {
+			return nil, err
+		}
+		v, _ := nginxDirective(nconf, "ssl_crl")
+		out[host.Nginx] = dedup(v)
+	}
+	return out, nil
+}
+
+func dedup(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		if !contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// runCRT09 reads, through the host, every CRL file Mosquitto and nginx
+// load and holds each against the PKI's CRL (<pki>/ca.crl, the one `certs
+// revoke` rewrites): present for every daemon that checks client
+// certificates, complete, and not near its nextUpdate.
+func runCRT09(ctx context.Context, e *Env) Outcome {
+	if e.host == nil {
+		return needsHost("reading the CRLs Mosquitto and nginx load")
+	}
+	pkiPath := filepath.Join(e.T.PKIDir, "ca.crl")
+	pb, err := os.ReadFile(pkiPath)
+	if err != nil {
+		return inconclusive("the PKI's CRL: %v", err)
+	}
+	pki, err := parseCRLs(pkiPath, pb)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	files, err := e.daemonCRLs(ctx)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	var bad, parts []string
+	now := time.Now()
+	for _, d := range []host.Daemon{host.Mosquitto, host.Nginx} {
+		paths, asked := files[d]
+		if !asked {
+			continue
 		}
 		if len(paths) == 0 {
-			return "", fmt.Errorf("no crlfile in %s", e.T.Local.MosquittoConf)
+			bad = append(bad, fmt.Sprintf("%s loads no CRL (%s): a revoked certificate is accepted there", d, map[host.Daemon]string{host.Mosquitto: "no crlfile", host.Nginx: "no ssl_crl"}[d]))
+			continue
 		}
-	} else {
-		paths = []string{filepath.Join(e.T.PKIDir, "ca.crl")}
-	}
-	var parts []string
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return "", fmt.Errorf("read CRL: %w", err)
-		}
-		for len(b) > 0 {
-			var blk *pem.Block
-			blk, b = pem.Decode(b)
-			if blk == nil {
-				break
-			}
-			crl, err := x509.ParseRevocationList(blk.Bytes)
+		for _, p := range paths {
+			b, err := e.hostFile(ctx, p)
 			if err != nil {
-				return "", fmt.Errorf("parse CRL %s: %w", p, err)
+				bad = append(bad, fmt.Sprintf("%s: %v", d, err))
+				continue
 			}
-			left := time.Until(crl.NextUpdate)
-			if left < 48*time.Hour {
-				return "", fmt.Errorf("CRL %s (%s) nextUpdate %s is %s away (< 2 days)", p, crl.Issuer.CommonName, crl.NextUpdate.Format(time.RFC3339), left.Round(time.Minute))
+			got, err := parseCRLs(p, b)
+			if err != nil {
+				bad = append(bad, fmt.Sprintf("%s: %v", d, err))
+				continue
 			}
-			parts = append(parts, fmt.Sprintf("CRL %q nextUpdate in %d days", crl.Issuer.CommonName, int(left.Hours()/24)))
+			wrong, summary := crlStale(fmt.Sprintf("%s %s", d, p), got, pki, now)
+			bad = append(bad, wrong...)
+			parts = append(parts, summary)
 		}
 	}
-	if len(parts) == 0 {
-		return "", fmt.Errorf("no CRL found in %s", strings.Join(paths, ", "))
+	if len(bad) > 0 {
+		return fail("%s", strings.Join(bad, "; "))
 	}
-	return strings.Join(parts, ", "), nil
+	return pass("%s: %s; each lists every revocation of %s", e.host.Name(), strings.Join(parts, "; "), pkiPath)
 }

@@ -7,13 +7,10 @@ import (
 	"time"
 )
 
-// confInt returns the first integer value of key in the local broker
-// config, or def.
-func (e *Env) confInt(key string, def int) int {
-	if e.T.Local == nil || e.T.Local.MosquittoConf == "" {
-		return def
-	}
-	conf, err := readConf(e.T.Local.MosquittoConf)
+// confInt returns the first integer value of key in the broker's config
+// on the host, or def without host access.
+func (e *Env) confInt(ctx context.Context, key string, def int) int {
+	conf, err := e.brokerConf(ctx)
 	if err != nil {
 		return def
 	}
@@ -51,7 +48,7 @@ func dosChecks() []Check {
 				if !ok {
 					return fail("v5 CONNACK advertises no Receive Maximum: max_inflight_messages unset (65535)")
 				}
-				n := int(rm) + e.confInt("max_queued_messages", 1000) + 200
+				n := int(rm) + e.confInt(ctx, "max_queued_messages", 1000) + 200
 				if n > 3000 {
 					n = 3000
 				}
@@ -117,7 +114,7 @@ func dosChecks() []Check {
 			Actors: []string{"a"},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				a := e.Actor("DOS-04", "a")
-				maxKA := e.confInt("max_keepalive", 65534)
+				maxKA := e.confInt(ctx, "max_keepalive", 65534)
 				var parts []string
 				for _, ka := range []uint16{0, 65535} {
 					c, err := e.dialRaw(ctx, a)

@@ -2,8 +2,10 @@ package security
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -11,16 +13,47 @@ import (
 	"time"
 )
 
-// expectedPorts are the broker's configured listeners on a local target.
-func (e *Env) expectedPorts() map[int]string {
-	m := map[int]string{e.T.MQTTSPort: "mqtts"}
-	for _, p := range e.wsPorts() {
-		m[p] = "websockets"
+// confListener is one `listener` block of the broker's configuration.
+type confListener struct {
+	port int
+	addr string
+	ws   bool
+}
+
+// configuredListeners lists the broker's listener blocks.
+func configuredListeners(conf []directive) []confListener {
+	var out []confListener
+	for _, d := range conf {
+		switch d.key {
+		case "listener":
+			f := strings.Fields(d.value)
+			p, _ := strconv.Atoi(f[0])
+			l := confListener{port: p}
+			if len(f) > 1 {
+				l.addr = f[1]
+			}
+			out = append(out, l)
+		case "protocol":
+			if len(out) > 0 && d.value == "websockets" {
+				out[len(out)-1].ws = true
+			}
+		}
 	}
-	if e.T.Local.OpsPort > 0 {
-		m[e.T.Local.OpsPort] = "ops"
+	return out
+}
+
+// hostSockets is what NET-01/02 audit: the broker's listening sockets on
+// the host and the listener blocks of its configuration.
+func (e *Env) hostSockets(ctx context.Context) ([]netip.AddrPort, []confListener, error) {
+	conf, err := e.brokerConf(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
-	return m
+	socks, err := e.brokerListeners(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return socks, configuredListeners(conf), nil
 }
 
 // anonymousProbe tries an anonymous plaintext 3.1.1 CONNECT on
@@ -63,40 +96,7 @@ func netChecks() []Check {
 			Attack: "local: audit the broker's listening sockets (/proc) for anything but the configured loopback/mqtts sockets and try anonymous CONNECT on strays; remote: dial 1883",
 			Fix:    "no listener-scoped option (cafile, password_file, allow_zero_length_clientid, ...) before the first `listener` line; explicit address on every listener; firewall drops 1883",
 			Run: func(ctx context.Context, e *Env) Outcome {
-				if e.T.Local == nil {
-					ok, ev := remoteRefused(ctx, e.T.Host, 1883)
-					if !ok {
-						return fail("plaintext MQTT reachable: %s (%s)", ev, anonymousProbeHost(ctx, e.T.Host, 1883))
-					}
-					return pass("%s; host-side socket audit skipped (remote target)", ev)
-				}
-				socks, err := listeningSockets(e.T.Local.MosquittoPID)
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				want := e.expectedPorts()
-				var bad, seen []string
-				sawMQTTS := false
-				for _, s := range socks {
-					seen = append(seen, s.String())
-					if s.port == e.T.MQTTSPort {
-						sawMQTTS = true
-					}
-					if _, ok := want[s.port]; !ok {
-						bad = append(bad, fmt.Sprintf("unexpected listener %s (%s)", s, anonymousProbe(ctx, s.port)))
-						continue
-					}
-					if !s.addr.IsLoopback() && s.port != e.T.MQTTSPort {
-						bad = append(bad, fmt.Sprintf("%s listener on %s is not loopback", want[s.port], s))
-					}
-				}
-				if !sawMQTTS {
-					return inconclusive("positive control: pid %d has no socket on the mqtts port %d (sockets: %v)", e.T.Local.MosquittoPID, e.T.MQTTSPort, seen)
-				}
-				if len(bad) > 0 {
-					return fail("%s", strings.Join(bad, "; "))
-				}
-				return pass("broker pid %d listens on exactly %s", e.T.Local.MosquittoPID, strings.Join(seen, " "))
+				return runNET01(ctx, e)
 			},
 		},
 		{
@@ -104,42 +104,7 @@ func netChecks() []Check {
 			Attack: "local: the sockets on the websockets port must all be 127.0.0.1/::1 (2.0.11+LWS binds *:port without socket_domain); remote: dial 9001",
 			Fix:    "listener <ws> 127.0.0.1 + socket_domain ipv4 (F2); firewall drop on 9001",
 			Run: func(ctx context.Context, e *Env) Outcome {
-				if e.T.Local == nil {
-					ok, ev := remoteRefused(ctx, e.T.Host, 9001)
-					if !ok {
-						return fail("websocket backend reachable from outside: %s", ev)
-					}
-					return pass("%s; host-side socket audit skipped (remote target)", ev)
-				}
-				ports := map[int]bool{}
-				for _, p := range e.wsPorts() {
-					ports[p] = true
-				}
-				if len(ports) == 0 {
-					return skipped("the local stack has no websocket listener")
-				}
-				socks, err := listeningSockets(e.T.Local.MosquittoPID)
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				var on []string
-				var bad []string
-				for _, s := range socks {
-					if !ports[s.port] {
-						continue
-					}
-					on = append(on, s.String())
-					if !s.addr.IsLoopback() {
-						bad = append(bad, s.String())
-					}
-				}
-				if len(on) == 0 {
-					return inconclusive("positive control: no listening socket on the websockets ports %v", e.wsPorts())
-				}
-				if len(bad) > 0 {
-					return fail("websocket listener bound to %s (all interfaces), not loopback", strings.Join(bad, ", "))
-				}
-				return pass("websocket listener only on %s", strings.Join(on, ", "))
+				return runNET02(ctx, e)
 			},
 		},
 		{
@@ -148,6 +113,111 @@ func netChecks() []Check {
 			Fix:    "explicit listener addresses; nftables default-drop input",
 		},
 	}
+}
+
+// runNET01 audits the broker's sockets on the host: every one belongs to a
+// configured listener, and only the mqtts port is bound beyond loopback. A
+// stray socket is probed with an anonymous CONNECT (locally). A deployed
+// target is also dialled on 1883 from here.
+func runNET01(ctx context.Context, e *Env) Outcome {
+	var outside string
+	if e.T.Local == nil {
+		ok, ev := remoteRefused(ctx, e.T.Host, 1883)
+		if !ok {
+			return fail("plaintext MQTT reachable: %s (%s)", ev, anonymousProbeHost(ctx, e.T.Host, 1883))
+		}
+		outside = ev + "; "
+	}
+	socks, ls, err := e.hostSockets(ctx)
+	if errors.Is(err, errNoHost) {
+		if e.T.Local == nil {
+			return pass("%shost-side socket audit skipped: %v", outside, err)
+		}
+		return needsHost("the audit of the broker's listening sockets")
+	}
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	configured := map[int]bool{}
+	for _, l := range ls {
+		configured[l.port] = true
+	}
+	var bad, seen []string
+	sawMQTTS := false
+	for _, s := range socks {
+		seen = append(seen, s.String())
+		port := int(s.Port())
+		if port == e.T.MQTTSPort {
+			sawMQTTS = true
+		}
+		if !configured[port] {
+			probe := "not probed (remote)"
+			if e.T.Local != nil {
+				probe = anonymousProbe(ctx, port)
+			}
+			bad = append(bad, fmt.Sprintf("unconfigured listener %s (%s)", s, probe))
+			continue
+		}
+		if !s.Addr().IsLoopback() && port != e.T.MQTTSPort {
+			bad = append(bad, fmt.Sprintf("listener %s is not loopback", s))
+		}
+	}
+	if !sawMQTTS {
+		return inconclusive("positive control: %s shows no broker socket on the mqtts port %d (sockets: %v)", e.host.Name(), e.T.MQTTSPort, seen)
+	}
+	if len(bad) > 0 {
+		return fail("%s", strings.Join(bad, "; "))
+	}
+	return pass("%s%s: the broker listens on exactly %s", outside, e.host.Name(), strings.Join(seen, " "))
+}
+
+// runNET02 requires every socket on a websockets listener's port to be
+// loopback (2.0.11 + libwebsockets binds *:port without socket_domain).
+func runNET02(ctx context.Context, e *Env) Outcome {
+	var outside string
+	if e.T.Local == nil {
+		ok, ev := remoteRefused(ctx, e.T.Host, 9001)
+		if !ok {
+			return fail("websocket backend reachable from outside: %s", ev)
+		}
+		outside = ev + "; "
+	}
+	socks, ls, err := e.hostSockets(ctx)
+	if errors.Is(err, errNoHost) {
+		if e.T.Local == nil {
+			return pass("%shost-side socket audit skipped: %v", outside, err)
+		}
+		return needsHost("the audit of the websockets listeners' sockets")
+	}
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	ports := map[int]bool{}
+	for _, l := range ls {
+		if l.ws {
+			ports[l.port] = true
+		}
+	}
+	if len(ports) == 0 {
+		return skipped("the broker has no websockets listener")
+	}
+	var on, bad []string
+	for _, s := range socks {
+		if !ports[int(s.Port())] {
+			continue
+		}
+		on = append(on, s.String())
+		if !s.Addr().IsLoopback() {
+			bad = append(bad, s.String())
+		}
+	}
+	if len(on) == 0 {
+		return inconclusive("positive control: no listening socket on the %d websockets ports", len(ports))
+	}
+	if len(bad) > 0 {
+		return fail("websocket listener bound to %s (all interfaces), not loopback", strings.Join(bad, ", "))
+	}
+	return pass("%s%s: %d websocket listeners, all loopback (%s … %s)", outside, e.host.Name(), len(on), on[0], on[len(on)-1])
 }
 
 func anonymousProbeHost(ctx context.Context, host string, port int) string {

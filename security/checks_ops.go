@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/mqttstack/mqttstack/host"
 )
 
 // sysValue reads a retained $SYS topic through the watcher: re-subscribing
@@ -88,17 +91,17 @@ func opsChecks() []Check {
 			Attack: "static: per_listener_settings first, no listener option before the first listener (F1), explicit listener addresses, socket_domain on websockets (F2), ACL without %c or broad grants, cafile = private CA only, 0600 keys, no http_dir, no inline comments",
 			Fix:    "render the config with infra/hostconfig (SECURITY.md §4) and fix each finding listed",
 			Run: func(ctx context.Context, e *Env) Outcome {
-				if e.T.Local == nil || e.T.Local.MosquittoConf == "" {
-					return skipped("config lint needs the rendered files (a local target); lint the rendered output in CI before deploy")
+				if e.host == nil {
+					return needsHost("the lint of the broker's configuration and ACL")
 				}
-				findings, summary, err := e.lintMosquitto()
+				findings, summary, err := e.lintMosquitto(ctx)
 				if err != nil {
 					return inconclusive("%v", err)
 				}
 				if len(findings) > 0 {
 					return fail("%d finding(s): %s", len(findings), strings.Join(findings, "; "))
 				}
-				if w := e.sharedWSPasswordFiles(); len(w) > 0 {
+				if w := e.sharedWSPasswordFiles(ctx); len(w) > 0 {
 					// a warning, not a finding of this lint: WEB-05 judges
 					// the binding by what logs in
 					// (first: evidence is cut at 400 characters)
@@ -112,12 +115,12 @@ func opsChecks() []Check {
 
 // lintMosquitto returns the findings of OPS-02 and a summary of what was
 // checked (the positive control: a lint that read nothing proves nothing).
-func (e *Env) lintMosquitto() ([]string, string, error) {
-	path := e.T.Local.MosquittoConf
-	conf, err := readConf(path)
+func (e *Env) lintMosquitto(ctx context.Context) ([]string, string, error) {
+	conf, err := e.brokerConf(ctx)
 	if err != nil {
 		return nil, "", err
 	}
+	path := e.host.ConfigPath(host.Mosquitto)
 	var findings []string
 	add := func(f string, a ...any) { findings = append(findings, fmt.Sprintf(f, a...)) }
 	firstListener := -1
@@ -192,7 +195,7 @@ func (e *Env) lintMosquitto() ([]string, string, error) {
 		case "keyfile", "password_file":
 			keys = append(keys, d.value)
 		case "cafile":
-			if msg := e.lintCAFile(d.value); msg != "" {
+			if msg := e.lintCAFile(ctx, d.value); msg != "" {
 				add("%s:%d %s", d.file, d.line, msg)
 			}
 		case "capath":
@@ -211,16 +214,21 @@ func (e *Env) lintMosquitto() ([]string, string, error) {
 			allUUAsC = false
 		}
 	}
-	findings = append(findings, e.lintAnonymous()...)
-	for _, k := range keys {
-		st, err := os.Stat(k)
-		if err != nil {
-			add("%s: %v", k, err)
-			continue
+	findings = append(findings, lintAnonymous(conf)...)
+	modes := "key/password file modes not checkable through the host interface"
+	if e.T.Local != nil {
+		// the local stack's files are on this machine
+		for _, k := range keys {
+			st, err := os.Stat(k)
+			if err != nil {
+				add("%s: %v", k, err)
+				continue
+			}
+			if st.Mode().Perm()&0o077 != 0 {
+				add("%s mode %o (want 0600)", k, st.Mode().Perm())
+			}
 		}
-		if st.Mode().Perm()&0o077 != 0 {
-			add("%s mode %o (want 0600)", k, st.Mode().Perm())
-		}
+		modes = fmt.Sprintf("%d key/password files 0600", len(keys))
 	}
 	seenACL := map[string]bool{}
 	for _, a := range acls {
@@ -228,24 +236,25 @@ func (e *Env) lintMosquitto() ([]string, string, error) {
 			continue
 		}
 		seenACL[a] = true
-		findings = append(findings, lintACL(a, e.T.Observer, allUUAsC)...)
+		b, err := e.hostFile(ctx, a)
+		if err != nil {
+			add("ACL %v", err)
+			continue
+		}
+		findings = append(findings, lintACL(a, b, allUUAsC)...)
 	}
 	if len(acls) == 0 {
 		add("no acl_file on any listener")
 	}
-	summary := fmt.Sprintf("%d directives, listeners [%s], ACL %s, %d key/password files checked: clean",
-		len(conf), strings.Join(listeners, "; "), strings.Join(acls, ","), len(keys))
+	summary := fmt.Sprintf("%s: %d directives, listeners [%s], ACL %s, %s: clean",
+		e.host.Name(), len(conf), strings.Join(listeners, "; "), strings.Join(acls, ","), modes)
 	return findings, summary, nil
 }
 
 // lintACL flags %c patterns (the identity then depends on a client-chosen
 // id), grants on '#' to anyone but read-only audit identities, and an empty
 // file (CVE-2018-12550 class).
-func lintACL(path, observer string, allUUAsC bool) []string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return []string{fmt.Sprintf("ACL %s: %v", path, err)}
-	}
+func lintACL(path string, b []byte, allUUAsC bool) []string {
 	var out []string
 	rules := 0
 	user := ""
@@ -285,17 +294,26 @@ func lintACL(path, observer string, allUUAsC bool) []string {
 
 // lintCAFile requires the broker's cafile to hold exactly the target's
 // private CA.
-func (e *Env) lintCAFile(path string) string {
-	got, err := os.ReadFile(path)
+func (e *Env) lintCAFile(ctx context.Context, path string) string {
+	got, err := e.hostFile(ctx, path)
 	if err != nil {
-		return fmt.Sprintf("cafile %s: %v", path, err)
+		return fmt.Sprintf("cafile: %v", err)
 	}
 	want, err := os.ReadFile(e.T.CACert)
 	if err != nil {
 		return fmt.Sprintf("target CA %s: %v", e.T.CACert, err)
 	}
-	wb, _ := pem.Decode(want)
-	if wb == nil {
+	// During a CA rollover the target's CA file is the trust bundle of
+	// both generations (certs ca next … retire): each is the private CA.
+	var cas [][]byte
+	for rest := want; ; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			break
+		}
+		cas = append(cas, blk.Bytes)
+	}
+	if len(cas) == 0 {
 		return fmt.Sprintf("target CA %s holds no PEM", e.T.CACert)
 	}
 	n := 0
@@ -306,7 +324,7 @@ func (e *Env) lintCAFile(path string) string {
 			break
 		}
 		n++
-		if !bytes.Equal(blk.Bytes, wb.Bytes) {
+		if !slices.ContainsFunc(cas, func(c []byte) bool { return bytes.Equal(blk.Bytes, c) }) {
 			return fmt.Sprintf("cafile %s holds a certificate other than the private device CA (certificate #%d)", path, n)
 		}
 	}

@@ -83,8 +83,8 @@ func runSES02(ctx context.Context, e *Env) Outcome {
 			}
 		}
 	}()
-	backendMu.Lock()
-	defer backendMu.Unlock()
+	e.backendMu.Lock()
+	defer e.backendMu.Unlock()
 	backend, err := e.connect311(ctx, sesBackend)
 	if err != nil {
 		return inconclusive("backend %s: %v", sesBackend, err)

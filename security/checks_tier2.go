@@ -12,19 +12,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/host"
 )
 
 // Tier-2 checks that can run against the local stack (bounded floods,
 // long sequences). They are registered into their families by tier2Checks.
-
-// backendMu serialises the suite's use of the backend identity (one
-// connection per identity).
-var backendMu sync.Mutex
 
 func rawUnsubscribe(mid uint16, v5 bool, filters ...string) []byte {
 	body := []byte{byte(mid >> 8), byte(mid)}
@@ -309,10 +305,10 @@ func runDOS05(ctx context.Context, e *Env) Outcome {
 			c.close()
 		}
 	}()
-	backendMu.Lock()
+	e.backendMu.Lock()
 	be, err := e.connect311(ctx, sesBackend)
 	if err != nil {
-		backendMu.Unlock()
+		e.backendMu.Unlock()
 		return inconclusive("backend: %v", err)
 	}
 	const n = 5000
@@ -323,12 +319,12 @@ func runDOS05(ctx context.Context, e *Env) Outcome {
 	for _, t := range toks {
 		if err := waitToken(ctx, t); err != nil {
 			be.close()
-			backendMu.Unlock()
+			e.backendMu.Unlock()
 			return inconclusive("backend publish: %v", err)
 		}
 	}
 	be.close()
-	backendMu.Unlock()
+	e.backendMu.Unlock()
 	dev2, err := e.connect311(ctx, a, persistent)
 	if err != nil {
 		return inconclusive("%v", err)
@@ -346,7 +342,7 @@ func runDOS05(ctx context.Context, e *Env) Outcome {
 		}
 		last = got
 	}
-	limit := e.confInt("max_queued_messages", 1000) + e.confInt("max_inflight_messages", 20)
+	limit := e.confInt(ctx, "max_queued_messages", 1000) + e.confInt(ctx, "max_inflight_messages", 20)
 	if last == 0 {
 		return inconclusive("positive control: the device received none of its queued messages")
 	}
@@ -466,21 +462,27 @@ func runNET03(ctx context.Context, e *Env) Outcome {
 	}
 	// Locally other people's daemons share the host, so the sweep is of
 	// the stack's own processes: every socket they listen on must be one
-	// the target names, on loopback.
-	want := e.expectedPorts()
-	want[e.T.Local.HTTPSPort] = "https"
-	want[e.T.Local.HTTPPort] = "http"
+	// their configuration names, on loopback.
+	if e.host == nil {
+		return needsHost("the local socket sweep")
+	}
+	_, ls, err := e.hostSockets(ctx)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	want := map[int]bool{e.T.Local.HTTPSPort: true, e.T.Local.HTTPPort: true}
+	for _, l := range ls {
+		want[l.port] = true
+	}
+	all, err := e.host.Listeners(ctx)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
 	var seen, bad []string
-	for _, pid := range []int{e.T.Local.MosquittoPID, e.T.Local.NginxPID} {
-		socks, err := listeningSockets(pid)
-		if err != nil {
-			return inconclusive("%v", err)
-		}
-		for _, s := range socks {
-			seen = append(seen, s.String())
-			if _, ok := want[s.port]; !ok || !s.addr.IsLoopback() {
-				bad = append(bad, s.String())
-			}
+	for _, l := range all {
+		seen = append(seen, string(l.Daemon)+" "+l.Addr.String())
+		if !want[int(l.Addr.Port())] || !l.Addr.Addr().IsLoopback() {
+			bad = append(bad, string(l.Daemon)+" "+l.Addr.String())
 		}
 	}
 	if len(seen) < 4 {
@@ -630,23 +632,22 @@ loop:
 // replayed (check_retain_source, CVE-2018-12546). The ACL is restored and
 // reloaded afterwards whatever happens.
 func runACL10(ctx context.Context, e *Env) Outcome {
-	if e.T.Local == nil || e.T.Local.MosquittoConf == "" || e.T.Local.MosquittoPID == 0 {
+	if e.T.Local == nil {
 		return skipped("needs an ACL edit and a reload: local target only (on staging: edit the ACL, systemctl reload, rerun)")
 	}
-	conf, err := readConf(e.T.Local.MosquittoConf)
+	if e.host == nil {
+		return needsHost("reloading the broker after the ACL edit")
+	}
+	conf, err := e.brokerConf(ctx)
 	if err != nil {
 		return inconclusive("%v", err)
 	}
-	aclPath := ""
-	for _, d := range conf {
-		if d.key == "acl_file" {
-			aclPath = d.value
-			break
-		}
+	acls := confValues(conf, "acl_file")
+	if len(acls) == 0 {
+		return inconclusive("no acl_file in the broker's configuration")
 	}
-	if aclPath == "" {
-		return inconclusive("no acl_file in %s", e.T.Local.MosquittoConf)
-	}
+	// the local stack's files are on this machine: the edit is a local write
+	aclPath := acls[0]
 	orig, err := os.ReadFile(aclPath)
 	if err != nil {
 		return inconclusive("%v", err)
@@ -655,14 +656,7 @@ func runACL10(ctx context.Context, e *Env) Outcome {
 	if !bytes.Contains(orig, []byte(rw)) {
 		return inconclusive("the ACL has no %q line to take the write right from", rw)
 	}
-	pid, err := e.brokerPID()
-	if err != nil {
-		return inconclusive("%v", err)
-	}
-	reload := e.opts.Reload
-	if reload == nil {
-		reload = func() error { return syscallHUP(pid) }
-	}
+	reload := func() error { return e.reload(context.WithoutCancel(ctx), host.Mosquitto) }
 	a := e.Actor("ACL-10", "a")
 	owner, err := e.connect311(ctx, a)
 	if err != nil {
@@ -710,8 +704,6 @@ func runACL10(ctx context.Context, e *Env) Outcome {
 	}
 	return pass("retained %s replayed before the ACL change, not after devices lost write (pattern read) and the broker reloaded", topic)
 }
-
-func syscallHUP(pid int) error { return syscall.Kill(pid, syscall.SIGHUP) }
 
 // perSourceCap is the firewall's per-source connection cap SECURITY.md
 // recommends (nftables `ct count over 20`).

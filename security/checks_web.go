@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -271,11 +272,11 @@ func webChecks() []Check {
 					}
 					parts = append(parts, fmt.Sprintf("%s %s %d Server=%q", q.m, q.p, r.status, srv))
 				}
-				if e.T.Local != nil && e.T.Local.MosquittoConf != "" {
-					conf, err := readConf(e.T.Local.MosquittoConf)
-					if err != nil {
-						return inconclusive("%v", err)
-					}
+				if conf, err := e.brokerConf(ctx); errors.Is(err, errNoHost) {
+					parts = append(parts, "http_dir not checked (no host access)")
+				} else if err != nil {
+					return inconclusive("%v", err)
+				} else {
 					for _, d := range conf {
 						if d.key == "http_dir" {
 							return fail("mosquitto http_dir %s: the websocket listener serves files", d.value)
@@ -326,6 +327,25 @@ func webChecks() []Check {
 				}
 				return pass("/status → %d from %s; /healthz control answered", r.status, srcDesc)
 			},
+		},
+		{
+			ID: "WEB-08", Tier: 1, Title: "A revoked WSS identity is refused by nginx on /mqtt",
+			Attack:   "wss /mqtt with a revoked CI certificate whose CN is a WSS identity (observer-8), with that identity's correct password; control: its valid twin",
+			Fix:      "nginx: ssl_crl <the CA's CRL> in the /mqtt server, reloaded after every revocation (CRT-09)",
+			Proves:   "nginx checks the CRL on the WebSocket path: a revoked certificate never reaches the broker, whose websocket listeners cannot check certificates",
+			Gaps:     "Mosquitto's websocket listeners ignore client certificates (F8): nginx is the only CRL check on this path",
+			Guards:   "F8, F10 on the wss path",
+			Negative: []NegativeKind{NegRevokedWSS, NegWSSGood},
+			Run:      runWEB08,
+		},
+		{
+			ID: "WEB-09", Standalone: true, Tier: 1, Title: "nginx: no TLS session tickets; OCSP staple absent or valid",
+			Attack: "two TLS 1.2 handshakes sharing a client session cache (ticket resumption), the same with TLS 1.3 (session cache), and the stapled OCSP response",
+			Fix:    "ssl_session_tickets off; ssl_session_cache shared:TLS:10m; no ssl_stapling with the private CA (or a valid one)",
+			Proves: "TLS 1.2 sessions cannot be resumed from a ticket (the ticket key would otherwise decrypt recorded sessions: no forward secrecy); any stapled OCSP answer is a good, current one for the leaf",
+			Gaps:   "TLS 1.3 resumption through the session cache is allowed (PSK with ECDHE) and only recorded",
+			Guards: "forward secrecy of the nginx TLS block",
+			Run:    runWEB09,
 		},
 		{ID: "WEB-07", Tier: 2, Title: "Non-WebSocket and abusive requests to /mqtt", Attack: "plain GET, wrong subprotocol, 20 KB header, 50 upgrades/s", Fix: "limit_req, limit_conn, large_client_header_buffers, client_header_timeout, proxy_read_timeout"},
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/host"
 	"github.com/mqttstack/mqttstack/target"
 )
 
@@ -36,11 +37,13 @@ type Options struct {
 	// for this suite, so it never kicks a load test's observers.
 	Watcher          string
 	PasswordIdentity string
-	// Reload makes the broker re-read its CRL (needed once, for CRT-05,
-	// after the suite revokes its own test identity). nil: SIGHUP to
-	// Target.Local.MosquittoPID when the target is local; otherwise the
-	// revoked identity must already be in the deployed CRL.
-	Reload func() error
+	// Host reaches the machine the stack runs on: the local stack's
+	// (infra/local) or a deployed VPS's over SSH (host/sshhost). The
+	// host-side checks read the broker's and nginx's configuration, the
+	// ACL the broker loaded and the listening sockets through it, and the
+	// suite reloads the daemons' CRL with it on a local target. nil: no
+	// host access; those checks are Skipped with the reason, never passed.
+	Host host.Host
 	// Log receives progress lines (nil: discarded).
 	Log io.Writer
 }
@@ -51,6 +54,7 @@ type Options struct {
 type Env struct {
 	T    *target.Target
 	opts Options
+	host host.Host // nil: no host access
 
 	caPool *x509.CertPool
 	root   *certs.Authority
@@ -58,9 +62,12 @@ type Env struct {
 	watch    *watcher
 	watchErr error
 
-	// pwMu serialises connections of PasswordIdentity: with
-	// use_username_as_clientid two of them would kick each other.
-	pwMu sync.Mutex
+	// pwMu serialises connections of PasswordIdentity (observer-8) and
+	// backendMu those of the suite's backend identity (backend-8): with
+	// use_username_as_clientid two of them would kick each other. A check
+	// that needs both takes pwMu first.
+	pwMu      sync.Mutex
+	backendMu sync.Mutex
 
 	certMu sync.Mutex
 	certs  map[string]tls.Certificate // cache: identity → key pair
@@ -73,6 +80,10 @@ type Env struct {
 	// control that sub-CA chains are accepted at all.
 	subCAGood string
 	subCADir  string
+
+	// wsLs are the broker's websockets listeners, read through the host
+	// once (nil without host access).
+	wsLs []wsListener
 }
 
 // Actor names the identity of role for check id: "ACL-03","b" → "sec-acl03-b".
@@ -101,7 +112,7 @@ func Prepare(ctx context.Context, opts Options, checks []Check) (*Env, error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
-	e := &Env{T: t, opts: opts, certs: map[string]tls.Certificate{},
+	e := &Env{T: t, opts: opts, host: opts.Host, certs: map[string]tls.Certificate{},
 		neg: map[NegativeKind]tls.Certificate{}, negErr: map[NegativeKind]error{}}
 
 	caPEM, err := os.ReadFile(t.CACert)
@@ -117,6 +128,16 @@ func Prepare(ctx context.Context, opts Options, checks []Check) (*Env, error) {
 		return nil, fmt.Errorf("security: the suite issues its own test identities and needs the CA key: %w", err)
 	}
 
+	if e.host != nil {
+		// The websockets listeners decide which password listeners the
+		// checks use; a broker config that cannot be read here is reported
+		// by the host-side checks themselves.
+		if conf, err := e.brokerConf(ctx); err == nil {
+			e.wsLs = readWSListeners(conf)
+		} else {
+			fmt.Fprintf(opts.Log, "security: %v\n", err)
+		}
+	}
 	ids := []string{wssCertID}
 	negs := map[NegativeKind]bool{}
 	for _, c := range checks {

@@ -2,15 +2,15 @@ package security
 
 import (
 	"bufio"
-	"encoding/hex"
+	"context"
+	"errors"
 	"fmt"
 	"io"
-	"net"
-	"os"
-	"path/filepath"
-	"sort"
-	"strconv"
+	"net/netip"
 	"strings"
+
+	"github.com/mqttstack/mqttstack/host"
+	"github.com/mqttstack/mqttstack/infra/hostconfig"
 )
 
 // directive is one line of an effective mosquitto configuration.
@@ -20,50 +20,123 @@ type directive struct {
 	line       int
 }
 
-// readConf reads a mosquitto.conf and the include_dir files in the order
-// the broker reads them (the included files are sorted by name and read at
-// the point of the include_dir line). Comments must be whole lines in
-// 2.0.11, so a '#' only starts a comment at the start of a line.
-func readConf(path string) ([]directive, error) {
-	var out []directive
-	if err := readConfInto(path, &out, 0); err != nil {
-		return nil, err
+// errNoHost says that the run has no access to the stack's host: the
+// checks that read its files or list its sockets are skipped with it.
+var errNoHost = errors.New("no host access (the target has no ssh section and is not a running local stack)")
+
+// needsHost is the Skipped outcome of a host-side check without a Host.
+func needsHost(what string) Outcome {
+	return skipped("%s needs host access: %v", what, errNoHost)
+}
+
+// hostFile reads path on the stack's host.
+func (e *Env) hostFile(ctx context.Context, path string) ([]byte, error) {
+	if e.host == nil {
+		return nil, errNoHost
+	}
+	b, err := e.host.ReadFile(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: read %s: %w", e.host.Name(), path, err)
+	}
+	return b, nil
+}
+
+// brokerConf reads the broker's effective configuration on the host:
+// the file host.ConfigPath(mosquitto) names, with its include_dir files at
+// their line in the broker's order, through hostconfig's one reader.
+func (e *Env) brokerConf(ctx context.Context) ([]directive, error) {
+	if e.host == nil {
+		return nil, errNoHost
+	}
+	path := e.host.ConfigPath(host.Mosquitto)
+	if path == "" {
+		return nil, fmt.Errorf("%s: no mosquitto config path", e.host.Name())
+	}
+	c, err := hostconfig.ReadBrokerConfig(ctx, e.host, path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", e.host.Name(), err)
+	}
+	out := make([]directive, 0, len(c.Directives))
+	for _, d := range c.Directives {
+		out = append(out, directive{key: d.Key, value: d.Value, file: d.File, line: d.Line})
 	}
 	return out, nil
 }
 
-func readConfInto(path string, out *[]directive, depth int) error {
-	if depth > 4 {
-		return fmt.Errorf("%s: include_dir nesting too deep", path)
+// confValues returns every value of key in conf, in order.
+func confValues(conf []directive, key string) []string {
+	var out []string
+	for _, d := range conf {
+		if d.key == key {
+			out = append(out, d.value)
+		}
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("read config: %w", err)
+	return out
+}
+
+// nginxConf reads nginx's main configuration on the host.
+func (e *Env) nginxConf(ctx context.Context) (string, []byte, error) {
+	if e.host == nil {
+		return "", nil, errNoHost
 	}
-	defer f.Close()
-	return directiveLines(f, func(n int, _, k, v string) error {
-		d := directive{key: k, value: v, file: path, line: n}
-		*out = append(*out, d)
-		if k == "include_dir" {
-			ents, err := os.ReadDir(d.value)
-			if err != nil {
-				return fmt.Errorf("%s:%d include_dir: %w", path, n, err)
-			}
-			var names []string
-			for _, en := range ents {
-				if !en.IsDir() && strings.HasSuffix(en.Name(), ".conf") {
-					names = append(names, en.Name())
-				}
-			}
-			sort.Strings(names)
-			for _, nm := range names {
-				if err := readConfInto(filepath.Join(d.value, nm), out, depth+1); err != nil {
-					return err
-				}
+	path := e.host.ConfigPath(host.Nginx)
+	if path == "" {
+		return "", nil, fmt.Errorf("%s: no nginx config path", e.host.Name())
+	}
+	b, err := e.hostFile(ctx, path)
+	return path, b, err
+}
+
+// nginxDirective returns the values of every `name value;` statement in an
+// nginx configuration (comments stripped), with their line numbers.
+func nginxDirective(conf []byte, name string) (values []string, lines []int) {
+	for i, l := range strings.Split(string(conf), "\n") {
+		if c := strings.IndexByte(l, '#'); c >= 0 {
+			l = l[:c]
+		}
+		for _, stmt := range strings.Split(l, ";") {
+			f := strings.Fields(stmt)
+			if len(f) >= 2 && f[0] == name {
+				values = append(values, strings.Join(f[1:], " "))
+				lines = append(lines, i+1)
 			}
 		}
-		return nil
-	})
+	}
+	return values, lines
+}
+
+// brokerListeners lists the broker's listening sockets on the host.
+func (e *Env) brokerListeners(ctx context.Context) ([]netip.AddrPort, error) {
+	ls, err := e.daemonListeners(ctx, host.Mosquitto)
+	return ls, err
+}
+
+func (e *Env) daemonListeners(ctx context.Context, d host.Daemon) ([]netip.AddrPort, error) {
+	if e.host == nil {
+		return nil, errNoHost
+	}
+	all, err := e.host.Listeners(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: list listeners: %w", e.host.Name(), err)
+	}
+	var out []netip.AddrPort
+	for _, l := range all {
+		if l.Daemon == d {
+			out = append(out, l.Addr)
+		}
+	}
+	return out, nil
+}
+
+// reload has daemon d re-read its configuration (and CRL) through the Host.
+func (e *Env) reload(ctx context.Context, d host.Daemon) error {
+	if e.host == nil {
+		return errNoHost
+	}
+	if err := e.host.Reload(ctx, d); err != nil {
+		return fmt.Errorf("%s: reload %s: %w", e.host.Name(), d, err)
+	}
+	return nil
 }
 
 // directiveLines calls fn for every directive of a mosquitto config or ACL
@@ -99,85 +172,4 @@ var listenerScoped = map[string]bool{
 	"max_connections": true, "protocol": true, "mount_point": true, "bind_interface": true, "socket_domain": true,
 	"http_dir": true, "port": true, "bind_address": true, "websockets_log_level": true, "max_topic_alias": true,
 	"auth_plugin": true, "plugin": true, "max_qos": true,
-}
-
-// socket is one listening TCP socket.
-type socket struct {
-	addr net.IP
-	port int
-}
-
-func (s socket) String() string { return net.JoinHostPort(s.addr.String(), strconv.Itoa(s.port)) }
-
-// listeningSockets returns the TCP sockets in LISTEN state owned by pid,
-// from /proc (no `ss` needed, same user as the daemon).
-func listeningSockets(pid int) ([]socket, error) {
-	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, err := os.ReadDir(fdDir)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w (is pid %d running, and ours?)", fdDir, err, pid)
-	}
-	inodes := map[string]bool{}
-	for _, en := range ents {
-		l, err := os.Readlink(filepath.Join(fdDir, en.Name()))
-		if err == nil && strings.HasPrefix(l, "socket:[") {
-			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
-		}
-	}
-	var out []socket
-	for _, tbl := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		f, err := os.Open(tbl)
-		if err != nil {
-			continue
-		}
-		s := bufio.NewScanner(f)
-		s.Scan() // header
-		for s.Scan() {
-			fs := strings.Fields(s.Text())
-			if len(fs) < 10 || fs[3] != "0A" || !inodes[fs[9]] {
-				continue
-			}
-			a, p, _ := strings.Cut(fs[1], ":")
-			ip, err := procIP(a)
-			if err != nil {
-				continue
-			}
-			port, _ := strconv.ParseUint(p, 16, 16)
-			out = append(out, socket{addr: ip, port: int(port)})
-		}
-		f.Close()
-	}
-	return out, nil
-}
-
-// procIP decodes /proc/net/tcp{,6} addresses (little-endian 32-bit words).
-func procIP(h string) (net.IP, error) {
-	b, err := hex.DecodeString(h)
-	if err != nil {
-		return nil, err
-	}
-	for i := 0; i+4 <= len(b); i += 4 {
-		b[i], b[i+1], b[i+2], b[i+3] = b[i+3], b[i+2], b[i+1], b[i]
-	}
-	return net.IP(b), nil
-}
-
-// brokerPID returns the local target's mosquitto pid after checking that
-// the process really is that broker (its command line names mosquitto and
-// the target's config): a stale target file must never make the suite
-// signal an unrelated process.
-func (e *Env) brokerPID() (int, error) {
-	if e.T.Local == nil || e.T.Local.MosquittoPID <= 0 {
-		return 0, fmt.Errorf("target has no local mosquitto pid")
-	}
-	pid := e.T.Local.MosquittoPID
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return 0, fmt.Errorf("mosquitto pid %d: %w (is the local stack running? `mqttstack local up`)", pid, err)
-	}
-	cmd := strings.ReplaceAll(string(b), "\x00", " ")
-	if !strings.Contains(cmd, "mosquitto") || (e.T.Local.MosquittoConf != "" && !strings.Contains(cmd, e.T.Local.MosquittoConf)) {
-		return 0, fmt.Errorf("pid %d is %q, not the target's mosquitto (stale target file?)", pid, cmd)
-	}
-	return pid, nil
 }

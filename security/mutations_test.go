@@ -3,13 +3,14 @@ package security
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/mqttstack/mqttstack/infra/hostconfig"
 	"github.com/mqttstack/mqttstack/internal/stacktest"
-	"github.com/mqttstack/mqttstack/target"
 )
 
 // dropWebsocketSocketDomain removes `socket_domain ipv4` from the
@@ -123,7 +124,17 @@ func TestMutations(t *testing.T) {
 		{"nginx /status allow all", m(stacktest.ReplaceLine("nginx.conf", "deny all;", "allow all;")), []string{"WEB-06"}, nil, false},
 		{"max_packet_size", m(stacktest.DropLines("mosquitto.conf", "max_packet_size")), []string{"PRO-04"}, nil, false},
 		{"max_keepalive", m(stacktest.DropLines("mosquitto.conf", "max_keepalive")), []string{"DOS-04"}, nil, false},
-		{"crlfile", m(stacktest.DropLines("mosquitto.conf", "crlfile")), []string{"CRT-05"}, nil, false},
+		{"crlfile", m(stacktest.DropLines("mosquitto.conf", "crlfile")), []string{"CRT-05", "CRT-09", "CRT-10"}, nil, false},
+		// least privilege (ACL-11…14): each class loses one limit
+		{"observer writes through the device pattern", m(stacktest.DropLines("/acl", "topic deny")), []string{"ACL-11", "ACL-14"}, nil, false},
+		{"observer readwrite devices", m(regexMutation("/acl", `user observer-8\ntopic read devices/#`, "user observer-8\ntopic readwrite devices/#")), []string{"ACL-11", "ACL-14"}, nil, false},
+		{"backend readwrite all", m(regexMutation("/acl", `user backend-8\n`, "user backend-8\ntopic readwrite #\n")), []string{"ACL-12", "ACL-14"}, nil, false},
+		{"backend read SYS", m(regexMutation("/acl", `user backend-8\n`, "user backend-8\ntopic read $$SYS/#\n")), []string{"ACL-13", "ACL-14"}, nil, false},
+		{"an identity no check covers", m(regexMutation("/acl", `\z`, "\nuser ops-tool\ntopic readwrite #\n")), []string{"ACL-14"}, nil, false},
+		// revocation and TLS on nginx (WEB-08/09, CRT-09)
+		{"nginx ssl_crl", m(stacktest.DropLines("nginx.conf", "ssl_crl")), []string{"WEB-08", "CRT-09"}, nil, false},
+		{"nginx loads a stale CRL", m(staleNginxCRL), []string{"CRT-09"}, []string{"WEB-08"}, false},
+		{"nginx session tickets", m(stacktest.ReplaceLine("nginx.conf", "ssl_session_tickets off;", "ssl_session_tickets on;")), []string{"WEB-09"}, nil, false},
 		{"allow_zero_length_clientid", m(stacktest.ReplaceLine("mosquitto.conf", "allow_zero_length_clientid false", "allow_zero_length_clientid true")), []string{"AUTH-03"}, nil, false},
 		{"acl everyone readwrite all devices", m(stacktest.ReplaceLine("/acl", "pattern readwrite devices/%u/#", "pattern readwrite devices/#")),
 			[]string{"ACL-01", "ACL-02", "ACL-03", "ACL-04", "ACL-06", "ACL-07", "ACL-09"}, nil, false},
@@ -133,17 +144,17 @@ func TestMutations(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var tg *target.Target
+			var opts Options
 			if tc.unready {
-				tg = startStackUnready(t, tc.mutate(t))
+				opts = startStackUnready(t, tc.mutate(t))
 			} else {
-				tg = startStack(t, tc.mutate(t))
+				opts = startStack(t, tc.mutate(t))
 			}
 			checks, err := Select(Catalog(), 1, append(append([]string{}, tc.fails...), tc.also...))
 			if err != nil {
 				t.Fatal(err)
 			}
-			rs := runSuite(t, tg, Options{Target: tg}, checks)
+			rs := runSuite(t, opts, checks)
 			for _, r := range rs {
 				t.Logf("%s %s: %s", r.Check.ID, r.Outcome.Status, r.Outcome.Evidence)
 				for _, id := range tc.fails {
@@ -193,12 +204,12 @@ func TestMutationsWSS(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			opts := append([]stacktest.Option{stacktest.WithOpsPort(), stacktest.WithPrivatePKI()}, tc.opts(t)...)
-			tg := stacktest.Start(t, opts...).Target
+			s := stacktest.Start(t, opts...)
 			checks, err := Select(Catalog(), 1, []string{tc.fails, "OPS-02"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			rs := runSuite(t, tg, Options{Target: tg}, checks)
+			rs := runSuite(t, Options{Target: s.Target, Host: s.Host()}, checks)
 			if len(rs) != 2 {
 				t.Fatalf("%d results for %s and OPS-02", len(rs), tc.fails)
 			}
@@ -284,6 +295,31 @@ func regexMutation(suffix, expr, repl string) func([]hostconfig.File) []hostconf
 		}
 		return files
 	}
+}
+
+// staleNginxCRL points nginx's ssl_crl at a copy of the CRL taken when the
+// stack is rendered, before the suite's CI sub-CA revokes anything: the
+// copy the daemon loads lags the PKI, as a CRL that was never redeployed
+// does.
+func staleNginxCRL(files []hostconfig.File) []hostconfig.File {
+	re := regexp.MustCompile(`ssl_crl ([^;]+);`)
+	for i, f := range files {
+		if !strings.HasSuffix(f.Path, "nginx.conf") {
+			continue
+		}
+		m := re.FindSubmatch(f.Content)
+		if m == nil {
+			panic("staleNginxCRL: no ssl_crl in nginx.conf")
+		}
+		b, err := os.ReadFile(string(m[1]))
+		if err != nil {
+			panic("staleNginxCRL: " + err.Error())
+		}
+		stale := filepath.Join(filepath.Dir(f.Path), "stale.crl")
+		files[i].Content = re.ReplaceAll(f.Content, []byte("ssl_crl "+stale+";"))
+		return append(files, hostconfig.File{Path: stale, Mode: 0o644, Content: b})
+	}
+	panic("staleNginxCRL: no nginx.conf")
 }
 
 // catchAllServesCertificate replaces `ssl_reject_handshake on;` in the

@@ -15,10 +15,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"syscall"
 	"time"
 
 	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/host"
 )
 
 // NegativeKind names a CI-only client identity that a hardened broker must
@@ -35,6 +35,10 @@ const (
 	NegServerAuth NegativeKind = "serverauth" // EKU serverAuth only
 	NegWildcardCN NegativeKind = "cn-plus-hash"
 	NegSlashCN    NegativeKind = "cn-slash" // CN "<device>/sub" (CRT-07)
+	// NegRevokedWSS has the CN of a WSS identity and is revoked (WEB-08);
+	// NegWSSGood is its valid twin (not negative: WEB-08's control).
+	NegRevokedWSS NegativeKind = "revoked-wss"
+	NegWSSGood    NegativeKind = "wss-good"
 )
 
 // ciSubCA is the name of the sub-CA the suite's negative identities come
@@ -108,25 +112,35 @@ func (e *Env) prepareNegatives(ctx context.Context, kinds map[NegativeKind]bool)
 	issue(NegWildcardCN, "sec-ci-wild", certs.ClientOptions{RawCN: "sec+#"})
 	issue(NegSlashCN, "sec-ci-slash", certs.ClientOptions{RawCN: actorName("CRT-07", "a") + "/sub"})
 	// A deployed broker cannot be made to reload here: its CRL is the one
-	// deployed after the preparation pass. Re-issuing the revoked identity
+	// deployed after the preparation pass. Re-issuing a revoked identity
 	// would give it a new serial that CRL has never seen, so an existing
 	// one is reused as it is.
-	deployed := e.opts.Reload == nil && (e.T.Local == nil || e.T.Local.MosquittoPID <= 0)
-	revokedCrt := filepath.Join(sub.Dir, "clients", "sec-ci-revoked.crt")
-	if _, err := os.Stat(revokedCrt); deployed && err == nil && kinds[NegRevoked] {
-		if c, err := e.loadPair(filepath.Join(sub.Dir, "clients"), "sec-ci-revoked"); err != nil {
-			e.negErr[NegRevoked] = err
-		} else {
-			e.neg[NegRevoked] = c
+	revoked := func(k NegativeKind, id string, o certs.ClientOptions) {
+		if !kinds[k] {
+			return
 		}
-	} else {
-		issue(NegRevoked, "sec-ci-revoked", certs.ClientOptions{})
-		if kinds[NegRevoked] && e.negErr[NegRevoked] == nil {
-			if err := sub.Revoke("sec-ci-revoked"); err != nil {
-				e.negErr[NegRevoked] = fmt.Errorf("revoke: %w", err)
+		crt := filepath.Join(sub.Dir, "clients", id+".crt")
+		if _, err := os.Stat(crt); e.T.Local == nil && err == nil {
+			if c, err := e.loadPair(filepath.Join(sub.Dir, "clients"), id); err != nil {
+				e.negErr[k] = err
+			} else {
+				e.neg[k] = c
+			}
+			return
+		}
+		issue(k, id, o)
+		if e.negErr[k] == nil {
+			if err := sub.Revoke(id); err != nil {
+				e.negErr[k] = fmt.Errorf("revoke: %w", err)
 			}
 		}
 	}
+	revoked(NegRevoked, "sec-ci-revoked", certs.ClientOptions{})
+	// WEB-08: a revoked certificate whose CN is a WSS identity (the
+	// password identity), and its valid twin, the control that nginx
+	// accepts the sub-CA's chain for that CN at all.
+	revoked(NegRevokedWSS, "sec-ci-revoked-wss", certs.ClientOptions{RawCN: e.opts.PasswordIdentity})
+	issue(NegWSSGood, "sec-ci-wss-good", certs.ClientOptions{RawCN: e.opts.PasswordIdentity})
 	// The broker's crlfile must hold a CRL for every issuer it sees
 	// (OpenSSL CRL_CHECK fails a leaf whose issuer has no CRL, with the
 	// alert unknown_ca), so the combined CRL is rewritten for the sub-CA and
@@ -146,21 +160,22 @@ func (e *Env) prepareNegatives(ctx context.Context, kinds map[NegativeKind]bool)
 // and, when asked, the revoked one refused, so that checks measure the CRL
 // and not the race with the reload.
 func (e *Env) reloadCRL(ctx context.Context, good, revoked tls.Certificate, wantRevoked bool) error {
-	reload := e.opts.Reload
-	if reload == nil && e.T.Local != nil && e.T.Local.MosquittoPID > 0 {
-		pid, err := e.brokerPID()
-		if err != nil {
-			return fmt.Errorf("security: reload the broker's CRL: %w", err)
-		}
-		reload = func() error { return syscall.Kill(pid, syscall.SIGHUP) }
-	}
-	if reload == nil {
-		// A deployed broker: the CI sub-CA's CRL must already be deployed;
-		// the positive controls report it if it is not.
+	if e.T.Local == nil {
+		// A deployed broker reads the CRL deployed with it, not this PKI's:
+		// the CI sub-CA's CRL must already be there (the positive controls
+		// report it if it is not).
 		return nil
 	}
-	if err := reload(); err != nil {
-		return fmt.Errorf("security: reload the broker's CRL: %w", err)
+	if e.host == nil {
+		// not fatal: the checks' positive controls (sub-CA identities
+		// refused with unknown_ca) report what a stale CRL breaks
+		fmt.Fprintf(e.opts.Log, "security: the local broker and nginx cannot reload the CI sub-CA's CRL: %v\n", errNoHost)
+		return nil
+	}
+	for _, d := range []host.Daemon{host.Mosquitto, host.Nginx} {
+		if err := e.reload(ctx, d); err != nil {
+			return fmt.Errorf("security: reload the CRL: %w", err)
+		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {

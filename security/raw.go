@@ -53,6 +53,7 @@ type rawConnect struct {
 	WillMsg    []byte
 	WillQoS    byte
 	WillRetain bool
+	Persist    bool   // clean session / clean start 0: resume the stored session
 	Props      []byte // v5 CONNECT properties (without the length)
 	WillProps  []byte // v5 Will properties (without the length)
 }
@@ -63,6 +64,9 @@ func (c rawConnect) bytes() []byte {
 		level = 5
 	}
 	flags := byte(0x02) // clean session / clean start
+	if c.Persist {
+		flags = 0
+	}
 	if c.Username != nil {
 		flags |= 0x80
 	}

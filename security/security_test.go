@@ -11,11 +11,10 @@ import (
 	"time"
 
 	"github.com/mqttstack/mqttstack/infra/hostconfig"
-	"github.com/mqttstack/mqttstack/target"
 )
 
-// runSuite prepares the env for checks against tg and runs them.
-func runSuite(t *testing.T, tg interface{}, opts Options, checks []Check) []Result {
+// runSuite prepares the env for checks with opts and runs them.
+func runSuite(t *testing.T, opts Options, checks []Check) []Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -27,11 +26,11 @@ func runSuite(t *testing.T, tg interface{}, opts Options, checks []Check) []Resu
 	return Run(ctx, e, checks, nil)
 }
 
-// runLogged runs checks against tg and logs the text report.
-func runLogged(t *testing.T, tg *target.Target, checks []Check) []Result {
+// runLogged runs checks with opts and logs the text report.
+func runLogged(t *testing.T, opts Options, checks []Check) []Result {
 	t.Helper()
 	start := time.Now()
-	rs := runSuite(t, tg, Options{Target: tg}, checks)
+	rs := runSuite(t, opts, checks)
 	var buf bytes.Buffer
 	_ = WriteText(&buf, rs, time.Since(start))
 	t.Log("\n" + buf.String())
@@ -53,15 +52,15 @@ func wantFor(t *testing.T, r Result) Status {
 }
 
 func TestTier1(t *testing.T) {
-	tg := startStack(t)
+	opts := startStack(t)
 	checks, err := Select(Catalog(), 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(checks) != 40 {
-		t.Errorf("tier 1 has %d checks, the catalog says 40", len(checks))
+	if len(checks) != 47 {
+		t.Errorf("tier 1 has %d checks, the catalog says 47", len(checks))
 	}
-	rs := runLogged(t, tg, checks)
+	rs := runLogged(t, opts, checks)
 	for _, r := range rs {
 		if r.Check.Run == nil {
 			t.Errorf("%s: tier-1 check not implemented", r.Check.ID)
@@ -97,7 +96,7 @@ func TestTier2(t *testing.T) {
 	// AUTH-04 judges nginx's limit_req burst; the local render sizes it
 	// to the fleet (one source address), so the stack is rendered with the
 	// VPS value (10) here.
-	tg := startStack(t, setWSBurst(10))
+	opts := startStack(t, setWSBurst(10))
 	var checks []Check
 	for _, c := range Catalog() {
 		if c.Tier != 2 || c.Run == nil {
@@ -109,7 +108,7 @@ func TestTier2(t *testing.T) {
 		}
 		checks = append(checks, c)
 	}
-	rs := runLogged(t, tg, checks)
+	rs := runLogged(t, opts, checks)
 	for _, r := range rs {
 		want := wantFor(t, r)
 		if r.Check.ID == "DOS-02" {

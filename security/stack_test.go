@@ -11,7 +11,6 @@ import (
 	"github.com/mqttstack/mqttstack/infra/hostconfig"
 	"github.com/mqttstack/mqttstack/infra/local"
 	"github.com/mqttstack/mqttstack/internal/stacktest"
-	"github.com/mqttstack/mqttstack/target"
 )
 
 func TestMain(m *testing.M) { os.Exit(stacktest.Main(m)) }
@@ -19,21 +18,27 @@ func TestMain(m *testing.M) { os.Exit(stacktest.Main(m)) }
 // startStack brings up a real local stack (mosquitto + nginx) on free
 // loopback ports with the ops listener, and its own PKI: the suite revokes
 // and re-issues its CI identities, which must not race other stacks.
-func startStack(t testing.TB, mutations ...func([]hostconfig.File) []hostconfig.File) *target.Target {
+// It returns the suite's options for it: the target and the stack's Host
+// (infra/local's), so host-side checks run.
+func startStack(t testing.TB, mutations ...func([]hostconfig.File) []hostconfig.File) Options {
 	t.Helper()
 	opts := []stacktest.Option{stacktest.WithOpsPort(), stacktest.WithPrivatePKI()}
 	for _, m := range mutations {
 		opts = append(opts, stacktest.WithMutation(m))
 	}
-	return stacktest.Start(t, opts...).Target
+	s := stacktest.Start(t, opts...)
+	return Options{Target: s.Target, Host: s.Host()}
 }
 
 // startStackUnready starts a hardened stack, then restarts mosquitto on a
 // mutated copy of its config without stacktest's readiness probe. Needed
 // for mutations that break the probe itself: without require_certificate
 // 2.0.11 never asks for a client certificate, so even the probe identity
-// gets CONNACK 4 and stacktest would never call the broker ready.
-func startStackUnready(t *testing.T, mutate func([]hostconfig.File) []hostconfig.File) *target.Target {
+// gets CONNACK 4 and stacktest would never call the broker ready. The
+// hand-started broker is not the local stack's any more, so the options
+// carry no Host: the CI sub-CA's CRL is not reloaded and host-side checks
+// are skipped (the checks this serves are network ones).
+func startStackUnready(t *testing.T, mutate func([]hostconfig.File) []hostconfig.File) Options {
 	t.Helper()
 	s := stacktest.Start(t, stacktest.WithOpsPort(), stacktest.WithPrivatePKI())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -71,5 +76,5 @@ func startStackUnready(t *testing.T, mutate func([]hostconfig.File) []hostconfig
 		time.Sleep(50 * time.Millisecond)
 	}
 	s.Target.Local.MosquittoPID = cmd.Process.Pid
-	return s.Target
+	return Options{Target: s.Target}
 }

@@ -1,8 +1,8 @@
 package security
 
 import (
+	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,17 +18,13 @@ type wsListener struct {
 	passwordFile string
 }
 
-// wsListeners reads the websockets listeners of a local target's rendered
-// configuration; nil for a remote target or when the file is unreadable
-// (then Local.WSPort alone stands for them).
-func (e *Env) wsListeners() []wsListener {
-	if e.T.Local == nil || e.T.Local.MosquittoConf == "" {
-		return nil
-	}
-	conf, err := readConf(e.T.Local.MosquittoConf)
-	if err != nil {
-		return nil
-	}
+// wsListeners are the websockets listeners of the broker's configuration,
+// read once through the Host by Prepare; nil without host access (then
+// Local.WSPort alone stands for them on a local target).
+func (e *Env) wsListeners() []wsListener { return e.wsLs }
+
+// readWSListeners picks the websockets listeners out of conf.
+func readWSListeners(conf []directive) []wsListener {
 	var out []wsListener
 	var cur *wsListener
 	ws := false
@@ -102,10 +98,10 @@ func (e *Env) wsPortOf(id string) int {
 // sharedWSPasswordFiles warns about websockets listeners whose password
 // file holds more than one identity (the DeviceWSS mode): behind nginx such
 // a listener cannot bind the certificate to the username (F8).
-func (e *Env) sharedWSPasswordFiles() []string {
+func (e *Env) sharedWSPasswordFiles(ctx context.Context) []string {
 	var out []string
 	for _, l := range e.wsListeners() {
-		b, err := os.ReadFile(l.passwordFile)
+		b, err := e.hostFile(ctx, l.passwordFile)
 		if err != nil {
 			continue
 		}

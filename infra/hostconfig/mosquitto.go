@@ -147,8 +147,11 @@ func ACL(s Stack) []byte {
 	b.WriteString("# (= certificate CN on the mTLS listener). Never %c (ACL-09).\n")
 	b.WriteString("pattern readwrite devices/%u/#\n")
 	for _, o := range s.Observers {
-		b.WriteString("\n# read-only observer\n")
-		fmt.Fprintf(&b, "user %s\ntopic read devices/#\ntopic read $SYS/#\n", o)
+		// the pattern above applies to every user, observers too: the
+		// deny (checked before grants and patterns) keeps a leaked observer
+		// credential from publishing as a device named after it (ACL-11)
+		b.WriteString("\n# read-only observer: no write anywhere\n")
+		fmt.Fprintf(&b, "user %s\ntopic read devices/#\ntopic read $SYS/#\ntopic deny devices/%s/#\n", o, o)
 	}
 	for _, k := range s.Backends {
 		b.WriteString("\n# backend: reads telemetry, writes commands\n")
