@@ -1,40 +1,42 @@
 // Package broker is the Pulumi component that puts an mqttstack on a VPS:
 // the server (Hetzner Cloud, DigitalOcean, or an existing host reached over
 // SSH), the provider firewall, a DNS record in the cloud's DNS, and the
-// provisioning that installs Mosquitto, nginx and certbot from Debian's
-// packages and writes the files rendered by infra/hostconfig.
+// host configuration: one mqttstack:index:HostConfig (package hostres,
+// served by our own plugin pulumi-resource-mqttstack) that installs
+// Mosquitto, nginx, certbot and nftables from Debian's packages and writes
+// the files rendered by infra/hostconfig, for every provider alike.
 //
-// Provisioning always runs over SSH (remote.Command), for the clouds too,
-// and never through cloud-init user data, for two reasons:
+// The host configuration always travels over SSH, for the clouds too, and
+// never through cloud-init user data, for two reasons:
 //
 //   - user data is visible to every local process on the VPS through the
 //     provider's metadata service and is kept by the provider's API; the
-//     script carries the server key, which must only travel as a Pulumi
-//     secret over SSH;
+//     server key must only travel as a Pulumi secret over SSH;
 //   - a change to user data replaces the server on both clouds, so a
-//     one-line ACL change would cost a new machine and a new address. The
-//     provisioning command is instead keyed on a hash of the rendered files:
-//     a change re-runs the idempotent script, which rewrites what differs
-//     and reloads only the affected daemon. The server is left alone.
+//     one-line ACL change would cost a new machine and a new address.
+//     HostConfig's inputs are keyed by file path instead: a change updates
+//     the host in place, writes only the files that differ, validates the
+//     new configuration before any reload and reloads only the daemons
+//     whose files changed (see package hostres). Only a new server (its id)
+//     replaces the HostConfig.
 //
 // One consequence: the machine running `pulumi up` must reach port 22 of the
 // server, i.e. lie inside mqttstack:adminCidr.
 package broker
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
+	"path"
 	"regexp"
-	"slices"
 	"strings"
+	"time"
 
-	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/mqttstack/mqttstack/infra/hostconfig"
+	"github.com/mqttstack/mqttstack/infra/hostres"
 )
 
 // TypeToken is the component's Pulumi type.
@@ -96,9 +98,24 @@ type Connection struct {
 	// PrivateKey is the PEM key that logs in; pass a secret
 	// (config.TrySecret), it is wrapped in pulumi.ToSecret regardless.
 	PrivateKey pulumi.StringInput
-	// HostKey pins the host's SSH public key; empty accepts any (the clouds'
-	// fresh servers have unknown keys).
+	// HostKey pins the host's SSH public key (an authorized_keys line).
+	// Required for provider ssh. Empty for a fresh cloud server: the key
+	// seen on first contact is recorded in the state and every later
+	// connection must present it.
 	HostKey string
+	// RetryBudget bounds waiting for SSH (a booting cloud server, a host
+	// that refuses for a moment). Zero: DefaultRetryBudget(Provider).
+	RetryBudget time.Duration
+}
+
+// DefaultRetryBudget is how long the provider waits for SSH: a fresh cloud
+// server needs a minute or two before sshd answers; an existing host
+// should answer at once, so its budget only covers a short blip.
+func DefaultRetryBudget(p Provider) time.Duration {
+	if p == SSH {
+		return 30 * time.Second
+	}
+	return 5 * time.Minute
 }
 
 // Broker is the component. Its outputs form the target file.
@@ -114,9 +131,19 @@ type Broker struct {
 	HTTPSURL   pulumi.StringOutput `pulumi:"httpsUrl"`
 	// CACertPEM is the device CA certificate (public).
 	CACertPEM pulumi.StringOutput `pulumi:"caCertPem"`
-	// ConfigHash identifies the rendered non-secret files; it changes
-	// exactly when provisioning re-runs for a configuration change.
+	// ConfigHash is the hash of the configuration as applied on the host
+	// (every managed file's path, mode, owner and content hash).
 	ConfigHash pulumi.StringOutput `pulumi:"configHash"`
+	// SSHUser and SSHPort are how the host configuration logged in.
+	SSHUser pulumi.StringOutput `pulumi:"sshUser"`
+	SSHPort pulumi.IntOutput    `pulumi:"sshPort"`
+	// HostKey is the host's pinned SSH key (authorized_keys line) and
+	// HostKeyFingerprint its SHA256 fingerprint.
+	HostKey            pulumi.StringOutput `pulumi:"hostKey"`
+	HostKeyFingerprint pulumi.StringOutput `pulumi:"hostKeyFingerprint"`
+	// MosquittoVersion and NginxVersion are what runs on the host.
+	MosquittoVersion pulumi.StringOutput `pulumi:"mosquittoVersion"`
+	NginxVersion     pulumi.StringOutput `pulumi:"nginxVersion"`
 }
 
 // New creates a broker. Every child is parented to it and named
@@ -125,7 +152,7 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 	if err := args.validate(name); err != nil {
 		return nil, fmt.Errorf("broker %s: %w", name, err)
 	}
-	p, err := renderProvisioning(args)
+	plan, err := Plan(args)
 	if err != nil {
 		return nil, fmt.Errorf("broker %s: %w", name, err)
 	}
@@ -138,7 +165,7 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 
 	var host pulumi.StringOutput
 	var deps []pulumi.Resource
-	var serverID pulumi.StringInput = pulumi.String(args.Connection.Host)
+	var serverID pulumi.StringInput
 	switch args.Provider {
 	case Hetzner:
 		s, err := newHetzner(ctx, name, args, child)
@@ -156,7 +183,8 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 		host = pulumi.String(args.Connection.Host).ToStringOutput()
 	}
 
-	if _, err := newProvisioning(ctx, name, args, p, host, serverID, child, pulumi.DependsOn(deps)); err != nil {
+	hc, err := newHostConfig(ctx, name, args, plan, host, serverID, child, pulumi.DependsOn(deps))
+	if err != nil {
 		return nil, err
 	}
 
@@ -167,15 +195,27 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 	b.WSSURL = pulumi.Sprintf("wss://%s%s/mqtt", s.ServerName, portSuffix(s.HTTPSPort))
 	b.HTTPSURL = pulumi.Sprintf("https://%s%s/", s.ServerName, portSuffix(s.HTTPSPort))
 	b.CACertPEM = pulumi.String(string(args.PKI.CACert)).ToStringOutput()
-	b.ConfigHash = pulumi.String(p.configHash).ToStringOutput()
+	b.ConfigHash = hc.ConfigHash
+	b.SSHUser = pulumi.String(args.Connection.User).ToStringOutput()
+	b.SSHPort = pulumi.Int(args.Connection.Port).ToIntOutput()
+	b.HostKey = hc.HostKey
+	b.HostKeyFingerprint = hc.HostKeyFingerprint
+	b.MosquittoVersion = hc.MosquittoVersion
+	b.NginxVersion = hc.NginxVersion
 	if err := ctx.RegisterResourceOutputs(b, pulumi.Map{
-		"host":       b.Host,
-		"serverName": b.ServerName,
-		"mqttsPort":  b.MQTTSPort,
-		"wssUrl":     b.WSSURL,
-		"httpsUrl":   b.HTTPSURL,
-		"caCertPem":  b.CACertPEM,
-		"configHash": b.ConfigHash,
+		"host":               b.Host,
+		"serverName":         b.ServerName,
+		"mqttsPort":          b.MQTTSPort,
+		"wssUrl":             b.WSSURL,
+		"httpsUrl":           b.HTTPSURL,
+		"caCertPem":          b.CACertPEM,
+		"configHash":         b.ConfigHash,
+		"sshUser":            b.SSHUser,
+		"sshPort":            b.SSHPort,
+		"hostKey":            b.HostKey,
+		"hostKeyFingerprint": b.HostKeyFingerprint,
+		"mosquittoVersion":   b.MosquittoVersion,
+		"nginxVersion":       b.NginxVersion,
 	}); err != nil {
 		return nil, err
 	}
@@ -189,110 +229,141 @@ func portSuffix(p int) string {
 	return fmt.Sprintf(":%d", p)
 }
 
-// Provisioning returns exactly what a host receives from New: the command
-// run over SSH and the script fed to its stdin. The script carries the
-// server key: store it like the key. The VPS rehearsal runs these bytes.
-func Provisioning(a Args) (command string, script []byte, err error) {
-	p, err := renderProvisioning(a)
-	if err != nil {
-		return "", nil, err
-	}
-	return remoteCommand, p.script, nil
+// HostPlan is exactly what a host receives from New, as HostConfig inputs:
+// files by path (Secret ones carry keys and password hashes: only ever
+// handed to Pulumi as secrets), the directories and packages that must
+// exist, and the daemons' main files that the provider validates.
+type HostPlan struct {
+	Files           []PlannedFile
+	Directories     map[string]hostres.Directory
+	Packages        []string
+	MosquittoConfig string
+	NginxConfig     string
 }
 
-// provisioning is the rendered input of the provisioning command.
-type provisioning struct {
-	script []byte // carries the server key: only ever handed over as a secret
-	// configHash covers every file without secrets (paths, modes, owners,
-	// bytes): shown in the clear, so a preview tells which change is coming.
-	// scriptHash covers the whole script (keys, password file, and the
-	// steps around the files), so that any change re-runs provisioning; it
-	// is derived from the server key and is therefore kept secret.
-	configHash string
-	scriptHash string
+// PlannedFile is one file with the daemons that read it.
+type PlannedFile struct {
+	hostconfig.File
+	Secret  bool
+	Daemons []string
 }
 
-// renderProvisioning renders the host files and the provisioning script.
-func renderProvisioning(args Args) (provisioning, error) {
+// Plan renders the host files of a broker (infra/hostconfig) and says, for
+// each, whether it is secret and which daemons it belongs to.
+func Plan(args Args) (HostPlan, error) {
 	s := args.Stack
 	files, err := hostconfig.Render(s)
 	if err != nil {
-		return provisioning{}, err
+		return HostPlan{}, err
 	}
-	public := slices.Clone(files)
 	passwd, err := passwordFile(args.PKI)
 	if err != nil {
-		return provisioning{}, err
+		return HostPlan{}, err
 	}
 	passwords, err := hostconfig.PasswordFiles(s, passwd)
 	if err != nil {
-		return provisioning{}, err
+		return HostPlan{}, err
 	}
 	pki := hostconfig.PKIFiles(s, args.PKI.CACert, args.PKI.CRL, args.PKI.ServerCert, args.PKI.ServerKey)
-	for _, f := range pki {
-		if f.Path != s.Paths.ServerKey && f.Path != s.Paths.NginxKey {
-			public = append(public, f)
-		}
+	p := s.Paths
+	var plan HostPlan
+	add := func(f hostconfig.File, secret bool) {
+		plan.Files = append(plan.Files, PlannedFile{File: f, Secret: secret, Daemons: daemonsOf(s, f.Path)})
 	}
-	files = append(files, pki...)
-	files = append(files, passwords...)
-
-	script, err := hostconfig.ProvisionScript(s, files)
-	if err != nil {
-		return provisioning{}, err
-	}
-	sum := sha256.Sum256(script)
-	return provisioning{script: script, configHash: hashFiles(public), scriptHash: hex.EncodeToString(sum[:])}, nil
-}
-
-// hashFiles is a SHA-256 over every file's path, mode, owner and bytes, in
-// order. Lengths are written so that no two file lists collide.
-func hashFiles(files []hostconfig.File) string {
-	h := sha256.New()
 	for _, f := range files {
-		fmt.Fprintf(h, "%d:%s %o %s %d\n", len(f.Path), f.Path, f.Mode.Perm(), f.Owner, len(f.Content))
-		h.Write(f.Content)
+		add(f, false)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	for _, f := range pki {
+		add(f, f.Path == p.ServerKey || f.Path == p.NginxKey)
+	}
+	for _, f := range passwords {
+		add(f, true)
+	}
+	seen := map[string]bool{}
+	for _, f := range plan.Files {
+		if seen[f.Path] {
+			return HostPlan{}, fmt.Errorf("host files: %s rendered twice", f.Path)
+		}
+		seen[f.Path] = true
+	}
+	plan.Directories = map[string]hostres.Directory{
+		p.WebRoot:  {Mode: "0755", Owner: "root:root"},
+		p.ACMERoot: {Mode: "0755", Owner: "root:root"},
+		strings.TrimSuffix(p.PersistenceDir, "/"): {Mode: "0750", Owner: "mosquitto:mosquitto"},
+		path.Dir(p.MosquittoLog):                  {Mode: "0750", Owner: "mosquitto:mosquitto"},
+	}
+	plan.Packages = []string{"certbot", "mosquitto", "nftables", "nginx"}
+	plan.MosquittoConfig = p.MosquittoConf
+	plan.NginxConfig = p.NginxConf
+	return plan, nil
 }
 
-// remoteCommand runs the script as root: directly when the SSH user is
-// root, through sudo otherwise. On a fresh cloud server it first waits for
-// cloud-init (which installs the SSH key and may hold the apt lock).
-const remoteCommand = `if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait >/dev/null 2>&1 || true; fi
-if [ "$(id -u)" = 0 ]; then exec bash -s; else exec sudo -n bash -s; fi`
+// daemonsOf names the daemons that read a file: they are validated and
+// reloaded (or restarted) when it changes.
+func daemonsOf(s hostconfig.Stack, file string) []string {
+	p := s.Paths
+	switch {
+	case strings.HasPrefix(file, p.SystemdDropins+"/"):
+		return []string{hostres.Systemd}
+	case file == p.NftablesConf:
+		return []string{hostres.Nftables}
+	case file == p.NginxConf || file == p.NginxCert || file == p.NginxKey:
+		return []string{hostres.Nginx}
+	case file == p.CAFile || file == p.CRLFile:
+		return []string{hostres.Mosquitto, hostres.Nginx}
+	case strings.HasPrefix(file, p.WebRoot+"/"), file == p.DeployHook:
+		return nil // read per request / by certbot: no reload
+	default:
+		return []string{hostres.Mosquitto}
+	}
+}
 
-// newProvisioning creates the remote.Command that pipes the provisioning
-// script into bash on the host. The script arrives on stdin (a secret), so
-// it never lands in a command line or the process list.
-func newProvisioning(ctx *pulumi.Context, name string, args Args, p provisioning, host pulumi.StringOutput, serverID pulumi.StringInput, opts ...pulumi.ResourceOption) (*remote.Command, error) {
+// hostConfigArgs turns a plan into HostConfig inputs.
+func hostConfigArgs(args Args, plan HostPlan, host pulumi.StringInput, serverID pulumi.StringInput) *hostres.HostConfigArgs {
 	c := args.Connection
-	conn := remote.ConnectionArgs{
-		Host:       host,
-		User:       pulumi.String(c.User),
-		Port:       pulumi.Float64(float64(c.Port)),
-		PrivateKey: pulumi.ToSecret(c.PrivateKey).(pulumi.StringOutput),
-		// A fresh cloud server needs a minute before sshd answers.
-		DialErrorLimit: pulumi.Int(40),
-		PerDialTimeout: pulumi.Int(15),
+	budget := c.RetryBudget
+	if budget == 0 {
+		budget = DefaultRetryBudget(args.Provider)
+	}
+	h := &hostres.HostConfigArgs{
+		Connection: hostres.Connection{
+			Host:       host,
+			Port:       c.Port,
+			User:       c.User,
+			PrivateKey: pulumi.ToSecret(c.PrivateKey).(pulumi.StringOutput),
+		},
+		ServerID:        serverID,
+		Files:           map[string]hostres.File{},
+		SecretFiles:     map[string]hostres.File{},
+		Directories:     plan.Directories,
+		Packages:        plan.Packages,
+		MosquittoConfig: plan.MosquittoConfig,
+		NginxConfig:     plan.NginxConfig,
+		RetryBudget:     budget,
 	}
 	if c.HostKey != "" {
-		conn.HostKey = pulumi.String(c.HostKey)
+		h.Connection.HostKey = pulumi.String(c.HostKey)
 	}
-	return remote.NewCommand(ctx, name+"-provision", &remote.CommandArgs{
-		Connection: conn,
-		Create:     pulumi.String(remoteCommand),
-		Stdin:      pulumi.ToSecret(pulumi.String(string(p.script))).(pulumi.StringOutput),
-		// Replacing this command (not the server) is what re-provisions:
-		// the hashes change with the files; the server id re-runs the script
-		// on a replacement server.
-		Triggers: pulumi.Array{
-			pulumi.String(p.configHash),
-			pulumi.ToSecret(pulumi.String(p.scriptHash)),
-			serverID,
-		},
-		AddPreviousOutputInEnv: pulumi.Bool(false),
-	}, opts...)
+	for _, f := range plan.Files {
+		owner := f.Owner
+		if owner == "" {
+			owner = "root:root"
+		}
+		hf := hostres.File{Content: pulumi.String(string(f.Content)), Mode: fmt.Sprintf("%04o", f.Mode.Perm()), Owner: owner, Daemons: f.Daemons}
+		if f.Secret {
+			h.SecretFiles[f.Path] = hf
+		} else {
+			h.Files[f.Path] = hf
+		}
+	}
+	return h
+}
+
+// newHostConfig creates the HostConfig that configures the host over SSH.
+// A cloud server's id is its ServerID: a replaced server gets a fresh
+// HostConfig; any other change updates the host in place.
+func newHostConfig(ctx *pulumi.Context, name string, args Args, plan HostPlan, host pulumi.StringOutput, serverID pulumi.StringInput, opts ...pulumi.ResourceOption) (*hostres.HostConfig, error) {
+	return hostres.NewHostConfig(ctx, name+"-host", hostConfigArgs(args, plan, host, serverID), opts...)
 }
 
 var (
@@ -311,6 +382,9 @@ func (a *Args) validate(name string) error {
 	}
 	if a.Connection.Port == 0 {
 		a.Connection.Port = 22
+	}
+	if a.Connection.RetryBudget < 0 {
+		add("Connection.RetryBudget: %s is negative", a.Connection.RetryBudget)
 	}
 	if a.Connection.PrivateKey == nil {
 		add("Connection.PrivateKey: required (provisioning runs over SSH)")
@@ -334,6 +408,9 @@ func (a *Args) validate(name string) error {
 	case SSH:
 		if a.Connection.Host == "" {
 			add("Connection.Host: required for provider ssh")
+		}
+		if a.Connection.HostKey == "" {
+			add("Connection.HostKey: required for provider ssh: the existing host's key is pinned (e.g. `ssh-keyscan -t ed25519 HOST`)")
 		}
 	default:
 		add("Provider: %q is not one of %v", a.Provider, Providers)

@@ -2,7 +2,6 @@ package broker_test
 
 import (
 	"bytes"
-	"encoding/base64"
 	"flag"
 	"fmt"
 	"os"
@@ -28,7 +27,8 @@ const (
 	adminCIDR  = "198.51.100.7/32"
 	serverName = "mqtt.example.com"
 	sshHost    = "192.0.2.44"
-	commandTyp = "command:remote:Command"
+	hostTyp    = brokertest.HostConfigToken
+	sshHostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 	// serverKeyMarker is inside the fake server key: it must never appear
 	// in an input that is not marked secret.
 	serverKeyMarker = "SERVER-KEY-MATERIAL-FOR-TESTS"
@@ -64,6 +64,7 @@ func args(p broker.Provider) broker.Args {
 		a.Cloud = broker.Cloud{Region: "fra1", Size: "s-1vcpu-1gb", SSHPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKey ops@test", DNSZone: "example.com"}
 	case broker.SSH:
 		a.Connection.Host = sshHost
+		a.Connection.HostKey = sshHostKey
 	}
 	return a
 }
@@ -197,8 +198,8 @@ func TestDNSRecordPointsAtTheServer(t *testing.T) {
 					t.Errorf("dns record %s = %q, want %q", k, got, want)
 				}
 			}
-			// Provisioning (certbot for a public name) must wait for the record.
-			cmd := one(t, m, commandTyp)
+			// The host configuration (certbot for a public name) waits for the record.
+			cmd := one(t, m, hostTyp)
 			if !slices.Contains(cmd.Dependencies, rec.URN) {
 				t.Errorf("provisioning does not depend on the DNS record: %v", cmd.Dependencies)
 			}
@@ -222,42 +223,61 @@ func TestDNSZoneMustContainServerName(t *testing.T) {
 // decodeScriptFiles pulls the base64 file bodies back out of a provisioning
 // script (a line "... put_file PATH ... <<'MQTTSTACK_EOF'", base64, the
 // delimiter).
-func decodeScriptFiles(t *testing.T, script string) map[string]string {
+// hostFile is one file of a HostConfig's inputs.
+type hostFile struct {
+	content, mode, owner string
+	secret               bool // the content is a Pulumi secret
+	daemons              []string
+}
+
+// hostFiles reads files and secretFiles of a HostConfig registration.
+func hostFiles(t *testing.T, r brokertest.Resource) map[string]hostFile {
 	t.Helper()
-	out := map[string]string{}
-	lines := strings.Split(script, "\n")
-	for i := 0; i < len(lines); i++ {
-		if !strings.Contains(lines[i], "<<'MQTTSTACK_EOF'") {
+	out := map[string]hostFile{}
+	for _, list := range []resource.PropertyKey{"files", "secretFiles"} {
+		v, ok := r.Inputs[list]
+		if !ok {
 			continue
 		}
-		f := strings.Fields(lines[i])
-		at := slices.Index(f, "put_file")
-		if at < 0 || at+1 >= len(f) {
-			t.Fatalf("heredoc without put_file: %q", lines[i])
+		if !v.IsObject() {
+			t.Fatalf("%s is not an object: %v", list, v)
 		}
-		dst := f[at+1]
-		var enc strings.Builder
-		for i++; i < len(lines) && lines[i] != "MQTTSTACK_EOF"; i++ {
-			enc.WriteString(lines[i])
+		for path, fv := range v.ObjectValue() {
+			if _, dup := out[string(path)]; dup {
+				t.Errorf("%s is in files and secretFiles", path)
+			}
+			o := fv.ObjectValue()
+			var f hostFile
+			c := o["content"]
+			if c.IsSecret() {
+				f.secret, c = true, c.SecretValue().Element
+			}
+			f.content = c.StringValue()
+			if m, ok := o["mode"]; ok {
+				f.mode = m.StringValue()
+			}
+			if m, ok := o["owner"]; ok {
+				f.owner = m.StringValue()
+			}
+			if d, ok := o["daemons"]; ok {
+				for _, e := range d.ArrayValue() {
+					f.daemons = append(f.daemons, e.StringValue())
+				}
+			}
+			out[string(path)] = f
 		}
-		b, err := base64.StdEncoding.DecodeString(enc.String())
-		if err != nil {
-			t.Fatalf("%s: %v", dst, err)
-		}
-		out[dst] = string(b)
 	}
 	return out
 }
 
 func TestServerKeyReachesTheHostOnlyAsASecret(t *testing.T) {
 	key := string(fakePKI().ServerKey)
-	encoded := base64.StdEncoding.EncodeToString([]byte(key))[:40]
 	for _, p := range broker.Providers {
 		t.Run(string(p), func(t *testing.T) {
 			m := run(t, false, newBroker("mqtt", args(p)))
 			for _, r := range m.Resources() {
 				for path, v := range r.PlainStrings() {
-					if strings.Contains(v, serverKeyMarker) || strings.Contains(v, encoded) {
+					if strings.Contains(v, serverKeyMarker) {
 						t.Errorf("%s %s: input %s carries the server key in the clear", r.Type, r.Name, path)
 					}
 					if strings.Contains(v, "SSH-KEY-FOR-TESTS") {
@@ -265,25 +285,24 @@ func TestServerKeyReachesTheHostOnlyAsASecret(t *testing.T) {
 					}
 				}
 			}
-			cmd := one(t, m, commandTyp)
-			stdin, secret, ok := cmd.Str("stdin")
-			if !ok || !secret {
-				t.Fatalf("provisioning stdin present=%v secret=%v, want a secret", ok, secret)
-			}
-			files := decodeScriptFiles(t, stdin)
+			hc := one(t, m, hostTyp)
+			files := hostFiles(t, hc)
 			vps := hostconfig.VPSPaths()
-			if files[vps.ServerKey] != key {
-				t.Errorf("the script does not write the server key to %s", vps.ServerKey)
+			if f := files[vps.ServerKey]; f.content != key || !f.secret || f.mode != "0600" {
+				t.Errorf("server key %s: secret=%v mode=%s, equal=%v; want the key as a secret, 0600", vps.ServerKey, f.secret, f.mode, f.content == key)
 			}
-			if files[vps.CAFile] != string(fakePKI().CACert) {
-				t.Errorf("the script does not write the CA certificate to %s", vps.CAFile)
+			if f := files[vps.CAFile]; f.content != string(fakePKI().CACert) || f.secret {
+				t.Errorf("CA certificate %s: secret=%v equal=%v; want it in the clear (a preview shows its diff)", vps.CAFile, f.secret, f.content == string(fakePKI().CACert))
 			}
-			for path, body := range files {
-				if strings.Contains(body, "CA PRIVATE KEY") || strings.HasSuffix(path, "ca.key") {
+			for path, f := range files {
+				if strings.Contains(f.content, "CA PRIVATE KEY") || strings.HasSuffix(path, "ca.key") {
 					t.Errorf("%s: the CA key must never leave the operator's machine", path)
 				}
+				if strings.Contains(f.content, "$7$") && !f.secret {
+					t.Errorf("%s: a password file is not a secret", path)
+				}
 			}
-			if _, secret, _ := cmd.Str("connection.privateKey"); !secret {
+			if _, secret, _ := hc.Str("connection.privateKey"); !secret {
 				t.Errorf("the SSH private key is not a secret in the connection")
 			}
 		})
@@ -375,19 +394,11 @@ func serverInputs(m *brokertest.Mocks) string {
 	return b.String()
 }
 
-func triggers(t *testing.T, m *brokertest.Mocks) []resource.PropertyValue {
-	t.Helper()
-	v := one(t, m, commandTyp).Inputs["triggers"]
-	if !v.IsArray() {
-		t.Fatalf("provisioning has no triggers")
-	}
-	return v.ArrayValue()
-}
-
-// A changed rendered file must reach the host by re-running provisioning
-// (the command's triggers change, so the engine replaces the command) while
-// the server's inputs stay byte-identical (so the server is not replaced).
-func TestConfigChangeReprovisionsWithoutReplacingTheServer(t *testing.T) {
+// A changed rendered file updates the HostConfig in place: its file input
+// changes, its serverId and the server's inputs stay byte-identical (so
+// neither the server nor the HostConfig is replaced), and two identical
+// runs register identical inputs (no update for nothing).
+func TestConfigChangeUpdatesFilesWithoutReplacingTheServer(t *testing.T) {
 	for _, p := range broker.Providers {
 		t.Run(string(p), func(t *testing.T) {
 			before := run(t, false, newBroker("mqtt", args(p)))
@@ -399,36 +410,68 @@ func TestConfigChangeReprovisionsWithoutReplacingTheServer(t *testing.T) {
 			if serverInputs(before) != serverInputs(after) {
 				t.Errorf("server inputs changed with a config change:\n%s\n%s", serverInputs(before), serverInputs(after))
 			}
-			tb, ta, ts := triggers(t, before), triggers(t, after), triggers(t, same)
-			if tb[0].StringValue() == ta[0].StringValue() {
-				t.Errorf("config hash trigger did not change with mosquitto.conf")
+			hb, ha, hs := one(t, before, hostTyp), one(t, after, hostTyp), one(t, same, hostTyp)
+			fb, fa := hostFiles(t, hb), hostFiles(t, ha)
+			conf := hostconfig.VPSPaths().MosquittoConf
+			var differ []string
+			for path := range fb {
+				if fb[path].content != fa[path].content {
+					differ = append(differ, path)
+				}
 			}
-			if fmt.Sprint(tb) != fmt.Sprint(ts) {
-				t.Errorf("triggers differ between two identical runs (re-provisioning for nothing):\n%v\n%v", tb, ts)
+			if !slices.Equal(differ, []string{conf}) {
+				t.Errorf("files that differ: %v, want only %s", differ, conf)
 			}
-			sb, _, _ := one(t, before, commandTyp).Str("stdin")
-			ss, _, _ := one(t, same, commandTyp).Str("stdin")
-			if sb != ss {
-				t.Errorf("provisioning script differs between identical runs (password salts?)")
+			if fmt.Sprint(hb.Inputs["serverId"]) != fmt.Sprint(ha.Inputs["serverId"]) || fmt.Sprint(hb.Inputs["connection"]) != fmt.Sprint(ha.Inputs["connection"]) {
+				t.Errorf("serverId or connection changed: the host configuration would be replaced")
+			}
+			if fmt.Sprint(hb.Inputs) != fmt.Sprint(hs.Inputs) {
+				t.Errorf("inputs differ between two identical runs (an update for nothing: password salts?)")
 			}
 		})
 	}
 }
 
-func TestChangedServerKeyReprovisions(t *testing.T) {
+func TestChangedServerKeyUpdatesOnlyTheSecretFile(t *testing.T) {
 	before := run(t, false, newBroker("mqtt", args(broker.SSH)))
 	a := args(broker.SSH)
 	a.PKI.ServerKey = []byte("-----BEGIN PRIVATE KEY-----\nROTATED\n-----END PRIVATE KEY-----\n")
 	after := run(t, false, newBroker("mqtt", a))
-	tb, ta := triggers(t, before), triggers(t, after)
-	if !ta[1].IsSecret() {
-		t.Errorf("the key's hash trigger is not a secret")
+	fb, fa := hostFiles(t, one(t, before, hostTyp)), hostFiles(t, one(t, after, hostTyp))
+	// The password files' salts derive from the server key (pki.go), so
+	// they change too; both are secrets. No public file may change: their
+	// diff is shown in a preview.
+	for path := range fb {
+		changed := fb[path].content != fa[path].content
+		if changed && !fa[path].secret {
+			t.Errorf("%s: a public file changed with the server key", path)
+		}
 	}
-	if fmt.Sprint(tb[1]) == fmt.Sprint(ta[1]) && tb[1].SecretValue().Element.StringValue() == ta[1].SecretValue().Element.StringValue() {
-		t.Errorf("rotating the server key does not re-provision")
+	if k := hostconfig.VPSPaths().ServerKey; fb[k].content == fa[k].content {
+		t.Errorf("%s did not change with the rotated key", k)
 	}
-	if tb[0].StringValue() != ta[0].StringValue() {
-		t.Errorf("the public config hash changed with the key only; it must not depend on secrets")
+}
+
+// Clouds pass the server's id: a replaced server gets a fresh HostConfig
+// (new host, new host key); provider ssh has no id and pins its key.
+func TestServerIDAndHostKey(t *testing.T) {
+	for _, p := range broker.Providers {
+		t.Run(string(p), func(t *testing.T) {
+			hc := one(t, run(t, false, newBroker("mqtt", args(p))), hostTyp)
+			id, _, hasID := hc.Str("serverId")
+			hk, _, hasKey := hc.Str("connection.hostKey")
+			budget, _, _ := hc.Str("retryBudget")
+			switch p {
+			case broker.SSH:
+				if hasID || !hasKey || hk != sshHostKey || budget != "30s" {
+					t.Errorf("ssh: serverId %q (want none), hostKey %q (want pinned), retryBudget %q (want 30s)", id, hk, budget)
+				}
+			default:
+				if !hasID || id == "" || hasKey || budget != "5m0s" {
+					t.Errorf("%s: serverId %q (want the server's), hostKey %q (want none: first contact), retryBudget %q (want 5m0s)", p, id, hk, budget)
+				}
+			}
+		})
 	}
 }
 
@@ -469,7 +512,7 @@ func TestOutputs(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				pulumi.All(b.Host, b.ServerName, b.MQTTSPort, b.WSSURL, b.HTTPSURL, b.CACertPEM, b.ConfigHash).ApplyT(func(v []any) error {
+				pulumi.All(b.Host, b.ServerName, b.MQTTSPort, b.WSSURL, b.HTTPSURL, b.CACertPEM, b.ConfigHash, b.HostKey, b.SSHUser, b.SSHPort, b.MosquittoVersion).ApplyT(func(v []any) error {
 					values <- v
 					return nil
 				})
@@ -478,7 +521,7 @@ func TestOutputs(t *testing.T) {
 			got := map[string]any{}
 			select {
 			case v := <-values:
-				for i, k := range []string{"host", "serverName", "mqttsPort", "wssUrl", "httpsUrl", "caCertPem", "configHash"} {
+				for i, k := range []string{"host", "serverName", "mqttsPort", "wssUrl", "httpsUrl", "caCertPem", "configHash", "hostKey", "sshUser", "sshPort", "mosquittoVersion"} {
 					got[k] = v[i]
 				}
 			case <-time.After(10 * time.Second):
@@ -488,6 +531,12 @@ func TestOutputs(t *testing.T) {
 				"host": tc.host, "serverName": serverName, "mqttsPort": 8883,
 				"wssUrl": "wss://mqtt.example.com/mqtt", "httpsUrl": "https://mqtt.example.com/",
 				"caCertPem": string(fakePKI().CACert),
+				"sshUser":   "root", "sshPort": 22, "mosquittoVersion": "2.0.11",
+			}
+			if tc.p == broker.SSH {
+				want["hostKey"] = sshHostKey
+			} else {
+				want["hostKey"] = brokertest.HostKey
 			}
 			for k, w := range want {
 				if got[k] != w {
@@ -522,10 +571,12 @@ func TestInvalidArgsAreReportedTogether(t *testing.T) {
 	}
 }
 
-// The golden files hold exactly what a host receives: the command line and
-// the script on its stdin. Run `go test ./infra/broker -update` after a
-// deliberate change to infra/hostconfig and review the diff.
-func TestGoldenProvisioning(t *testing.T) {
+// The golden files hold exactly what a host receives: the HostConfig's
+// connection, packages, directories and every file with its mode, owner and
+// daemons; non-secret bodies in full, secret ones only as "(secret, N
+// bytes)". Run `go test ./infra/broker -update` after a deliberate change
+// to infra/hostconfig and review the diff.
+func TestGoldenHostConfig(t *testing.T) {
 	cases := map[string]broker.Args{
 		"hcloud":       args(broker.Hetzner),
 		"digitalocean": args(broker.DigitalOcean),
@@ -538,19 +589,13 @@ func TestGoldenProvisioning(t *testing.T) {
 	for name, a := range cases {
 		t.Run(name, func(t *testing.T) {
 			m := run(t, false, newBroker("mqtt", a))
-			cmd := one(t, m, commandTyp)
-			create, _, _ := cmd.Str("create")
-			host, _, _ := cmd.Str("connection.host")
-			user, _, _ := cmd.Str("connection.user")
-			stdin, _, _ := cmd.Str("stdin")
-			var got bytes.Buffer
-			fmt.Fprintf(&got, "# ssh %s@%s, then on the host:\n%s\n# stdin (file bodies decoded for review):\n%s", user, host, create, readableScript(t, stdin))
+			got := []byte(readableHostConfig(t, one(t, m, hostTyp)))
 			path := filepath.Join("testdata", name+".golden")
 			if *update {
 				if err := os.MkdirAll("testdata", 0o755); err != nil {
 					t.Fatal(err)
 				}
-				if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -558,34 +603,50 @@ func TestGoldenProvisioning(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v (run `go test ./infra/broker -update` to create it)", err)
 			}
-			if !bytes.Equal(got.Bytes(), want) {
-				t.Errorf("provisioning for %s differs from %s (run with -update after reviewing):\n%s", name, path, firstDiff(string(want), got.String()))
+			if !bytes.Equal(got, want) {
+				t.Errorf("host configuration for %s differs from %s (run with -update after reviewing):\n%s", name, path, firstDiff(string(want), string(got)))
 			}
 		})
 	}
 }
 
-// readableScript replaces every base64 heredoc body with the decoded text
-// between markers, so a golden diff reads as a config diff. The test above
-// (decodeScriptFiles) proves the encoding round-trips.
-func readableScript(t *testing.T, script string) string {
+// readableHostConfig renders a HostConfig registration for review.
+func readableHostConfig(t *testing.T, hc brokertest.Resource) string {
 	t.Helper()
-	files := decodeScriptFiles(t, script)
 	var b strings.Builder
-	lines := strings.Split(script, "\n")
-	for i := 0; i < len(lines); i++ {
-		b.WriteString(lines[i] + "\n")
-		if !strings.Contains(lines[i], "<<'MQTTSTACK_EOF'") {
-			continue
-		}
-		f := strings.Fields(lines[i])
-		dst := f[slices.Index(f, "put_file")+1]
-		fmt.Fprintf(&b, "#>>> %s (decoded)\n%s#<<< %s\n", dst, files[dst], dst)
-		for i+1 < len(lines) && lines[i+1] != "MQTTSTACK_EOF" {
-			i++
+	str := func(k string) string { v, _, _ := hc.Str(k); return v }
+	port := hc.Inputs["connection"].ObjectValue()["port"]
+	fmt.Fprintf(&b, "# %s: ssh %s@%s port %v, host key %q, serverId %q, retry budget %s\n",
+		hc.Type, str("connection.user"), str("connection.host"), port.NumberValue(), str("connection.hostKey"), str("serverId"), str("retryBudget"))
+	var pk []string
+	for _, v := range hc.Inputs["packages"].ArrayValue() {
+		pk = append(pk, v.StringValue())
+	}
+	fmt.Fprintf(&b, "# packages: %s\n# validated: %s, %s\n", strings.Join(pk, " "), str("mosquittoConfig"), str("nginxConfig"))
+	dirs := hc.Inputs["directories"].ObjectValue()
+	for _, k := range dirs.StableKeys() {
+		d := dirs[k].ObjectValue()
+		fmt.Fprintf(&b, "# directory %s %s %s\n", k, d["mode"].StringValue(), d["owner"].StringValue())
+	}
+	files := hostFiles(t, hc)
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	for _, p := range paths {
+		f := files[p]
+		fmt.Fprintf(&b, "#>>> %s %s %s daemons=%s\n", p, f.mode, f.owner, strings.Join(f.daemons, ","))
+		if f.secret {
+			fmt.Fprintf(&b, "(secret, %d bytes)\n", len(f.content))
+		} else {
+			b.WriteString(f.content)
+			if !strings.HasSuffix(f.content, "\n") {
+				b.WriteString("\n")
+			}
 		}
 	}
-	return strings.TrimSuffix(b.String(), "\n")
+	return b.String()
 }
 
 func firstDiff(want, got string) string {
@@ -610,8 +671,10 @@ func firstDiff(want, got string) string {
 // missing one stops the broker at start on the host, which no mock sees.
 func TestProvisioningShipsEveryReferencedFile(t *testing.T) {
 	m := run(t, false, newBroker("mqtt", args(broker.SSH)))
-	stdin, _, _ := one(t, m, commandTyp).Str("stdin")
-	files := decodeScriptFiles(t, stdin)
+	files := map[string]string{}
+	for p, f := range hostFiles(t, one(t, m, hostTyp)) {
+		files[p] = f.content
+	}
 	vps := hostconfig.VPSPaths()
 	refs := map[string]bool{}
 	directives := map[string][]string{
@@ -647,8 +710,8 @@ func TestHostFirewallShipsWithSSHOnlyFromAdmin(t *testing.T) {
 	for _, p := range broker.Providers {
 		t.Run(string(p), func(t *testing.T) {
 			m := run(t, false, newBroker("mqtt", args(p)))
-			stdin, _, _ := one(t, m, commandTyp).Str("stdin")
-			nft, ok := decodeScriptFiles(t, stdin)[hostconfig.VPSPaths().NftablesConf]
+			f, ok := hostFiles(t, one(t, m, hostTyp))[hostconfig.VPSPaths().NftablesConf]
+			nft := f.content
 			if !ok {
 				t.Fatalf("provisioning does not ship %s", hostconfig.VPSPaths().NftablesConf)
 			}
@@ -673,22 +736,26 @@ func TestHostFirewallShipsWithSSHOnlyFromAdmin(t *testing.T) {
 	}
 }
 
-// The rehearsal runs broker.Provisioning's bytes; they must be exactly what
-// New hands to the remote command.
-func TestProvisioningIsWhatNewSends(t *testing.T) {
+// broker.Plan is what New registers: every planned file, with its mode,
+// owner, daemons and secrecy, and nothing else.
+func TestPlanIsWhatNewSends(t *testing.T) {
 	for _, p := range broker.Providers {
 		t.Run(string(p), func(t *testing.T) {
 			a := args(p)
-			m := run(t, false, newBroker("mqtt", a))
-			cmd := one(t, m, commandTyp)
-			create, _, _ := cmd.Str("create")
-			stdin, _, _ := cmd.Str("stdin")
-			wantCmd, wantScript, err := broker.Provisioning(a)
+			files := hostFiles(t, one(t, run(t, false, newBroker("mqtt", a)), hostTyp))
+			plan, err := broker.Plan(a)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if create != wantCmd || stdin != string(wantScript) {
-				t.Errorf("Provisioning differs from what New sends (command equal: %v, script equal: %v)", create == wantCmd, stdin == string(wantScript))
+			if len(plan.Files) != len(files) {
+				t.Errorf("plan has %d files, New registered %d", len(plan.Files), len(files))
+			}
+			for _, f := range plan.Files {
+				got, ok := files[f.Path]
+				want := fmt.Sprintf("%04o", f.Mode.Perm())
+				if !ok || got.content != string(f.Content) || got.secret != f.Secret || got.mode != want || !slices.Equal(got.daemons, f.Daemons) {
+					t.Errorf("%s: registered %+v, planned mode %s secret %v daemons %v", f.Path, got, want, f.Secret, f.Daemons)
+				}
 			}
 		})
 	}

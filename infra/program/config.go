@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
@@ -36,6 +37,7 @@ type stackConfig struct {
 
 	sshHost, sshUser, sshHostKey string
 	sshPort                      int
+	sshRetryBudget               time.Duration
 	sshPrivateKey                pulumi.StringOutput
 
 	statusAllow []string
@@ -151,6 +153,20 @@ func loadConfig(ctx *pulumi.Context) (stackConfig, error) {
 		}
 		c.sshPort = n
 	}
+	if c.sshHostKey != "" {
+		if f := strings.Fields(c.sshHostKey); len(f) < 2 || !(strings.HasPrefix(f[0], "ssh-") || strings.HasPrefix(f[0], "ecdsa-")) {
+			bad("ssh.hostKey", "%q is not an authorized_keys line (e.g. \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA…\", from `ssh-keyscan -t ed25519 HOST` without the host name)", c.sshHostKey)
+		} else {
+			c.sshHostKey = f[0] + " " + f[1]
+		}
+	}
+	if v := get("ssh.retryBudget"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > time.Hour {
+			bad("ssh.retryBudget", "%q is not a duration between 1s and 1h (e.g. 2m)", v)
+		}
+		c.sshRetryBudget = d
+	}
 	switch c.provider {
 	case broker.Hetzner, broker.DigitalOcean:
 		d := cloudDefaults[c.provider]
@@ -176,6 +192,9 @@ func loadConfig(ctx *pulumi.Context) (stackConfig, error) {
 			bad("ssh.host", "required for provider ssh: the existing host's address (e.g. 198.51.100.20)")
 		} else if _, err := netip.ParseAddr(c.sshHost); err != nil && !dnsNameRE.MatchString(strings.ToLower(c.sshHost)) {
 			bad("ssh.host", "%q is neither an IP address nor a host name (e.g. 198.51.100.20)", c.sshHost)
+		}
+		if c.sshHostKey == "" {
+			bad("ssh.hostKey", "required for provider ssh: the host's key is pinned, never trusted blindly (e.g. the ed25519 line of `ssh-keyscan -t ed25519 %s`, without the host name)", orExample(c.sshHost))
 		}
 		for _, k := range []string{"region", "size", "image", "sshPublicKey"} {
 			if get(k) != "" {
@@ -226,10 +245,11 @@ func (c stackConfig) brokerArgs() broker.Args {
 		Stack:    s,
 		PKI:      c.pki,
 		Connection: broker.Connection{
-			User:       c.sshUser,
-			Port:       c.sshPort,
-			PrivateKey: c.sshPrivateKey,
-			HostKey:    c.sshHostKey,
+			User:        c.sshUser,
+			Port:        c.sshPort,
+			PrivateKey:  c.sshPrivateKey,
+			HostKey:     c.sshHostKey,
+			RetryBudget: c.sshRetryBudget,
 		},
 	}
 	if c.provider == broker.SSH {
@@ -244,4 +264,11 @@ func (c stackConfig) brokerArgs() broker.Args {
 		}
 	}
 	return a
+}
+
+func orExample(host string) string {
+	if host == "" {
+		return "198.51.100.20"
+	}
+	return host
 }

@@ -55,4 +55,12 @@ func exportTarget(ctx *pulumi.Context, cfg stackConfig, b *broker.Broker) {
 	ctx.Export("observer", pulumi.String(observerID))
 	ctx.Export("backend", pulumi.String(backendID))
 	ctx.Export("configHash", b.ConfigHash)
+	// How to reach the host (the target's ssh section): the key file is
+	// the operator's, never exported.
+	ctx.Export("sshUser", b.SSHUser)
+	ctx.Export("sshPort", b.SSHPort)
+	ctx.Export("sshHostKey", b.HostKey)
+	ctx.Export("hostKeyFingerprint", b.HostKeyFingerprint)
+	ctx.Export("mosquittoVersion", b.MosquittoVersion)
+	ctx.Export("nginxVersion", b.NginxVersion)
 }

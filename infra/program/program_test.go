@@ -15,7 +15,10 @@ import (
 	"github.com/mqttstack/mqttstack/certs"
 	"github.com/mqttstack/mqttstack/infra/broker"
 	"github.com/mqttstack/mqttstack/infra/broker/brokertest"
+	"github.com/mqttstack/mqttstack/infra/hostres"
 )
+
+const testHostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 
 const testSSHKey = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ==\n-----END OPENSSH PRIVATE KEY-----\n"
 
@@ -69,6 +72,7 @@ func validConfig(t *testing.T, p string) map[string]string {
 		c["mqttstack:sshPublicKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITestKey ops@test"
 	case "ssh":
 		c["mqttstack:ssh.host"] = "192.0.2.44"
+		c["mqttstack:ssh.hostKey"] = testHostKey
 	}
 	return c
 }
@@ -103,9 +107,9 @@ func TestProgramEveryProvider(t *testing.T) {
 				if n := len(m.OfType(broker.TypeToken)); n != 1 {
 					t.Errorf("%d brokers, want 1", n)
 				}
-				cmd := m.OfType("command:remote:Command")
+				cmd := m.OfType(hostres.HostConfigToken)
 				if len(cmd) != 1 {
-					t.Fatalf("%d provisioning commands, want 1", len(cmd))
+					t.Fatalf("%d host configurations, want 1", len(cmd))
 				}
 				if _, secret, _ := cmd[0].Str("connection.privateKey"); !secret {
 					t.Errorf("SSH key is not a secret")
@@ -127,9 +131,12 @@ func TestProgramReadsConfigFromEnvironment(t *testing.T) {
 	if err := pulumi.RunErr(Run, pulumi.WithMocks(m.Project, m.Stack, m)); err != nil {
 		t.Fatalf("program: %v", err)
 	}
-	cmd := m.OfType("command:remote:Command")
+	cmd := m.OfType(hostres.HostConfigToken)
 	if len(cmd) != 1 {
-		t.Fatalf("%d provisioning commands, want 1", len(cmd))
+		t.Fatalf("%d host configurations, want 1", len(cmd))
+	}
+	if hk, _, _ := cmd[0].Str("connection.hostKey"); hk != testHostKey {
+		t.Errorf("connection.hostKey = %q, want mqttstack:ssh.hostKey", hk)
 	}
 	if host, _, _ := cmd[0].Str("connection.host"); host != "192.0.2.44" {
 		t.Errorf("connection.host = %q, want mqttstack:ssh.host", host)
@@ -203,10 +210,23 @@ func TestConfigErrorsAreReportedTogether(t *testing.T) {
 			edit: func(c map[string]string) {
 				c["mqttstack:region"] = "fsn1"
 				delete(c, "mqttstack:ssh.host")
+				delete(c, "mqttstack:ssh.hostKey")
 			},
 			want: []string{
 				"mqttstack:region: has no meaning for provider ssh",
 				"mqttstack:ssh.host: required for provider ssh", "198.51.100.20",
+				"mqttstack:ssh.hostKey: required for provider ssh", "ssh-keyscan -t ed25519",
+			},
+		},
+		{
+			name: "bad host key and retry budget",
+			edit: func(c map[string]string) {
+				c["mqttstack:ssh.hostKey"] = "AAAAC3NzaC1lZDI1NTE5"
+				c["mqttstack:ssh.retryBudget"] = "forever"
+			},
+			want: []string{
+				`mqttstack:ssh.hostKey: "AAAAC3NzaC1lZDI1NTE5" is not an authorized_keys line`,
+				`mqttstack:ssh.retryBudget: "forever" is not a duration`,
 			},
 		},
 		{
@@ -271,7 +291,7 @@ func TestCloudConfigErrors(t *testing.T) {
 	}
 }
 
-func TestDigitalOceanDomainCreatesRecordAndPublicDomainRunsCertbot(t *testing.T) {
+func TestDigitalOceanDomainCreatesRecordAndShipsTheCertbotHook(t *testing.T) {
 	cfg := validConfig(t, "digitalocean")
 	delete(cfg, "mqttstack:serverName")
 	cfg["mqttstack:domain"] = "mqtt.example.com"
@@ -288,9 +308,11 @@ func TestDigitalOceanDomainCreatesRecordAndPublicDomainRunsCertbot(t *testing.T)
 	if v, _, _ := rec[0].Str("value"); v != brokertest.DigitalOceanIPv4 {
 		t.Errorf("record value %q, want the droplet's %s", v, brokertest.DigitalOceanIPv4)
 	}
-	stdin, _, _ := m.OfType("command:remote:Command")[0].Str("stdin")
-	if !strings.Contains(stdin, "certbot certonly --webroot") || !strings.Contains(stdin, "-d mqtt.example.com") {
-		t.Errorf("a public domain does not run certbot in provisioning")
+	// The first issuance is the operator's step (README "Deploying");
+	// the host gets the webroot and the deploy hook that installs renewals.
+	hook, _, ok := m.OfType(hostres.HostConfigToken)[0].Str(`files./etc/letsencrypt/renewal-hooks/deploy/mqttstack.content`)
+	if !ok || !strings.Contains(hook, "/etc/letsencrypt/live/mqtt.example.com") {
+		t.Errorf("a public domain does not ship certbot's deploy hook (got %q)", hook)
 	}
 }
 

@@ -3,10 +3,13 @@
 // test: the mocks record every resource registration (type, name, parent,
 // inputs with their secret marks) and answer with the few provider-computed
 // outputs the component reads (server addresses, SSH key fingerprints,
-// numeric ids), so the tests can assert on the resource graph.
+// numeric ids, and what mqttstack:index:HostConfig reports), so the tests
+// can assert on the resource graph.
 package brokertest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"hash/fnv"
 	"sort"
@@ -18,6 +21,13 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/tokens"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
+
+// HostConfigToken is hostres.HostConfigToken (not imported: brokertest
+// stays below every package it tests).
+const HostConfigToken = "mqttstack:index:HostConfig"
+
+// HostKey is the key a mocked fresh cloud server presents on first contact.
+const HostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockFirstContactHostKeyForTests000000000"
 
 // Addresses the mocked clouds assign (TEST-NET-3, never routed).
 const (
@@ -85,9 +95,22 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		state["ipv4Address"] = resource.NewProperty(DigitalOceanIPv4)
 	case "digitalocean:index/sshKey:SshKey":
 		state["fingerprint"] = resource.NewProperty("3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa")
-	case "command:remote:Command":
-		state["stdout"] = resource.NewProperty("mqttstack: provisioned")
-		state["stderr"] = resource.NewProperty("")
+	case HostConfigToken:
+		// What the provider reports after an apply: the applied hash (of
+		// the inputs here), the host key (the pinned one, or a fixed
+		// first-contact key) and the daemons' versions on Debian 12.
+		h := sha256.Sum256([]byte(fmt.Sprint(args.Inputs)))
+		hostKey := HostKey
+		if c, ok := args.Inputs["connection"]; ok && c.IsObject() {
+			if k, ok := c.ObjectValue()["hostKey"]; ok && k.IsString() {
+				hostKey = k.StringValue()
+			}
+		}
+		state["configHash"] = resource.NewProperty(hex.EncodeToString(h[:]))
+		state["hostKey"] = resource.NewProperty(hostKey)
+		state["hostKeyFingerprint"] = resource.NewProperty("SHA256:mock-fingerprint")
+		state["mosquittoVersion"] = resource.NewProperty("2.0.11")
+		state["nginxVersion"] = resource.NewProperty("1.22.1")
 	}
 	return id, state, nil
 }
