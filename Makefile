@@ -46,6 +46,16 @@ bin/pulumi: tools/pulumi/go.mod tools/pulumi/go.sum
 	cd tools/pulumi && $(GO) build -trimpath -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v3.259.0" -o ../../bin/pulumi github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
 	./bin/pulumi version
 
+# mqttstack's own Pulumi resource provider (mqttstack:index:HostConfig) and
+# its installation into the Pulumi plugin cache ($PULUMI_HOME or ~/.pulumi),
+# so the engine finds exactly this build.
+PROVIDER_VERSION := $(shell sed -n 's/^\tPluginVersion *= *"\(.*\)"/\1/p' infra/hostres/hostres.go)
+.PHONY: provider provider-install
+provider:
+	$(GO) build -o bin/pulumi-resource-mqttstack ./cmd/pulumi-resource-mqttstack
+provider-install: provider pulumi
+	./bin/pulumi plugin install resource mqttstack $(PROVIDER_VERSION) --file bin/pulumi-resource-mqttstack
+
 # VPS rehearsal (root): a fresh Debian bookworm root file system (debootstrap,
 # cached in .build/rehearsal) in its own network namespace receives exactly
 # the provisioning a VPS gets, over SSH; then smoke load + security suite.

@@ -1,0 +1,39 @@
+# check-mosquitto: Mosquitto 2.0.11 has no config test flag, so the candidate
+# configuration (stdin; its listeners moved to @MQTTSTACK_PORT@ on 127.0.0.1,
+# no pid file, no persistence, log to stderr) is started as a throwaway
+# broker. It loads the config, the TLS files, the CRL, the ACL and password
+# files exactly as the service would (same binary, same user switch). Sound
+# when it logs "running" (every listener open, security loaded); a failure
+# is its exit with its own error lines.
+set -u
+dir=$(mktemp -d /tmp/mqttstack-check.XXXXXX) || exit 1
+pid=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
+port=$((20000 + RANDOM % 30000))
+in_use() { grep -qi ":$(printf '%04X' "$1") " /proc/net/tcp /proc/net/tcp6 2>/dev/null; }
+while IFS= read -r line; do
+	case $line in
+	*@MQTTSTACK_PORT@*)
+		while in_use "$port"; do port=$((port + 1)); done
+		line=${line//@MQTTSTACK_PORT@/$port}
+		port=$((port + 1))
+		;;
+	esac
+	printf '%s\n' "$line"
+done >"$dir/check.conf"
+timeout 30 mosquitto -c "$dir/check.conf" >"$dir/log" 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do
+	if grep -q ' running$' "$dir/log"; then
+		exit 0
+	fi
+	if ! kill -0 "$pid" 2>/dev/null; then
+		pid=
+		sed -e 's/^[0-9]*: //' -e '/ starting$/d' -e '/^Config loaded from/d' -e '/^Opening .* listen socket/d' "$dir/log" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+echo "mosquitto did not report running within 20 s:" >&2
+sed 's/^[0-9]*: //' "$dir/log" >&2
+exit 1
