@@ -58,6 +58,9 @@ func isTimeout(err error) bool {
 
 // reason names what went wrong, without the stage.
 func reason(err error) string {
+	if r, ok := reason5(err); ok {
+		return r
+	}
 	// MQTT CONNACK refusals (paho wraps the return code as a fixed error).
 	switch {
 	case errors.Is(err, packets.ErrorRefusedNotAuthorised):
@@ -123,7 +126,8 @@ func reason(err error) string {
 	switch {
 	case strings.Contains(s, "pingresp not received"):
 		return "pingresp not received"
-	case strings.Contains(s, "connection lost before Subscribe completed"), strings.Contains(s, "connection lost"):
+	case strings.Contains(s, "connection lost before Subscribe completed"), strings.Contains(s, "connection lost"),
+		strings.Contains(s, "not fully acknowledged at time of shutdown"): // paho.golang
 		return "connection lost"
 	case strings.Contains(s, "publish was broken by timeout"):
 		return "write timeout"

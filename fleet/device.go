@@ -32,8 +32,16 @@ type Config struct {
 	// KeepAlive is the MQTT keep-alive; 0 disables it (and saves a goroutine
 	// and a ticker per device).
 	KeepAlive time.Duration
-	// CleanSession is the MQTT clean-session flag.
+	// CleanSession is the MQTT clean-session flag (MQTT 5: Clean Start).
 	CleanSession bool
+	// Protocol is MQTT311 (4, the default) or MQTT5 (5); see v5.go.
+	Protocol byte
+	// SessionExpiry (MQTT 5) is the session expiry interval the CONNECT
+	// asks for; 0 ends the session with the connection.
+	SessionExpiry time.Duration
+	// TopicAliases (MQTT 5) sends the telemetry topic once per connection,
+	// then only alias 1, when the broker's CONNACK allows aliases.
+	TopicAliases bool
 	// QoS of telemetry, status and commands.
 	QoS byte
 	// ConnectTimeout bounds one attempt: TCP + TLS + CONNACK + SUBACK.
@@ -68,6 +76,9 @@ func (c *Config) setDefaults() {
 	if c.Backoff.Max < c.Backoff.Min {
 		c.Backoff.Max = 30 * time.Second
 	}
+	if c.Protocol == 0 {
+		c.Protocol = MQTT311
+	}
 }
 
 // Validate reports every problem of the configuration at once.
@@ -89,6 +100,15 @@ func (c *Config) Validate() error {
 	if c.QoS > 2 {
 		errs = append(errs, fmt.Errorf("qos %d: want 0, 1 or 2", c.QoS))
 	}
+	if c.Protocol != MQTT311 && c.Protocol != MQTT5 {
+		errs = append(errs, fmt.Errorf("protocol %d: want 4 (MQTT 3.1.1) or 5", c.Protocol))
+	}
+	if c.Protocol != MQTT5 && (c.SessionExpiry != 0 || c.TopicAliases) {
+		errs = append(errs, errors.New("session expiry and topic aliases: MQTT 5 only"))
+	}
+	if c.SessionExpiry < 0 || c.SessionExpiry > (1<<32-1)*time.Second {
+		errs = append(errs, fmt.Errorf("session expiry %v: want 0 … 4294967295s", c.SessionExpiry))
+	}
 	if c.KeepAlive < 0 || c.KeepAlive > 65535*time.Second {
 		errs = append(errs, fmt.Errorf("keepalive %v: want 0 … 65535s", c.KeepAlive))
 	}
@@ -109,9 +129,10 @@ type Device struct {
 	src      *net.TCPAddr
 	seed     uint64
 
-	mu     sync.Mutex // guards client, conn, gen, sensor, dropping
+	mu     sync.Mutex // guards client, s5, conn, gen, sensor, dropping
 	client mqtt.Client
-	conn   net.Conn // the connection under client, cut by Drop
+	s5     *session5 // the MQTT 5 session (Config.Protocol 5) instead of client
+	conn   net.Conn  // the connection under client, cut by Drop
 	// gone is closed when the current session ends (lost, dropped,
 	// disconnected), so publishes waiting for a PUBACK that will never
 	// come (a persistent session keeps paho's token open) fail at once.
@@ -325,6 +346,9 @@ func (d *Device) options(a *attempt, gen uint64) *mqtt.ClientOptions {
 // (the run ending) emits nothing, because it says nothing about the broker.
 func (d *Device) connect(ctx context.Context) error {
 	cfg := &d.fleet.cfg
+	if cfg.Protocol == MQTT5 {
+		return d.connect5(ctx)
+	}
 	actx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
 
@@ -469,7 +493,7 @@ func (d *Device) endSession() {
 	if d.gone != nil {
 		close(d.gone)
 	}
-	d.client, d.conn, d.gone = nil, nil, nil
+	d.client, d.s5, d.conn, d.gone = nil, nil, nil, nil
 }
 
 // Drop cuts the device's connection abruptly, without a DISCONNECT, so the
@@ -494,15 +518,19 @@ func (d *Device) Drop() bool {
 // most quiesce for paho to finish.
 func (d *Device) Disconnect(quiesce time.Duration) {
 	d.mu.Lock()
-	c := d.client
+	c, s5 := d.client, d.s5
 	d.endSession()
 	d.gen++ // a loss racing this is not a loss
 	d.mu.Unlock()
-	if c == nil {
+	if c == nil && s5 == nil {
 		return
 	}
 	if d.up.Swap(false) {
 		d.emit(Event{Kind: KindDisconnected})
+	}
+	if s5 != nil {
+		disconnect5(s5, d.fleet.cfg.SessionExpiry)
+		return
 	}
 	c.Disconnect(uint(quiesce / time.Millisecond))
 }
@@ -520,8 +548,8 @@ type Shape struct {
 func (d *Device) Publish(ctx context.Context, sh Shape) error {
 	cfg := &d.fleet.cfg
 	d.mu.Lock()
-	c, gone := d.client, d.gone
-	if c == nil {
+	c, s5, gone := d.client, d.s5, d.gone
+	if c == nil && s5 == nil {
 		d.mu.Unlock()
 		d.emit(Event{Kind: KindPublishFailed, Cause: Classify(StagePublish, mqtt.ErrNotConnected)})
 		return fmt.Errorf("device %s: publish: %w", d.ID, mqtt.ErrNotConnected)
@@ -535,10 +563,15 @@ func (d *Device) Publish(ctx context.Context, sh Shape) error {
 	payload := d.sensor.AppendTelemetry(make([]byte, 0, max(160, sh.Size+8)), sh.Payload, d.ID, seq, sent, sh.Size)
 	d.mu.Unlock()
 
-	tok := c.Publish(d.telemetryTopic(), cfg.QoS, false, payload)
-	pctx, cancel := context.WithTimeout(ctx, cfg.PublishTimeout)
-	err := waitSession(pctx, tok, gone)
-	cancel()
+	var err error
+	if s5 != nil {
+		err = d.publish5(ctx, s5, payload)
+	} else {
+		tok := c.Publish(d.telemetryTopic(), cfg.QoS, false, payload)
+		pctx, cancel := context.WithTimeout(ctx, cfg.PublishTimeout)
+		err = waitSession(pctx, tok, gone)
+		cancel()
+	}
 	now := time.Now()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -563,8 +596,11 @@ func (d *Device) Publish(ctx context.Context, sh Shape) error {
 // goroutine: it acts at once (the relay is an atomic) and leaves the status
 // reply to the fleet's workers, because publishing from a handler with
 // OrderMatters can deadlock paho and would block the device's connection.
-func (d *Device) onCommand(_ mqtt.Client, m mqtt.Message) {
-	switch strings.ToUpper(strings.TrimSpace(string(m.Payload()))) {
+func (d *Device) onCommand(_ mqtt.Client, m mqtt.Message) { d.command(m.Payload()) }
+
+// command acts on a command's payload (both protocols).
+func (d *Device) command(payload []byte) {
+	switch strings.ToUpper(strings.TrimSpace(string(payload))) {
 	case "ON", `{"RELAY":"ON"}`:
 		d.relay.Store(true)
 	case "OFF", `{"RELAY":"OFF"}`:
@@ -593,14 +629,20 @@ func (d *Device) ping() {
 // (not retained: the retained value stays "online"/"offline").
 func (d *Device) publishStatus(ctx context.Context) {
 	d.mu.Lock()
-	c := d.client
+	c, s5 := d.client, d.s5
 	d.mu.Unlock()
-	if c == nil {
+	if c == nil && s5 == nil {
 		return
 	}
 	state := "OFF"
 	if d.relay.Load() {
 		state = "ON"
+	}
+	if s5 != nil {
+		if err := d.status5(ctx, s5, `{"relay":"`+state+`"}`); err != nil && ctx.Err() == nil {
+			d.emit(Event{Kind: KindError, Cause: Classify(StageCommand, err) + " (status reply)"})
+		}
+		return
 	}
 	tok := c.Publish(d.statusTopic(), d.fleet.cfg.QoS, false, `{"relay":"`+state+`"}`)
 	pctx, cancel := context.WithTimeout(ctx, d.fleet.cfg.PublishTimeout)

@@ -35,7 +35,12 @@ func loadIdentity(t testing.TB, pki, id string) *tls.Certificate {
 
 func newHarness(t testing.TB, n int, mod func(*Config), fmods ...func(*Fleet)) (*harness, context.Context) {
 	t.Helper()
-	s := stacktest.Start(t, stacktest.WithDevices(n))
+	return newHarnessOn(t, stacktest.Start(t, stacktest.WithDevices(n)), n, mod, fmods...)
+}
+
+// newHarnessOn is newHarness on a stack the test started (with options).
+func newHarnessOn(t testing.TB, s *stacktest.Stack, n int, mod func(*Config), fmods ...func(*Fleet)) (*harness, context.Context) {
+	t.Helper()
 	pool, err := certs.LoadCAPool(s.Target.CACert)
 	if err != nil {
 		t.Fatal(err)

@@ -149,6 +149,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 		RootCAs:        p.RootCAs,
 		KeepAlive:      sc.Fleet.KeepAlive,
 		CleanSession:   sc.Fleet.CleanSession,
+		Protocol:       fleet.MQTT311,
 		QoS:            sc.Fleet.QoS,
 		ConnectTimeout: sc.Connect.Timeout,
 		Backoff:        fleet.Backoff{Min: sc.Connect.Backoff.Min, Max: sc.Connect.Backoff.Max, Jitter: sc.Connect.Backoff.Jitter},
@@ -156,6 +157,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 	}
 	if sc.Fleet.Transport == scenarios.TransportWSS {
 		cfg.WSSURL = p.Target.WSSURL
+	}
+	if sc.Fleet.Protocol == scenarios.Protocol5 {
+		cfg.Protocol, cfg.SessionExpiry, cfg.TopicAliases = fleet.MQTT5, sc.Fleet.SessionExpiry, sc.Fleet.TopicAliases
 	}
 	for _, a := range sc.Fleet.SourceAddrs {
 		cfg.SourceAddrs = append(cfg.SourceAddrs, net.ParseIP(a))
@@ -172,6 +176,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 		Shard:        p.Shard,
 		Devices:      result.Devices{Prefix: sc.Fleet.Prefix, From: p.From + 1, To: p.To + 1, Count: n, Width: idWidth(sc.Fleet.Prefix, p.DeviceIDs)},
 		Target:       p.Target.Name,
+		Protocol:     string(sc.Fleet.Protocol),
 		ToolVersion:  o.ToolVersion,
 		Host:         host,
 		GoVersion:    runtime.Version(),

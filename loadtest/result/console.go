@@ -44,6 +44,9 @@ func writeHeader(f *fmtErr, r *Result) {
 	if m.Target != "" {
 		f.printf(" against %s", m.Target)
 	}
+	if m.Protocol != "" {
+		f.printf(", MQTT %s", m.Protocol)
+	}
 	f.printf("\n")
 	f.printf("  %s → %s (%s)", m.Start.UTC().Format("2006-01-02 15:04:05"), m.End.UTC().Format("15:04:05 MST"), formatSeconds(m.End.Sub(m.Start).Seconds()))
 	if d := describeDevices(m.Devices); d != "" {

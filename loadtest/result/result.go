@@ -48,17 +48,19 @@ type Result struct {
 // results of different scenarios; Shard and Devices let it refuse shards that
 // overlap.
 type Meta struct {
-	Scenario     string    `json:"scenario"`
-	ScenarioHash string    `json:"scenario_hash"`
-	Shard        Shard     `json:"shard"`
-	Devices      Devices   `json:"devices"`
-	Target       string    `json:"target"`
-	Start        time.Time `json:"start"`
-	End          time.Time `json:"end"`
-	ToolVersion  string    `json:"tool_version"`
-	Host         string    `json:"host"`
-	GoVersion    string    `json:"go_version"`
-	Interrupted  bool      `json:"interrupted"`
+	Scenario     string  `json:"scenario"`
+	ScenarioHash string  `json:"scenario_hash"`
+	Shard        Shard   `json:"shard"`
+	Devices      Devices `json:"devices"`
+	Target       string  `json:"target"`
+	// Protocol is the MQTT version the devices spoke ("3.1.1", "5").
+	Protocol    string    `json:"protocol,omitempty"`
+	Start       time.Time `json:"start"`
+	End         time.Time `json:"end"`
+	ToolVersion string    `json:"tool_version"`
+	Host        string    `json:"host"`
+	GoVersion   string    `json:"go_version"`
+	Interrupted bool      `json:"interrupted"`
 	// InterruptReason says why the run stopped early ("interrupted (Ctrl-C)").
 	InterruptReason string `json:"interrupt_reason,omitempty"`
 	// Merged lists the shards a merged result was built from.
