@@ -255,39 +255,95 @@ func LoadCRLs(path string) ([]*x509.RevocationList, error) {
 
 // Expiry is one line of the expiry report.
 type Expiry struct {
-	Kind     string // "ca", "sub-ca", "server", "crl", "client"
-	Subject  string // CN (client id), or the CA's name for a CRL
-	Path     string
-	NotAfter time.Time // for a CRL: its nextUpdate
+	// Kind is "ca" (a trusted CA generation), "cross" (a cross
+	// certificate), "sub-ca", "server", "server-next" (a staged renewal),
+	// "crl" or "client".
+	Kind    string `json:"kind"`
+	Subject string `json:"subject"` // CN (client id), or the CA's name for a CRL
+	Path    string `json:"path"`
+	// Generation is the CA generation ("G1", "G2") the item belongs to.
+	Generation string    `json:"generation,omitempty"`
+	NotAfter   time.Time `json:"not_after"` // for a CRL: its nextUpdate
 	// Inside is true when the entry is due: a certificate when NotAfter is
 	// before now+within (already expired included); a CRL from Due on.
-	Inside bool
+	Inside bool `json:"due"`
 	// Due is set for a CRL only: the middle of its lifetime (thisUpdate to
 	// nextUpdate). A CRL is judged by this refresh rule, not by within.
-	Due time.Time
+	Due time.Time `json:"due_from,omitzero"`
+	// Rule says which rule decides Inside.
+	Rule string `json:"rule"`
 }
 
-// Check reports the expiry of the CA, the server certificate, each CRL's
-// next update, each sub-CA and every client certificate of the root (not
-// the sub-CAs' test clients), sorted by NotAfter. Client files are parsed
-// in parallel.
+// Rules of Expiry.Rule.
+const (
+	RuleWithin  = "expires within --within"
+	RuleCRLHalf = "refresh once half its lifetime is gone (not --within): the broker refuses every client after nextUpdate"
+)
+
+// Check reports the expiry of every trusted CA generation (two during a
+// rollover) and its cross certificate, the server certificate (and a
+// staged renewal), each CRL's next update, each sub-CA and every client
+// certificate of every generation (not the sub-CAs' test clients), sorted
+// by NotAfter. Client files are parsed in parallel.
 func (a *Authority) Check(within time.Duration, now time.Time) ([]Expiry, error) {
-	r := a.root()
+	h := a.pkiHome()
 	limit := now.Add(within)
 	var out []Expiry
-	add := func(kind, subject, path string, na time.Time) {
-		out = append(out, Expiry{Kind: kind, Subject: subject, Path: path, NotAfter: na, Inside: na.Before(limit)})
+	add := func(kind, subject, path, gen string, na time.Time) {
+		out = append(out, Expiry{Kind: kind, Subject: subject, Path: path, Generation: gen, NotAfter: na, Inside: na.Before(limit), Rule: RuleWithin})
 	}
-	add("ca", r.Cert.Subject.CommonName, filepath.Join(r.Dir, caCertFile), r.Cert.NotAfter)
-	sp := filepath.Join(r.Dir, serverCertFile)
-	if data, err := os.ReadFile(sp); err != nil {
-		return nil, fmt.Errorf("check: %w (recreate the PKI with `mqttstack certs init --force`)", err)
-	} else if c, err := parseCertPEM(data); err != nil {
-		return nil, fmt.Errorf("check: %s: %w", sp, err)
-	} else {
-		add("server", c.Subject.CommonName, sp, c.NotAfter)
+	gens, err := h.Generations()
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
 	}
-	crlPath := filepath.Join(r.Dir, crlFile)
+	genOf := func(c *x509.Certificate) string {
+		for _, g := range gens {
+			if c.CheckSignatureFrom(g.Cert) == nil {
+				return GenerationName(g.Cert)
+			}
+		}
+		return ""
+	}
+	for _, g := range gens {
+		gn := GenerationName(g.Cert)
+		add("ca", g.Cert.Subject.CommonName, filepath.Join(g.Dir, caCertFile), gn, g.Cert.NotAfter)
+		if c := g.crossCert(); c != nil {
+			add("cross", c.Subject.CommonName+" (by "+c.Issuer.CommonName+")", filepath.Join(g.Dir, crossCertFile), gn, c.NotAfter)
+		}
+		subs, err := g.SubCAs()
+		if err != nil {
+			return nil, fmt.Errorf("check: %w", err)
+		}
+		for _, s := range subs {
+			// A sub-CA's own certificate matters (its clients stop
+			// verifying when it expires); its clients are CI test
+			// material, deliberately expired or not yet valid, and would
+			// fail every check.
+			add("sub-ca", s.Cert.Subject.CommonName, filepath.Join(s.Dir, caCertFile), gn, s.Cert.NotAfter)
+		}
+		cl, err := checkClients(g.Dir, limit)
+		if err != nil {
+			return nil, err
+		}
+		for i := range cl {
+			cl[i].Generation = gn
+		}
+		out = append(out, cl...)
+	}
+	for _, sv := range []struct{ kind, path string }{
+		{"server", filepath.Join(h.Dir, serverCertFile)},
+		{"server-next", filepath.Join(h.Dir, pendingServerDir, serverCertFile)},
+	} {
+		c, err := readCertFile(sv.path)
+		if errors.Is(err, fs.ErrNotExist) && sv.kind == "server-next" {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("check: %w (recreate the PKI with `mqttstack certs init --force`)", err)
+		}
+		add(sv.kind, c.Subject.CommonName, sv.path, genOf(c), c.NotAfter)
+	}
+	crlPath := filepath.Join(h.Dir, crlFile)
 	crls, err := LoadCRLs(crlPath)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
@@ -300,23 +356,14 @@ func (a *Authority) Check(within time.Duration, now time.Time) ([]Expiry, error)
 		// unnoticed, a longer one would flag a CRL the moment it is
 		// written.
 		due := l.NextUpdate.Add(-l.NextUpdate.Sub(l.ThisUpdate) / 2)
-		out = append(out, Expiry{Kind: "crl", Subject: l.Issuer.CommonName, Path: crlPath, NotAfter: l.NextUpdate, Due: due, Inside: !now.Before(due)})
+		gen := ""
+		for _, g := range gens {
+			if l.CheckSignatureFrom(g.Cert) == nil {
+				gen = GenerationName(g.Cert)
+			}
+		}
+		out = append(out, Expiry{Kind: "crl", Subject: l.Issuer.CommonName, Path: crlPath, Generation: gen, NotAfter: l.NextUpdate, Due: due, Inside: !now.Before(due), Rule: RuleCRLHalf})
 	}
-	subs, err := r.SubCAs()
-	if err != nil {
-		return nil, fmt.Errorf("check: %w", err)
-	}
-	for _, s := range subs {
-		// A sub-CA's own certificate matters (its clients stop verifying
-		// when it expires); its clients are CI test material, deliberately
-		// expired or not yet valid, and would fail every check.
-		add("sub-ca", s.Cert.Subject.CommonName, filepath.Join(s.Dir, caCertFile), s.Cert.NotAfter)
-	}
-	cl, err := checkClients(r.Dir, limit)
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, cl...)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].NotAfter.Before(out[j].NotAfter) })
 	return out, nil
 }
@@ -340,7 +387,7 @@ func checkClients(dir string, limit time.Time) ([]Expiry, error) {
 			errs[i] = fmt.Errorf("%s: %w (re-issue it: remove the file and run `mqttstack certs issue --id %s`)", p, err, ids[i])
 			return
 		}
-		out[i] = Expiry{Kind: "client", Subject: c.Subject.CommonName, Path: p, NotAfter: c.NotAfter, Inside: c.NotAfter.Before(limit)}
+		out[i] = Expiry{Kind: "client", Subject: c.Subject.CommonName, Path: p, NotAfter: c.NotAfter, Inside: c.NotAfter.Before(limit), Rule: RuleWithin}
 	})
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("check: %w", err)

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func bundleCNs(t testing.TB, path string) []string {
@@ -323,4 +325,62 @@ func TestPinReport(t *testing.T) {
 	}
 	_, err = a.SwitchServer()
 	wantErr(t, err, "nothing staged", "certs server renew")
+}
+
+// TestTimelineRollover: during a rollover the timeline lists both CAs, the
+// cross certificate, both CRLs with their rule, a staged server
+// certificate, and devices of both generations grouped by month; the JSON
+// round-trips and --within names what falls inside.
+func TestTimelineRollover(t *testing.T) {
+	a := newPKI(t, InitOptions{ClientValidity: 40 * 24 * time.Hour})
+	issueIDs(t, a, DeviceIDs("dev-", 1, 3)...)
+	if _, err := a.Next(NextOptions{CrossSign: true, CRLNextUpdate: 10 * 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	g2, _ := a.Generation(GenNext)
+	issueIDs(t, g2, "dev-00001")
+	if _, err := a.RenewServer(RenewOptions{CA: GenNext}); err != nil {
+		t.Fatal(err)
+	}
+	now := a.now()
+	es, err := a.Check(45*24*time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := NewTimeline(es, 45*24*time.Hour, now)
+	kinds := map[string]int{}
+	for _, e := range tl.Items {
+		kinds[e.Kind+"/"+e.Generation]++
+		if e.Kind == "crl" && (e.Rule != RuleCRLHalf || e.Due.IsZero()) {
+			t.Errorf("CRL %s without its rule", e.Subject)
+		}
+	}
+	want := map[string]int{"ca/G1": 1, "ca/G2": 1, "cross/G2": 1, "server/G1": 1, "server-next/G2": 1, "crl/G1": 1, "crl/G2": 1}
+	if fmt.Sprint(kinds) != fmt.Sprint(want) {
+		t.Fatalf("timeline kinds %v, want %v", kinds, want)
+	}
+	month := now.Add(40 * 24 * time.Hour).UTC().Format("2006-01")
+	// devices: observer+backend+3 devices of G1, 1 of G2
+	if len(tl.Devices) != 2 || tl.Devices[0].Month != month || tl.Devices[0].Count != 5 || tl.Devices[1].Count != 1 || tl.Devices[1].Generation != "G2" {
+		t.Fatalf("devices by month %+v", tl.Devices)
+	}
+	if tl.DueKinds["client"] != 6 || tl.DueKinds["crl"] != 0 || tl.DueKinds["ca"] != 0 {
+		t.Fatalf("due %v", tl.DueKinds)
+	}
+	if s := tl.DueSummary(); !strings.Contains(s, "6 client certificate(s): backend, dev-00001") {
+		t.Fatalf("due summary %q", s)
+	}
+	var b bytes.Buffer
+	if err := tl.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	var back Timeline
+	if err := json.Unmarshal(b.Bytes(), &back); err != nil || len(back.Items) != len(tl.Items) || back.Devices[1].Generation != "G2" {
+		t.Fatalf("JSON round trip: %v\n%s", err, b.String())
+	}
+	// a CRL past half its life is due whatever --within says
+	es, _ = a.Check(0, now.Add(6*24*time.Hour))
+	if tl := NewTimeline(es, 0, now); tl.DueKinds["crl"] != 2 {
+		t.Fatalf("CRLs past half-life: due %v", tl.DueKinds)
+	}
 }
