@@ -126,7 +126,14 @@ func runRun(c *cobra.Command, a *app, scenario string, f runFlags) error {
 		// measurable CPU cost per connect. GOGC in the environment wins.
 		debug.SetGCPercent(50)
 	}
-	res, runErr := loadtest.Run(ctx, plan, loadtest.Options{Progress: stderr, Quiet: f.quiet, Log: stderr, ObserverQoS0: f.obsQoS0})
+	h, err := openHost(ctx, tg)
+	if err != nil {
+		return couldNotRun(c, err)
+	}
+	if h != nil {
+		defer h.Close()
+	}
+	res, runErr := loadtest.Run(ctx, plan, loadtest.Options{Progress: stderr, Quiet: f.quiet, Log: stderr, Host: h, ObserverQoS0: f.obsQoS0})
 	if res == nil {
 		if errors.Is(runErr, context.Canceled) {
 			return withCode(c, exitInterrupted, runErr)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -9,6 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqttstack/mqttstack/host"
+	"github.com/mqttstack/mqttstack/host/sshhost"
+	"github.com/mqttstack/mqttstack/infra/local"
 	"github.com/mqttstack/mqttstack/internal/atomicfile"
 	"github.com/mqttstack/mqttstack/security"
 	"github.com/mqttstack/mqttstack/target"
@@ -25,10 +29,16 @@ func newSecurityCmd(a *app) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "security",
 		Short: "Run the security regression catalog against a target (exit 1 on any failure)",
-		Long: `Runs the checks of SECURITY.md against the target: certificates, TLS,
-ACLs, authentication, protocol abuse, WebSockets and operations. Each check
+		Long: `Runs the checks of docs/SECURITY.md against the target: certificates,
+revocation, TLS, ACLs and least privilege, authentication, protocol abuse,
+WebSockets and operations. Each check
 decides from what the broker delivers, not from what it acknowledges; a
 check whose positive control fails is INCONCLUSIVE, never PASS.
+
+Checks that read the host (configuration, loaded ACL, CRL files, listening
+sockets) use the local stack's host for a target of 'mqttstack local up', and
+SSH with the pinned host key for a target with an ssh section; without
+either they are SKIPPED with the reason.
 
 Prints a table with the fix for every failure; --junit and --json write the
 same results for CI. Bounded floods run only against the local stack unless
@@ -98,8 +108,15 @@ func runSecurity(c *cobra.Command, a *app, f securityFlags) error {
 	if err != nil {
 		return badInput(c, err)
 	}
+	h, err := openHost(ctx, t)
+	if err != nil {
+		return couldNotRun(c, err)
+	}
+	if h != nil {
+		defer h.Close()
+	}
 	start := time.Now()
-	env, err := security.Prepare(ctx, security.Options{Target: t, AllowLoad: f.allowLoad, Parallel: f.parallel, Log: stderr}, checks)
+	env, err := security.Prepare(ctx, security.Options{Target: t, AllowLoad: f.allowLoad, Parallel: f.parallel, Host: h, Log: stderr}, checks)
 	if err != nil {
 		return couldNotRun(c, err)
 	}
@@ -149,4 +166,17 @@ func runSecurity(c *cobra.Command, a *app, f securityFlags) error {
 		return failed(c, fmt.Errorf("failed [%s], inconclusive [%s] (see the fixes above)", strings.Join(failedIDs, " "), strings.Join(inconclusive, " ")))
 	}
 	return nil
+}
+
+// securityHost opens the host of t: the local stack's when t comes from
+// `mqttstack local up`, SSH (pinned host key) when t has an ssh section,
+// nil when neither.
+func securityHost(ctx context.Context, t *target.Target) (host.Host, error) {
+	switch {
+	case t.Local != nil:
+		return local.OpenHost(t.Local.StateDir)
+	case t.SSH != nil:
+		return sshhost.Dial(ctx, t.SSH, sshhost.Options{Budget: 20 * time.Second})
+	}
+	return nil, nil
 }
