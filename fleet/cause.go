@@ -61,6 +61,10 @@ func reason(err error) string {
 	if r, ok := reason5(err); ok {
 		return r
 	}
+	var hc handshakeCause
+	if errors.As(err, &hc) {
+		return hc.Cause()
+	}
 	// MQTT CONNACK refusals (paho wraps the return code as a fixed error).
 	switch {
 	case errors.Is(err, packets.ErrorRefusedNotAuthorised):

@@ -128,6 +128,10 @@ type Device struct {
 	password string // wss only
 	src      *net.TCPAddr
 	seed     uint64
+	// profile labels the device's events; handshake replaces the fleet's
+	// Go TLS client with the profile's (see Identity).
+	profile   string
+	handshake Handshake
 
 	mu     sync.Mutex // guards client, s5, conn, gen, sensor, dropping
 	client mqtt.Client
@@ -173,6 +177,7 @@ func (d *Device) emit(e Event) {
 	if e.At.IsZero() {
 		e.At = time.Now()
 	}
+	e.Profile = d.profile
 	d.fleet.cfg.Sink.Emit(e)
 }
 
@@ -269,6 +274,9 @@ func (a *attempt) open(_ *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
 	raw, err := dialer.DialContext(a.ctx, "tcp", cfg.Addr)
 	if err != nil {
 		return nil, err
+	}
+	if a.d.handshake != nil {
+		return a.openProfiled(raw, ka)
 	}
 	// One tls.Config for the whole fleet; the certificate is the device's,
 	// found through the handshake context (see Fleet.clientCertificate),

@@ -76,6 +76,9 @@ type Event struct {
 	D time.Duration
 	// Cause classifies a failure, from a small fixed vocabulary (see Classify).
 	Cause string
+	// Profile is the device's TLS profile ("" for the fleet's Go client
+	// and for the observer and backend), for per-profile breakdowns.
+	Profile string
 }
 
 // Sink carries events from devices, the observer and the backend to one

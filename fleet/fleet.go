@@ -42,6 +42,11 @@ type Identity struct {
 	ID       string
 	Cert     *tls.Certificate
 	Password string
+	// Profile names the device's TLS profile ("" = the fleet's Go client);
+	// it labels the device's events. Handshake, when set, is that
+	// profile's handshake (mqtts only).
+	Profile   string
+	Handshake Handshake
 }
 
 // Options sizes a fleet's concurrency.
@@ -153,7 +158,10 @@ func New(cfg Config, ids []Identity, opts Options) (*Fleet, error) {
 		if cfg.WSSURL != "" && id.Password == "" {
 			return nil, fmt.Errorf("fleet: device %s: no password for wss", id.ID)
 		}
-		d := &Device{ID: id.ID, fleet: f, cert: id.Cert, password: id.Password, seed: seedOf(id.ID)}
+		if cfg.WSSURL != "" && id.Handshake != nil {
+			return nil, fmt.Errorf("fleet: device %s: a TLS profile (%s) needs mqtts, not wss", id.ID, id.Profile)
+		}
+		d := &Device{ID: id.ID, fleet: f, cert: id.Cert, password: id.Password, seed: seedOf(id.ID), profile: id.Profile, handshake: id.Handshake}
 		if d.cert != nil && d.cert.Leaf != nil {
 			// The handshake signs with the private key and sends the DER;
 			// the parsed leaf would only cost ~2 KiB per device.

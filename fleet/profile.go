@@ -1,0 +1,53 @@
+package fleet
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"time"
+)
+
+// Handshake runs a device's TLS handshake over a dialled TCP connection
+// and returns the connection to speak MQTT over. It lets a device meet the
+// broker as a particular board's TLS stack does (package devices builds
+// one per profile); without it a device uses the fleet's Go client. cert
+// is the device's client certificate. An error with a Cause() string
+// method names the failure's cause itself ("no shared cipher").
+type Handshake func(ctx context.Context, raw net.Conn, cert *tls.Certificate) (net.Conn, error)
+
+// handshakeCause is a Handshake error that names its own cause.
+type handshakeCause interface {
+	error
+	Cause() string
+}
+
+// openProfiled is open's TLS step for a device with its own Handshake:
+// timed and abortable as the fleet's own (abort closes the socket under
+// the handshake).
+func (a *attempt) openProfiled(raw net.Conn, ka uint16) (net.Conn, error) {
+	a.mu.Lock()
+	a.tcpDone = time.Now()
+	a.stage, a.conn = StageTLS, raw
+	ab := a.aborted
+	a.mu.Unlock()
+	if ab {
+		raw.Close()
+		return nil, context.Canceled
+	}
+	tc, err := a.d.handshake(a.ctx, raw, a.d.cert)
+	if err != nil {
+		raw.Close()
+		return nil, err
+	}
+	conn := &kaConn{Conn: tc, keepalive: ka}
+	a.mu.Lock()
+	a.tlsDone = time.Now()
+	a.stage, a.conn = StageConnack, conn
+	ab = a.aborted
+	a.mu.Unlock()
+	if ab {
+		conn.Close()
+		return nil, context.Canceled
+	}
+	return conn, nil
+}
