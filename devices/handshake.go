@@ -72,17 +72,31 @@ func chainMessageSize(der [][]byte) int {
 	return n
 }
 
-// Dialer returns a function that runs p's handshake over a dialled TCP
-// connection, in the shape the fleet takes for one device: its
-// certificate is passed per call, the rest is shared by the profile.
+// Dialer returns p's handshake in the shape the fleet takes for one
+// device (fleet.Handshake): its certificate is passed per call, the rest
+// is shared by the profile. A refusal comes back as its reason alone
+// ("no shared cipher"), which the fleet counts as the failure's cause;
+// network errors come back as they are (timeouts stay timeouts).
 func Dialer(p Profile, b Board) func(ctx context.Context, raw net.Conn, cert *tls.Certificate) (net.Conn, error) {
 	return func(ctx context.Context, raw net.Conn, cert *tls.Certificate) (net.Conn, error) {
 		bb := b
 		bb.Cert = cert
 		c, _, err := Handshake(ctx, raw, p, bb)
+		var r *Refusal
+		if errors.As(err, &r) && r.Reason != ReasonNetwork {
+			return nil, causeError(r.Reason)
+		}
 		return c, err
 	}
 }
+
+// causeError is a refusal as a fleet failure cause.
+type causeError Reason
+
+func (e causeError) Error() string { return string(e) }
+
+// Cause is the failure's cause for the fleet's counts (fleet.Handshake).
+func (e causeError) Cause() string { return string(e) }
 
 func nativeHandshake(ctx context.Context, w *wire, p Profile, b Board) (net.Conn, error) {
 	cfg := &tls.Config{

@@ -149,7 +149,7 @@ func Lookup(name string) (Profile, error) {
 			return p, nil
 		}
 	}
-	return Profile{}, fmt.Errorf("unknown device profile %q (known: %s; see `mqttstack devices profiles`)", name, strings.Join(Names(), ", "))
+	return Profile{}, fmt.Errorf("unknown device profile %q (known: %s)", name, strings.Join(Names(), ", "))
 }
 
 // Select returns the named profiles in the order given (all when names is
