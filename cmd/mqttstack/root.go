@@ -48,6 +48,7 @@ certificates expiring), 2 usage error or bad input file, 3 could not run,
 	root.AddCommand(newScenariosCmd(a))
 	root.AddCommand(newValidateCmd(a))
 	root.AddCommand(newTargetCmd(a))
+	root.AddCommand(newDeployCmd(a))
 	root.AddCommand(newCompletionCmd(a))
 	root.AddCommand(newVersionCmd(a))
 	return root

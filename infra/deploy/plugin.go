@@ -1,8 +1,10 @@
 package deploy
 
+import "github.com/mqttstack/mqttstack/infra/hostres"
+
 // PluginName and PluginVersion name our provider plugin,
-// pulumi-resource-mqttstack, as the HostConfig resource requests it.
+// pulumi-resource-mqttstack, exactly as the HostConfig resource requests it.
 const (
-	PluginName    = "mqttstack"
-	PluginVersion = "0.1.0"
+	PluginName    = hostres.PluginName
+	PluginVersion = hostres.PluginVersion
 )
