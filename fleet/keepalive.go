@@ -1,10 +1,11 @@
 package fleet
 
 import (
-	"encoding/binary"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/mqttstack/mqttstack/internal/mqttwire"
 )
 
 // Keep-alive without a goroutine per device.
@@ -19,8 +20,9 @@ import (
 // pings stop). Writing a PINGREQ next to paho's writer is safe because every
 // paho packet is one Write call and crypto/tls serialises Writes.
 
-// pingreq is an MQTT PINGREQ packet.
-var pingreq = []byte{0xC0, 0x00}
+// pingreq is an MQTT PINGREQ packet (never modified: every Write sends it
+// whole).
+var pingreq = mqttwire.Pingreq()
 
 // kaConn is the connection paho gets: the TLS (or WebSocket) connection,
 // with the keep-alive of the first packet (CONNECT) rewritten. Writes and
@@ -53,24 +55,8 @@ func (c *kaConn) SetDeadline(t time.Time) error {
 	return c.Conn.SetDeadline(t)
 }
 
-// patchKeepalive sets the keep-alive of an MQTT 3.1.1 CONNECT packet in b
-// and reports whether b was one.
+// patchKeepalive sets the keep-alive of an MQTT CONNECT packet in b and
+// reports whether b was one (package internal/mqttwire).
 func patchKeepalive(b []byte, keepalive uint16) bool {
-	if len(b) < 2 || b[0] != 0x10 {
-		return false
-	}
-	// Remaining length: 1 to 4 bytes, 7 bits each.
-	i := 1
-	for ; i < len(b) && i <= 4; i++ {
-		if b[i]&0x80 == 0 {
-			break
-		}
-	}
-	i++ // first byte of the variable header
-	// Protocol name "MQTT" (length-prefixed), level 4, flags, keep-alive.
-	if len(b) < i+10 || string(b[i:i+6]) != "\x00\x04MQTT" || b[i+6] != 4 {
-		return false
-	}
-	binary.BigEndian.PutUint16(b[i+8:], keepalive)
-	return true
+	return mqttwire.PatchKeepAlive(b, keepalive)
 }

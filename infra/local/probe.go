@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/mqttstack/mqttstack/internal/mqttwire"
 )
 
 // ProbeMQTTS dials addr with mutual TLS, sends an MQTT 3.1.1 CONNECT and
@@ -46,41 +48,22 @@ func ProbeMQTTS(ctx context.Context, addr, serverName string, roots *x509.CertPo
 	if rc != 0 {
 		return fmt.Errorf("mqtts %s: CONNACK return code %d", addr, rc)
 	}
-	conn.Write([]byte{0xe0, 0x00}) // DISCONNECT, so no Will and a clean log line
+	conn.Write(mqttwire.Disconnect()) // so no Will and a clean log line
 	return nil
 }
 
 // ConnectPacket encodes an MQTT 3.1.1 CONNECT with clean session and the
-// given keepalive (seconds); user/password are included when user is set.
+// given keepalive (seconds); user/password are included when user is set
+// (package internal/mqttwire writes it).
 func ConnectPacket(clientID, user, password string, keepalive uint16) []byte {
-	str := func(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
-	flags := byte(0x02)
-	var payload []byte
-	payload = append(payload, str(clientID)...)
+	c := mqttwire.Connect{ClientID: clientID, KeepAlive: keepalive}
 	if user != "" {
-		flags |= 0x80
-		payload = append(payload, str(user)...)
+		c.Username = &user
 		if password != "" {
-			flags |= 0x40
-			payload = append(payload, str(password)...)
+			c.Password = &password
 		}
 	}
-	body := append(str("MQTT"), 4, flags, byte(keepalive>>8), byte(keepalive))
-	body = append(body, payload...)
-	pkt := []byte{0x10}
-	n := len(body)
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		pkt = append(pkt, b)
-		if n == 0 {
-			break
-		}
-	}
-	return append(pkt, body...)
+	return c.Encode()
 }
 
 // ErrNoConnack means the broker closed the connection (or a TLS alert
@@ -90,14 +73,15 @@ var ErrNoConnack = errors.New("no CONNACK")
 
 // ReadConnack reads one packet and returns the CONNACK return code.
 func ReadConnack(r io.Reader) (byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	p, err := mqttwire.ReadPacket(r, 64)
+	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrNoConnack, err)
 	}
-	if hdr[0] != 0x20 || hdr[1] != 0x02 {
-		return 0, fmt.Errorf("%w: unexpected packet % x", ErrNoConnack, hdr)
+	code, _, err := mqttwire.ConnackCode(p)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrNoConnack, err)
 	}
-	return hdr[3], nil
+	return code, nil
 }
 
 // ProbeHTTPS fetches https://addr/healthz with SNI and Host = serverName and
