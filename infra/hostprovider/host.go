@@ -178,8 +178,10 @@ func (e *ApplyError) Error() string {
 	switch {
 	case e.Restore != nil:
 		s += fmt.Sprintf("; restoring the previous files also failed: %v", e.Restore)
+	case e.RolledBack && e.Step == "activate":
+		s += "; the previous files were restored and the daemons brought back on them"
 	case e.RolledBack:
-		s += "; the host keeps its previous files and the running services were left serving them"
+		s += "; nothing was changed on the host: it keeps serving its previous files"
 	}
 	return s
 }
@@ -307,6 +309,13 @@ func (h *host) validate(ctx context.Context, plan Plan, changed []FileSpec) erro
 		}
 		return h.cat(ctx, p)
 	}
+	fail := func(step string, err error) error {
+		msg := errMsg(err)
+		for real, st := range staged {
+			msg = strings.ReplaceAll(msg, st, real+" (new)")
+		}
+		return &ApplyError{Step: step, Msg: msg, RolledBack: true}
+	}
 	if kinds[kindMosquitto] {
 		conf, err := current(plan.MosquittoConfig)
 		if err != nil {
@@ -314,7 +323,7 @@ func (h *host) validate(ctx context.Context, plan Plan, changed []FileSpec) erro
 		}
 		h.log("validating mosquitto (throwaway broker on loopback)")
 		if _, err := h.run(ctx, "check-mosquitto", nil, bytes.NewReader(MosquittoCandidate(conf, staged))); err != nil {
-			return &ApplyError{Step: "validate mosquitto", Msg: errMsg(err), RolledBack: true}
+			return fail("validate mosquitto", err)
 		}
 	}
 	if kinds[kindNginx] {
@@ -324,13 +333,13 @@ func (h *host) validate(ctx context.Context, plan Plan, changed []FileSpec) erro
 		}
 		h.log("validating nginx (nginx -t)")
 		if _, err := h.run(ctx, "check-nginx", []string{plan.NginxConfig}, bytes.NewReader(ReplacePaths(conf, staged))); err != nil {
-			return &ApplyError{Step: "validate nginx", Msg: errMsg(err), RolledBack: true}
+			return fail("validate nginx", err)
 		}
 	}
 	for _, f := range changed {
 		if slices.Contains(f.Daemons, kindNftables) {
 			if _, err := h.run(ctx, "check-nft", []string{stagedPath(f.Path)}, nil); err != nil {
-				return &ApplyError{Step: "validate nftables " + f.Path, Msg: errMsg(err), RolledBack: true}
+				return fail("validate nftables "+f.Path, err)
 			}
 		}
 	}
@@ -403,6 +412,7 @@ func actions(plan Plan, changed []FileSpec) []string {
 			}
 		}
 	}
+	acts = append(acts, "conf:"+plan.MosquittoConfig)
 	if daemonReload {
 		acts = append(acts, "daemon-reload")
 	}

@@ -140,6 +140,11 @@ LogLevel VERBOSE
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
+		if o.Namespace != "" {
+			// Daemons the test started over SSH live in the namespace
+			// (and keep it alive): end exactly those processes.
+			killNamespace(cmd.Process.Pid)
+		}
 		_ = cmd.Process.Kill()
 		<-exited
 	})
@@ -217,4 +222,29 @@ func NewClientKey(t testing.TB) []byte {
 	t.Helper()
 	_, k, _ := ed25519.GenerateKey(rand.Reader)
 	return pemKey(t, k)
+}
+
+// killNamespace kills every process that shares the mount namespace of pid
+// (other than pid itself, which the caller ends), found by id in /proc.
+func killNamespace(pid int) {
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+	if err != nil {
+		return
+	}
+	self, _ := os.Readlink("/proc/self/ns/mnt")
+	if ns == self {
+		return // never the test's own namespace
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		other, err := strconv.Atoi(e.Name())
+		if err != nil || other == pid {
+			continue
+		}
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", other)); err == nil && l == ns {
+			if p, err := os.FindProcess(other); err == nil {
+				_ = p.Kill()
+			}
+		}
+	}
 }
