@@ -77,7 +77,8 @@ func MosquittoConf(s Stack) []byte {
 		w("# advisory on 2.0.11 (F3: the counter drifts); the firewall holds the real cap")
 		w("max_connections %d", l.MaxConnections)
 	}
-	w("# the private device CA only (CRT-02): any CA here can mint usernames")
+	w("# the private device CA only (CRT-02): any CA here can mint usernames;")
+	w("# during a CA rollover (certs ca next ... retire) both generations; the CRL file holds both CRLs")
 	w("cafile %s", p.CAFile)
 	w("crlfile %s", p.CRLFile)
 	w("certfile %s", p.ServerCert)
