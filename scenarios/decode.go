@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mqttstack/mqttstack/devices"
 )
 
 // MaxFileSize bounds a scenario file; a real one is a few hundred bytes.
@@ -494,10 +497,43 @@ func (d *decoder) fleet(v *yaml.Node, path string) {
 			}
 		}},
 		{"source_addrs", d.sourceAddrs},
+		{"profiles", d.profiles},
 	}, "{count: 5000, prefix: dev-, transport: mqtts, keepalive: 30s, qos: 1}")
 	if d.s.has(join(path, "sources")) && d.s.has(join(path, "source_addrs")) {
 		d.probs = append(d.probs, &Problem{File: d.file, Line: d.s.lines[join(path, "source_addrs")].line, col: d.s.lines[join(path, "source_addrs")].col, Path: join(path, "source_addrs"),
 			Msg: "sources and source_addrs are both set", Fix: "keep one: sources: N for 127.0.0.1..N, or source_addrs: [list]"})
+	}
+}
+
+// profiles reads fleet.profiles: device profile -> share of the fleet.
+// Every known profile is a field, so an unknown one gets "did you mean".
+func (d *decoder) profiles(v *yaml.Node, path string) {
+	const example = "{esp8266-bearssl: 60%, esp32-arduino-3: 40%}"
+	var fields []field
+	for _, name := range devices.Names() {
+		fields = append(fields, field{name, func(v *yaml.Node, p string) {
+			var share float64
+			parsed(d, v, p, "60%", parseFraction, &share)
+			if d.s.bad[p] {
+				return
+			}
+			if share <= 0 || share > 1 {
+				d.bad(v, p, fmt.Sprintf("share %s is not above 0%% and at most 100%%", formatFraction(share)), "e.g. 40%, or leave the profile out")
+				return
+			}
+			d.s.Fleet.Profiles = append(d.s.Fleet.Profiles, ProfileShare{Profile: name, Share: share})
+		}})
+	}
+	if !d.mapping(v, path, fields, example) {
+		d.s.bad[path] = true
+		return
+	}
+	sum := 0.0
+	for _, ps := range d.s.Fleet.Profiles {
+		sum += ps.Share
+	}
+	if len(d.s.Fleet.Profiles) > 0 && math.Abs(sum-1) > 1e-9 && !d.s.bad[path] {
+		d.bad(v, path, fmt.Sprintf("shares sum to %.4g%%, not 100%%", sum*100), "make the shares add up to 100%; every device has one profile ('mqttstack devices profiles' lists them)")
 	}
 }
 

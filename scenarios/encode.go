@@ -42,6 +42,13 @@ func (s *Scenario) MarshalYAML() (any, error) {
 		}
 		add(fleet, "source_addrs", addrs)
 	}
+	if len(f.Profiles) > 0 {
+		ps := flow(mapNode())
+		for _, p := range f.Profiles {
+			add(ps, p.Profile, plain(formatFraction(p.Share)))
+		}
+		add(fleet, "profiles", ps)
+	}
 	add(root, "fleet", fleet)
 
 	c := s.Connect

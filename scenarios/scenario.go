@@ -106,6 +106,17 @@ type Fleet struct {
 	// "source_addrs: [10.0.0.5, 10.0.0.6]". Stored normalized
 	// (netip.Addr.String()).
 	SourceAddrs []string
+	// Profiles mixes device TLS profiles (package devices): each device
+	// handshakes as its board does. In YAML a mapping of profile to share,
+	// "profiles: {esp8266-bearssl: 60%, esp32-arduino-3: 40%}", summing to
+	// 100%; empty means every device is the Go client. mqtts only.
+	Profiles []ProfileShare
+}
+
+// ProfileShare is one device profile's share of the fleet (0 < Share <= 1).
+type ProfileShare struct {
+	Profile string
+	Share   float64
 }
 
 // Connect paces how the fleet connects, during the ramp and on reconnects.

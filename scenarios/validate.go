@@ -126,6 +126,9 @@ func (v *validator) fleet() {
 			v.at(fmt.Sprintf("fleet.source_addrs[%d]", i), fmt.Sprintf("%q is not an IP address", a), "e.g. 127.0.0.2")
 		}
 	}
+	if len(f.Profiles) > 0 && f.Transport == TransportWSS {
+		v.at("fleet.profiles", "device TLS profiles need transport mqtts (over wss nginx, not the board, terminates TLS)", "use transport: mqtts, or remove profiles")
+	}
 	if n := max(1, len(f.SourceAddrs)); f.Count <= MaxDevices && f.Count > n*PortsPerSource && !v.s.bad[srcPath] {
 		need := (f.Count + PortsPerSource - 1) / PortsPerSource
 		v.at("fleet.count", fmt.Sprintf("%d devices need at least %d source addresses, %d configured: one address has about %d ports towards one broker port", f.Count, need, len(f.SourceAddrs), PortsPerSource),
