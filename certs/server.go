@@ -34,6 +34,8 @@ type RenewOptions struct {
 	CA string
 	// Validity (default DefaultServerValidity).
 	Validity time.Duration
+	// Profiles of the pin report (nil: PinProfiles).
+	Profiles []DeviceProfile
 }
 
 // ServerRenewal is a staged server certificate and its consequences.
@@ -205,7 +207,7 @@ func (a *Authority) RenewServer(o RenewOptions) (*ServerRenewal, error) {
 		return nil, fmt.Errorf("server renew: %w", err)
 	}
 	r := &ServerRenewal{Old: old, New: leaf, Chain: chain, KeptKey: !o.NewKey, Staged: dir, OldPins: PinsOf(old), NewPins: PinsOf(leaf)}
-	r.Report, err = h.PinReport(oldChain, chain, now)
+	r.Report, err = h.PinReport(oldChain, chain, now, o.Profiles)
 	if err != nil {
 		return nil, fmt.Errorf("server renew: %w", err)
 	}
@@ -274,7 +276,10 @@ func (a *Authority) SwitchServer() ([]string, error) {
 // board that verified the old chain verifies the new one. For ca-anchor it
 // evaluates every anchor set a fleet can hold during a rollover: each
 // trusted generation alone, and all of them (the trust bundle).
-func (a *Authority) PinReport(oldChain, newChain []*x509.Certificate, now time.Time) ([]PinVerdict, error) {
+func (a *Authority) PinReport(oldChain, newChain []*x509.Certificate, now time.Time, profiles []DeviceProfile) ([]PinVerdict, error) {
+	if profiles == nil {
+		profiles = PinProfiles
+	}
 	gens, err := a.pkiHome().Generations()
 	if err != nil {
 		return nil, err
@@ -299,7 +304,7 @@ func (a *Authority) PinReport(oldChain, newChain []*x509.Certificate, now time.T
 	}
 	oldLeaf, newLeaf := oldChain[0], newChain[0]
 	var out []PinVerdict
-	for _, p := range PinProfiles {
+	for _, p := range profiles {
 		for _, m := range p.Methods {
 			switch m {
 			case PinFingerprint:
@@ -385,4 +390,23 @@ func readChainFile(p string) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("%s: no PEM CERTIFICATE block", p)
 	}
 	return cs, nil
+}
+
+// ServerPins returns the pins of the server certificate in place and of a
+// staged renewal (nil when none is staged).
+func (a *Authority) ServerPins() (Pins, *Pins, error) {
+	h := a.pkiHome()
+	cur, err := readCertFile(filepath.Join(h.Dir, serverCertFile))
+	if err != nil {
+		return Pins{}, nil, fmt.Errorf("server pins: %w", err)
+	}
+	st, err := readCertFile(filepath.Join(h.Dir, pendingServerDir, serverCertFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return PinsOf(cur), nil, nil
+	}
+	if err != nil {
+		return Pins{}, nil, fmt.Errorf("server pins: %w", err)
+	}
+	p := PinsOf(st)
+	return PinsOf(cur), &p, nil
 }

@@ -38,6 +38,8 @@ flags or a missing or damaged PKI, 3 could not run.`,
 	c.AddCommand(newCertsCheckCmd(a))
 	c.AddCommand(newCertsExportCmd(a))
 	c.AddCommand(newCertsNegativeCmd(a))
+	c.AddCommand(newCertsCACmd(a))
+	c.AddCommand(newCertsServerCmd(a))
 	return c
 }
 
@@ -153,7 +155,8 @@ command is safe to repeat. --dir may name a sub-CA directory inside the PKI.`,
 		Example: `  mqttstack certs issue --count 5000
   mqttstack certs issue --count 100 --prefix sensor- --from 501
   mqttstack certs issue --id gateway-1,gateway-2
-  mqttstack certs issue gateway-3`,
+  mqttstack certs issue gateway-3
+  mqttstack certs issue --ca next --from 1 --count 1000   # a rollover wave`,
 	}
 	dir := pkiDirFlag(c, "PKI directory (or a sub-CA directory inside it)")
 	fl := c.Flags()
@@ -161,6 +164,7 @@ command is safe to repeat. --dir may name a sub-CA directory inside the PKI.`,
 	prefix := fl.String("prefix", "dev-", "device id prefix for --count")
 	from := fl.Int("from", 1, "first device number for --count")
 	ids := fl.StringSlice("id", nil, "identity to issue (repeatable, or comma-separated)")
+	caName := fl.String("ca", "", "CA generation during a rollover: current (default), next, or G<n>; a re-issue keeps id and password")
 	c.RunE = func(c *cobra.Command, args []string) error {
 		ids := append(*ids, args...)
 		switch {
@@ -182,6 +186,11 @@ command is safe to repeat. --dir may name a sub-CA directory inside the PKI.`,
 		ca, err := openPKI(c, *dir)
 		if err != nil {
 			return err
+		}
+		if *caName != "" {
+			if ca, err = ca.Generation(*caName); err != nil {
+				return badInput(c, err)
+			}
 		}
 		start := time.Now()
 		res, err := ca.IssueClients(c.Context(), ids)
@@ -274,12 +283,14 @@ Certificates are due when they expire within --within. A CRL is due by its
 own refresh rule, whatever --within says: see the rule printed under the
 table.`,
 		Example: `  mqttstack certs check
-  mqttstack certs check --within 90d --all`,
+  mqttstack certs check --within 90d --all
+  mqttstack certs check --within 60d --json expiry.json   # CI: exit 1 and the JSON names what is due`,
 		Args: noArgs,
 	}
 	dir := pkiDirFlag(c, "PKI directory")
 	within := c.Flags().String("within", "30d", "report what expires within this window (e.g. 30d, 720h)")
 	all := c.Flags().Bool("all", false, "list every client, not only those inside the window")
+	jsonOut := c.Flags().String("json", "", "also write the timeline as JSON to this file ('-' = stdout instead of the table), for CI alerting")
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		stdout := a.stdout
 		w, err := parseDays(*within)
@@ -340,11 +351,34 @@ table.`,
 			fmt.Fprintf(&buf, "CRL of %s: next update %s UTC; due from %s UTC, when less than half of its %s lifetime is left (its own rule, not --within)\n",
 				e.Subject, e.NotAfter.UTC().Format("2006-01-02 15:04"), e.Due.UTC().Format("2006-01-02 15:04"), left(lifetime))
 		}
+		tl := certs.NewTimeline(es, w, now)
+		if len(tl.Devices) > 0 {
+			buf.WriteString("\n")
+			if err := tl.WriteDevices(&buf); err != nil {
+				return err
+			}
+		}
+		switch *jsonOut {
+		case "":
+		case "-":
+			buf.Reset()
+			if err := tl.WriteJSON(&buf); err != nil {
+				return err
+			}
+		default:
+			var jb bytes.Buffer
+			if err := tl.WriteJSON(&jb); err != nil {
+				return err
+			}
+			if err := atomicfile.Write(*jsonOut, jb.Bytes(), 0o644); err != nil {
+				return couldNotRun(c, fmt.Errorf("write %s: %w", *jsonOut, err))
+			}
+		}
 		if _, err := stdout.Write(buf.Bytes()); err != nil {
 			return err
 		}
 		if inside > 0 {
-			return failed(c, fmt.Errorf("%d item(s) due (%s): %s", inside, countKinds(due), renewAdvice(due)))
+			return failed(c, fmt.Errorf("%d item(s) due (%s): %s: %s", inside, countKinds(due), renewAdvice(due), tl.DueSummary()))
 		}
 		return nil
 	}

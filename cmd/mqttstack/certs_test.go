@@ -21,7 +21,7 @@ func TestCertsCLI(t *testing.T) {
 		stdout string // substring
 		stderr string // substring
 	}{
-		{"no-subcommand", []string{"certs"}, exitUsage, "", "name a subcommand: check, crl, export, init, issue, negative, revoke"},
+		{"no-subcommand", []string{"certs"}, exitUsage, "", "name a subcommand: ca, check, crl, export, init, issue, negative, revoke, server"},
 		{"unknown-subcommand", []string{"certs", "frobnicate"}, exitUsage, "", `unknown subcommand "frobnicate"`},
 		{"open-before-init", []string{"certs", "check", "--dir", dir}, exitUsage, "", "mqttstack certs init"},
 		{"init", []string{"certs", "init", "--dir", dir, "--san", "mqtt.example.com,203.0.113.5"}, exitOK, "created PKI", ""},
