@@ -218,6 +218,7 @@ func TestSingleDashLongFlags(t *testing.T) {
 		{"run smoke -quiet -devices 5", "run smoke --quiet --devices 5"},
 		{"run smoke -- -quiet", "run smoke -- -quiet"},
 		{"run smoke -nosuchflag", "run smoke -nosuchflag"},
+		{"certs issue -help", "certs issue --help"},
 	} {
 		if got := strings.Join(singleDashLongFlags(root, strings.Fields(tc.in)), " "); got != tc.want {
 			t.Errorf("%s\n got  %s\n want %s", tc.in, got, tc.want)

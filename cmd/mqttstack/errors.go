@@ -291,6 +291,7 @@ func singleDashLongFlags(root *cobra.Command, args []string) []string {
 	if err != nil {
 		return args
 	}
+	c.InitDefaultHelpFlag() // -help too
 	lookup := func(n string) *pflag.Flag {
 		if f := c.Flags().Lookup(n); f != nil {
 			return f
