@@ -2,11 +2,16 @@ package loadtest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/mqttstack/mqttstack/host"
+	"github.com/mqttstack/mqttstack/loadtest/result"
 )
 
 // procCost is the CPU and memory of one process, read from /proc.
@@ -69,4 +74,76 @@ func readProcCost(pid int) (procCost, error) {
 		}
 	}
 	return c, nil
+}
+
+// brokerSampler reads the broker's CPU and memory through a host.Host,
+// once a second (run) and at every phase change (sample), for
+// result.Recorder.BrokerUsage. A nil host samples nothing.
+type brokerSampler struct {
+	h host.Host
+
+	mu      sync.Mutex
+	lastErr error
+}
+
+func newBrokerSampler(h host.Host) *brokerSampler { return &brokerSampler{h: h} }
+
+// brokerSample is one reading; ok false when there is none.
+type brokerSample struct {
+	ok       bool
+	host     string
+	pid      int
+	cpu      time.Duration
+	rssBytes int64
+}
+
+func (b brokerSample) record(r *result.Recorder, at time.Time) {
+	if b.ok {
+		r.BrokerUsage(at, b.host, b.pid, b.cpu, b.rssBytes)
+	}
+}
+
+// sample reads the broker now (bounded by ctx and 3s).
+func (s *brokerSampler) sample(ctx context.Context) brokerSample {
+	if s == nil || s.h == nil {
+		return brokerSample{}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	costs, err := s.h.Costs(ctx)
+	if err == nil {
+		for _, c := range costs {
+			if c.Daemon == host.Mosquitto && c.PID > 0 {
+				return brokerSample{ok: true, host: s.h.Name(), pid: c.PID, cpu: c.CPU, rssBytes: c.RSS}
+			}
+		}
+		err = fmt.Errorf("%s: no mosquitto process", s.h.Name())
+	}
+	s.mu.Lock()
+	s.lastErr = err
+	s.mu.Unlock()
+	return brokerSample{}
+}
+
+// run samples once a second until ctx ends.
+func (s *brokerSampler) run(ctx context.Context, col *collector) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if b := s.sample(ctx); b.ok {
+				col.do(func(r *result.Recorder) { b.record(r, now) })
+			}
+		}
+	}
+}
+
+// err is the last failed reading, if any.
+func (s *brokerSampler) err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastErr
 }

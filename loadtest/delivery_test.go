@@ -111,4 +111,11 @@ thresholds:
 	if d.Observers != len(p.Observers) {
 		t.Errorf("observers %d in the result, %d planned", d.Observers, len(p.Observers))
 	}
+	// The broker's cost, read through the host (numbers belong in
+	// benchmarks: here only that they were measured).
+	b := r.Broker
+	t.Logf("broker %+v; tool %+v", b, r.Cost)
+	if b == nil || b.PID != s.MosquittoPID() || b.CPUPerPublishMicros <= 0 || b.Publishes != r.Total.Counts.Published || b.RSSPeakBytes <= 0 {
+		t.Errorf("broker cost %+v: want mosquitto (pid %d) measured per publish over the burst", b, s.MosquittoPID())
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/devices"
 	"github.com/mqttstack/mqttstack/fleet"
 	"github.com/mqttstack/mqttstack/host"
 	"github.com/mqttstack/mqttstack/loadtest/result"
@@ -141,6 +142,10 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 			idents[i].Password = pw
 		}
 	}
+	// fleet.profiles: each device handshakes as its board.
+	if err := devices.Apply(idents, p.Profiles, devices.Board{ServerName: p.Target.ServerName, RootCAs: p.RootCAs}); err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
 
 	sink := fleet.NewSink(o.EventBuffer)
 	cfg := fleet.Config{
@@ -223,11 +228,11 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 		return nil, fmt.Errorf("run: %w", err)
 	}
 
-	var brokerPID int
-	var broker0 procCost
-	if p.Target.Local != nil && p.Target.Local.MosquittoPID > 0 {
-		brokerPID = p.Target.Local.MosquittoPID
-		broker0, _ = readProcCost(brokerPID)
+	broker := newBrokerSampler(o.Host)
+	if o.Host == nil {
+		col.do(func(r *result.Recorder) {
+			r.NoBroker("broker cost: no host access (a local stack or a target with an ssh section gives one)")
+		})
 	}
 	self0, _ := readProcCost(0)
 	fmt.Fprintf(o.Log, "run %s: %d devices (shard %d/%d), target %s\n", sc.Name, n, p.Shard.Index+1, p.Shard.Count, p.Target.MQTTSAddr())
@@ -250,6 +255,13 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 		defer monWG.Done()
 		monitor(stagesCtx, col, prog, o.DeadAfter, stopStages)
 	}()
+	if o.Host != nil {
+		monWG.Add(1)
+		go func() {
+			defer monWG.Done()
+			broker.run(stagesCtx, col)
+		}()
+	}
 
 	// Interrupted stages leave in-flight work (a connect attempt to a hung
 	// broker waits up to its timeout) a second's grace, then cut it.
@@ -278,9 +290,13 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 		}
 		name := st.Name
 		now := time.Now()
+		b := broker.sample(stagesCtx)
 		col.do(func(r *result.Recorder) {
-			r.Stage(name, string(st.Kind), now)
+			// Samples before the phase change: what was spent until
+			// now belongs to the stage before.
 			sampleUsage(r, now)
+			b.record(r, now)
+			r.Stage(name, string(st.Kind), now)
 		})
 		prog.stageStart(i)
 		runStage(stagesCtx, fl, backend, p, st, devs, prog)
@@ -290,7 +306,12 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 		}
 	}
 
-	// Why did the stages stop?
+	// Why did the stages stop? (The broker's last sample closes the last
+	// stage: its teardown is not the stage's cost.)
+	if b := broker.sample(runCtx); b.ok {
+		now := time.Now()
+		col.do(func(r *result.Recorder) { b.record(r, now) })
+	}
 	stopStages(errStagesDone)
 	cause := context.Cause(stagesCtx)
 	interrupted, reason := false, ""
@@ -349,14 +370,8 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 
 	fmt.Fprintf(log, "tool: cpu %v user + %v sys over the run, peak rss %s\n",
 		(self1.User - self0.User).Round(time.Millisecond), (self1.System - self0.System).Round(time.Millisecond), result.FormatBytes(float64(self1.HWM)))
-	if brokerPID > 0 {
-		if b1, err := readProcCost(brokerPID); err == nil {
-			fmt.Fprintf(log, "broker (pid %d): cpu %v user + %v sys over the run, rss %s (peak %s)\n", brokerPID,
-				(b1.User - broker0.User).Round(time.Millisecond), (b1.System - broker0.System).Round(time.Millisecond),
-				result.FormatBytes(float64(b1.RSS)), result.FormatBytes(float64(b1.HWM)))
-		} else {
-			fmt.Fprintf(log, "broker (pid %d): gone (%v)\n", brokerPID, err)
-		}
+	if err := broker.err(); err != nil {
+		fmt.Fprintf(log, "broker cost: %v\n", err)
 	}
 	fmt.Fprintf(log, "observer backlog peaks: %s\n", obs.backlogs(limit))
 	if delivery.Unverified > 0 {

@@ -90,6 +90,9 @@ func TestSmoke(t *testing.T) {
 	if r.Meta.Interrupted {
 		t.Errorf("run marked interrupted: %s", r.Meta.InterruptReason)
 	}
+	if r.Broker == nil || !strings.Contains(r.Broker.Note, "no host access") {
+		t.Errorf("broker %+v: a run without a host must say so", r.Broker)
+	}
 }
 
 // TestImpossibleThreshold: a threshold no broker can meet fails the verdict.

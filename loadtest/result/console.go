@@ -28,6 +28,7 @@ func WriteConsole(w io.Writer, r *Result, outcomes []ThresholdOutcome) error {
 	writeErrors(f, r)
 	writeThresholds(f, outcomes)
 	writeCost(f, r)
+	writeBroker(f, r)
 	return f.err
 }
 
@@ -289,7 +290,7 @@ func thresholdText(o ThresholdOutcome) string {
 // on what basis.
 func perOperation(c Cost) string {
 	var per []string
-	connect, publish := " per connect attempt (ramp)", " per publish (steady)"
+	connect, publish := " per connect attempt (ramp)", " per publish (steady, soak, burst)"
 	if c.Basis != "phases" {
 		connect, publish = " per connect attempt", " per publish"
 	}
@@ -323,8 +324,11 @@ func writeCost(f *fmtErr, r *Result) {
 		f.printf("  %s\n", per)
 	}
 	f.printf("  memory peak %s", FormatBytes(float64(c.MaxRSSBytes)))
-	if c.PeakConnected > 0 {
+	switch {
+	case c.PeakConnected >= minDevicesPerDevice:
 		f.printf(", %s per connected device (%s at peak)", FormatBytes(c.RSSPerDeviceBytes), formatCount(c.PeakConnected))
+	case c.PeakConnected > 0:
+		f.printf(" (no per-device figure: %s devices are too few to tell from the process's base memory)", formatCount(c.PeakConnected))
 	}
 	f.printf("\n")
 }

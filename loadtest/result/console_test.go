@@ -73,7 +73,7 @@ func TestWriteConsoleShowsWhatAPersonNeeds(t *testing.T) {
 		"connect rate (ramp)", "19.8/s",
 		"lost 1", "tls: remote error: bad certificate",
 		"✓ connect_success >= 99%", "✗ loss == 0", "measured 1",
-		"per connected device",
+		"no per-device figure: 396 devices are too few",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("console output lacks %q", want)

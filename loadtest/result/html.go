@@ -393,8 +393,11 @@ func costRows(r *Result) [][2]string {
 		rows = append(rows, [2]string{"dropped events", formatCount(c.DroppedEvents) + " (the collector fell behind: counts are lower bounds)"})
 	}
 	rows = append(rows, [2]string{"memory peak", FormatBytes(float64(c.MaxRSSBytes))})
-	if c.PeakConnected > 0 {
+	switch {
+	case c.PeakConnected >= minDevicesPerDevice:
 		rows = append(rows, [2]string{"memory per connected device", FormatBytes(c.RSSPerDeviceBytes) + " (" + formatCount(c.PeakConnected) + " at peak)"})
+	case c.PeakConnected > 0:
+		rows = append(rows, [2]string{"memory per connected device", "left out: " + formatCount(c.PeakConnected) + " devices are too few to tell from the process's base memory"})
 	}
-	return rows
+	return append(rows, brokerLines(r)...)
 }

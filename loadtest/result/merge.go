@@ -125,6 +125,7 @@ func Merge(rs ...*Result) (*Result, error) {
 		out.Cost.MaxRSSBytes += r.Cost.MaxRSSBytes
 		out.Cost.DroppedEvents += r.Cost.DroppedEvents
 	}
+	out.Broker = mergeBrokers(rs)
 	out.deriveCost()
 	return out, nil
 }

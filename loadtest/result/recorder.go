@@ -35,6 +35,8 @@ type Recorder struct {
 
 	lastCPU time.Duration // cumulative CPU at the last usage sample
 	sampled bool
+
+	broker *brokerRec // BrokerUsage, NoBroker; nil: not asked
 }
 
 // maxSeriesSpan bounds the series to a week of seconds.
@@ -389,6 +391,10 @@ func (r *Recorder) Finish(end time.Time, f Final) *Result {
 		MaxRSSBytes:      f.MaxRSSBytes,
 		DroppedEvents:    f.DroppedEvents,
 	}
+	if r.broker != nil {
+		b := r.broker.b
+		res.Broker = &b
+	}
 	res.deriveCost()
 	return res
 }
@@ -476,7 +482,7 @@ func (r *Result) deriveCost() {
 			case "ramp":
 				connects += p.Counts.ConnectAttempts
 				connectCPU += p.CPUSeconds
-			case "steady", "soak":
+			case "steady", "soak", "burst":
 				publishes += p.Counts.Published
 				publishCPU += p.CPUSeconds
 			}
@@ -490,4 +496,5 @@ func (r *Result) deriveCost() {
 	if publishes > 0 && publishCPU > 0 {
 		c.CPUPerPublishMicros = publishCPU * 1e6 / float64(publishes)
 	}
+	r.deriveBroker()
 }

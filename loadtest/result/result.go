@@ -37,7 +37,9 @@ type Result struct {
 	// Errors grouped by cause, most frequent first.
 	Errors   []ErrorGroup `json:"errors"`
 	Delivery Delivery     `json:"delivery"`
-	Cost     Cost         `json:"cost"`
+	// Broker is the broker's own cost (nil in results of older versions).
+	Broker *Broker `json:"broker,omitempty"`
+	Cost   Cost    `json:"cost"`
 	// Thresholds holds the outcomes when the run evaluated thresholds.
 	Thresholds []ThresholdOutcome `json:"thresholds,omitempty"`
 
