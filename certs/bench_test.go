@@ -76,3 +76,44 @@ func BenchmarkCheck2000(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReissue10000 is a whole fleet's re-issue under the successor CA
+// of a rollover (`certs issue --ca next --from 1 --count 10000`): 10,000
+// G1 identities exist, `ca next` ran, and the timed part issues each id
+// again under G2, keeping its password (read from the G1 files).
+func BenchmarkReissue10000(b *testing.B) {
+	ids := DeviceIDs("dev-", 1, 10000)
+	var cpu time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		a, err := Init(InitOptions{Dir: b.TempDir(), Observers: []string{}, Backends: []string{}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := a.IssueClients(context.Background(), ids); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := a.Next(NextOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		c0 := cpuTime()
+		b.StartTimer()
+		g2, err := a.Generation(GenNext)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := g2.IssueClients(context.Background(), ids)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		cpu += cpuTime() - c0
+		b.StartTimer()
+		if len(res.Issued) != len(ids) {
+			b.Fatalf("re-issued %d of %d", len(res.Issued), len(ids))
+		}
+	}
+	if cpu > 0 {
+		b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
+	}
+}
