@@ -1,5 +1,5 @@
-// Package security is the regression catalog of /work/shared/SECURITY.md: a
-// set of named checks, each an attack against a running stack (local or
+// Package security is the security regression catalog (docs/SECURITY.md,
+// written from Catalog() by WriteCatalog): a set of named checks, each an attack against a running stack (local or
 // deployed) whose verdict is decided by what the broker actually delivers,
 // never by what it acknowledges. Mosquitto 2.0.11 grants denied SUBSCRIBEs and
 // PUBACKs denied 3.1.1 PUBLISHes, so every isolation check proves
@@ -142,17 +142,6 @@ func Catalog() []Check {
 		sesChecks(), proChecks(), dosChecks(), webChecks(), opsChecks(),
 	} {
 		all = append(all, group...)
-	}
-	runs, actors := tier2Checks(), tier2Actors
-	for i := range all {
-		if r, ok := runs[all[i].ID]; ok && all[i].Run == nil {
-			all[i].Run = r
-			all[i].Actors = actors[all[i].ID]
-			all[i].Negative = tier2Negative[all[i].ID]
-			all[i].Standalone = tier2Standalone[all[i].ID]
-			all[i].Timeout = tier2Timeout[all[i].ID]
-			all[i].Exclusive = tier2Exclusive[all[i].ID]
-		}
 	}
 	sort.Slice(all, func(i, j int) bool { return idLess(all[i].ID, all[j].ID) })
 	return all

@@ -204,6 +204,8 @@ func authChecks() []Check {
 			ID: "AUTH-01", Tier: 1, Title: "Anonymous connect denied on every password listener",
 			Attack: "CONNECT without username (3.1.1 and v5) on the ops listener, the ws backend and nginx's wss path; control: the suite's password identity logs in",
 			Fix:    "allow_anonymous false in every listener block (per_listener_settings true)",
+			Proves: "no password listener (ops, websocket backends, wss) accepts an anonymous CONNECT, and every listener states allow_anonymous false",
+			Gaps:   "use_username_as_clientid refuses a username-less CONNECT by itself, which hides a missing allow_anonymous false: the config read catches it",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				return e.onPasswordListeners(func(ls []pwListener, user, pw string) Outcome {
 					var parts []string
@@ -243,6 +245,8 @@ func authChecks() []Check {
 			ID: "AUTH-02", Tier: 1, Title: "Wrong password denied, and its Will is not published",
 			Attack: "correct username, wrong password, with a Will on a watched topic; control: the right password with a Will that is published on TCP drop",
 			Fix:    "password_file with mosquitto_passwd $7$ hashes; allow_anonymous false",
+			Proves: "a wrong password is refused on every password listener and the refused client's Will is never published; the right password's Will is",
+			Guards: "CVE-2018-12551 class (permissive password handling)",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				// The backend, not the observer: the control Will must be
 				// one the ACL lets through (observers write nothing, ACL-11).
@@ -293,6 +297,7 @@ func authChecks() []Check {
 			ID: "AUTH-03", Tier: 1, Title: "Zero-length client id rejected",
 			Attack: "CONNECT with an empty client id (3.1.1 and v5) on 8883 with a valid certificate and on the password listeners",
 			Fix:    "allow_zero_length_clientid false inside every listener block",
+			Proves: "an empty client id is refused on 8883 and on the password listeners (3.1.1 and v5)",
 			Actors: []string{"a"},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				a := e.Actor("AUTH-03", "a")
@@ -340,8 +345,14 @@ func authChecks() []Check {
 		},
 		{
 			ID: "AUTH-04", Tier: 2, Title: "Password brute force is throttled outside Mosquitto",
-			Attack: "30 wrong-password CONNECTs in 10 s through wss",
-			Fix:    "nginx limit_req on /mqtt; nftables meter on 8883",
+			Attack:     "30 wrong-password CONNECTs in 10 s through wss",
+			Fix:        "nginx limit_req on /mqtt; nftables meter on 8883",
+			Proves:     "repeated wss logins from one source are throttled by nginx (limit_req) before they reach Mosquitto",
+			Gaps:       "Mosquitto has no login rate limit of its own",
+			Guards:     "password brute force",
+			Standalone: true,
+			Exclusive:  true,
+			Run:        runAUTH04,
 		},
 	}
 }

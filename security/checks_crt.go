@@ -87,6 +87,8 @@ func crtChecks() []Check {
 			ID: "CRT-01", Standalone: true, Tier: 1, Title: "No client certificate: refused at the TLS layer",
 			Attack: "TLS 1.3 and TLS 1.2 connections without a client certificate, then CONNECT",
 			Fix:    "require_certificate true on the 8883 listener",
+			Proves: "a client without a certificate gets no CONNACK under TLS 1.3 or 1.2, while a device certificate does",
+			Gaps:   "TLS 1.3 reports the rejection on the first read, not in the handshake: the check sends CONNECT and waits for the alert",
 			Actors: []string{"a"},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				c, err := e.clientCert(e.Actor("CRT-01", "a"))
@@ -111,6 +113,8 @@ func crtChecks() []Check {
 			ID: "CRT-02", Standalone: true, Tier: 1, Title: "Foreign-CA and self-signed certificates with a real device's CN refused",
 			Attack: "present CN=<real device> signed by a throwaway CA, then self-signed",
 			Fix:    "cafile holds only the private device CA (no system bundle, no capath)",
+			Proves: "a certificate with a real device's CN is refused unless the private CA signed it (foreign CA, self-signed)",
+			Guards: "a CA bundle in cafile/capath minting usernames",
 			Actors: []string{"victim"}, Negative: []NegativeKind{NegForeign, NegSelfSigned},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				victim := e.Actor("CRT-02", "victim")
@@ -139,6 +143,7 @@ func crtChecks() []Check {
 			ID: "CRT-03", Standalone: true, Tier: 1, Title: "Expired client certificate refused",
 			Attack:   "present a CA-issued (CI sub-CA) certificate whose NotAfter is past",
 			Fix:      "default OpenSSL verification; keep the host NTP-synced",
+			Proves:   "an expired certificate issued by the CA (CI sub-CA) is refused; its valid sibling is accepted",
 			Negative: []NegativeKind{NegExpired},
 			Run:      negativeCheck(NegExpired, subCAControl),
 		},
@@ -146,6 +151,7 @@ func crtChecks() []Check {
 			ID: "CRT-04", Standalone: true, Tier: 2, Title: "Not-yet-valid client certificate refused",
 			Attack:   "present a CA-issued certificate whose NotBefore is tomorrow",
 			Fix:      "default OpenSSL verification; NTP",
+			Proves:   "a certificate that is not valid yet is refused; its valid sibling is accepted",
 			Negative: []NegativeKind{NegNotYet},
 			Run:      negativeCheck(NegNotYet, subCAControl),
 		},
@@ -153,6 +159,9 @@ func crtChecks() []Check {
 			ID: "CRT-05", Standalone: true, Tier: 1, Title: "Revoked certificate refused on 8883 (CRL)",
 			Attack:   "revoke a CI identity, reload the broker's CRL, connect with it (TLS 1.3 and 1.2)",
 			Fix:      "crlfile <CA CRL> on 8883; a timer that rewrites the CRL well before nextUpdate and reloads; restart to evict live sessions (F10)",
+			Proves:   "a revoked certificate is refused on 8883 once the broker reloaded the CRL; its valid sibling is accepted",
+			Gaps:     "the reload reaches new handshakes only: live sessions are CRT-10",
+			Guards:   "F10",
 			Negative: []NegativeKind{NegRevoked},
 			Run:      negativeCheck(NegRevoked, subCAControl),
 		},
@@ -160,18 +169,26 @@ func crtChecks() []Check {
 			ID: "CRT-06", Standalone: true, Tier: 1, Title: "Certificate with the wrong purpose (serverAuth only) refused",
 			Attack:   "present a CA-issued certificate whose EKU is serverAuth only",
 			Fix:      "OpenSSL purpose checking (default); issue devices EKU clientAuth",
+			Proves:   "a certificate whose EKU is serverAuth only is refused for client authentication",
 			Negative: []NegativeKind{NegServerAuth},
 			Run:      negativeCheck(NegServerAuth, subCAControl),
 		},
 		{
 			ID: "CRT-07", Tier: 2, Title: "CN naming policy (CN with '/', '+', '#', long, non-ASCII)",
-			Attack: "CI identities with CN devA/sub etc.; watcher sees whether devA/sub writes into devA's subtree",
-			Fix:    "CA issuance policy ^[A-Za-z0-9_-]{1,64}$",
+			Attack:   "CI identities with CN devA/sub etc.; watcher sees whether devA/sub writes into devA's subtree",
+			Fix:      "CA issuance policy ^[A-Za-z0-9_-]{1,64}$",
+			Proves:   "the CA refuses identity names Mosquitto would take verbatim as %u ('/', '+', '#', long, non-ASCII); the demo shows what a CN with '/' could do",
+			Gaps:     "Mosquitto uses the CN verbatim as the username: a CN 'devA/sub' writes inside devA's subtree",
+			Guards:   "F7",
+			Actors:   []string{"a"},
+			Negative: []NegativeKind{NegSlashCN},
+			Run:      runCRT07,
 		},
 		{
 			ID: "CRT-08", Tier: 1, Title: "MQTT username/password cannot override the certificate identity",
 			Attack: "devB's certificate with username=devA, password=x; publish to devA's and devB's topics",
 			Fix:    "use_identity_as_username true (with require_certificate true) on 8883",
+			Proves: "on 8883 the identity is the certificate: a username/password in CONNECT does not change what the client may do",
 			Actors: []string{"a", "b"},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				a, b := e.Actor("CRT-08", "a"), e.Actor("CRT-08", "b")

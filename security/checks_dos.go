@@ -33,6 +33,8 @@ func dosChecks() []Check {
 			ID: "DOS-01", Tier: 1, Title: "Incoming QoS2 in-flight flood is bounded",
 			Attack: "v5 raw client sends (Receive Maximum + max_queued_messages + 200, at most 3000) QoS2 PUBLISHes to its own topic and never PUBRELs; a second client must still get CONNACK+PINGRESP in 2s",
 			Fix:    "max_inflight_messages (advertised as Receive Maximum), max_queued_messages, max_queued_bytes, max_packet_size",
+			Proves: "a client flooding unreleased QoS2 publishes is capped (Receive Maximum, then quota exceeded) and another client is still served",
+			Gaps:   "3.1.1 clients get plain PUBRECs: the excess is dropped silently",
 			Actors: []string{"b", "live"},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				if !e.mayFlood() {
@@ -105,12 +107,40 @@ func dosChecks() []Check {
 				return pass("%s", ev)
 			},
 		},
-		{ID: "DOS-02", Tier: 2, Title: "Connection flood is capped per source", Attack: "remote only: 30 TLS connections from this host held 10 s; at most the firewall cap (20) may be admitted (the churn/retry part of SECURITY.md is not automated)", Fix: "nftables ct count per source; nginx limit_conn; max_connections (advisory on 2.0.11)"},
-		{ID: "DOS-03", Tier: 2, Title: "Slowloris before and during CONNECT", Attack: "idle TLS connection; CONNECT dripped 1 byte/20 s", Fix: "per-source connection caps; small max_packet_size (cannot be fixed in 2.0.11 config)"},
+		{
+			ID:        "DOS-02",
+			Tier:      2,
+			Title:     "Connection flood is capped per source",
+			Attack:    "remote only: 30 TLS connections from this host held 10 s; at most the firewall cap (20) may be admitted (the churn/retry part of F3 is not automated)",
+			Fix:       "nftables ct count per source; nginx limit_conn; max_connections (advisory on 2.0.11)",
+			Proves:    "one source cannot hold more than the firewall's per-source cap of connections (deployed targets only)",
+			Gaps:      "max_connections drifts on 2.0.11 (double decrement on close): only the firewall cap holds",
+			Guards:    "F3",
+			Actors:    []string{"b"},
+			Exclusive: true,
+			Run:       runDOS02,
+		},
+		{
+			ID:         "DOS-03",
+			Tier:       2,
+			Title:      "Slowloris before and during CONNECT",
+			Attack:     "idle TLS connection; CONNECT dripped 1 byte/20 s",
+			Fix:        "per-source connection caps; small max_packet_size (cannot be fixed in 2.0.11 config)",
+			Proves:     "an idle pre-CONNECT connection is closed within ~100 s; the dripped CONNECT that stays open is recorded",
+			Gaps:       "a CONNECT dripped one byte every 20 s stays open for ever on 2.0.11: only per-source caps bound it",
+			Guards:     "F5",
+			Actors:     []string{"b"},
+			Standalone: true,
+			Timeout:    150 * time.Second,
+			Run:        runDOS03,
+		},
 		{
 			ID: "DOS-04", Tier: 1, Title: "Keepalive bounds (CVE-2020-13849)",
 			Attack: "authenticated CONNECT with keepalive 0 and 65535 in v5 (Server Keep Alive must be imposed) and 3.1.1 (refused on >= 2.0.12)",
 			Fix:    "max_keepalive 120 (v3 enforcement needs >= 2.0.12: upgrade to close the 3.1.1 gap F4)",
+			Proves: "v5 clients get Server Keep Alive = max_keepalive; the 3.1.1 gap is recorded and turns into a failure on a broker >= 2.0.12 that does not enforce it",
+			Gaps:   "2.0.11 does not bound a 3.1.1 client's keepalive (keepalive 0 stays connected for ever)",
+			Guards: "F4, CVE-2020-13849",
 			Actors: []string{"a"},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				a := e.Actor("DOS-04", "a")
@@ -158,7 +188,17 @@ func dosChecks() []Check {
 				return pass("%s", joinParts(parts))
 			},
 		},
-		{ID: "DOS-05", Tier: 2, Title: "Offline queue growth is bounded", Attack: "backend queues 5000 QoS1 for an offline clean=false device", Fix: "max_queued_messages, max_queued_bytes, persistent_client_expiration"},
+		{
+			ID:     "DOS-05",
+			Tier:   2,
+			Title:  "Offline queue growth is bounded",
+			Attack: "backend queues 5000 QoS1 for an offline clean=false device",
+			Fix:    "max_queued_messages, max_queued_bytes, persistent_client_expiration",
+			Proves: "an offline device's queue holds at most max_queued_messages + max_inflight_messages of a 5000-message backlog",
+			Guards: "memory exhaustion by offline queues",
+			Actors: []string{"a"},
+			Run:    runDOS05,
+		},
 	}
 }
 

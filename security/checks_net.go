@@ -92,25 +92,35 @@ func remoteRefused(ctx context.Context, host string, port int) (bool, string) {
 func netChecks() []Check {
 	return []Check{
 		{
-			ID: "NET-01", Standalone: true, Tier: 1, Title: "No plaintext MQTT on public interfaces (incl. the hidden default listener)",
+			ID: "NET-01", Host: true, Standalone: true, Tier: 1, Title: "No plaintext MQTT on public interfaces (incl. the hidden default listener)",
 			Attack: "local: audit the broker's listening sockets (/proc) for anything but the configured loopback/mqtts sockets and try anonymous CONNECT on strays; remote: dial 1883",
 			Fix:    "no listener-scoped option (cafile, password_file, allow_zero_length_clientid, ...) before the first `listener` line; explicit address on every listener; firewall drops 1883",
+			Proves: "the broker listens only where its configuration says, nothing but the mqtts port beyond loopback, and (deployed) 1883 does not answer from outside",
+			Gaps:   "a listener-scoped option before the first listener opens an anonymous 0.0.0.0:1883 listener on 2.0.11 (fixed upstream in 2.0.12, not in Debian's changelog)",
+			Guards: "F1",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				return runNET01(ctx, e)
 			},
 		},
 		{
-			ID: "NET-02", Standalone: true, Tier: 1, Title: "The WebSocket backend port is loopback-only",
+			ID: "NET-02", Host: true, Standalone: true, Tier: 1, Title: "The WebSocket backend port is loopback-only",
 			Attack: "local: the sockets on the websockets port must all be 127.0.0.1/::1 (2.0.11+LWS binds *:port without socket_domain); remote: dial 9001",
 			Fix:    "listener <ws> 127.0.0.1 + socket_domain ipv4 (F2); firewall drop on 9001",
+			Proves: "every socket of a websockets listener is loopback, so nginx's certificate check cannot be bypassed",
+			Gaps:   "2.0.11 with libwebsockets 4.1.6 ignores the listener address and binds *:port unless socket_domain ipv4 is set",
+			Guards: "F2",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				return runNET02(ctx, e)
 			},
 		},
 		{
-			ID: "NET-03", Tier: 2, Title: "Only the expected ports answer",
-			Attack: "bounded TCP sweep of 22,80,443,1883,8080,8883,8884,9001,9883 on the public address",
-			Fix:    "explicit listener addresses; nftables default-drop input",
+			ID: "NET-03", Host: true, Tier: 2, Title: "Only the expected ports answer",
+			Attack:     "bounded TCP sweep of 22,80,443,1883,8080,8883,8884,9001,9883 on the public address",
+			Fix:        "explicit listener addresses; nftables default-drop input",
+			Proves:     "only the expected ports answer (deployed: from outside; local: the stack's own sockets)",
+			Guards:     "exposure of forgotten services",
+			Standalone: true,
+			Run:        runNET03,
 		},
 	}
 }

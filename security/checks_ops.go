@@ -53,6 +53,9 @@ func opsChecks() []Check {
 			ID: "OPS-01", Tier: 1, Title: "Broker patch level at or above the floor",
 			Attack: "read $SYS/broker/version as the watcher; locally also dpkg-query mosquitto/libmosquitto1 against 2.0.11-1.2+deb12u2",
 			Fix:    "apt-get install --only-upgrade mosquitto libmosquitto1 (>= 2.0.11-1.2+deb12u2: CVE-2023-0809, -3592, -28366, CVE-2024-8376, -3935, -10525)",
+			Proves: "the broker reports 2.0.11 or later and, where dpkg can tell, mosquitto and libmosquitto1 are at least 2.0.11-1.2+deb12u2",
+			Gaps:   "the Debian revision is only readable on the host",
+			Guards: "CVE-2023-0809, -3592, -28366, CVE-2024-8376, -3935, -10525",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				v, err := e.sysValue(ctx, "$SYS/broker/version")
 				if err != nil {
@@ -87,9 +90,12 @@ func opsChecks() []Check {
 			},
 		},
 		{
-			ID: "OPS-02", Standalone: true, Tier: 1, Title: "Config lint of the rendered mosquitto.conf and ACL",
+			ID: "OPS-02", Host: true, Standalone: true, Tier: 1, Title: "Config lint of the rendered mosquitto.conf and ACL",
 			Attack: "static: per_listener_settings first, no listener option before the first listener (F1), explicit listener addresses, socket_domain on websockets (F2), ACL without %c or broad grants, cafile = private CA only, 0600 keys, no http_dir, no inline comments",
-			Fix:    "render the config with infra/hostconfig (SECURITY.md §4) and fix each finding listed",
+			Fix:    "render the config with infra/hostconfig (docs/SECURITY.md §5) and fix each finding listed",
+			Proves: "the broker's effective configuration (read on the host) and its ACLs pass the lint: listener options inside listeners, explicit addresses, socket_domain on websockets, no %c, no broad grants, private CA only, keys 0600 (local), no inline comments, no http_dir",
+			Gaps:   "2.0.11 keeps an inline '# comment' as part of the value",
+			Guards: "F1, F2, F6, CVE-2018-12550",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				if e.host == nil {
 					return needsHost("the lint of the broker's configuration and ACL")

@@ -99,6 +99,7 @@ func proChecks() []Check {
 			ID: "PRO-01", Tier: 1, Title: "Invalid PUBLISH topics cause a disconnect",
 			Attack: "3.1.1 PUBLISH to topics with NUL, invalid UTF-8, '#' and '+' (after a valid publish on the same session)",
 			Fix:    "built in (keep the broker patched)",
+			Proves: "PUBLISH topics with NUL, invalid UTF-8 or wildcards close the connection and the broker stays alive",
 			Actors: []string{"b", "live"},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				b := e.Actor("PRO-01", "b")
@@ -117,6 +118,7 @@ func proChecks() []Check {
 			ID: "PRO-02", Tier: 1, Title: "Invalid SUBSCRIBE filters and Will topics cause a disconnect",
 			Attack: "raw SUBSCRIBE a/#/b, a#, invalid UTF-8, empty filter; CONNECT with an empty and an invalid-UTF-8 Will topic",
 			Fix:    "built in (keep the broker patched)",
+			Proves: "malformed SUBSCRIBE filters and Will topics close the connection and the broker stays alive",
 			Actors: []string{"b", "live"},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				b := e.Actor("PRO-02", "b")
@@ -152,6 +154,8 @@ func proChecks() []Check {
 			ID: "PRO-03", Tier: 1, Title: "Non-CONNECT first packet / huge declared length closed at once (CVE-2023-0809)",
 			Attack: "on a fresh TLS session (and the local plaintext ops port): PUBLISH header declaring 256 MB + 1 KB first; a CONNECT declaring 200 MB",
 			Fix:    "Debian >= deb12u1; max_packet_size",
+			Proves: "a non-CONNECT first packet and a CONNECT declaring a huge length are closed at once; the broker stays alive",
+			Guards: "CVE-2023-0809",
 			Actors: []string{"b", "live"},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				b := e.Actor("PRO-03", "b")
@@ -203,6 +207,8 @@ func proChecks() []Check {
 			ID: "PRO-04", Tier: 1, Title: "Oversized packets rejected (max_packet_size advertised and enforced)",
 			Attack: "v5: read CONNACK Maximum Packet Size, publish max+1 bytes; 3.1.1: publish max+1 bytes",
 			Fix:    "max_packet_size <largest device packet + headroom> (16384 rendered)",
+			Proves: "v5 CONNACK advertises max_packet_size and a larger packet closes the connection (3.1.1 and v5)",
+			Guards: "memory exhaustion by large packets",
 			Actors: []string{"b", "live"},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				b := e.Actor("PRO-04", "b")
@@ -248,6 +254,8 @@ func proChecks() []Check {
 			ID: "PRO-05", Tier: 1, Title: "v5 PUBLISH with a zero-length topic and no alias → DISCONNECT 0x82",
 			Attack: "raw v5 PUBLISH with topic length 0 and no Topic Alias (CVE-2021-34432 class)",
 			Fix:    "built in on 2.0.11",
+			Proves: "a v5 PUBLISH with an empty topic and no alias gets DISCONNECT 0x82; the broker stays alive",
+			Guards: "CVE-2021-34432 class",
 			Actors: []string{"b", "live"},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				b := e.Actor("PRO-05", "b")
@@ -258,9 +266,39 @@ func proChecks() []Check {
 				return e.passIfAlive(ctx, "PRO-05", parts[0])
 			},
 		},
-		{ID: "PRO-06", Tier: 2, Title: "v5 CONNECT abuse (user properties, Will property types, CONNACK to broker)", Attack: "1500 user properties ×20, invalid Will properties, CONNACK from client", Fix: "Debian >= deb12u1; max_packet_size"},
-		{ID: "PRO-07", Tier: 2, Title: "Shared/normal SUB/UNSUB mismatch sequences (CVE-2024-8376)", Attack: "50 × mixed $share/normal SUB/UNSUB/DISCONNECT sequences", Fix: "deb12u2"},
-		{ID: "PRO-08", Tier: 2, Title: "QoS2 duplicate mid without completing the flow (CVE-2023-28366)", Attack: "1000 × PUBLISH QoS2 same mid dup=1, receive buffer not drained", Fix: "deb12u1 + deb12u2"},
+		{
+			ID:     "PRO-06",
+			Tier:   2,
+			Title:  "v5 CONNECT abuse (user properties, Will property types, CONNACK to broker)",
+			Attack: "1500 user properties ×20, invalid Will properties, CONNACK from client",
+			Fix:    "Debian >= deb12u1; max_packet_size",
+			Proves: "abusive v5 CONNECTs (1500 user properties, bad Will property types, a CONNACK sent to the broker) neither stall nor crash it",
+			Guards: "CVE-2021-28166, CVE-2021-34431, CVE-2021-41039, CVE-2023-3592",
+			Actors: []string{"b", "live"},
+			Run:    runPRO06,
+		},
+		{
+			ID:     "PRO-07",
+			Tier:   2,
+			Title:  "Shared/normal SUB/UNSUB mismatch sequences (CVE-2024-8376)",
+			Attack: "50 × mixed $share/normal SUB/UNSUB/DISCONNECT sequences",
+			Fix:    "deb12u2",
+			Proves: "mixed shared/normal SUBSCRIBE/UNSUBSCRIBE/DISCONNECT sequences leave the broker alive",
+			Guards: "CVE-2024-8376",
+			Actors: []string{"b", "live"},
+			Run:    runPRO07,
+		},
+		{
+			ID:     "PRO-08",
+			Tier:   2,
+			Title:  "QoS2 duplicate mid without completing the flow (CVE-2023-28366)",
+			Attack: "1000 × PUBLISH QoS2 same mid dup=1, receive buffer not drained",
+			Fix:    "deb12u1 + deb12u2",
+			Proves: "1000 duplicate QoS2 PUBLISHes never released, on an undrained socket, leave the broker alive",
+			Guards: "CVE-2023-28366",
+			Actors: []string{"b", "live"},
+			Run:    runPRO08,
+		},
 	}
 }
 

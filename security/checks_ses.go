@@ -17,6 +17,9 @@ func sesChecks() []Check {
 			ID: "SES-01", Tier: 1, Title: "Client-id takeover cannot kick another device",
 			Attack: "devA is connected; devB (own certificate) connects with client id = devA",
 			Fix:    "use_username_as_clientid true on every device listener",
+			Proves: "a device connecting with another device's client id does not disconnect it",
+			Gaps:   "with use_identity_as_username alone 2.0.11 kicks the victim and may fire its Will",
+			Guards: "F6",
 			Actors: []string{"a", "b"},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				a, b := e.Actor("SES-01", "a"), e.Actor("SES-01", "b")
@@ -52,6 +55,9 @@ func sesChecks() []Check {
 			ID: "SES-02", Tier: 1, Title: "Persistent-session hijack neither leaks nor destroys queued messages",
 			Attack: "devA leaves a clean=false session; the backend queues a QoS1 message for it; devB connects with devA's client id, clean=false, for 2s; devA reconnects",
 			Fix:    "use_username_as_clientid true",
+			Proves: "a device resuming another device's persistent session neither receives nor destroys its queued message",
+			Gaps:   "without use_username_as_clientid the takeover filters the queue against the intruder's ACL: silent loss",
+			Guards: "F6",
 			Actors: []string{"a", "b"},
 			Run:    runSES02,
 		},
@@ -59,6 +65,10 @@ func sesChecks() []Check {
 			ID: "SES-03", Tier: 2, Title: "Persistent-session sprawl is bounded",
 			Attack: "one device connects 200 times with random ids, clean=false",
 			Fix:    "use_username_as_clientid true; persistent_client_expiration; max_queued_messages",
+			Proves: "one device connecting with many random client ids and clean session 0 leaves at most one stored session",
+			Guards: "F6 (session sprawl)",
+			Actors: []string{"b"},
+			Run:    runSES03,
 		},
 	}
 }

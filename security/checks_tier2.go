@@ -19,8 +19,8 @@ import (
 	"github.com/mqttstack/mqttstack/host"
 )
 
-// Tier-2 checks that can run against the local stack (bounded floods,
-// long sequences). They are registered into their families by tier2Checks.
+// The Run functions of the tier-2 checks (bounded floods, long sequences,
+// reloads); their catalog entries are in the family files.
 
 func rawUnsubscribe(mid uint16, v5 bool, filters ...string) []byte {
 	body := []byte{byte(mid >> 8), byte(mid)}
@@ -50,34 +50,6 @@ func (c *rawConn) drain(d time.Duration) (int, error) {
 }
 
 func tlsClient(c net.Conn, cfg *tls.Config) *tls.Conn { return tls.Client(c, cfg) }
-
-func tier2Checks() map[string]func(context.Context, *Env) Outcome {
-	return map[string]func(context.Context, *Env) Outcome{
-		"PRO-06": runPRO06, "PRO-07": runPRO07, "PRO-08": runPRO08,
-		"SES-03": runSES03, "DOS-05": runDOS05, "WEB-07": runWEB07, "CRT-07": runCRT07,
-		"NET-03": runNET03, "AUTH-04": runAUTH04, "DOS-03": runDOS03, "ACL-10": runACL10,
-		"DOS-02": runDOS02,
-	}
-}
-
-var tier2Actors = map[string][]string{
-	"PRO-06": {"b", "live"}, "PRO-07": {"b", "live"}, "PRO-08": {"b", "live"},
-	"SES-03": {"b"}, "DOS-05": {"a"}, "CRT-07": {"a"}, "DOS-03": {"b"}, "ACL-10": {"a"}, "DOS-02": {"b"},
-}
-
-// tier2Exclusive run alone after the others: AUTH-04 provokes throttling of
-// its source address, which is ours too against a remote target.
-// ACL-10 edits the live ACL.
-var tier2Exclusive = map[string]bool{"AUTH-04": true, "ACL-10": true, "DOS-02": true}
-
-var tier2Standalone = map[string]bool{"NET-03": true, "AUTH-04": true, "DOS-03": true, "WEB-07": true}
-
-// tier2Timeout: DOS-03 watches two connections for 110 s.
-var tier2Timeout = map[string]time.Duration{"DOS-03": 150 * time.Second}
-
-var tier2Negative = map[string][]NegativeKind{
-	"CRT-07": {NegSlashCN},
-}
 
 func runPRO06(ctx context.Context, e *Env) Outcome {
 	b := e.Actor("PRO-06", "b")
@@ -705,7 +677,7 @@ func runACL10(ctx context.Context, e *Env) Outcome {
 	return pass("retained %s replayed before the ACL change, not after devices lost write (pattern read) and the broker reloaded", topic)
 }
 
-// perSourceCap is the firewall's per-source connection cap SECURITY.md
+// perSourceCap is the firewall's per-source connection cap the catalog
 // recommends (nftables `ct count over 20`).
 const perSourceCap = 20
 

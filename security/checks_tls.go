@@ -69,6 +69,9 @@ func tlsChecks() []Check {
 			ID: "TLS-01", Standalone: true, Tier: 1, Title: "TLS 1.0/1.1 refused on the mTLS listener",
 			Attack: "handshake with MaxVersion TLS 1.1 and a valid device certificate; assert the protocol_version alert",
 			Fix:    "tls_version tlsv1.2 on every TLS listener (without it 2.0.11 enables TLS 1.1 and fails with internal_error)",
+			Proves: "TLS 1.0 and 1.1 handshakes fail with protocol_version, i.e. tls_version is pinned (not just OpenSSL's security level)",
+			Gaps:   "without tls_version 2.0.11 enables TLS 1.1 and dies with internal_error instead (fixed in 2.0.16)",
+			Guards: "F9",
 			Actors: []string{"a"},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				cert, err := e.clientCert(e.Actor("TLS-01", "a"))
@@ -101,6 +104,9 @@ func tlsChecks() []Check {
 			ID: "TLS-02", Standalone: true, Tier: 1, Title: "Non-AEAD (CBC/SHA-1/3DES) cipher suites refused over TLS 1.2",
 			Attack: "TLS 1.2 handshake offering only CBC suites; control: default suites negotiate an AEAD suite",
 			Fix:    "ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305 (and ciphers_tls1.3)",
+			Proves: "a client offering only CBC/SHA-1/3DES suites gets no handshake, and the default offer negotiates an AEAD suite",
+			Gaps:   "Debian's default cipher list accepts ECDHE-ECDSA-AES128-SHA",
+			Guards: "F9",
 			Actors: []string{"a"},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				cert, err := e.clientCert(e.Actor("TLS-02", "a"))
@@ -116,6 +122,8 @@ func tlsChecks() []Check {
 			ID: "TLS-03", Standalone: true, Tier: 1, Title: "Broker certificate verifies, matches the name, is not near expiry",
 			Attack: "verified handshake against the private CA with the target's server name; read the leaf's NotAfter",
 			Fix:    "renew/deploy the server certificate (deploy hook copies cert+key and reloads mosquitto); SANs must include the public name",
+			Proves: "the broker's chain verifies against the private CA for the target's name with more than 14 days left",
+			Guards: "an expiring or mis-named server certificate",
 			Actors: []string{"a"},
 			Run: func(ctx context.Context, e *Env) Outcome {
 				cfg, err := e.clientTLS(e.Actor("TLS-03", "a"))

@@ -106,6 +106,8 @@ func webChecks() []Check {
 			ID: "WEB-01", Standalone: true, Tier: 1, Title: "HTTP→HTTPS redirect to a fixed name; no Host reflection; ACME path intact",
 			Attack: "GET http://<host>/x with the real Host and with Host: evil.example; GET /.well-known/acme-challenge/<probe>",
 			Fix:    "port 80 server: `return 301 https://<fixed name>$request_uri;` and `location ^~ /.well-known/acme-challenge/ { root ...; }`",
+			Proves: "port 80 redirects permanently to the fixed https name, never to a Host header, and leaves the ACME path to the webroot",
+			Guards: "open redirect / Host reflection",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				_, base, err := e.webAddrs()
 				if err != nil {
@@ -149,6 +151,7 @@ func webChecks() []Check {
 			ID: "WEB-02", Standalone: true, Tier: 1, Title: "HSTS on every HTTPS response, including errors",
 			Attack: "GET /, /status, a missing page and /mqtt without a certificate; read Strict-Transport-Security",
 			Fix:    `add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always; (server level, no location with its own add_header)`,
+			Proves: "every HTTPS answer, errors included, carries HSTS of at least a year",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				if e.T.HTTPSURL == "" {
 					return skipped("target has no https_url")
@@ -183,6 +186,7 @@ func webChecks() []Check {
 			ID: "WEB-03", Standalone: true, Tier: 1, Title: "TLS on the nginx port: versions, ciphers, unknown SNI/Host, certificate",
 			Attack: "TLS 1.0/1.1 and CBC-only handshakes; unknown SNI; known SNI with Host evil.example; verify the chain and expiry",
 			Fix:    "ssl_protocols TLSv1.2 TLSv1.3; ssl_ciphers <AEAD list>; ssl_session_tickets off; catch-all default_server with ssl_reject_handshake on; return 444;",
+			Proves: "nginx refuses TLS 1.0/1.1 and CBC-only offers, rejects an unknown SNI without showing a certificate, does not serve an unknown Host, and its chain verifies with 14 days left",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				addr, _, err := e.webAddrs()
 				if err != nil {
@@ -239,6 +243,8 @@ func webChecks() []Check {
 			ID: "WEB-04", Standalone: true, Tier: 1, Title: "No version disclosure",
 			Attack: "HEAD /, GET a missing page, a refused WebSocket upgrade: read Server, X-Powered-By and the error body",
 			Fix:    "server_tokens off; (headers-more to drop Server entirely); no http_dir in mosquitto.conf",
+			Proves: "no version in Server headers or error pages, no X-Powered-By, no files served by the broker's websocket listener",
+			Guards: "version disclosure",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				if e.T.HTTPSURL == "" {
 					return skipped("target has no https_url")
@@ -291,6 +297,9 @@ func webChecks() []Check {
 			ID: "WEB-05", Tier: 1, Title: "wss /mqtt needs a client certificate AND MQTT authentication bound to it",
 			Attack:   "wss /mqtt with (a) no cert, (b) a foreign-CA cert, (c) a valid cert without credentials, (d) a valid cert + its own password, (e) a device's cert + a WSS identity's password, and WSS identity X's cert + identity Y's password",
 			Fix:      "nginx: ssl_verify_client optional + `if ($ssl_client_verify != SUCCESS) { return 403; }` on /mqtt, ssl_client_certificate = private CA, ssl_crl; to bind cert and username (e): no MQTT-over-WSS for devices (no DeviceWSS), and route each WSS identity's CN (map $ssl_client_s_dn) to its own listener whose password file holds only it; or stream+ssl_preread to 8883, or an auth plugin",
+			Proves:   "/mqtt needs a valid client certificate and the broker password of the same identity: a device certificate or another identity's password gets nothing",
+			Gaps:     "websocket listeners of 2.0.11 cannot require or read client certificates, so nginx must bind certificate and username",
+			Guards:   "F8",
 			Negative: []NegativeKind{NegForeign},
 			Run:      runWEB05,
 		},
@@ -298,6 +307,7 @@ func webChecks() []Check {
 			ID: "WEB-06", Standalone: true, Tier: 1, Title: "The status page is restricted",
 			Attack: "GET /status from an address outside the allow list (a second loopback address locally); control: /healthz answers",
 			Fix:    "location = /status { allow <ops-cidr>; deny all; stub_status; }",
+			Proves: "the status page is refused to an address outside its allow list while the site answers",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				if e.T.HTTPSURL == "" {
 					return skipped("target has no https_url")
@@ -347,7 +357,16 @@ func webChecks() []Check {
 			Guards: "forward secrecy of the nginx TLS block",
 			Run:    runWEB09,
 		},
-		{ID: "WEB-07", Tier: 2, Title: "Non-WebSocket and abusive requests to /mqtt", Attack: "plain GET, wrong subprotocol, 20 KB header, 50 upgrades/s", Fix: "limit_req, limit_conn, large_client_header_buffers, client_header_timeout, proxy_read_timeout"},
+		{
+			ID:         "WEB-07",
+			Tier:       2,
+			Title:      "Non-WebSocket and abusive requests to /mqtt",
+			Attack:     "plain GET, wrong subprotocol, 20 KB header, 50 upgrades/s",
+			Fix:        "limit_req, limit_conn, large_client_header_buffers, client_header_timeout, proxy_read_timeout",
+			Proves:     "plain GETs, foreign subprotocols and oversized headers on /mqtt get 4xx from nginx, never a proxied 5xx",
+			Standalone: true,
+			Run:        runWEB07,
+		},
 	}
 }
 

@@ -68,7 +68,7 @@ func dropWebsocketSocketDomain(files []hostconfig.File) []hostconfig.File {
 // hiddenDefaultListener puts listener-scoped options before the first
 // listener (F1). bind_address and port keep the implicit listener on a free
 // loopback port (not 0.0.0.0:1883, which other engineers' stacks may hold);
-// allow_zero_length_clientid is the trigger from SECURITY.md's F1.
+// allow_zero_length_clientid is the trigger of F1 (docs/SECURITY.md).
 func hiddenDefaultListener(t *testing.T) func([]hostconfig.File) []hostconfig.File {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

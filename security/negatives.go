@@ -25,7 +25,7 @@ import (
 // refuse (or, for CN policy checks, must neutralise).
 type NegativeKind string
 
-// The negative identities (SECURITY.md §2).
+// The negative identities (docs/SECURITY.md §2).
 const (
 	NegForeign    NegativeKind = "foreign"    // CN of a real device, signed by a throwaway CA
 	NegSelfSigned NegativeKind = "selfsigned" // CN of a real device, self-signed
@@ -42,7 +42,7 @@ const (
 )
 
 // ciSubCA is the name of the sub-CA the suite's negative identities come
-// from: never the production CA itself (SECURITY.md §2).
+// from: never the production CA itself (docs/SECURITY.md §2).
 const ciSubCA = "sec-ci"
 
 // prepareNegatives makes the negative identities. Failures are kept per

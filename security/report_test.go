@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -94,8 +97,11 @@ func TestCatalog(t *testing.T) {
 		if c.Title == "" || c.Attack == "" || c.Fix == "" {
 			t.Errorf("%s: title, attack and fix are required", c.ID)
 		}
-		if c.Tier == 1 && c.Run == nil {
-			t.Errorf("%s: tier-1 check without Run", c.ID)
+		if c.Run == nil {
+			t.Errorf("%s: check without Run", c.ID)
+		}
+		if c.Proves == "" {
+			t.Errorf("%s: what a PASS proves is required (the catalog document prints it)", c.ID)
 		}
 	}
 	if _, err := Select(all, 1, []string{"acl-03", "NOPE-1"}); err == nil || !strings.Contains(err.Error(), "NOPE-1") {
@@ -107,5 +113,47 @@ func TestCatalog(t *testing.T) {
 	}
 	if s, _ := Select(all, 2, nil); len(s) != 61 {
 		t.Errorf("tier 2 selects %d", len(s))
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite docs/SECURITY.md from the catalog")
+
+// TestCatalogDoc fails when docs/SECURITY.md is not what WriteCatalog
+// makes of Catalog(): the document and `mqttstack security --list` come
+// from one source.
+func TestCatalogDoc(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteCatalog(&b, Catalog()); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("..", "docs", "SECURITY.md")
+	if *update {
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (generate it: go test ./security -run TestCatalogDoc -update)", err)
+	}
+	if !bytes.Equal(got, b.Bytes()) {
+		gl, wl := strings.Split(string(got), "\n"), strings.Split(b.String(), "\n")
+		for i := 0; i < len(gl) || i < len(wl); i++ {
+			var g, w string
+			if i < len(gl) {
+				g = gl[i]
+			}
+			if i < len(wl) {
+				w = wl[i]
+			}
+			if g != w {
+				t.Fatalf("%s drifted from the catalog at line %d:\n file:    %q\n catalog: %q\n(regenerate: go test ./security -run TestCatalogDoc -update)", path, i+1, g, w)
+			}
+		}
+	}
+	for _, c := range Catalog() {
+		if !bytes.Contains(got, []byte("#### "+c.ID+": ")) {
+			t.Errorf("%s is not in %s", c.ID, path)
+		}
 	}
 }

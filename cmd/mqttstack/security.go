@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -10,9 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mqttstack/mqttstack/host"
-	"github.com/mqttstack/mqttstack/host/sshhost"
-	"github.com/mqttstack/mqttstack/infra/local"
 	"github.com/mqttstack/mqttstack/internal/atomicfile"
 	"github.com/mqttstack/mqttstack/security"
 	"github.com/mqttstack/mqttstack/target"
@@ -114,6 +110,8 @@ func runSecurity(c *cobra.Command, a *app, f securityFlags) error {
 	}
 	if h != nil {
 		defer h.Close()
+	} else {
+		fmt.Fprintln(stderr, "security: no host access (the target has no local or ssh section): the checks that read the host are skipped")
 	}
 	start := time.Now()
 	env, err := security.Prepare(ctx, security.Options{Target: t, AllowLoad: f.allowLoad, Parallel: f.parallel, Host: h, Log: stderr}, checks)
@@ -166,17 +164,4 @@ func runSecurity(c *cobra.Command, a *app, f securityFlags) error {
 		return failed(c, fmt.Errorf("failed [%s], inconclusive [%s] (see the fixes above)", strings.Join(failedIDs, " "), strings.Join(inconclusive, " ")))
 	}
 	return nil
-}
-
-// securityHost opens the host of t: the local stack's when t comes from
-// `mqttstack local up`, SSH (pinned host key) when t has an ssh section,
-// nil when neither.
-func securityHost(ctx context.Context, t *target.Target) (host.Host, error) {
-	switch {
-	case t.Local != nil:
-		return local.OpenHost(t.Local.StateDir)
-	case t.SSH != nil:
-		return sshhost.Dial(ctx, t.SSH, sshhost.Options{Budget: 20 * time.Second})
-	}
-	return nil, nil
 }
