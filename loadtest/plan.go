@@ -29,6 +29,7 @@ import (
 	"sync"
 
 	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/devices"
 	"github.com/mqttstack/mqttstack/fleet"
 	"github.com/mqttstack/mqttstack/infra/local"
 	"github.com/mqttstack/mqttstack/loadtest/result"
@@ -93,6 +94,9 @@ type Plan struct {
 	RootCAs *x509.CertPool
 	// Issued lists identities Compile created.
 	Issued []string
+	// Profiles are the TLS profiles of DeviceIDs, in order (the scenario's
+	// fleet.profiles; nil: every device is the fleet's Go client).
+	Profiles []devices.Profile
 }
 
 // shardRange returns the fleet indices [from, to) of shard s of count devices.
@@ -233,6 +237,15 @@ func Compile(ctx context.Context, sc *scenarios.Scenario, t *target.Target, o Co
 	for i := from; i < to; i++ {
 		p.DeviceIDs = append(p.DeviceIDs, sc.Fleet.DeviceID(i))
 	}
+	var mix []devices.Share
+	for _, ps := range sc.Fleet.Profiles {
+		mix = append(mix, devices.Share{Profile: ps.Profile, Share: ps.Share})
+	}
+	profiles, err := devices.Assign(mix, count, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("compile: fleet.profiles: %w", err)
+	}
+	p.Profiles = profiles
 	p.PeakRate = peakRate(sc, to-from)
 	p.Observers = observerNames(t.Observer, s, observersFor(p.PeakRate))
 	if sc.Commands != nil {
@@ -249,11 +262,17 @@ func Compile(ctx context.Context, sc *scenarios.Scenario, t *target.Target, o Co
 		if err != nil {
 			return nil, fmt.Errorf("compile: issue identities: %w", err)
 		}
+		// Boards whose profile needs another key type first: IssueClients
+		// keeps them and gives the rest the CA's key type.
+		byProfile, err := devices.IssueFor(ctx, a, t.PKIDir, p.DeviceIDs, p.Profiles)
+		if err != nil {
+			return nil, fmt.Errorf("compile: issue identities: %w", err)
+		}
 		res, err := a.IssueClients(ctx, p.DeviceIDs)
 		if err != nil {
 			return nil, fmt.Errorf("compile: issue identities: %w", err)
 		}
-		p.Issued = res.Issued
+		p.Issued = append(byProfile, res.Issued...)
 		if len(res.Issued) > 0 && sc.Fleet.Transport == scenarios.TransportWSS {
 			if t.Local == nil {
 				return nil, fmt.Errorf("compile: issued %d identities, but the broker of target %q must learn their wss passwords: install the password file (certs.MosquittoPasswordFile) on it and reload", len(res.Issued), t.Name)
