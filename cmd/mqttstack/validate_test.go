@@ -77,7 +77,7 @@ func TestValidateCommand(t *testing.T) {
 			name:      "no arguments",
 			args:      []string{"validate"},
 			code:      exitUsage,
-			stderrHas: []string{"validate: name a scenario file or a built-in (burst, launch, reconnect-storm, smoke, soak)"},
+			stderrHas: []string{"validate: name a scenario file or a built-in (" + strings.Join(scenarios.BuiltinNames(), ", ") + ")"},
 		},
 		{
 			name:      "list",
