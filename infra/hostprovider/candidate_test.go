@@ -10,7 +10,7 @@ func TestReplacePaths(t *testing.T) {
 	staged := map[string]string{"/etc/mosquitto/acl": "/etc/mosquitto/.mqttstack-new.acl"}
 	tests := []struct{ in, want string }{
 		{"acl_file /etc/mosquitto/acl\n", "acl_file /etc/mosquitto/.mqttstack-new.acl\n"},
-		{"acl_file /etc/mosquitto/acl2\n", "acl_file /etc/mosquitto/acl2\n"},       // whole tokens only
+		{"acl_file /etc/mosquitto/acl2\n", "acl_file /etc/mosquitto/acl2\n"},          // whole tokens only
 		{"ssl_crl /etc/mosquitto/acl;", "ssl_crl /etc/mosquitto/.mqttstack-new.acl;"}, // nginx ends with ;
 		{`x "/etc/mosquitto/acl"`, `x "/etc/mosquitto/.mqttstack-new.acl"`},
 		{"# /etc/mosquitto/acl.d/x\n", "# /etc/mosquitto/acl.d/x\n"},
