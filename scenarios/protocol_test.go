@@ -54,3 +54,31 @@ func TestProtocol(t *testing.T) {
 		})
 	}
 }
+
+// TestWithProtocol: every built-in runs on either protocol.
+func TestWithProtocol(t *testing.T) {
+	for _, name := range BuiltinNames() {
+		for _, p := range []string{"5", "3.1.1"} {
+			t.Run(name+"/"+p, func(t *testing.T) {
+				sc, err := Builtin(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := sc.WithProtocol(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(got.Fleet.Protocol) != p || (p == "5" && !got.Fleet.CleanSession && got.Fleet.SessionExpiry != DefaultSessionExpiry) {
+					t.Errorf("fleet %+v", got.Fleet)
+				}
+				if sc.Fleet.Protocol != Protocol311 {
+					t.Errorf("the built-in itself changed: %+v", sc.Fleet)
+				}
+			})
+		}
+	}
+	sc, _ := Builtin("smoke")
+	if _, err := sc.WithProtocol("4"); err == nil || !strings.Contains(err.Error(), `--protocol 4: `) {
+		t.Errorf("--protocol 4: err %v", err)
+	}
+}

@@ -29,6 +29,7 @@ type runFlags struct {
 	shard   string
 	obsQoS0 bool
 	allow   bool
+	proto   string
 }
 
 func newRunCmd(a *app) *cobra.Command {
@@ -54,6 +55,7 @@ merged result (mqttstack report merge --scenario SCENARIO ...): percentiles
 and rates of a slice say little about the fleet.`,
 		Example: `  mqttstack run smoke
   mqttstack run launch --devices 2000 --out results/try1
+  mqttstack run launch --protocol 5
   mqttstack run my-scenario.yaml --target prod.json --allow-load
   mqttstack run soak --shard 2/4 --quiet`,
 		Args: oneArg("one scenario, a built-in name or a YAML file"),
@@ -73,6 +75,7 @@ and rates of a slice say little about the fleet.`,
 	fl.BoolVar(&f.quiet, "quiet", false, "no progress bars (they are drawn only on a terminal anyway)")
 	fl.StringVar(&f.shard, "shard", "", "run shard i of n (i/n, 1-based) of the fleet")
 	fl.BoolVar(&f.allow, "allow-load", false, "allow a target outside 127.0.0.0/8 (only a stack you own)")
+	fl.StringVar(&f.proto, "protocol", "", "MQTT version of the devices: 3.1.1 or 5 (default: the scenario's fleet.protocol, 3.1.1 unless set)")
 	fl.BoolVar(&f.obsQoS0, "observer-qos0", false, "subscribe the observer at QoS 0 (not limited by the broker's per-client in-flight window and queue)")
 	return c
 }
@@ -86,6 +89,12 @@ func runRun(c *cobra.Command, a *app, scenario string, f runFlags) error {
 	if f.devices != 0 {
 		// WithDevices names the flag in its error: not again here.
 		if sc, err = sc.WithDevices(f.devices); err != nil {
+			return badInput(c, err)
+		}
+	}
+	if f.proto != "" {
+		// WithProtocol names the flag in its error.
+		if sc, err = sc.WithProtocol(f.proto); err != nil {
 			return badInput(c, err)
 		}
 	}
