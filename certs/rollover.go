@@ -748,3 +748,33 @@ func parseCertsPEM(data []byte) ([]*x509.Certificate, error) {
 		out = append(out, c)
 	}
 }
+
+// UnknownIDs returns the ids, in order, that no trusted CA generation of
+// the PKI has issued: a re-issue wave (`certs issue --ca next`) refuses
+// them, since a typo in --prefix/--from/--count would otherwise mint new
+// identities instead of moving existing ones.
+func (a *Authority) UnknownIDs(ids []string) ([]string, error) {
+	gens, err := a.Generations()
+	if err != nil {
+		return nil, err
+	}
+	var sets []map[string]bool
+	for _, g := range gens {
+		s, err := clientFiles(g.Dir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		sets = append(sets, s)
+	}
+	var out []string
+	for _, id := range ids {
+		known := false
+		for _, s := range sets {
+			known = known || s[id+".crt"]
+		}
+		if !known {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}

@@ -188,9 +188,28 @@ command is safe to repeat. --dir may name a sub-CA directory inside the PKI.`,
 			return err
 		}
 		if *caName != "" {
-			if ca, err = ca.Generation(*caName); err != nil {
+			g, err := ca.Generation(*caName)
+			if err != nil {
 				return badInput(c, err)
 			}
+			if g != ca {
+				// a wave moves existing devices: ids neither generation
+				// issued are a typo in --prefix/--from/--count
+				unknown, err := ca.UnknownIDs(ids)
+				if err != nil {
+					return badInput(c, err)
+				}
+				if len(unknown) > 0 {
+					more := ""
+					if len(unknown) > 10 {
+						more = fmt.Sprintf(" … and %d more", len(unknown)-10)
+						unknown = unknown[:10]
+					}
+					return badInput(c, fmt.Errorf("re-issue under %s: %d id(s) were issued by neither CA generation: %s%s (check --prefix, --from and --count; issue new devices without --ca)",
+						certs.GenerationName(g.Cert), len(unknown), strings.Join(unknown, ", "), more))
+				}
+			}
+			ca = g
 		}
 		start := time.Now()
 		res, err := ca.IssueClients(c.Context(), ids)

@@ -31,6 +31,7 @@ func TestCertsRolloverCLI(t *testing.T) {
 		{"next", []string{"certs", "ca", "next", "--dir", dir, "--cross-sign"}, exitOK, "trust files changed: " + filepath.Join(dir, "ca.crt") + ", " + filepath.Join(dir, "ca.crl"), ""},
 		{"next-twice", []string{"certs", "ca", "next", "--dir", dir}, exitUsage, "", "already holds G2"},
 		{"wave-1", []string{"certs", "issue", "--dir", dir, "--ca", "next", "--from", "1", "--count", "2"}, exitOK, "issued 2", ""},
+		{"wave-typo", []string{"certs", "issue", "--dir", dir, "--ca", "next", "--from", "3", "--count", "3"}, exitUsage, "", "1 id(s) were issued by neither CA generation: dev-00005"},
 		{"issue-unknown-ca", []string{"certs", "issue", "--dir", dir, "--ca", "G9", "--count", "1"}, exitUsage, "", `CA "G9"`},
 		{"export-follows", []string{"certs", "export", "dev-00001", "--dir", dir, "--format", "c-header"}, exitOK, "G2", ""},
 		{"export-neither", []string{"certs", "export", "nobody", "--dir", dir}, exitUsage, "", "issued by neither CA generation"},
