@@ -18,10 +18,10 @@ func WriteConsole(w io.Writer, r *Result, outcomes []ThresholdOutcome) error {
 	f := &fmtErr{w: w}
 	writeHeader(f, r)
 	for i := range r.Phases {
-		writePhase(f, &r.Phases[i], false)
+		writePhase(f, &r.Phases[i], false, len(r.Phases) == 1)
 	}
 	if len(r.Phases) != 1 {
-		writePhase(f, &r.Total, true)
+		writePhase(f, &r.Total, true, true)
 	}
 	writeRates(f, r)
 	writeDelivery(f, r)
@@ -138,7 +138,9 @@ func describeShards(src []Source) string {
 	return s
 }
 
-func writePhase(f *fmtErr, p *Phase, total bool) {
+// writePhase prints one phase (total: all phases); last adds the notes that
+// belong once under the last table.
+func writePhase(f *fmtErr, p *Phase, total, last bool) {
 	title := "Phase " + p.Name
 	if total {
 		title = "All phases"
@@ -151,7 +153,13 @@ func writePhase(f *fmtErr, p *Phase, total bool) {
 	c := p.Counts
 	var facts []string
 	if c.ConnectAttempts > 0 {
-		facts = append(facts, "connects "+formatCount(c.Connects)+"/"+formatCount(c.ConnectAttempts)+" ("+ratio(c.Connects, c.ConnectAttempts)+") at "+rate(c.Connects, p.Seconds))
+		// The rate divides by this phase's length: over all phases it is
+		// not the ramp's pace (that is "connect rate (ramp)" under Rates).
+		over := " over this phase"
+		if total {
+			over = " averaged over all phases"
+		}
+		facts = append(facts, "connects "+formatCount(c.Connects)+"/"+formatCount(c.ConnectAttempts)+" ("+ratio(c.Connects, c.ConnectAttempts)+") at "+rate(c.Connects, p.Seconds)+over)
 	}
 	if c.Published+c.PublishFailures > 0 {
 		s := "published " + formatCount(c.Published) + " at " + rate(c.Published, p.Seconds)
@@ -189,7 +197,13 @@ func writePhase(f *fmtErr, p *Phase, total bool) {
 		}
 		f.printf("\n")
 	}
+	if _, ok := p.Summary(CONNACK); ok && last {
+		f.printf("  %s\n", connackNote)
+	}
 }
+
+// connackNote explains why CONNACK can be shorter than TLS.
+const connackNote = "TCP, TLS and CONNACK are consecutive phases of one connect: CONNACK is timed from the CONNECT write, after the TLS handshake, so it can be shorter than TLS."
 
 func writeRates(f *fmtErr, r *Result) {
 	f.printf("\nRates\n")

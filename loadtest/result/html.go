@@ -246,6 +246,9 @@ func buildPage(r *Result) (*htmlPage, error) {
 			}
 			lf.Summary = fmt.Sprintf("%s observations · p50 %s · p99 %s · p99.9 %s · max %s", formatCount(s.Count),
 				FormatMicros(float64(s.P50)), FormatMicros(float64(s.P99)), FormatMicros(float64(s.P999)), FormatMicros(float64(s.Max)))
+			if met == CONNACK {
+				lf.Summary += ". " + connackNote
+			}
 		}
 		lf.Hist = render("distribution", func() (*chart, bool) { return histogramPlot(met, hs), true }, "")
 		lf.Pct = render("percentiles", func() (*chart, bool) { return percentilePlot(met, hs, total), true }, "")
@@ -348,7 +351,11 @@ func htmlPhaseOf(p *Phase, title string) htmlPhase {
 	}
 	c := p.Counts
 	if c.ConnectAttempts > 0 {
-		h.Facts = append(h.Facts, fmt.Sprintf("connects %s/%s (%s) at %s", formatCount(c.Connects), formatCount(c.ConnectAttempts), ratio(c.Connects, c.ConnectAttempts), rate(c.Connects, p.Seconds)))
+		over := "over this phase"
+		if title == "All phases" {
+			over = "averaged over all phases"
+		}
+		h.Facts = append(h.Facts, fmt.Sprintf("connects %s/%s (%s) at %s %s", formatCount(c.Connects), formatCount(c.ConnectAttempts), ratio(c.Connects, c.ConnectAttempts), rate(c.Connects, p.Seconds), over))
 	}
 	if c.Published+c.PublishFailures > 0 {
 		h.Facts = append(h.Facts, fmt.Sprintf("published %s at %s", formatCount(c.Published), rate(c.Published, p.Seconds)))

@@ -211,7 +211,12 @@ func timePlot(r *Result, ta timeAxis, title, yLabel string, lines []seriesLine) 
 			continue // a flat zero line of a secondary series is noise
 		}
 		any = any || nonZero
-		l := line(xys, palette[i%len(palette)], 1.4, false)
+		// Later lines dashed over a wider first one: "received" equal to
+		// "published" must not hide it.
+		l := line(xys, palette[i%len(palette)], 1.4, i > 0)
+		if i == 0 && len(lines) > 1 {
+			l.Width = vg.Points(3)
+		}
 		p.addLine(sl.name, l)
 	}
 	headroom(p)
