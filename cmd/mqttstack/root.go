@@ -45,6 +45,7 @@ certificates expiring), 2 usage error or bad input file, 3 could not run,
 	root.AddCommand(newRunCmd(a))
 	root.AddCommand(newReportCmd(a))
 	root.AddCommand(newSecurityCmd(a))
+	root.AddCommand(newDevicesCmd(a))
 	root.AddCommand(newScenariosCmd(a))
 	root.AddCommand(newValidateCmd(a))
 	root.AddCommand(newTargetCmd(a))
