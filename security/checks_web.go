@@ -295,12 +295,12 @@ func webChecks() []Check {
 		},
 		{
 			ID: "WEB-05", Tier: 1, Title: "wss /mqtt needs a client certificate AND MQTT authentication bound to it",
-			Attack:   "wss /mqtt with (a) no cert, (b) a foreign-CA cert, (c) a valid cert without credentials, (d) a valid cert + its own password, (e) a device's cert + a WSS identity's password, and WSS identity X's cert + identity Y's password",
+			Attack:   "wss /mqtt with (a) no cert, (b) a foreign-CA cert (a device's CN, and a WSS identity's CN with its password), (c) a valid cert without credentials, (d) a valid cert + its own password, (e) a device's cert + a WSS identity's password, and WSS identity X's cert + identity Y's password",
 			Fix:      "nginx: ssl_verify_client optional + `if ($ssl_client_verify != SUCCESS) { return 403; }` on /mqtt, ssl_client_certificate = private CA, ssl_crl; to bind cert and username (e): no MQTT-over-WSS for devices (no DeviceWSS), and route each WSS identity's CN (map $ssl_client_s_dn) to its own listener whose password file holds only it; or stream+ssl_preread to 8883, or an auth plugin",
 			Proves:   "/mqtt needs a valid client certificate and the broker password of the same identity: a device certificate or another identity's password gets nothing",
 			Gaps:     "websocket listeners of 2.0.11 cannot require or read client certificates, so nginx must bind certificate and username",
 			Guards:   "F8",
-			Negative: []NegativeKind{NegForeign},
+			Negative: []NegativeKind{NegForeign, NegForeignWSS},
 			Run:      runWEB05,
 		},
 		{
@@ -370,6 +370,15 @@ func webChecks() []Check {
 	}
 }
 
+// presenting makes cfg send cert whatever the server's CertificateRequest
+// says: nginx lists its client CA there, and Go's client withholds a
+// certificate that list does not cover (it would send none, and a check of
+// a foreign certificate would only prove the no-certificate case).
+func presenting(cfg *tls.Config, cert tls.Certificate) *tls.Config {
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+	return cfg
+}
+
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
 	return s
@@ -407,11 +416,23 @@ func runWEB05(ctx context.Context, e *Env) Outcome {
 		return inconclusive("foreign identity: %v", ferr)
 	}
 	fc := e.neg[NegForeign]
-	if c, st, err := dialWS(ctx, e.T.WSSURL, &tls.Config{RootCAs: e.webRoots(), ServerName: e.T.ServerName, Certificates: []tls.Certificate{fc}}); err == nil {
+	if c, st, err := dialWS(ctx, e.T.WSSURL, presenting(&tls.Config{RootCAs: e.webRoots(), ServerName: e.T.ServerName}, fc)); err == nil {
 		c.Close()
 		return fail("(b) foreign-CA certificate: upgrade ACCEPTED (HTTP %d)", st)
 	} else {
 		parts = append(parts, fmt.Sprintf("(b) foreign cert: HTTP %d", st))
+	}
+	// (b) again with a WSS identity's CN: the CN map would route this one
+	// to that identity's listener, so only nginx's verification stops it
+	if ferr := e.negErr[NegForeignWSS]; ferr != nil {
+		return inconclusive("foreign identity with CN %s: %v", user, ferr)
+	}
+	if c, st, err := dialWS(ctx, e.T.WSSURL, presenting(&tls.Config{RootCAs: e.webRoots(), ServerName: e.T.ServerName}, e.neg[NegForeignWSS])); err == nil {
+		code, _, cerr := c.connack(rawConnect{ClientID: user, Username: &user, Password: &pw, KeepAlive: 30})
+		c.Close()
+		return fail("(b) foreign-CA certificate with CN %s: upgrade ACCEPTED (HTTP %d) and routed to its listener (CONNACK %d %v): nginx does not verify client certificates on /mqtt", user, st, code, cerr)
+	} else {
+		parts = append(parts, fmt.Sprintf("(b) foreign cert with CN %s: HTTP %d", user, st))
 	}
 	own, err := e.clientTLS(user)
 	if err != nil {

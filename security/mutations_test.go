@@ -134,6 +134,19 @@ func TestMutations(t *testing.T) {
 		// revocation and TLS on nginx (WEB-08/09, CRT-09)
 		{"nginx ssl_crl", m(stacktest.DropLines("nginx.conf", "ssl_crl")), []string{"WEB-08", "CRT-09"}, nil, false},
 		{"nginx loads a stale CRL", m(staleNginxCRL), []string{"CRT-09"}, []string{"WEB-08"}, false},
+		// each directive of nginx's TLS block, weakened (WEB-03, WEB-05, WEB-09)
+		{"nginx CBC ciphers", m(regexMutation("nginx.conf", `ssl_ciphers [^;]+;`, "ssl_ciphers HIGH;")), []string{"WEB-03"}, nil, false},
+		{"nginx TLS 1.0 and 1.1", m(regexMutation("nginx.conf", `ssl_protocols [^;]+;\n\s*ssl_ciphers [^;]+;`, "ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;\n  ssl_ciphers DEFAULT:@SECLEVEL=0;")), []string{"WEB-03"}, nil, false},
+		// optional_no_ca alone still fails a foreign chain on the missing
+		// CRL of its issuer (ssl_crl), and the 403 on $ssl_client_verify
+		// backs both up: all three must go before a foreign certificate
+		// with a WSS identity's CN is routed to that identity's listener
+		{"nginx client verification without CA", func(*testing.T) func([]hostconfig.File) []hostconfig.File {
+			a := stacktest.ReplaceLine("nginx.conf", "ssl_verify_client optional;", "ssl_verify_client optional_no_ca;")
+			b := stacktest.DropLines("nginx.conf", "if ($ssl_client_verify != SUCCESS)")
+			c := stacktest.DropLines("nginx.conf", "ssl_crl")
+			return func(f []hostconfig.File) []hostconfig.File { return c(b(a(f))) }
+		}, []string{"WEB-05", "WEB-08"}, nil, false},
 		{"nginx session tickets", m(stacktest.ReplaceLine("nginx.conf", "ssl_session_tickets off;", "ssl_session_tickets on;")), []string{"WEB-09"}, nil, false},
 		{"allow_zero_length_clientid", m(stacktest.ReplaceLine("mosquitto.conf", "allow_zero_length_clientid false", "allow_zero_length_clientid true")), []string{"AUTH-03"}, nil, false},
 		{"acl everyone readwrite all devices", m(stacktest.ReplaceLine("/acl", "pattern readwrite devices/%u/#", "pattern readwrite devices/#")),

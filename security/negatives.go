@@ -27,7 +27,11 @@ type NegativeKind string
 
 // The negative identities (docs/SECURITY.md §2).
 const (
-	NegForeign    NegativeKind = "foreign"    // CN of a real device, signed by a throwaway CA
+	NegForeign NegativeKind = "foreign" // CN of a real device, signed by a throwaway CA
+	// NegForeignWSS has the CN of a WSS identity (the password identity),
+	// signed by a throwaway CA: nginx's CN map would route it to that
+	// identity's listener if nginx did not verify it (WEB-05 (b)).
+	NegForeignWSS NegativeKind = "foreign-wss"
 	NegSelfSigned NegativeKind = "selfsigned" // CN of a real device, self-signed
 	NegExpired    NegativeKind = "expired"
 	NegNotYet     NegativeKind = "notyet"
@@ -66,9 +70,17 @@ func (e *Env) prepareNegatives(ctx context.Context, kinds map[NegativeKind]bool)
 			e.neg[NegSelfSigned] = c
 		}
 	}
+	if kinds[NegForeignWSS] {
+		if c, err := foreignCert(e.opts.PasswordIdentity, false); err != nil {
+			e.negErr[NegForeignWSS] = err
+		} else {
+			e.neg[NegForeignWSS] = c
+		}
+	}
+	inMemory := func(k NegativeKind) bool { return k == NegForeign || k == NegSelfSigned || k == NegForeignWSS }
 	needSub := false
 	for k := range kinds {
-		needSub = needSub || (k != NegForeign && k != NegSelfSigned)
+		needSub = needSub || !inMemory(k)
 	}
 	if !needSub {
 		return nil
@@ -76,7 +88,7 @@ func (e *Env) prepareNegatives(ctx context.Context, kinds map[NegativeKind]bool)
 	sub, err := e.negAuthority()
 	if err != nil {
 		for k := range kinds {
-			if k != NegForeign && k != NegSelfSigned {
+			if !inMemory(k) {
 				e.negErr[k] = err
 			}
 		}

@@ -30,7 +30,7 @@ func runWEB08(ctx context.Context, e *Env) Outcome {
 	e.pwMu.Lock()
 	defer e.pwMu.Unlock()
 	login := func(cert tls.Certificate) (code byte, status int, err error) {
-		cfg := &tls.Config{RootCAs: e.webRoots(), ServerName: e.T.ServerName, MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		cfg := presenting(&tls.Config{RootCAs: e.webRoots(), ServerName: e.T.ServerName, MinVersion: tls.VersionTLS12}, cert)
 		c, st, err := dialWS(ctx, e.T.WSSURL, cfg)
 		if err != nil {
 			return 0, st, err
