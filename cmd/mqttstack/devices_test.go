@@ -1,0 +1,41 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mqttstack/mqttstack/internal/stacktest"
+)
+
+// TestDevicesCompat: the matrix against the local stack's target; a
+// required profile that the hardened broker refuses exits 1, a required
+// one that works exits 0, and the JUnit file names the failure.
+func TestDevicesCompat(t *testing.T) {
+	s := stacktest.Start(t)
+	junit := filepath.Join(t.TempDir(), "compat.xml")
+	for _, tc := range []struct {
+		require string
+		code    int
+	}{
+		{"esp8266-bearssl", exitOK},
+		{"sim800", exitFailed},
+	} {
+		out, errOut, code := runCLI("devices", "compat", "--target", s.TargetPath, "--profiles", "esp8266-bearssl,sim800",
+			"--require", tc.require, "--cost-handshakes", "3", "--junit", junit)
+		if code != tc.code || !strings.Contains(out, "esp8266-bearssl (required)") && tc.require == "esp8266-bearssl" {
+			t.Errorf("--require %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", tc.require, code, tc.code, out, errOut)
+		}
+		if !strings.Contains(out, "sim800: protocol version") || strings.Contains(out, "CPU/HS") && strings.Contains(out, "n/a") {
+			t.Errorf("the matrix misses the refusal or the broker CPU:\n%s", out)
+		}
+	}
+	x, err := os.ReadFile(junit)
+	if err != nil || !strings.Contains(string(x), `<failure message="protocol version"`) {
+		t.Errorf("junit (%v):\n%s", err, x)
+	}
+	if _, errOut, code := runCLI("devices", "compat", "--target", s.TargetPath, "--profiles", "esp8266-bearsl"); code != exitUsage || !strings.Contains(errOut, "unknown device profile") {
+		t.Errorf("unknown profile: exit %d, stderr %q", code, errOut)
+	}
+}
