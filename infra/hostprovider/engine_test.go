@@ -1,0 +1,204 @@
+package hostprovider
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optrefresh"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/mqttstack/mqttstack/infra/hostres"
+)
+
+// TestEngine runs the real Pulumi engine (bin/pulumi from `make pulumi`,
+// an inline Automation API program, a file backend) with this provider
+// built and installed as a plugin, against a real sshd in a mount
+// namespace: up, a second up with no changes, drift on refresh named per
+// file in the preview, repair, and no secret in the state or the output.
+func TestEngine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the provider and runs the Pulumi engine")
+	}
+	root, _ := filepath.Abs(repoRoot(t))
+	cli := filepath.Join(root, "bin", "pulumi")
+	if _, err := os.Stat(cli); err != nil {
+		t.Skipf("no Pulumi CLI at %s: build it with `make pulumi` (this test needs the real engine)", cli)
+	}
+	h := startHost(t)
+	dir := t.TempDir()
+	home, state := filepath.Join(dir, "home"), filepath.Join(dir, "state")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+
+	plugin := filepath.Join(dir, "pulumi-resource-mqttstack")
+	build := exec.CommandContext(ctx, "go", "build", "-o", plugin, "./cmd/pulumi-resource-mqttstack")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build provider: %v\n%s", err, out)
+	}
+	env := map[string]string{
+		"PULUMI_CONFIG_PASSPHRASE":                    "test-passphrase",
+		"PULUMI_SKIP_UPDATE_CHECK":                    "true",
+		"PULUMI_IGNORE_AMBIENT_PLUGINS":               "true",
+		"PULUMI_BACKEND_URL":                          "file://" + state,
+		"PULUMI_HOME":                                 home,
+		"PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+	}
+	install := exec.CommandContext(ctx, cli, "plugin", "install", "resource", hostres.PluginName, hostres.PluginVersion, "--file", plugin)
+	install.Env = os.Environ()
+	for k, v := range env {
+		install.Env = append(install.Env, k+"="+v)
+	}
+	if out, err := install.CombinedOutput(); err != nil {
+		t.Fatalf("plugin install: %v\n%s", err, out)
+	}
+
+	const secretLine = "dev1:$7$secret-marker"
+	acl := "topic read a\n"
+	program := func(pctx *pulumi.Context) error {
+		hc, err := hostres.NewHostConfig(pctx, "host", &hostres.HostConfigArgs{
+			Connection: hostres.Connection{
+				Host: pulumi.String(h.srv.Host), Port: h.srv.Port, User: h.srv.User,
+				PrivateKey: pulumi.String(string(h.srv.ClientKey)), HostKey: pulumi.String(h.srv.HostKey),
+			},
+			Files: map[string]hostres.File{
+				"/etc/mosquitto/mosquitto.conf": {Content: pulumi.String(mosquittoConf(h.mqPort)), Daemons: []string{hostres.Mosquitto}},
+				"/etc/mosquitto/acl":            {Content: pulumi.String(acl), Mode: "0640", Owner: "root:mosquitto", Daemons: []string{hostres.Mosquitto}},
+			},
+			SecretFiles: map[string]hostres.File{
+				// not a valid hash: Mosquitto 2.0.11 skips such a line
+				"/etc/mosquitto/passwd": {Content: pulumi.String(secretLine + "\n"), Mode: "0640", Owner: "root:mosquitto", Daemons: []string{hostres.Mosquitto}},
+			},
+			RetryBudget: 20 * time.Second,
+		})
+		if err != nil {
+			return err
+		}
+		pctx.Export("configHash", hc.ConfigHash)
+		pctx.Export("fingerprint", hc.HostKeyFingerprint)
+		pctx.Export("mosquittoVersion", hc.MosquittoVersion)
+		return nil
+	}
+	cmd, err := auto.NewPulumiCommand(&auto.PulumiCommandOptions{Root: root, SkipVersionCheck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stack, err := auto.UpsertStackInlineSource(ctx, "test", "mqttstack-provider-test", program,
+		auto.Pulumi(cmd), auto.WorkDir(dir), auto.PulumiHome(home), auto.EnvVars(env), auto.SecretsProvider("passphrase"),
+		auto.Project(workspace.Project{Name: "mqttstack-provider-test", Runtime: workspace.NewProjectRuntimeInfo("go", nil),
+			Backend: &workspace.ProjectBackend{URL: "file://" + state}}))
+	if err != nil {
+		t.Fatalf("stack: %v", err)
+	}
+	var out bytes.Buffer
+
+	up, err := stack.Up(ctx, optup.ProgressStreams(&out))
+	if err != nil {
+		t.Fatalf("up: %v\n%s", err, out.String())
+	}
+	if v := up.Outputs["mosquittoVersion"].Value; v == "" || v == "none" {
+		t.Errorf("mosquittoVersion output %v", v)
+	}
+	if fp, _ := up.Outputs["fingerprint"].Value.(string); !strings.HasPrefix(fp, "SHA256:") {
+		t.Errorf("fingerprint output %v", up.Outputs["fingerprint"].Value)
+	}
+	pid := h.pid(t, "mosquitto")
+
+	// no change: the engine calls Diff, nothing runs on the host
+	up2, err := stack.Up(ctx, optup.ProgressStreams(&out))
+	if err != nil {
+		t.Fatalf("second up: %v", err)
+	}
+	if n := (*up2.Summary.ResourceChanges)["update"]; n != 0 {
+		t.Errorf("second up updated %d resources, want none", n)
+	}
+	if h.pid(t, "mosquitto") != pid {
+		t.Error("a no-change up restarted mosquitto")
+	}
+
+	// drift: refresh sees the hand edit; the preview names the file
+	h.sh(t, "echo 'topic readwrite #' >> /etc/mosquitto/acl")
+	if _, err := stack.Refresh(ctx, optrefresh.ProgressStreams(&out)); err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	var prev bytes.Buffer
+	pr, err := stack.Preview(ctx, optpreview.Diff(), optpreview.ProgressStreams(&prev))
+	if err != nil {
+		t.Fatalf("preview: %v\n%s", err, prev.String())
+	}
+	if pr.ChangeSummary["update"] != 1 {
+		t.Errorf("preview after drift: %v, want one update\n%s", pr.ChangeSummary, prev.String())
+	}
+	if !strings.Contains(prev.String(), `/etc/mosquitto/acl`) {
+		t.Errorf("preview does not name the drifted file:\n%s", prev.String())
+	}
+	t.Logf("preview after drift:\n%s", prev.String())
+	if _, err := stack.Up(ctx, optup.ProgressStreams(&out)); err != nil {
+		t.Fatalf("repair up: %v\n%s", err, out.String())
+	}
+	if got := h.sh(t, "cat /etc/mosquitto/acl"); got != strings.TrimSpace(acl) {
+		t.Errorf("drift not repaired: %q", got)
+	}
+
+	// a changed ACL: the preview names exactly that file
+	acl = "topic read b\n"
+	prev.Reset()
+	pr, err = stack.Preview(ctx, optpreview.Diff(), optpreview.ProgressStreams(&prev))
+	if err != nil {
+		t.Fatalf("preview: %v", err)
+	}
+	// the engine shows a per-path diff: ~ files: { ~ /etc/mosquitto/acl: { ~ content: ...
+	if !strings.Contains(prev.String(), "~ /etc/mosquitto/acl:") || !strings.Contains(prev.String(), "+ topic read b") {
+		t.Errorf("preview does not name the changed file:\n%s", prev.String())
+	}
+	if strings.Contains(prev.String(), "mosquitto.conf:") || strings.Contains(prev.String(), "passwd:") {
+		t.Errorf("preview names an unchanged file:\n%s", prev.String())
+	}
+	t.Logf("preview of an ACL change:\n%s", prev.String())
+
+	// no secret in the output or in any file of the backend (state,
+	// history, backups): secrets there are ciphertext
+	texts := map[string]string{"output": out.String() + prev.String()}
+	checked := 0
+	err = filepath.WalkDir(state, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if strings.HasSuffix(p, ".json") {
+			checked++
+		}
+		texts[p] = string(b)
+		return err
+	})
+	if err != nil || checked == 0 {
+		t.Fatalf("read the backend's files: %v (%d state files)", err, checked)
+	}
+	for name, text := range texts {
+		if strings.Contains(text, "secret-marker") {
+			t.Errorf("the secret file's content appears in plaintext in %s", name)
+		}
+		if strings.Contains(text, "PRIVATE KEY") {
+			t.Errorf("the private key appears in plaintext in %s", name)
+		}
+	}
+	if _, err := stack.Destroy(ctx); err != nil {
+		t.Fatalf("destroy: %v", err)
+	}
+	if got := h.sh(t, "cat /etc/mosquitto/acl"); got != "topic read a" {
+		t.Errorf("destroy changed the host: %q", got)
+	}
+}
