@@ -520,12 +520,15 @@ func (p Paths) validate(s Stack) []error {
 	for _, r := range req {
 		switch {
 		case r.v == "":
+			//lint:ignore ST1005 a Validate message starts with the Go field path
 			errs = append(errs, fmt.Errorf("Paths.%s: required (an absolute path)", r.name))
 		case !path.IsAbs(r.v):
+			//lint:ignore ST1005 a Validate message starts with the Go field path
 			errs = append(errs, fmt.Errorf("Paths.%s: %q must be absolute", r.name, r.v))
 		case strings.ContainsAny(r.v, " \t\n\"'#;{}$\\"):
 			// mosquitto keeps the rest of a line verbatim (spaces, '#') and
 			// nginx treats ';{}' and '$' specially: refuse rather than quote.
+			//lint:ignore ST1005 a Validate message starts with the Go field path
 			errs = append(errs, fmt.Errorf("Paths.%s: %q contains a space or one of \"'#;{}$\\ which the config files cannot carry; use a plainer directory", r.name, r.v))
 		}
 	}
