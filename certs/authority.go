@@ -306,7 +306,12 @@ func removePKI(dir string) error {
 }
 
 // Open opens an existing PKI directory (a root or a CI sub-CA directory).
+// A CA promote that was interrupted (the process died between two
+// renames) is undone first, from its journal.
 func Open(dir string) (*Authority, error) {
+	if _, err := recoverPromote(dir); err != nil {
+		return nil, fmt.Errorf("open PKI: %w", err)
+	}
 	return openAuthority(dir, nil)
 }
 

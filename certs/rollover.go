@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -469,9 +470,10 @@ func (a *Authority) Promote(crlNext time.Duration) (StepResult, error) {
 	var m moves
 	fail := func(err error) (StepResult, error) {
 		if uerr := m.undo(); uerr != nil {
-			err = fmt.Errorf("%w; putting the files back failed too: %v (restore %s from %s by hand)", err, uerr, h.Dir, stage)
+			err = fmt.Errorf("%w; putting the files back failed too: %v (the next `mqttstack certs` command retries from %s)", err, uerr, filepath.Join(h.Dir, promoteJournalFile))
 		} else {
 			os.RemoveAll(stage)
+			os.Remove(filepath.Join(h.Dir, promoteJournalFile))
 		}
 		return StepResult{}, fmt.Errorf("ca promote: %w", err)
 	}
@@ -504,14 +506,34 @@ func (a *Authority) Promote(crlNext time.Duration) (StepResult, error) {
 	done := filepath.Join(h.Dir, ".next.promoted-tmp")
 	os.RemoveAll(done)
 	steps = append(steps, [2]string{nd, done}, [2]string{stage, filepath.Join(h.Dir, previousDir)})
+	// The journal lets the next Open put the files back if this process
+	// dies between two renames (recoverPromote).
+	jp := filepath.Join(h.Dir, promoteJournalFile)
+	j := promoteJournal{Stage: rel(h.Dir, stage)}
 	for _, s := range steps {
+		j.Moves = append(j.Moves, [2]string{rel(h.Dir, s[0]), rel(h.Dir, s[1])})
+	}
+	jb, err := json.Marshal(j)
+	if err != nil {
+		return fail(err)
+	}
+	if err := atomicfile.Write(jp, jb, 0o600); err != nil {
+		return fail(err)
+	}
+	if err := syncPaths(jp); err != nil {
+		return fail(err)
+	}
+	for i, s := range steps {
+		if i == promoteCrashAt {
+			return StepResult{}, errSimulatedCrash
+		}
 		if err := m.mv(s[0], s[1]); err != nil {
 			return fail(err)
 		}
 	}
 	// <pki>/ now holds the successor's key; ca.crt already holds both
 	// certificates (Open picks the one of the key).
-	nh, err := Open(h.Dir)
+	nh, err := openAuthority(h.Dir, nil) // not Open: that would undo this promote
 	if err != nil {
 		return fail(err)
 	}
@@ -524,6 +546,9 @@ func (a *Authority) Promote(crlNext time.Duration) (StepResult, error) {
 		return fail(err)
 	}
 	// From here the promotion stands; what remains is tidying up.
+	if err := os.Remove(jp); err != nil {
+		return fail(err)
+	}
 	res := StepResult{CA: nh.Cert, Changed: changed}
 	os.RemoveAll(done)
 	ids, err := clientIDs(filepath.Join(h.Dir, previousDir))
@@ -777,4 +802,62 @@ func (a *Authority) UnknownIDs(ids []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// promoteJournalFile records an unfinished promote's renames (relative to
+// the PKI directory).
+const promoteJournalFile = ".promote-journal.json"
+
+type promoteJournal struct {
+	Stage string      `json:"stage"`
+	Moves [][2]string `json:"moves"`
+}
+
+// promoteCrashAt is a test hook: Promote stops (as if the process died)
+// before this rename. -1 = never.
+var promoteCrashAt = -1
+
+var errSimulatedCrash = errors.New("simulated crash")
+
+func rel(base, p string) string {
+	r, err := filepath.Rel(base, p)
+	if err != nil {
+		return p
+	}
+	return r
+}
+
+// recoverPromote undoes the renames of a promote that did not finish (the
+// process died): every move whose target exists and whose source does not
+// is reversed, newest first, so the PKI is as before the promote. Run
+// `certs ca promote` again afterwards.
+func recoverPromote(dir string) (bool, error) {
+	jp := filepath.Join(dir, promoteJournalFile)
+	b, err := os.ReadFile(jp)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var j promoteJournal
+	if err := json.Unmarshal(b, &j); err != nil {
+		return false, fmt.Errorf("%s: %w (an interrupted promote left it; compare %s with %s/next and %s/previous by hand)", jp, err, dir, dir, dir)
+	}
+	exists := func(p string) bool { _, err := os.Lstat(p); return err == nil }
+	for i := len(j.Moves) - 1; i >= 0; i-- {
+		from, to := filepath.Join(dir, j.Moves[i][0]), filepath.Join(dir, j.Moves[i][1])
+		if exists(to) && !exists(from) {
+			if err := os.Rename(to, from); err != nil {
+				return false, fmt.Errorf("undo the interrupted promote (%s): %w", jp, err)
+			}
+		}
+	}
+	if j.Stage != "" && !strings.Contains(j.Stage, "..") {
+		os.RemoveAll(filepath.Join(dir, j.Stage))
+	}
+	if err := os.Remove(jp); err != nil {
+		return false, err
+	}
+	return true, syncPaths(dir)
 }

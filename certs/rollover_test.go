@@ -384,3 +384,42 @@ func TestTimelineRollover(t *testing.T) {
 		t.Fatalf("CRLs past half-life: due %v", tl.DueKinds)
 	}
 }
+
+// TestPromoteInterrupted: a promote that dies between two renames is undone
+// by the next Open (the journal), and promoting again succeeds.
+func TestPromoteInterrupted(t *testing.T) {
+	for _, at := range []int{1, 4, 7} {
+		t.Run(fmt.Sprint("crash-before-rename-", at), func(t *testing.T) {
+			a := newPKI(t, InitOptions{})
+			issueIDs(t, a, "dev-00001")
+			if _, err := a.Next(NextOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			promoteCrashAt = at
+			_, err := a.Promote(0)
+			promoteCrashAt = -1
+			if !errors.Is(err, errSimulatedCrash) {
+				t.Fatalf("no simulated crash: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(a.Dir, promoteJournalFile)); err != nil {
+				t.Fatal("no journal left by the crash")
+			}
+			o, err := Open(a.Dir)
+			if err != nil || GenerationName(o.Cert) != "G1" {
+				t.Fatalf("Open after the crash: %v", err)
+			}
+			if _, err := o.Generation(GenNext); err != nil {
+				t.Fatalf("next/ not restored: %v", err)
+			}
+			if _, err := LoadClient(a.Dir, "dev-00001"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := o.Promote(0); err != nil {
+				t.Fatalf("promote after recovery: %v", err)
+			}
+			if GenerationName(o.Cert) != "G2" {
+				t.Fatal(GenerationName(o.Cert))
+			}
+		})
+	}
+}
