@@ -96,37 +96,11 @@ func actorName(id, role string) string {
 // Prepare issues every identity the checks need (idempotent), connects the
 // watcher and returns the environment. Close releases it.
 func Prepare(ctx context.Context, opts Options, checks []Check) (*Env, error) {
-	t := opts.Target
-	if t == nil {
-		return nil, errors.New("security: no target")
-	}
-	if opts.Parallel <= 0 {
-		opts.Parallel = 8
-	}
-	if opts.Watcher == "" {
-		opts.Watcher = "observer-7"
-	}
-	if opts.PasswordIdentity == "" {
-		opts.PasswordIdentity = "observer-8"
-	}
-	if opts.Log == nil {
-		opts.Log = io.Discard
-	}
-	e := &Env{T: t, opts: opts, host: opts.Host, certs: map[string]tls.Certificate{},
-		neg: map[NegativeKind]tls.Certificate{}, negErr: map[NegativeKind]error{}}
-
-	caPEM, err := os.ReadFile(t.CACert)
+	e, err := newEnv(opts)
 	if err != nil {
-		return nil, fmt.Errorf("security: read CA %s: %w", t.CACert, err)
+		return nil, err
 	}
-	e.caPool = x509.NewCertPool()
-	if !e.caPool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("security: %s holds no PEM certificate", t.CACert)
-	}
-	e.root, err = certs.Open(t.PKIDir)
-	if err != nil {
-		return nil, fmt.Errorf("security: the suite issues its own test identities and needs the CA key: %w", err)
-	}
+	opts = e.opts
 
 	if e.host != nil {
 		// The websockets listeners decide which password listeners the
@@ -165,6 +139,43 @@ func Prepare(ctx context.Context, opts Options, checks []Check) (*Env, error) {
 		e.watch = nil
 		e.watchErr = fmt.Errorf("watcher %s: %w (every isolation check depends on it)", opts.Watcher, err)
 		fmt.Fprintf(opts.Log, "security: %v\n", e.watchErr)
+	}
+	return e, nil
+}
+
+// newEnv is the part of Prepare that every use of the suite needs: the
+// defaults, the private CA as trust anchor and the PKI (the suite issues its
+// own identities and needs the CA key).
+func newEnv(opts Options) (*Env, error) {
+	t := opts.Target
+	if t == nil {
+		return nil, errors.New("security: no target")
+	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = 8
+	}
+	if opts.Watcher == "" {
+		opts.Watcher = "observer-7"
+	}
+	if opts.PasswordIdentity == "" {
+		opts.PasswordIdentity = "observer-8"
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	e := &Env{T: t, opts: opts, host: opts.Host, certs: map[string]tls.Certificate{},
+		neg: map[NegativeKind]tls.Certificate{}, negErr: map[NegativeKind]error{}}
+	caPEM, err := os.ReadFile(t.CACert)
+	if err != nil {
+		return nil, fmt.Errorf("security: read CA %s: %w", t.CACert, err)
+	}
+	e.caPool = x509.NewCertPool()
+	if !e.caPool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("security: %s holds no PEM certificate", t.CACert)
+	}
+	e.root, err = certs.Open(t.PKIDir)
+	if err != nil {
+		return nil, fmt.Errorf("security: the suite issues its own test identities and needs the CA key: %w", err)
 	}
 	return e, nil
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/mqttstack/mqttstack/certs"
 	"github.com/mqttstack/mqttstack/host"
+	"github.com/mqttstack/mqttstack/target"
 )
 
 // Revocation does not reach live sessions on Mosquitto 2.0.11 (F10): a
@@ -36,12 +38,16 @@ const evictorLife = 10 * time.Minute
 // revoked and the CRL rewritten before it returns; reloading that CRL is
 // the caller's.
 func (e *Env) evictSessions(ctx context.Context, ca *certs.Authority, cn string) (bool, error) {
-	evictor := cn + "-evict-" + nonce()[:6]
+	evictor := "sec-evict-" + nonce()[:10]
 	now := time.Now()
 	if err := ca.IssueClient(evictor, certs.ClientOptions{RawCN: cn, NotBefore: now.Add(-time.Minute), NotAfter: now.Add(evictorLife)}); err != nil {
 		return false, fmt.Errorf("issue the takeover certificate: %w", err)
 	}
 	defer func() {
+		// nobody may use it again: its key goes at once, the certificate
+		// is revoked and expires within evictorLife anyway
+		_ = os.Remove(filepath.Join(ca.Dir, "clients", evictor+".key"))
+		_ = os.Remove(filepath.Join(ca.Dir, "clients", evictor+".pass"))
 		_ = ca.Revoke(evictor)
 		_ = ca.WriteCRL(certs.DefaultCRLNextUpdate)
 	}()
@@ -68,6 +74,32 @@ func (e *Env) evictSessions(ctx context.Context, ca *certs.Authority, cn string)
 		rc.Close()
 	}
 	return present, nil
+}
+
+// EndSessions ends the live sessions of identity id on the target's broker
+// (the revocation procedure's last step, docs/SECURITY.md §4): id must
+// already be refused by the broker, i.e. revoked with `certs revoke`, the
+// CRL deployed and the broker reloaded, else it would just reconnect. A
+// same-CN takeover with a 10-minute certificate from the target's CA ends
+// its connection and discards its stored session; the takeover
+// certificate's key is deleted and the certificate revoked (deploy the CRL
+// again to publish that). It reports whether the broker held a session.
+func EndSessions(ctx context.Context, t *target.Target, id string) (bool, error) {
+	if err := certs.ValidateID(id); err != nil {
+		return false, err
+	}
+	e, err := newEnv(Options{Target: t})
+	if err != nil {
+		return false, err
+	}
+	pair, err := e.clientCert(id)
+	if err != nil {
+		return false, fmt.Errorf("end sessions of %s: %w", id, err)
+	}
+	if err := e.handshake12(ctx, pair); err == nil {
+		return false, fmt.Errorf("end sessions of %s: the broker still accepts its certificate: revoke it (certs revoke %s), deploy the CRL and reload the broker first, else it reconnects at once", id, id)
+	}
+	return e.evictSessions(ctx, e.root, id)
 }
 
 // runCRT10 proves revocation on a live session: identity L is connected,
@@ -109,8 +141,8 @@ func runCRT10(ctx context.Context, e *Env) Outcome {
 		return inconclusive("%v", err)
 	}
 	defer func() { _ = e.reload(context.WithoutCancel(ctx), host.Mosquitto) }() // loads the takeover certificate's revocation
-	if a := e.refusedWithin(ctx, pair, 5*time.Second); a.accepted() {
-		return fail("after revoke + reload a NEW handshake with %s's certificate still gets CONNACK 0: the broker does not load the CRL", cn)
+	if err := e.refusedWithin(ctx, pair, 5*time.Second); err == nil {
+		return fail("after revoke + reload a NEW TLS 1.2 handshake with %s's certificate still completes: the broker does not load the CRL", cn)
 	}
 	// F10: does the reload end the live session? (2.0.11: no)
 	survived := "the reload ended the live session itself"
@@ -138,15 +170,29 @@ func runCRT10(ctx context.Context, e *Env) Outcome {
 	return pass("%s; a same-CN takeover (short-lived certificate, CONNACK session-present=%v, then clean session) ended it, and the revoked certificate cannot reconnect", survived, present)
 }
 
-// refusedWithin retries a connection with pair until it is refused or d
-// passes (a reload is asynchronous to the signal), and returns the last
-// attempt.
-func (e *Env) refusedWithin(ctx context.Context, pair tls.Certificate, d time.Duration) attempt {
+// handshake12 makes a TLS 1.2 handshake to the broker presenting pair and
+// closes it without a CONNECT. Under TLS 1.2 the broker judges the client
+// certificate inside the handshake, so an error means refused; and no
+// CONNECT means no takeover of a live session of the same identity.
+func (e *Env) handshake12(ctx context.Context, pair tls.Certificate) error {
+	cfg := e.certTLS(pair)
+	cfg.MaxVersion = tls.VersionTLS12
+	c, err := e.dialTLS(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// refusedWithin repeats handshake12 until the broker refuses pair or d
+// passes (a reload is asynchronous to the signal); nil means still
+// accepted.
+func (e *Env) refusedWithin(ctx context.Context, pair tls.Certificate, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for {
-		a := e.certAttempt(ctx, []tls.Certificate{pair}, 0)
-		if !a.accepted() || time.Now().After(deadline) || ctx.Err() != nil {
-			return a
+		err := e.handshake12(ctx, pair)
+		if err != nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
 		}
 		_ = sleepCtx(ctx, 100*time.Millisecond)
 	}
