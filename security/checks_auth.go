@@ -206,40 +206,7 @@ func authChecks() []Check {
 			Fix:    "allow_anonymous false in every listener block (per_listener_settings true)",
 			Proves: "no password listener (ops, websocket backends, wss) accepts an anonymous CONNECT, and every listener states allow_anonymous false",
 			Gaps:   "use_username_as_clientid refuses a username-less CONNECT by itself, which hides a missing allow_anonymous false: the config read catches it",
-			Run: func(ctx context.Context, e *Env) Outcome {
-				return e.onPasswordListeners(func(ls []pwListener, user, pw string) Outcome {
-					var parts []string
-					for _, l := range ls {
-						if err := e.pwLogin(ctx, l, rawConnect{ClientID: user, Username: &user, Password: &pw, KeepAlive: 30}, 0); err != nil {
-							return inconclusive("positive control on %s: %v", l.name, err)
-						}
-						for _, v5 := range []bool{false, true} {
-							code, err := e.pwAttempt(ctx, l, rawConnect{V5: v5, ClientID: "sec-anon-" + nonce()[:6], KeepAlive: 30})
-							ver := map[bool]string{false: "3.1.1", true: "v5"}[v5]
-							if err != nil {
-								parts = append(parts, fmt.Sprintf("%s %s: closed (%v)", l.name, ver, shortErr(err)))
-								continue
-							}
-							if code == 0 {
-								return fail("anonymous %s CONNECT ACCEPTED on %s (CONNACK 0)", ver, l.name)
-							}
-							parts = append(parts, fmt.Sprintf("%s %s: CONNACK 0x%02x", l.name, ver, code))
-						}
-					}
-					// Locally also read the config: with use_username_as_clientid a
-					// username-less CONNECT is refused (CONNACK 5) even when
-					// allow_anonymous is true, which hides a missing
-					// allow_anonymous false until someone drops the other option.
-					conf, err := e.brokerConf(ctx)
-					if err != nil {
-						return pass("%s; control login as %s ok everywhere; allow_anonymous lint not run: %v", strings.Join(parts, "; "), user, err)
-					}
-					if lint := lintAnonymous(conf); len(lint) > 0 {
-						return fail("%s; refused today, but %s", strings.Join(parts, "; "), strings.Join(lint, "; "))
-					}
-					return pass("%s; control login as %s ok everywhere; every listener states allow_anonymous false", strings.Join(parts, "; "), user)
-				})
-			},
+			Run:    runAUTH01,
 		},
 		{
 			ID: "AUTH-02", Tier: 1, Title: "Wrong password denied, and its Will is not published",
@@ -247,51 +214,7 @@ func authChecks() []Check {
 			Fix:    "password_file with mosquitto_passwd $7$ hashes; allow_anonymous false",
 			Proves: "a wrong password is refused on every password listener and the refused client's Will is never published; the right password's Will is",
 			Guards: "CVE-2018-12551 class (permissive password handling)",
-			Run: func(ctx context.Context, e *Env) Outcome {
-				// The backend, not the observer: the control Will must be
-				// one the ACL lets through (observers write nothing, ACL-11).
-				return e.onPasswordListenersAs(sesBackend, &e.backendMu, func(ls []pwListener, user, pw string) Outcome {
-					willTopic := "devices/" + user + "/will"
-					var parts []string
-					for _, l := range ls {
-						canary := "canary-" + nonce()
-						ctl := "willctl-" + nonce()
-						tap := e.watch.tap(func(m Msg) bool { return m.Topic == willTopic })
-						for _, v5 := range []bool{false, true} {
-							bad := "wrong-" + nonce()
-							code, err := e.pwAttempt(ctx, l, rawConnect{V5: v5, ClientID: user, Username: &user, Password: &bad, KeepAlive: 30,
-								WillTopic: &willTopic, WillMsg: []byte(canary), WillQoS: 1})
-							if err == nil && code == 0 {
-								e.watch.untap(tap)
-								return fail("wrong password ACCEPTED on %s (CONNACK 0)", l.name)
-							}
-							parts = append(parts, fmt.Sprintf("%s v%s: CONNACK 0x%02x", l.name, map[bool]string{false: "3", true: "5"}[v5], code))
-						}
-						// Control: the right password, a Will, then a TCP drop.
-						c, _, err := l.dial(ctx, e)
-						if err != nil {
-							e.watch.untap(tap)
-							return inconclusive("control dial %s: %v", l.name, err)
-						}
-						code, _, err := c.connack(rawConnect{ClientID: user, Username: &user, Password: &pw, KeepAlive: 30, WillTopic: &willTopic, WillMsg: []byte(ctl), WillQoS: 1})
-						c.Close()
-						if err != nil || code != 0 {
-							e.watch.untap(tap)
-							return inconclusive("positive control login on %s: code %d %v", l.name, code, err)
-						}
-						_, ok := tap.waitFor(ctx, barrierWait, payloadHas(ctl))
-						seen := tap.matching(payloadHas(canary))
-						e.watch.untap(tap)
-						if len(seen) > 0 {
-							return fail("Will of the refused client was PUBLISHED on %s (%s)", willTopic, l.name)
-						}
-						if !ok {
-							return inconclusive("positive control: the Will of the accepted client was not delivered on %s", l.name)
-						}
-					}
-					return pass("%s; refused clients' Wills never published, control Will delivered", strings.Join(parts, "; "))
-				})
-			},
+			Run:    runAUTH02,
 		},
 		{
 			ID: "AUTH-03", Tier: 1, Title: "Zero-length client id rejected",
@@ -299,49 +222,7 @@ func authChecks() []Check {
 			Fix:    "allow_zero_length_clientid false inside every listener block",
 			Proves: "an empty client id is refused on 8883 and on the password listeners (3.1.1 and v5)",
 			Actors: []string{"a"},
-			Run: func(ctx context.Context, e *Env) Outcome {
-				a := e.Actor("AUTH-03", "a")
-				var parts []string
-				for _, v5 := range []bool{false, true} {
-					c, err := e.dialRaw(ctx, a)
-					if err != nil {
-						return inconclusive("%v", err)
-					}
-					code, _, err := c.connack(rawConnect{V5: v5, ClientID: "", KeepAlive: 30})
-					c.Close()
-					ver := map[bool]string{false: "3.1.1", true: "v5"}[v5]
-					if err != nil {
-						return inconclusive("8883 %s: %v", ver, err)
-					}
-					if code == 0 {
-						return fail("8883 %s: empty client id ACCEPTED", ver)
-					}
-					parts = append(parts, fmt.Sprintf("8883 %s: CONNACK 0x%02x", ver, code))
-				}
-				// control: the same identity with a client id connects
-				if err := e.alive(ctx, a); err != nil {
-					return inconclusive("positive control: %v", err)
-				}
-				if ls := e.passwordListeners(); len(ls) > 0 {
-					user, pw, err := e.pwCreds()
-					if err != nil {
-						return inconclusive("%v", err)
-					}
-					e.pwMu.Lock()
-					defer e.pwMu.Unlock()
-					for _, l := range ls {
-						code, err := e.pwAttempt(ctx, l, rawConnect{ClientID: "", Username: &user, Password: &pw, KeepAlive: 30})
-						if err != nil {
-							return inconclusive("%s: %v", l.name, err)
-						}
-						if code == 0 {
-							return fail("%s: empty client id ACCEPTED", l.name)
-						}
-						parts = append(parts, fmt.Sprintf("%s: CONNACK 0x%02x", l.name, code))
-					}
-				}
-				return pass("%s; control with an id connected", strings.Join(parts, "; "))
-			},
+			Run:    runAUTH03,
 		},
 		{
 			ID: "AUTH-04", Tier: 2, Title: "Password brute force is throttled outside Mosquitto",
@@ -414,4 +295,132 @@ func lintAnonymous(conf []directive) []string {
 	}
 	flush()
 	return out
+}
+
+// runAUTH01 runs AUTH-01 (its catalog entry is in this file).
+func runAUTH01(ctx context.Context, e *Env) Outcome {
+	return e.onPasswordListeners(func(ls []pwListener, user, pw string) Outcome {
+		var parts []string
+		for _, l := range ls {
+			if err := e.pwLogin(ctx, l, rawConnect{ClientID: user, Username: &user, Password: &pw, KeepAlive: 30}, 0); err != nil {
+				return inconclusive("positive control on %s: %v", l.name, err)
+			}
+			for _, v5 := range []bool{false, true} {
+				code, err := e.pwAttempt(ctx, l, rawConnect{V5: v5, ClientID: "sec-anon-" + nonce()[:6], KeepAlive: 30})
+				ver := map[bool]string{false: "3.1.1", true: "v5"}[v5]
+				if err != nil {
+					parts = append(parts, fmt.Sprintf("%s %s: closed (%v)", l.name, ver, shortErr(err)))
+					continue
+				}
+				if code == 0 {
+					return fail("anonymous %s CONNECT ACCEPTED on %s (CONNACK 0)", ver, l.name)
+				}
+				parts = append(parts, fmt.Sprintf("%s %s: CONNACK 0x%02x", l.name, ver, code))
+			}
+		}
+		// Locally also read the config: with use_username_as_clientid a
+		// username-less CONNECT is refused (CONNACK 5) even when
+		// allow_anonymous is true, which hides a missing
+		// allow_anonymous false until someone drops the other option.
+		conf, err := e.brokerConf(ctx)
+		if err != nil {
+			return pass("%s; control login as %s ok everywhere; allow_anonymous lint not run: %v", strings.Join(parts, "; "), user, err)
+		}
+		if lint := lintAnonymous(conf); len(lint) > 0 {
+			return fail("%s; refused today, but %s", strings.Join(parts, "; "), strings.Join(lint, "; "))
+		}
+		return pass("%s; control login as %s ok everywhere; every listener states allow_anonymous false", strings.Join(parts, "; "), user)
+	})
+}
+
+// runAUTH02 runs AUTH-02 (its catalog entry is in this file).
+func runAUTH02(ctx context.Context, e *Env) Outcome {
+	// The backend, not the observer: the control Will must be
+	// one the ACL lets through (observers write nothing, ACL-11).
+	return e.onPasswordListenersAs(sesBackend, &e.backendMu, func(ls []pwListener, user, pw string) Outcome {
+		willTopic := "devices/" + user + "/will"
+		var parts []string
+		for _, l := range ls {
+			canary := "canary-" + nonce()
+			ctl := "willctl-" + nonce()
+			tap := e.watch.tap(func(m Msg) bool { return m.Topic == willTopic })
+			for _, v5 := range []bool{false, true} {
+				bad := "wrong-" + nonce()
+				code, err := e.pwAttempt(ctx, l, rawConnect{V5: v5, ClientID: user, Username: &user, Password: &bad, KeepAlive: 30,
+					WillTopic: &willTopic, WillMsg: []byte(canary), WillQoS: 1})
+				if err == nil && code == 0 {
+					e.watch.untap(tap)
+					return fail("wrong password ACCEPTED on %s (CONNACK 0)", l.name)
+				}
+				parts = append(parts, fmt.Sprintf("%s v%s: CONNACK 0x%02x", l.name, map[bool]string{false: "3", true: "5"}[v5], code))
+			}
+			// Control: the right password, a Will, then a TCP drop.
+			c, _, err := l.dial(ctx, e)
+			if err != nil {
+				e.watch.untap(tap)
+				return inconclusive("control dial %s: %v", l.name, err)
+			}
+			code, _, err := c.connack(rawConnect{ClientID: user, Username: &user, Password: &pw, KeepAlive: 30, WillTopic: &willTopic, WillMsg: []byte(ctl), WillQoS: 1})
+			c.Close()
+			if err != nil || code != 0 {
+				e.watch.untap(tap)
+				return inconclusive("positive control login on %s: code %d %v", l.name, code, err)
+			}
+			_, ok := tap.waitFor(ctx, barrierWait, payloadHas(ctl))
+			seen := tap.matching(payloadHas(canary))
+			e.watch.untap(tap)
+			if len(seen) > 0 {
+				return fail("Will of the refused client was PUBLISHED on %s (%s)", willTopic, l.name)
+			}
+			if !ok {
+				return inconclusive("positive control: the Will of the accepted client was not delivered on %s", l.name)
+			}
+		}
+		return pass("%s; refused clients' Wills never published, control Will delivered", strings.Join(parts, "; "))
+	})
+}
+
+// runAUTH03 runs AUTH-03 (its catalog entry is in this file).
+func runAUTH03(ctx context.Context, e *Env) Outcome {
+	a := e.Actor("AUTH-03", "a")
+	var parts []string
+	for _, v5 := range []bool{false, true} {
+		c, err := e.dialRaw(ctx, a)
+		if err != nil {
+			return inconclusive("%v", err)
+		}
+		code, _, err := c.connack(rawConnect{V5: v5, ClientID: "", KeepAlive: 30})
+		c.Close()
+		ver := map[bool]string{false: "3.1.1", true: "v5"}[v5]
+		if err != nil {
+			return inconclusive("8883 %s: %v", ver, err)
+		}
+		if code == 0 {
+			return fail("8883 %s: empty client id ACCEPTED", ver)
+		}
+		parts = append(parts, fmt.Sprintf("8883 %s: CONNACK 0x%02x", ver, code))
+	}
+	// control: the same identity with a client id connects
+	if err := e.alive(ctx, a); err != nil {
+		return inconclusive("positive control: %v", err)
+	}
+	if ls := e.passwordListeners(); len(ls) > 0 {
+		user, pw, err := e.pwCreds()
+		if err != nil {
+			return inconclusive("%v", err)
+		}
+		e.pwMu.Lock()
+		defer e.pwMu.Unlock()
+		for _, l := range ls {
+			code, err := e.pwAttempt(ctx, l, rawConnect{ClientID: "", Username: &user, Password: &pw, KeepAlive: 30})
+			if err != nil {
+				return inconclusive("%s: %v", l.name, err)
+			}
+			if code == 0 {
+				return fail("%s: empty client id ACCEPTED", l.name)
+			}
+			parts = append(parts, fmt.Sprintf("%s: CONNACK 0x%02x", l.name, code))
+		}
+	}
+	return pass("%s; control with an id connected", strings.Join(parts, "; "))
 }

@@ -90,24 +90,7 @@ func crtChecks() []Check {
 			Proves: "a client without a certificate gets no CONNACK under TLS 1.3 or 1.2, while a device certificate does",
 			Gaps:   "TLS 1.3 reports the rejection on the first read, not in the handshake: the check sends CONNECT and waits for the alert",
 			Actors: []string{"a"},
-			Run: func(ctx context.Context, e *Env) Outcome {
-				c, err := e.clientCert(e.Actor("CRT-01", "a"))
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				// The attack first: a TLS layer that lets a certificate-less
-				// peer through is a failure whatever the control says (without
-				// require_certificate 2.0.11 does not even ask devices for a
-				// certificate, so the control fails too).
-				refused, ev := e.refusedBoth(ctx, nil)
-				if !refused {
-					return fail("no certificate: %s", ev)
-				}
-				if err := e.controlAccepted(ctx, []tls.Certificate{c}, "valid device"); err != nil {
-					return inconclusive("%s; but %v", ev, err)
-				}
-				return pass("no certificate: %s; valid device got CONNACK 0", ev)
-			},
+			Run:    runCRT01,
 		},
 		{
 			ID: "CRT-02", Standalone: true, Tier: 1, Title: "Foreign-CA and self-signed certificates with a real device's CN refused",
@@ -116,28 +99,7 @@ func crtChecks() []Check {
 			Proves: "a certificate with a real device's CN is refused unless the private CA signed it (foreign CA, self-signed)",
 			Guards: "a CA bundle in cafile/capath minting usernames",
 			Actors: []string{"victim"}, Negative: []NegativeKind{NegForeign, NegSelfSigned},
-			Run: func(ctx context.Context, e *Env) Outcome {
-				victim := e.Actor("CRT-02", "victim")
-				vc, err := e.clientCert(victim)
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				if err := e.controlAccepted(ctx, []tls.Certificate{vc}, victim); err != nil {
-					return inconclusive("%v", err)
-				}
-				var parts []string
-				for _, k := range []NegativeKind{NegForeign, NegSelfSigned} {
-					if err := e.negErr[k]; err != nil {
-						return inconclusive("%s: %v", k, err)
-					}
-					refused, ev := e.refusedBoth(ctx, []tls.Certificate{e.neg[k]})
-					if !refused {
-						return fail("%s CN=%s: %s", k, victim, ev)
-					}
-					parts = append(parts, string(k)+": "+ev)
-				}
-				return pass("%s; genuine %s got CONNACK 0", strings.Join(parts, "; "), victim)
-			},
+			Run: runCRT02,
 		},
 		{
 			ID: "CRT-03", Standalone: true, Tier: 1, Title: "Expired client certificate refused",
@@ -190,38 +152,7 @@ func crtChecks() []Check {
 			Fix:    "use_identity_as_username true (with require_certificate true) on 8883",
 			Proves: "on 8883 the identity is the certificate: a username/password in CONNECT does not change what the client may do",
 			Actors: []string{"a", "b"},
-			Run: func(ctx context.Context, e *Env) Outcome {
-				a, b := e.Actor("CRT-08", "a"), e.Actor("CRT-08", "b")
-				owner, err := e.connect311(ctx, a)
-				if err != nil {
-					return inconclusive("owner: %v", err)
-				}
-				defer owner.close()
-				own := "own-" + nonce()
-				ownTap := e.watch.tap(payloadHas(own))
-				defer e.watch.untap(ownTap)
-				out := e.canaryProof(ctx, owner, "devices/"+a+"/x", func(canary string) (string, error) {
-					att, err := e.connect311(ctx, b, func(o *mqtt.ClientOptions) { o.SetUsername(a).SetPassword("x") })
-					if err != nil {
-						return "", fmt.Errorf("attacker connect: %w", err)
-					}
-					defer att.close()
-					if err := att.publish(ctx, "devices/"+a+"/x", 1, false, []byte(canary)); err != nil {
-						return "", err
-					}
-					if err := att.publish(ctx, "devices/"+b+"/x", 1, false, []byte(own)); err != nil {
-						return "", err
-					}
-					return fmt.Sprintf("%s's cert with username %q published to both subtrees", b, a), nil
-				})
-				if out.Status != Pass {
-					return out
-				}
-				if _, ok := ownTap.waitFor(ctx, time.Second, payloadHas(own)); !ok {
-					return inconclusive("%s; but the attacker's publish to its own subtree was not delivered either (identity unclear)", out.Evidence)
-				}
-				return pass("%s; own-subtree publish delivered: identity is the CN", out.Evidence)
-			},
+			Run:    runCRT08,
 		},
 		{
 			ID: "CRT-09", Standalone: true, Host: true, Tier: 1, Title: "The CRL is fresh on both Mosquitto and nginx",
@@ -390,4 +321,82 @@ func runCRT09(ctx context.Context, e *Env) Outcome {
 		return fail("%s", strings.Join(bad, "; "))
 	}
 	return pass("%s: %s; each lists every revocation of %s", e.host.Name(), strings.Join(parts, "; "), pkiPath)
+}
+
+// runCRT01 runs CRT-01 (its catalog entry is in this file).
+func runCRT01(ctx context.Context, e *Env) Outcome {
+	c, err := e.clientCert(e.Actor("CRT-01", "a"))
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	// The attack first: a TLS layer that lets a certificate-less
+	// peer through is a failure whatever the control says (without
+	// require_certificate 2.0.11 does not even ask devices for a
+	// certificate, so the control fails too).
+	refused, ev := e.refusedBoth(ctx, nil)
+	if !refused {
+		return fail("no certificate: %s", ev)
+	}
+	if err := e.controlAccepted(ctx, []tls.Certificate{c}, "valid device"); err != nil {
+		return inconclusive("%s; but %v", ev, err)
+	}
+	return pass("no certificate: %s; valid device got CONNACK 0", ev)
+}
+
+// runCRT02 runs CRT-02 (its catalog entry is in this file).
+func runCRT02(ctx context.Context, e *Env) Outcome {
+	victim := e.Actor("CRT-02", "victim")
+	vc, err := e.clientCert(victim)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	if err := e.controlAccepted(ctx, []tls.Certificate{vc}, victim); err != nil {
+		return inconclusive("%v", err)
+	}
+	var parts []string
+	for _, k := range []NegativeKind{NegForeign, NegSelfSigned} {
+		if err := e.negErr[k]; err != nil {
+			return inconclusive("%s: %v", k, err)
+		}
+		refused, ev := e.refusedBoth(ctx, []tls.Certificate{e.neg[k]})
+		if !refused {
+			return fail("%s CN=%s: %s", k, victim, ev)
+		}
+		parts = append(parts, string(k)+": "+ev)
+	}
+	return pass("%s; genuine %s got CONNACK 0", strings.Join(parts, "; "), victim)
+}
+
+// runCRT08 runs CRT-08 (its catalog entry is in this file).
+func runCRT08(ctx context.Context, e *Env) Outcome {
+	a, b := e.Actor("CRT-08", "a"), e.Actor("CRT-08", "b")
+	owner, err := e.connect311(ctx, a)
+	if err != nil {
+		return inconclusive("owner: %v", err)
+	}
+	defer owner.close()
+	own := "own-" + nonce()
+	ownTap := e.watch.tap(payloadHas(own))
+	defer e.watch.untap(ownTap)
+	out := e.canaryProof(ctx, owner, "devices/"+a+"/x", func(canary string) (string, error) {
+		att, err := e.connect311(ctx, b, func(o *mqtt.ClientOptions) { o.SetUsername(a).SetPassword("x") })
+		if err != nil {
+			return "", fmt.Errorf("attacker connect: %w", err)
+		}
+		defer att.close()
+		if err := att.publish(ctx, "devices/"+a+"/x", 1, false, []byte(canary)); err != nil {
+			return "", err
+		}
+		if err := att.publish(ctx, "devices/"+b+"/x", 1, false, []byte(own)); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s's cert with username %q published to both subtrees", b, a), nil
+	})
+	if out.Status != Pass {
+		return out
+	}
+	if _, ok := ownTap.waitFor(ctx, time.Second, payloadHas(own)); !ok {
+		return inconclusive("%s; but the attacker's publish to its own subtree was not delivered either (identity unclear)", out.Evidence)
+	}
+	return pass("%s; own-subtree publish delivered: identity is the CN", out.Evidence)
 }

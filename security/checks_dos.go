@@ -36,76 +36,7 @@ func dosChecks() []Check {
 			Proves: "a client flooding unreleased QoS2 publishes is capped (Receive Maximum, then quota exceeded) and another client is still served",
 			Gaps:   "3.1.1 clients get plain PUBRECs: the excess is dropped silently",
 			Actors: []string{"b", "live"},
-			Run: func(ctx context.Context, e *Env) Outcome {
-				if !e.mayFlood() {
-					return skipped("bounded flood against a non-local target needs --allow-load")
-				}
-				b := e.Actor("DOS-01", "b")
-				c, ack, err := e.rawSession(ctx, b, true)
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				defer c.Close()
-				rm, ok := connackPropsU(ack.Body)[0x21]
-				if !ok {
-					return fail("v5 CONNACK advertises no Receive Maximum: max_inflight_messages unset (65535)")
-				}
-				n := int(rm) + e.confInt(ctx, "max_queued_messages", 1000) + 200
-				if n > 3000 {
-					n = 3000
-				}
-				topic := "devices/" + b + "/flood"
-				sendErr := make(chan error, 1)
-				go func() {
-					for i := 1; i <= n; i++ {
-						if err := c.send(rawPublish(topic, 2, uint16(i), []byte("f"), true, nil)); err != nil {
-							sendErr <- err
-							return
-						}
-					}
-					sendErr <- nil
-				}()
-				var ok0, quota, other int
-				closed := false
-				deadline := time.Now().Add(15 * time.Second)
-				for ok0+quota+other < n && time.Now().Before(deadline) {
-					p, err := c.read(time.Until(deadline))
-					if err != nil {
-						closed = true
-						break
-					}
-					if p.Type != 5 {
-						other++
-						continue
-					}
-					switch {
-					case len(p.Body) < 3 || p.Body[2] == 0:
-						ok0++
-					case p.Body[2] == 0x97:
-						quota++
-					default:
-						other++
-					}
-				}
-				start := time.Now()
-				if err := e.alive(ctx, e.Actor("DOS-01", "live")); err != nil {
-					return fail("second client starved during the flood: %v", err)
-				}
-				lat := time.Since(start)
-				select {
-				case err := <-sendErr:
-					if err != nil && !closed {
-						return inconclusive("flood send failed: %v", err)
-					}
-				case <-time.After(5 * time.Second):
-				}
-				ev := fmt.Sprintf("Receive Maximum %d; %d QoS2 sent: %d PUBREC 0x00, %d PUBREC 0x97, %d other, closed=%v; second client CONNACK+PINGRESP in %s",
-					rm, n, ok0, quota, other, closed, lat.Round(time.Millisecond))
-				if quota == 0 && !closed {
-					return fail("%s: no quota applied (unbounded in-flight)", ev)
-				}
-				return pass("%s", ev)
-			},
+			Run:    runDOS01,
 		},
 		{
 			ID:        "DOS-02",
@@ -142,51 +73,7 @@ func dosChecks() []Check {
 			Gaps:   "2.0.11 does not bound a 3.1.1 client's keepalive (keepalive 0 stays connected for ever)",
 			Guards: "F4, CVE-2020-13849",
 			Actors: []string{"a"},
-			Run: func(ctx context.Context, e *Env) Outcome {
-				a := e.Actor("DOS-04", "a")
-				maxKA := e.confInt(ctx, "max_keepalive", 65534)
-				var parts []string
-				for _, ka := range []uint16{0, 65535} {
-					c, err := e.dialRaw(ctx, a)
-					if err != nil {
-						return inconclusive("%v", err)
-					}
-					code, p, err := c.connack(rawConnect{V5: true, ClientID: a, KeepAlive: ka})
-					c.Close()
-					if err != nil || code != 0 {
-						return inconclusive("v5 keepalive %d: CONNACK 0x%02x %v", ka, code, err)
-					}
-					ska, ok := connackPropsU(p.Body)[0x13]
-					if !ok {
-						return fail("v5 keepalive %d accepted without a Server Keep Alive: max_keepalive not set", ka)
-					}
-					if ska == 0 || int(ska) > maxKA {
-						return fail("v5 keepalive %d: Server Keep Alive %d outside 1..%d", ka, ska, maxKA)
-					}
-					parts = append(parts, fmt.Sprintf("v5 ka=%d → Server Keep Alive %d", ka, ska))
-				}
-				c, err := e.dialRaw(ctx, a)
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				code, _, err := c.connack(rawConnect{ClientID: a, KeepAlive: 65535})
-				c.Close()
-				if err != nil {
-					return inconclusive("3.1.1 keepalive 65535: %v", err)
-				}
-				v, verr := e.sysValue(ctx, "$SYS/broker/version")
-				maj, min, pat, vok := brokerVersion(v)
-				fixed := verr == nil && vok && (maj > 2 || (maj == 2 && (min > 0 || pat >= 12)))
-				switch {
-				case code != 0:
-					parts = append(parts, fmt.Sprintf("3.1.1 ka=65535 → CONNACK %d (enforced)", code))
-				case fixed:
-					return fail("%s; %q should refuse 3.1.1 keepalive 65535 (> max_keepalive %d) but sent CONNACK 0", joinParts(parts), v, maxKA)
-				default:
-					parts = append(parts, fmt.Sprintf("3.1.1 ka=65535 → CONNACK 0: KNOWN GAP F4 on %q (v3 enforcement arrives in 2.0.12; this becomes a failure after an upgrade that does not enforce it)", v))
-				}
-				return pass("%s", joinParts(parts))
-			},
+			Run:    runDOS04,
 		},
 		{
 			ID:     "DOS-05",
@@ -211,4 +98,123 @@ func joinParts(p []string) string {
 		out += s
 	}
 	return out
+}
+
+// runDOS01 runs DOS-01 (its catalog entry is in this file).
+func runDOS01(ctx context.Context, e *Env) Outcome {
+	if !e.mayFlood() {
+		return skipped("bounded flood against a non-local target needs --allow-load")
+	}
+	b := e.Actor("DOS-01", "b")
+	c, ack, err := e.rawSession(ctx, b, true)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	defer c.Close()
+	rm, ok := connackPropsU(ack.Body)[0x21]
+	if !ok {
+		return fail("v5 CONNACK advertises no Receive Maximum: max_inflight_messages unset (65535)")
+	}
+	n := int(rm) + e.confInt(ctx, "max_queued_messages", 1000) + 200
+	if n > 3000 {
+		n = 3000
+	}
+	topic := "devices/" + b + "/flood"
+	sendErr := make(chan error, 1)
+	go func() {
+		for i := 1; i <= n; i++ {
+			if err := c.send(rawPublish(topic, 2, uint16(i), []byte("f"), true, nil)); err != nil {
+				sendErr <- err
+				return
+			}
+		}
+		sendErr <- nil
+	}()
+	var ok0, quota, other int
+	closed := false
+	deadline := time.Now().Add(15 * time.Second)
+	for ok0+quota+other < n && time.Now().Before(deadline) {
+		p, err := c.read(time.Until(deadline))
+		if err != nil {
+			closed = true
+			break
+		}
+		if p.Type != 5 {
+			other++
+			continue
+		}
+		switch {
+		case len(p.Body) < 3 || p.Body[2] == 0:
+			ok0++
+		case p.Body[2] == 0x97:
+			quota++
+		default:
+			other++
+		}
+	}
+	start := time.Now()
+	if err := e.alive(ctx, e.Actor("DOS-01", "live")); err != nil {
+		return fail("second client starved during the flood: %v", err)
+	}
+	lat := time.Since(start)
+	select {
+	case err := <-sendErr:
+		if err != nil && !closed {
+			return inconclusive("flood send failed: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+	}
+	ev := fmt.Sprintf("Receive Maximum %d; %d QoS2 sent: %d PUBREC 0x00, %d PUBREC 0x97, %d other, closed=%v; second client CONNACK+PINGRESP in %s",
+		rm, n, ok0, quota, other, closed, lat.Round(time.Millisecond))
+	if quota == 0 && !closed {
+		return fail("%s: no quota applied (unbounded in-flight)", ev)
+	}
+	return pass("%s", ev)
+}
+
+// runDOS04 runs DOS-04 (its catalog entry is in this file).
+func runDOS04(ctx context.Context, e *Env) Outcome {
+	a := e.Actor("DOS-04", "a")
+	maxKA := e.confInt(ctx, "max_keepalive", 65534)
+	var parts []string
+	for _, ka := range []uint16{0, 65535} {
+		c, err := e.dialRaw(ctx, a)
+		if err != nil {
+			return inconclusive("%v", err)
+		}
+		code, p, err := c.connack(rawConnect{V5: true, ClientID: a, KeepAlive: ka})
+		c.Close()
+		if err != nil || code != 0 {
+			return inconclusive("v5 keepalive %d: CONNACK 0x%02x %v", ka, code, err)
+		}
+		ska, ok := connackPropsU(p.Body)[0x13]
+		if !ok {
+			return fail("v5 keepalive %d accepted without a Server Keep Alive: max_keepalive not set", ka)
+		}
+		if ska == 0 || int(ska) > maxKA {
+			return fail("v5 keepalive %d: Server Keep Alive %d outside 1..%d", ka, ska, maxKA)
+		}
+		parts = append(parts, fmt.Sprintf("v5 ka=%d → Server Keep Alive %d", ka, ska))
+	}
+	c, err := e.dialRaw(ctx, a)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	code, _, err := c.connack(rawConnect{ClientID: a, KeepAlive: 65535})
+	c.Close()
+	if err != nil {
+		return inconclusive("3.1.1 keepalive 65535: %v", err)
+	}
+	v, verr := e.sysValue(ctx, "$SYS/broker/version")
+	maj, min, pat, vok := brokerVersion(v)
+	fixed := verr == nil && vok && (maj > 2 || (maj == 2 && (min > 0 || pat >= 12)))
+	switch {
+	case code != 0:
+		parts = append(parts, fmt.Sprintf("3.1.1 ka=65535 → CONNACK %d (enforced)", code))
+	case fixed:
+		return fail("%s; %q should refuse 3.1.1 keepalive 65535 (> max_keepalive %d) but sent CONNACK 0", joinParts(parts), v, maxKA)
+	default:
+		parts = append(parts, fmt.Sprintf("3.1.1 ka=65535 → CONNACK 0: KNOWN GAP F4 on %q (v3 enforcement arrives in 2.0.12; this becomes a failure after an upgrade that does not enforce it)", v))
+	}
+	return pass("%s", joinParts(parts))
 }

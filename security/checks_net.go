@@ -98,9 +98,7 @@ func netChecks() []Check {
 			Proves: "the broker listens only where its configuration says, nothing but the mqtts port beyond loopback, and (deployed) 1883 does not answer from outside",
 			Gaps:   "a listener-scoped option before the first listener opens an anonymous 0.0.0.0:1883 listener on 2.0.11 (fixed upstream in 2.0.12, not in Debian's changelog)",
 			Guards: "F1",
-			Run: func(ctx context.Context, e *Env) Outcome {
-				return runNET01(ctx, e)
-			},
+			Run:    runNET01,
 		},
 		{
 			ID: "NET-02", Host: true, Standalone: true, Tier: 1, Title: "The WebSocket backend port is loopback-only",
@@ -109,9 +107,7 @@ func netChecks() []Check {
 			Proves: "every socket of a websockets listener is loopback, so nginx's certificate check cannot be bypassed",
 			Gaps:   "2.0.11 with libwebsockets 4.1.6 ignores the listener address and binds *:port unless socket_domain ipv4 is set",
 			Guards: "F2",
-			Run: func(ctx context.Context, e *Env) Outcome {
-				return runNET02(ctx, e)
-			},
+			Run:    runNET02,
 		},
 		{
 			ID: "NET-03", Host: true, Tier: 2, Title: "Only the expected ports answer",

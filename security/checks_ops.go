@@ -56,38 +56,7 @@ func opsChecks() []Check {
 			Proves: "the broker reports 2.0.11 or later and, where dpkg can tell, mosquitto and libmosquitto1 are at least 2.0.11-1.2+deb12u2",
 			Gaps:   "the Debian revision is only readable on the host",
 			Guards: "CVE-2023-0809, -3592, -28366, CVE-2024-8376, -3935, -10525",
-			Run: func(ctx context.Context, e *Env) Outcome {
-				v, err := e.sysValue(ctx, "$SYS/broker/version")
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				a, b, c, ok := brokerVersion(v)
-				if !ok {
-					return inconclusive("unparseable $SYS/broker/version %q", v)
-				}
-				if a < 2 || (a == 2 && b == 0 && c < 11) {
-					return fail("broker reports %q, below 2.0.11", v)
-				}
-				if e.T.Local == nil {
-					return pass("broker reports %q; Debian revision not checkable remotely", v)
-				}
-				var parts []string
-				for _, pkg := range []string{"mosquitto", "libmosquitto1"} {
-					have := dpkgVersion(ctx, pkg)
-					if have == "" {
-						parts = append(parts, pkg+" not a dpkg package here")
-						continue
-					}
-					if !debAtLeast(ctx, have, debianFloor) {
-						return fail("%s %s is below %s (lacks the deb12u1/u2 CVE backports); broker reports %q", pkg, have, debianFloor, v)
-					}
-					parts = append(parts, pkg+" "+have)
-				}
-				if a == 2 && b == 0 && c == 11 && dpkgVersion(ctx, "mosquitto") == "" {
-					return inconclusive("broker reports %q but is not a Debian package: cannot tell whether the deb12u1/u2 CVE backports are in", v)
-				}
-				return pass("broker reports %q; %s (>= %s)", v, strings.Join(parts, ", "), debianFloor)
-			},
+			Run:    runOPS01,
 		},
 		{
 			ID: "OPS-02", Host: true, Standalone: true, Tier: 1, Title: "Config lint of the rendered mosquitto.conf and ACL",
@@ -96,25 +65,7 @@ func opsChecks() []Check {
 			Proves: "the broker's effective configuration (read on the host) and its ACLs pass the lint: listener options inside listeners, explicit addresses, socket_domain on websockets, no %c, no broad grants, private CA only, keys 0600 (local), no inline comments, no http_dir",
 			Gaps:   "2.0.11 keeps an inline '# comment' as part of the value",
 			Guards: "F1, F2, F6, CVE-2018-12550",
-			Run: func(ctx context.Context, e *Env) Outcome {
-				if e.host == nil {
-					return needsHost("the lint of the broker's configuration and ACL")
-				}
-				findings, summary, err := e.lintMosquitto(ctx)
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				if len(findings) > 0 {
-					return fail("%d finding(s): %s", len(findings), strings.Join(findings, "; "))
-				}
-				if w := e.sharedWSPasswordFiles(ctx); len(w) > 0 {
-					// a warning, not a finding of this lint: WEB-05 judges
-					// the binding by what logs in
-					// (first: evidence is cut at 400 characters)
-					summary = "warning: " + strings.Join(w, "; ") + "; " + summary
-				}
-				return pass("%s", summary)
-			},
+			Run:    runOPS02,
 		},
 	}
 }
@@ -347,4 +298,59 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// runOPS01 runs OPS-01 (its catalog entry is in this file).
+func runOPS01(ctx context.Context, e *Env) Outcome {
+	v, err := e.sysValue(ctx, "$SYS/broker/version")
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	a, b, c, ok := brokerVersion(v)
+	if !ok {
+		return inconclusive("unparseable $SYS/broker/version %q", v)
+	}
+	if a < 2 || (a == 2 && b == 0 && c < 11) {
+		return fail("broker reports %q, below 2.0.11", v)
+	}
+	if e.T.Local == nil {
+		return pass("broker reports %q; Debian revision not checkable remotely", v)
+	}
+	var parts []string
+	for _, pkg := range []string{"mosquitto", "libmosquitto1"} {
+		have := dpkgVersion(ctx, pkg)
+		if have == "" {
+			parts = append(parts, pkg+" not a dpkg package here")
+			continue
+		}
+		if !debAtLeast(ctx, have, debianFloor) {
+			return fail("%s %s is below %s (lacks the deb12u1/u2 CVE backports); broker reports %q", pkg, have, debianFloor, v)
+		}
+		parts = append(parts, pkg+" "+have)
+	}
+	if a == 2 && b == 0 && c == 11 && dpkgVersion(ctx, "mosquitto") == "" {
+		return inconclusive("broker reports %q but is not a Debian package: cannot tell whether the deb12u1/u2 CVE backports are in", v)
+	}
+	return pass("broker reports %q; %s (>= %s)", v, strings.Join(parts, ", "), debianFloor)
+}
+
+// runOPS02 runs OPS-02 (its catalog entry is in this file).
+func runOPS02(ctx context.Context, e *Env) Outcome {
+	if e.host == nil {
+		return needsHost("the lint of the broker's configuration and ACL")
+	}
+	findings, summary, err := e.lintMosquitto(ctx)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	if len(findings) > 0 {
+		return fail("%d finding(s): %s", len(findings), strings.Join(findings, "; "))
+	}
+	if w := e.sharedWSPasswordFiles(ctx); len(w) > 0 {
+		// a warning, not a finding of this lint: WEB-05 judges
+		// the binding by what logs in
+		// (first: evidence is cut at 400 characters)
+		summary = "warning: " + strings.Join(w, "; ") + "; " + summary
+	}
+	return pass("%s", summary)
 }

@@ -101,18 +101,7 @@ func proChecks() []Check {
 			Fix:    "built in (keep the broker patched)",
 			Proves: "PUBLISH topics with NUL, invalid UTF-8 or wildcards close the connection and the broker stays alive",
 			Actors: []string{"b", "live"},
-			Run: func(ctx context.Context, e *Env) Outcome {
-				b := e.Actor("PRO-01", "b")
-				var bad []badPacket
-				for _, t := range []string{"devices/" + b + "/a\x00b", "devices/" + b + "/\xff\xfe", "devices/" + b + "/#", "devices/" + b + "/+"} {
-					bad = append(bad, badPacket{false, rawPublish(t, 1, 9, []byte("bad"), false, nil), strconv.Quote(t)})
-				}
-				parts, out, done := e.expectCloses(ctx, b, bad)
-				if done {
-					return out
-				}
-				return e.passIfAlive(ctx, "PRO-01", strings.Join(parts, "; "))
-			},
+			Run:    runPRO01,
 		},
 		{
 			ID: "PRO-02", Tier: 1, Title: "Invalid SUBSCRIBE filters and Will topics cause a disconnect",
@@ -120,35 +109,7 @@ func proChecks() []Check {
 			Fix:    "built in (keep the broker patched)",
 			Proves: "malformed SUBSCRIBE filters and Will topics close the connection and the broker stays alive",
 			Actors: []string{"b", "live"},
-			Run: func(ctx context.Context, e *Env) Outcome {
-				b := e.Actor("PRO-02", "b")
-				var bad []badPacket
-				for _, f := range []string{"a/#/b", "a#", "devices/\xff\xfe/x", ""} {
-					bad = append(bad, badPacket{false, rawSubscribe(11, false, f), "SUBSCRIBE " + strconv.Quote(f)})
-				}
-				parts, out, done := e.expectCloses(ctx, b, bad)
-				if done {
-					return out
-				}
-				for _, wt := range []string{"", "devices/" + b + "/\xff\xfe"} {
-					c, err := e.dialRaw(ctx, b)
-					if err != nil {
-						return inconclusive("%v", err)
-					}
-					topic := wt
-					code, _, err := c.connack(rawConnect{ClientID: b, KeepAlive: 30, WillTopic: &topic, WillMsg: []byte("x")})
-					c.Close()
-					if err == nil && code == 0 {
-						return fail("CONNECT with Will topic %q ACCEPTED (CONNACK 0)", wt)
-					}
-					if err != nil {
-						parts = append(parts, fmt.Sprintf("Will %q: closed", wt))
-					} else {
-						parts = append(parts, fmt.Sprintf("Will %q: CONNACK %d", wt, code))
-					}
-				}
-				return e.passIfAlive(ctx, "PRO-02", strings.Join(parts, "; "))
-			},
+			Run:    runPRO02,
 		},
 		{
 			ID: "PRO-03", Tier: 1, Title: "Non-CONNECT first packet / huge declared length closed at once (CVE-2023-0809)",
@@ -157,51 +118,7 @@ func proChecks() []Check {
 			Proves: "a non-CONNECT first packet and a CONNECT declaring a huge length are closed at once; the broker stays alive",
 			Guards: "CVE-2023-0809",
 			Actors: []string{"b", "live"},
-			Run: func(ctx context.Context, e *Env) Outcome {
-				b := e.Actor("PRO-03", "b")
-				bogus := [][]byte{
-					append([]byte{0x30, 0xff, 0xff, 0xff, 0x7f}, make([]byte, 1024)...),
-					append(append([]byte{0x10}, remLen(200*1024*1024)...), append(mstr("MQTT"), 4, 2, 0, 30)...),
-				}
-				names := []string{"PUBLISH-first 256MB", "CONNECT 200MB"}
-				var parts []string
-				for i, pk := range bogus {
-					dials := []struct {
-						name string
-						dial func() (net.Conn, error)
-					}{{"8883", func() (net.Conn, error) {
-						c, err := e.dialRaw(ctx, b)
-						if err != nil {
-							return nil, err
-						}
-						return c.Conn, nil
-					}}}
-					if e.T.Local != nil && e.T.Local.OpsPort > 0 {
-						dials = append(dials, struct {
-							name string
-							dial func() (net.Conn, error)
-						}{"ops", func() (net.Conn, error) {
-							return (&net.Dialer{Timeout: 3 * time.Second}).DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(e.T.Local.OpsPort)))
-						}})
-					}
-					for _, d := range dials {
-						conn, err := d.dial()
-						if err != nil {
-							return inconclusive("%s: %v", d.name, err)
-						}
-						rc := newRawConn(conn)
-						start := time.Now()
-						_ = rc.send(pk)
-						closed, _, _ := rc.closedWithin(2 * time.Second)
-						rc.Close()
-						if !closed {
-							return fail("%s on %s: connection still OPEN after 2s", names[i], d.name)
-						}
-						parts = append(parts, fmt.Sprintf("%s on %s: closed in %s", names[i], d.name, time.Since(start).Round(time.Millisecond)))
-					}
-				}
-				return e.passIfAlive(ctx, "PRO-03", strings.Join(parts, "; "))
-			},
+			Run:    runPRO03,
 		},
 		{
 			ID: "PRO-04", Tier: 1, Title: "Oversized packets rejected (max_packet_size advertised and enforced)",
@@ -210,45 +127,7 @@ func proChecks() []Check {
 			Proves: "v5 CONNACK advertises max_packet_size and a larger packet closes the connection (3.1.1 and v5)",
 			Guards: "memory exhaustion by large packets",
 			Actors: []string{"b", "live"},
-			Run: func(ctx context.Context, e *Env) Outcome {
-				b := e.Actor("PRO-04", "b")
-				c, ack, err := e.rawSession(ctx, b, true)
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				props := connackPropsU(ack.Body)
-				c.Close()
-				max, ok := props[0x27]
-				if !ok {
-					return fail("v5 CONNACK advertises no Maximum Packet Size: max_packet_size is not set")
-				}
-				canary := "canary-" + nonce()
-				tap := e.watch.tap(payloadHas(canary))
-				defer e.watch.untap(tap)
-				var parts []string
-				for _, v5 := range []bool{true, false} {
-					topic := "devices/" + b + "/big"
-					// 2.0.11 compares remaining length + 1 with the limit, so a
-					// packet is only refused once it exceeds max by more than
-					// its length header: 16 bytes over is unambiguous.
-					pk := oversize(topic, int(max)+16, v5, canary)
-					desc, closed, err := e.expectClose(ctx, b, v5, pk, fmt.Sprintf("%s %d-byte publish", map[bool]string{true: "v5", false: "3.1.1"}[v5], len(pk)))
-					if err != nil {
-						return inconclusive("%v", err)
-					}
-					if !closed {
-						return fail("max %d advertised; %s", max, desc)
-					}
-					parts = append(parts, desc)
-				}
-				if err := e.aliveAfter(ctx, "PRO-04"); err != nil {
-					return fail("%v", err)
-				}
-				if len(tap.all()) > 0 {
-					return fail("oversized message DELIVERED to the watcher")
-				}
-				return pass("CONNACK Maximum Packet Size %d; %s; nothing delivered; liveness ok", max, strings.Join(parts, "; "))
-			},
+			Run:    runPRO04,
 		},
 		{
 			ID: "PRO-05", Tier: 1, Title: "v5 PUBLISH with a zero-length topic and no alias → DISCONNECT 0x82",
@@ -257,14 +136,7 @@ func proChecks() []Check {
 			Proves: "a v5 PUBLISH with an empty topic and no alias gets DISCONNECT 0x82; the broker stays alive",
 			Guards: "CVE-2021-34432 class",
 			Actors: []string{"b", "live"},
-			Run: func(ctx context.Context, e *Env) Outcome {
-				b := e.Actor("PRO-05", "b")
-				parts, out, done := e.expectCloses(ctx, b, []badPacket{{true, rawPublish("", 1, 9, []byte("x"), true, nil), "empty topic, no alias"}})
-				if done {
-					return out
-				}
-				return e.passIfAlive(ctx, "PRO-05", parts[0])
-			},
+			Run:    runPRO05,
 		},
 		{
 			ID:     "PRO-06",
@@ -319,4 +191,147 @@ func oversize(topic string, size int, v5 bool, canary string) []byte {
 		}
 	}
 	return rawPublish(topic, 1, 9, []byte(canary+strings.Repeat("x", size)), v5, nil)
+}
+
+// runPRO01 runs PRO-01 (its catalog entry is in this file).
+func runPRO01(ctx context.Context, e *Env) Outcome {
+	b := e.Actor("PRO-01", "b")
+	var bad []badPacket
+	for _, t := range []string{"devices/" + b + "/a\x00b", "devices/" + b + "/\xff\xfe", "devices/" + b + "/#", "devices/" + b + "/+"} {
+		bad = append(bad, badPacket{false, rawPublish(t, 1, 9, []byte("bad"), false, nil), strconv.Quote(t)})
+	}
+	parts, out, done := e.expectCloses(ctx, b, bad)
+	if done {
+		return out
+	}
+	return e.passIfAlive(ctx, "PRO-01", strings.Join(parts, "; "))
+}
+
+// runPRO02 runs PRO-02 (its catalog entry is in this file).
+func runPRO02(ctx context.Context, e *Env) Outcome {
+	b := e.Actor("PRO-02", "b")
+	var bad []badPacket
+	for _, f := range []string{"a/#/b", "a#", "devices/\xff\xfe/x", ""} {
+		bad = append(bad, badPacket{false, rawSubscribe(11, false, f), "SUBSCRIBE " + strconv.Quote(f)})
+	}
+	parts, out, done := e.expectCloses(ctx, b, bad)
+	if done {
+		return out
+	}
+	for _, wt := range []string{"", "devices/" + b + "/\xff\xfe"} {
+		c, err := e.dialRaw(ctx, b)
+		if err != nil {
+			return inconclusive("%v", err)
+		}
+		topic := wt
+		code, _, err := c.connack(rawConnect{ClientID: b, KeepAlive: 30, WillTopic: &topic, WillMsg: []byte("x")})
+		c.Close()
+		if err == nil && code == 0 {
+			return fail("CONNECT with Will topic %q ACCEPTED (CONNACK 0)", wt)
+		}
+		if err != nil {
+			parts = append(parts, fmt.Sprintf("Will %q: closed", wt))
+		} else {
+			parts = append(parts, fmt.Sprintf("Will %q: CONNACK %d", wt, code))
+		}
+	}
+	return e.passIfAlive(ctx, "PRO-02", strings.Join(parts, "; "))
+}
+
+// runPRO03 runs PRO-03 (its catalog entry is in this file).
+func runPRO03(ctx context.Context, e *Env) Outcome {
+	b := e.Actor("PRO-03", "b")
+	bogus := [][]byte{
+		append([]byte{0x30, 0xff, 0xff, 0xff, 0x7f}, make([]byte, 1024)...),
+		append(append([]byte{0x10}, remLen(200*1024*1024)...), append(mstr("MQTT"), 4, 2, 0, 30)...),
+	}
+	names := []string{"PUBLISH-first 256MB", "CONNECT 200MB"}
+	var parts []string
+	for i, pk := range bogus {
+		dials := []struct {
+			name string
+			dial func() (net.Conn, error)
+		}{{"8883", func() (net.Conn, error) {
+			c, err := e.dialRaw(ctx, b)
+			if err != nil {
+				return nil, err
+			}
+			return c.Conn, nil
+		}}}
+		if e.T.Local != nil && e.T.Local.OpsPort > 0 {
+			dials = append(dials, struct {
+				name string
+				dial func() (net.Conn, error)
+			}{"ops", func() (net.Conn, error) {
+				return (&net.Dialer{Timeout: 3 * time.Second}).DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(e.T.Local.OpsPort)))
+			}})
+		}
+		for _, d := range dials {
+			conn, err := d.dial()
+			if err != nil {
+				return inconclusive("%s: %v", d.name, err)
+			}
+			rc := newRawConn(conn)
+			start := time.Now()
+			_ = rc.send(pk)
+			closed, _, _ := rc.closedWithin(2 * time.Second)
+			rc.Close()
+			if !closed {
+				return fail("%s on %s: connection still OPEN after 2s", names[i], d.name)
+			}
+			parts = append(parts, fmt.Sprintf("%s on %s: closed in %s", names[i], d.name, time.Since(start).Round(time.Millisecond)))
+		}
+	}
+	return e.passIfAlive(ctx, "PRO-03", strings.Join(parts, "; "))
+}
+
+// runPRO04 runs PRO-04 (its catalog entry is in this file).
+func runPRO04(ctx context.Context, e *Env) Outcome {
+	b := e.Actor("PRO-04", "b")
+	c, ack, err := e.rawSession(ctx, b, true)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	props := connackPropsU(ack.Body)
+	c.Close()
+	max, ok := props[0x27]
+	if !ok {
+		return fail("v5 CONNACK advertises no Maximum Packet Size: max_packet_size is not set")
+	}
+	canary := "canary-" + nonce()
+	tap := e.watch.tap(payloadHas(canary))
+	defer e.watch.untap(tap)
+	var parts []string
+	for _, v5 := range []bool{true, false} {
+		topic := "devices/" + b + "/big"
+		// 2.0.11 compares remaining length + 1 with the limit, so a
+		// packet is only refused once it exceeds max by more than
+		// its length header: 16 bytes over is unambiguous.
+		pk := oversize(topic, int(max)+16, v5, canary)
+		desc, closed, err := e.expectClose(ctx, b, v5, pk, fmt.Sprintf("%s %d-byte publish", map[bool]string{true: "v5", false: "3.1.1"}[v5], len(pk)))
+		if err != nil {
+			return inconclusive("%v", err)
+		}
+		if !closed {
+			return fail("max %d advertised; %s", max, desc)
+		}
+		parts = append(parts, desc)
+	}
+	if err := e.aliveAfter(ctx, "PRO-04"); err != nil {
+		return fail("%v", err)
+	}
+	if len(tap.all()) > 0 {
+		return fail("oversized message DELIVERED to the watcher")
+	}
+	return pass("CONNACK Maximum Packet Size %d; %s; nothing delivered; liveness ok", max, strings.Join(parts, "; "))
+}
+
+// runPRO05 runs PRO-05 (its catalog entry is in this file).
+func runPRO05(ctx context.Context, e *Env) Outcome {
+	b := e.Actor("PRO-05", "b")
+	parts, out, done := e.expectCloses(ctx, b, []badPacket{{true, rawPublish("", 1, 9, []byte("x"), true, nil), "empty topic, no alias"}})
+	if done {
+		return out
+	}
+	return e.passIfAlive(ctx, "PRO-05", parts[0])
 }

@@ -21,35 +21,7 @@ func sesChecks() []Check {
 			Gaps:   "with use_identity_as_username alone 2.0.11 kicks the victim and may fire its Will",
 			Guards: "F6",
 			Actors: []string{"a", "b"},
-			Run: func(ctx context.Context, e *Env) Outcome {
-				a, b := e.Actor("SES-01", "a"), e.Actor("SES-01", "b")
-				victim, err := e.connect311(ctx, a)
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				defer victim.close()
-				att, err := e.connect311(ctx, b, func(o *mqtt.ClientOptions) { o.SetClientID(a) })
-				if err != nil {
-					return inconclusive("attacker with client id %q could not connect: %v", a, err)
-				}
-				defer att.close()
-				select {
-				case err := <-victim.lost:
-					return fail("victim %s KICKED when %s connected with its client id: %v", a, b, err)
-				case <-time.After(2 * time.Second):
-				case <-ctx.Done():
-					return inconclusive("%v", ctx.Err())
-				}
-				if _, err := e.barrier(ctx, victim, "devices/"+a+"/telemetry"); err != nil {
-					select {
-					case lerr := <-victim.lost:
-						return fail("victim %s lost its connection after the takeover attempt: %v", a, lerr)
-					default:
-					}
-					return inconclusive("victim's ping-publish: %v", err)
-				}
-				return pass("%s connected with client id %q; victim stayed connected 2s and its QoS1 publish round-tripped", b, a)
-			},
+			Run:    runSES01,
 		},
 		{
 			ID: "SES-02", Tier: 1, Title: "Persistent-session hijack neither leaks nor destroys queued messages",
@@ -131,4 +103,35 @@ func runSES02(ctx context.Context, e *Env) Outcome {
 		return fail("devA's queued QoS1 message was LOST after %s resumed its client id (silent data loss, F6)", b)
 	}
 	return pass("hijacker with devA's client id got nothing; devA still received its queued message after reconnect")
+}
+
+// runSES01 runs SES-01 (its catalog entry is in this file).
+func runSES01(ctx context.Context, e *Env) Outcome {
+	a, b := e.Actor("SES-01", "a"), e.Actor("SES-01", "b")
+	victim, err := e.connect311(ctx, a)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	defer victim.close()
+	att, err := e.connect311(ctx, b, func(o *mqtt.ClientOptions) { o.SetClientID(a) })
+	if err != nil {
+		return inconclusive("attacker with client id %q could not connect: %v", a, err)
+	}
+	defer att.close()
+	select {
+	case err := <-victim.lost:
+		return fail("victim %s KICKED when %s connected with its client id: %v", a, b, err)
+	case <-time.After(2 * time.Second):
+	case <-ctx.Done():
+		return inconclusive("%v", ctx.Err())
+	}
+	if _, err := e.barrier(ctx, victim, "devices/"+a+"/telemetry"); err != nil {
+		select {
+		case lerr := <-victim.lost:
+			return fail("victim %s lost its connection after the takeover attempt: %v", a, lerr)
+		default:
+		}
+		return inconclusive("victim's ping-publish: %v", err)
+	}
+	return pass("%s connected with client id %q; victim stayed connected 2s and its QoS1 publish round-tripped", b, a)
 }

@@ -73,32 +73,7 @@ func tlsChecks() []Check {
 			Gaps:   "without tls_version 2.0.11 enables TLS 1.1 and dies with internal_error instead (fixed in 2.0.16)",
 			Guards: "F9",
 			Actors: []string{"a"},
-			Run: func(ctx context.Context, e *Env) Outcome {
-				cert, err := e.clientCert(e.Actor("TLS-01", "a"))
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				good := e.certTLS(cert)
-				good.MaxVersion = tls.VersionTLS12
-				if _, _, err := probeTLS(ctx, e.T.MQTTSAddr(), good); err != nil {
-					return inconclusive("positive control: TLS 1.2 handshake failed: %v", err)
-				}
-				var parts []string
-				for _, v := range []uint16{tls.VersionTLS11, tls.VersionTLS10} {
-					cfg := e.certTLS(cert)
-					cfg.MinVersion, cfg.MaxVersion = v, v
-					st, alert, err := probeTLS(ctx, e.T.MQTTSAddr(), cfg)
-					name := tls.VersionName(v)
-					if err == nil {
-						return fail("%s handshake COMPLETED (%s)", name, tls.CipherSuiteName(st.CipherSuite))
-					}
-					if alert != 70 {
-						return fail("%s refused with %s, not protocol_version(70): tls_version is not pinned (err %v)", name, alertName(alert), err)
-					}
-					parts = append(parts, name+": "+alertName(alert))
-				}
-				return pass("%s; TLS 1.2 control ok", strings.Join(parts, ", "))
-			},
+			Run:    runTLS01,
 		},
 		{
 			ID: "TLS-02", Standalone: true, Tier: 1, Title: "Non-AEAD (CBC/SHA-1/3DES) cipher suites refused over TLS 1.2",
@@ -108,15 +83,7 @@ func tlsChecks() []Check {
 			Gaps:   "Debian's default cipher list accepts ECDHE-ECDSA-AES128-SHA",
 			Guards: "F9",
 			Actors: []string{"a"},
-			Run: func(ctx context.Context, e *Env) Outcome {
-				cert, err := e.clientCert(e.Actor("TLS-02", "a"))
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				return tlsCipherProbe(ctx, e.T.MQTTSAddr(), func() *tls.Config {
-					return e.certTLS(cert)
-				})
-			},
+			Run:    runTLS02,
 		},
 		{
 			ID: "TLS-03", Standalone: true, Tier: 1, Title: "Broker certificate verifies, matches the name, is not near expiry",
@@ -125,17 +92,7 @@ func tlsChecks() []Check {
 			Proves: "the broker's chain verifies against the private CA for the target's name with more than 14 days left",
 			Guards: "an expiring or mis-named server certificate",
 			Actors: []string{"a"},
-			Run: func(ctx context.Context, e *Env) Outcome {
-				cfg, err := e.clientTLS(e.Actor("TLS-03", "a"))
-				if err != nil {
-					return inconclusive("%v", err)
-				}
-				st, _, err := probeTLS(ctx, e.T.MQTTSAddr(), cfg)
-				if err != nil {
-					return fail("verified handshake to %s as %q failed: %v", e.T.MQTTSAddr(), e.T.ServerName, err)
-				}
-				return leafVerdict(st, e.T.ServerName)
-			},
+			Run:    runTLS03,
 		},
 	}
 }
@@ -176,4 +133,56 @@ func leafVerdict(st tls.ConnectionState, name string) Outcome {
 	}
 	return pass("chain verifies for %q, subject %q, %d days left (expires %s), %s", name, leaf.Subject.CommonName,
 		int(left.Hours()/24), leaf.NotAfter.Format(time.DateOnly), tls.VersionName(st.Version))
+}
+
+// runTLS01 runs TLS-01 (its catalog entry is in this file).
+func runTLS01(ctx context.Context, e *Env) Outcome {
+	cert, err := e.clientCert(e.Actor("TLS-01", "a"))
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	good := e.certTLS(cert)
+	good.MaxVersion = tls.VersionTLS12
+	if _, _, err := probeTLS(ctx, e.T.MQTTSAddr(), good); err != nil {
+		return inconclusive("positive control: TLS 1.2 handshake failed: %v", err)
+	}
+	var parts []string
+	for _, v := range []uint16{tls.VersionTLS11, tls.VersionTLS10} {
+		cfg := e.certTLS(cert)
+		cfg.MinVersion, cfg.MaxVersion = v, v
+		st, alert, err := probeTLS(ctx, e.T.MQTTSAddr(), cfg)
+		name := tls.VersionName(v)
+		if err == nil {
+			return fail("%s handshake COMPLETED (%s)", name, tls.CipherSuiteName(st.CipherSuite))
+		}
+		if alert != 70 {
+			return fail("%s refused with %s, not protocol_version(70): tls_version is not pinned (err %v)", name, alertName(alert), err)
+		}
+		parts = append(parts, name+": "+alertName(alert))
+	}
+	return pass("%s; TLS 1.2 control ok", strings.Join(parts, ", "))
+}
+
+// runTLS02 runs TLS-02 (its catalog entry is in this file).
+func runTLS02(ctx context.Context, e *Env) Outcome {
+	cert, err := e.clientCert(e.Actor("TLS-02", "a"))
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	return tlsCipherProbe(ctx, e.T.MQTTSAddr(), func() *tls.Config {
+		return e.certTLS(cert)
+	})
+}
+
+// runTLS03 runs TLS-03 (its catalog entry is in this file).
+func runTLS03(ctx context.Context, e *Env) Outcome {
+	cfg, err := e.clientTLS(e.Actor("TLS-03", "a"))
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	st, _, err := probeTLS(ctx, e.T.MQTTSAddr(), cfg)
+	if err != nil {
+		return fail("verified handshake to %s as %q failed: %v", e.T.MQTTSAddr(), e.T.ServerName, err)
+	}
+	return leafVerdict(st, e.T.ServerName)
 }

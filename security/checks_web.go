@@ -108,136 +108,21 @@ func webChecks() []Check {
 			Fix:    "port 80 server: `return 301 https://<fixed name>$request_uri;` and `location ^~ /.well-known/acme-challenge/ { root ...; }`",
 			Proves: "port 80 redirects permanently to the fixed https name, never to a Host header, and leaves the ACME path to the webroot",
 			Guards: "open redirect / Host reflection",
-			Run: func(ctx context.Context, e *Env) Outcome {
-				_, base, err := e.webAddrs()
-				if err != nil {
-					return skipped("%v", err)
-				}
-				c := e.webClient(nil, nil)
-				path := "/sec-" + nonce() + "?q=1"
-				good, err := e.fetch(ctx, c, "GET", base+path, e.T.ServerName, nil)
-				if err != nil {
-					return inconclusive("positive control GET %s: %v", base, err)
-				}
-				loc := good.header.Get("Location")
-				if good.status != 301 && good.status != 308 {
-					return fail("GET %s answered %d, not a permanent redirect", path, good.status)
-				}
-				lu, err := url.Parse(loc)
-				if err != nil || lu.Scheme != "https" || lu.Hostname() != e.T.ServerName || lu.RequestURI() != path {
-					return fail("redirect Location %q is not https://%s…%s", loc, e.T.ServerName, path)
-				}
-				evil, err := e.fetch(ctx, c, "GET", base+path, "evil.example", nil)
-				evilDesc := ""
-				switch {
-				case err != nil:
-					evilDesc = "Host evil.example: connection closed"
-				case strings.Contains(evil.header.Get("Location"), "evil.example"):
-					return fail("Host header REFLECTED: Location %q", evil.header.Get("Location"))
-				default:
-					evilDesc = fmt.Sprintf("Host evil.example: %d Location %q", evil.status, evil.header.Get("Location"))
-				}
-				acme, err := e.fetch(ctx, c, "GET", base+"/.well-known/acme-challenge/sec-probe-"+nonce(), e.T.ServerName, nil)
-				if err != nil {
-					return fail("ACME path: %v", err)
-				}
-				if acme.status >= 300 && acme.status < 400 {
-					return fail("ACME path redirected (%d to %q): http-01 renewals break", acme.status, acme.header.Get("Location"))
-				}
-				return pass("301 → %s; %s; ACME path served from the webroot (%d)", loc, evilDesc, acme.status)
-			},
+			Run:    runWEB01,
 		},
 		{
 			ID: "WEB-02", Standalone: true, Tier: 1, Title: "HSTS on every HTTPS response, including errors",
 			Attack: "GET /, /status, a missing page and /mqtt without a certificate; read Strict-Transport-Security",
 			Fix:    `add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always; (server level, no location with its own add_header)`,
 			Proves: "every HTTPS answer, errors included, carries HSTS of at least a year",
-			Run: func(ctx context.Context, e *Env) Outcome {
-				if e.T.HTTPSURL == "" {
-					return skipped("target has no https_url")
-				}
-				c := e.webClient(nil, nil)
-				base := strings.TrimSuffix(e.T.HTTPSURL, "/")
-				var parts []string
-				codes := map[int]bool{}
-				for _, p := range []string{"/", "/status", "/sec-missing-" + nonce(), "/mqtt"} {
-					r, err := e.fetch(ctx, c, "GET", base+p, "", nil)
-					if err != nil {
-						return inconclusive("GET %s: %v", p, err)
-					}
-					codes[r.status/100] = true
-					h := r.header.Get("Strict-Transport-Security")
-					m := maxAgeRE.FindStringSubmatch(h)
-					if m == nil {
-						return fail("GET %s (%d): no Strict-Transport-Security header", p, r.status)
-					}
-					if n, _ := strconv.Atoi(m[1]); n < 31536000 {
-						return fail("GET %s (%d): HSTS max-age %s < 31536000", p, r.status, m[1])
-					}
-					parts = append(parts, fmt.Sprintf("%s %d", p, r.status))
-				}
-				if !codes[4] {
-					return inconclusive("positive control: no 4xx response was produced (%s), so error pages were not covered", strings.Join(parts, ", "))
-				}
-				return pass("HSTS max-age >= 1y on %s", strings.Join(parts, ", "))
-			},
+			Run:    runWEB02,
 		},
 		{
 			ID: "WEB-03", Standalone: true, Tier: 1, Title: "TLS on the nginx port: versions, ciphers, unknown SNI/Host, certificate",
 			Attack: "TLS 1.0/1.1 and CBC-only handshakes; unknown SNI; known SNI with Host evil.example; verify the chain and expiry",
 			Fix:    "ssl_protocols TLSv1.2 TLSv1.3; ssl_ciphers <AEAD list>; ssl_session_tickets off; catch-all default_server with ssl_reject_handshake on; return 444;",
 			Proves: "nginx refuses TLS 1.0/1.1 and CBC-only offers, rejects an unknown SNI without showing a certificate, does not serve an unknown Host, and its chain verifies with 14 days left",
-			Run: func(ctx context.Context, e *Env) Outcome {
-				addr, _, err := e.webAddrs()
-				if err != nil {
-					return skipped("%v", err)
-				}
-				base := func() *tls.Config {
-					return &tls.Config{RootCAs: e.webRoots(), ServerName: e.T.ServerName, MinVersion: tls.VersionTLS12}
-				}
-				st, _, err := probeTLS(ctx, addr, base())
-				if err != nil {
-					return fail("verified handshake with SNI %s failed: %v", e.T.ServerName, err)
-				}
-				leaf := leafVerdict(st, e.T.ServerName)
-				if leaf.Status != Pass {
-					return leaf
-				}
-				var parts []string
-				for _, v := range []uint16{tls.VersionTLS11, tls.VersionTLS10} {
-					cfg := base()
-					cfg.MinVersion, cfg.MaxVersion = v, v
-					if _, alert, err := probeTLS(ctx, addr, cfg); err == nil {
-						return fail("%s handshake COMPLETED on %s", tls.VersionName(v), addr)
-					} else {
-						parts = append(parts, tls.VersionName(v)+" refused ("+alertName(alert)+")")
-					}
-				}
-				ciph := tlsCipherProbe(ctx, addr, base)
-				if ciph.Status != Pass {
-					return ciph
-				}
-				parts = append(parts, "CBC-only refused")
-				unk := base()
-				unk.ServerName = "sec-" + nonce() + ".invalid"
-				unk.InsecureSkipVerify = true // proving refusal: no certificate may be shown for an unknown name
-				if st, alert, err := probeTLS(ctx, addr, unk); err == nil {
-					return fail("unknown SNI %s got a handshake (certificate %q)", unk.ServerName, st.PeerCertificates[0].Subject.CommonName)
-				} else {
-					parts = append(parts, "unknown SNI refused ("+alertName(alert)+")")
-				}
-				c := e.webClient(nil, nil)
-				r, err := e.fetch(ctx, c, "GET", strings.TrimSuffix(e.T.HTTPSURL, "/")+"/", "evil.example", nil)
-				switch {
-				case err == nil && r.status < 400:
-					return fail("known SNI with Host evil.example served %d", r.status)
-				case err == nil:
-					parts = append(parts, fmt.Sprintf("Host evil.example → %d", r.status))
-				default:
-					parts = append(parts, "Host evil.example → closed (444)")
-				}
-				return pass("%s; %s", strings.Join(parts, "; "), leaf.Evidence)
-			},
+			Run:    runWEB03,
 		},
 		{
 			ID: "WEB-04", Standalone: true, Tier: 1, Title: "No version disclosure",
@@ -245,53 +130,7 @@ func webChecks() []Check {
 			Fix:    "server_tokens off; (headers-more to drop Server entirely); no http_dir in mosquitto.conf",
 			Proves: "no version in Server headers or error pages, no X-Powered-By, no files served by the broker's websocket listener",
 			Guards: "version disclosure",
-			Run: func(ctx context.Context, e *Env) Outcome {
-				if e.T.HTTPSURL == "" {
-					return skipped("target has no https_url")
-				}
-				c := e.webClient(nil, nil)
-				base := strings.TrimSuffix(e.T.HTTPSURL, "/")
-				reqs := []struct {
-					m, p string
-					h    map[string]string
-				}{
-					{"HEAD", "/", nil},
-					{"GET", "/sec-missing-" + nonce(), nil},
-					{"GET", "/mqtt", map[string]string{"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol": "mqtt"}},
-				}
-				var parts []string
-				verRE := regexp.MustCompile(`nginx/\d`)
-				for _, q := range reqs {
-					r, err := e.fetch(ctx, c, q.m, base+q.p, "", q.h)
-					if err != nil {
-						return inconclusive("%s %s: %v", q.m, q.p, err)
-					}
-					srv := r.header.Get("Server")
-					if verRE.MatchString(srv) || strings.Contains(srv, "/") {
-						return fail("%s %s (%d): Server: %q discloses the version", q.m, q.p, r.status, srv)
-					}
-					if verRE.MatchString(r.body) {
-						return fail("%s %s (%d): error body discloses %q", q.m, q.p, r.status, verRE.FindString(r.body))
-					}
-					if xp := r.header.Get("X-Powered-By"); xp != "" {
-						return fail("%s %s: X-Powered-By: %q", q.m, q.p, xp)
-					}
-					parts = append(parts, fmt.Sprintf("%s %s %d Server=%q", q.m, q.p, r.status, srv))
-				}
-				if conf, err := e.brokerConf(ctx); errors.Is(err, errNoHost) {
-					parts = append(parts, "http_dir not checked (no host access)")
-				} else if err != nil {
-					return inconclusive("%v", err)
-				} else {
-					for _, d := range conf {
-						if d.key == "http_dir" {
-							return fail("mosquitto http_dir %s: the websocket listener serves files", d.value)
-						}
-					}
-					parts = append(parts, "no http_dir")
-				}
-				return pass("%s", strings.Join(parts, "; "))
-			},
+			Run:    runWEB04,
 		},
 		{
 			ID: "WEB-05", Tier: 1, Title: "wss /mqtt needs a client certificate AND MQTT authentication bound to it",
@@ -308,35 +147,7 @@ func webChecks() []Check {
 			Attack: "GET /status from an address outside the allow list (a second loopback address locally); control: /healthz answers",
 			Fix:    "location = /status { allow <ops-cidr>; deny all; stub_status; }",
 			Proves: "the status page is refused to an address outside its allow list while the site answers",
-			Run: func(ctx context.Context, e *Env) Outcome {
-				if e.T.HTTPSURL == "" {
-					return skipped("target has no https_url")
-				}
-				var src net.IP
-				srcDesc := "this host"
-				if e.T.Local != nil {
-					// 127.0.0.2 is loopback but not 127.0.0.1: it stands for
-					// "the Internet" unless the allow list covers 127/8.
-					src, srcDesc = net.ParseIP("127.0.0.2"), "127.0.0.2"
-				}
-				c := e.webClient(nil, src)
-				base := strings.TrimSuffix(e.T.HTTPSURL, "/")
-				hz, err := e.fetch(ctx, c, "GET", base+"/healthz", "", nil)
-				if err != nil || hz.status != 200 {
-					hz2, err2 := e.fetch(ctx, c, "GET", base+"/", "", nil)
-					if err2 != nil || hz2.status != 200 {
-						return inconclusive("positive control: neither /healthz nor / answered 200 from %s (%v %v)", srcDesc, err, err2)
-					}
-				}
-				r, err := e.fetch(ctx, c, "GET", base+"/status", "", nil)
-				if err != nil {
-					return inconclusive("GET /status: %v", err)
-				}
-				if r.status == 200 {
-					return fail("/status served (200) to %s: %q", srcDesc, firstLine(r.body))
-				}
-				return pass("/status → %d from %s; /healthz control answered", r.status, srcDesc)
-			},
+			Run:    runWEB06,
 		},
 		{
 			ID: "WEB-08", Tier: 1, Title: "A revoked WSS identity is refused by nginx on /mqtt",
@@ -501,4 +312,208 @@ func refusal(code byte, status int, err error) string {
 	default:
 		return fmt.Sprintf("CONNACK %d", code)
 	}
+}
+
+// runWEB01 runs WEB-01 (its catalog entry is in this file).
+func runWEB01(ctx context.Context, e *Env) Outcome {
+	_, base, err := e.webAddrs()
+	if err != nil {
+		return skipped("%v", err)
+	}
+	c := e.webClient(nil, nil)
+	path := "/sec-" + nonce() + "?q=1"
+	good, err := e.fetch(ctx, c, "GET", base+path, e.T.ServerName, nil)
+	if err != nil {
+		return inconclusive("positive control GET %s: %v", base, err)
+	}
+	loc := good.header.Get("Location")
+	if good.status != 301 && good.status != 308 {
+		return fail("GET %s answered %d, not a permanent redirect", path, good.status)
+	}
+	lu, err := url.Parse(loc)
+	if err != nil || lu.Scheme != "https" || lu.Hostname() != e.T.ServerName || lu.RequestURI() != path {
+		return fail("redirect Location %q is not https://%s…%s", loc, e.T.ServerName, path)
+	}
+	evil, err := e.fetch(ctx, c, "GET", base+path, "evil.example", nil)
+	evilDesc := ""
+	switch {
+	case err != nil:
+		evilDesc = "Host evil.example: connection closed"
+	case strings.Contains(evil.header.Get("Location"), "evil.example"):
+		return fail("Host header REFLECTED: Location %q", evil.header.Get("Location"))
+	default:
+		evilDesc = fmt.Sprintf("Host evil.example: %d Location %q", evil.status, evil.header.Get("Location"))
+	}
+	acme, err := e.fetch(ctx, c, "GET", base+"/.well-known/acme-challenge/sec-probe-"+nonce(), e.T.ServerName, nil)
+	if err != nil {
+		return fail("ACME path: %v", err)
+	}
+	if acme.status >= 300 && acme.status < 400 {
+		return fail("ACME path redirected (%d to %q): http-01 renewals break", acme.status, acme.header.Get("Location"))
+	}
+	return pass("301 → %s; %s; ACME path served from the webroot (%d)", loc, evilDesc, acme.status)
+}
+
+// runWEB02 runs WEB-02 (its catalog entry is in this file).
+func runWEB02(ctx context.Context, e *Env) Outcome {
+	if e.T.HTTPSURL == "" {
+		return skipped("target has no https_url")
+	}
+	c := e.webClient(nil, nil)
+	base := strings.TrimSuffix(e.T.HTTPSURL, "/")
+	var parts []string
+	codes := map[int]bool{}
+	for _, p := range []string{"/", "/status", "/sec-missing-" + nonce(), "/mqtt"} {
+		r, err := e.fetch(ctx, c, "GET", base+p, "", nil)
+		if err != nil {
+			return inconclusive("GET %s: %v", p, err)
+		}
+		codes[r.status/100] = true
+		h := r.header.Get("Strict-Transport-Security")
+		m := maxAgeRE.FindStringSubmatch(h)
+		if m == nil {
+			return fail("GET %s (%d): no Strict-Transport-Security header", p, r.status)
+		}
+		if n, _ := strconv.Atoi(m[1]); n < 31536000 {
+			return fail("GET %s (%d): HSTS max-age %s < 31536000", p, r.status, m[1])
+		}
+		parts = append(parts, fmt.Sprintf("%s %d", p, r.status))
+	}
+	if !codes[4] {
+		return inconclusive("positive control: no 4xx response was produced (%s), so error pages were not covered", strings.Join(parts, ", "))
+	}
+	return pass("HSTS max-age >= 1y on %s", strings.Join(parts, ", "))
+}
+
+// runWEB03 runs WEB-03 (its catalog entry is in this file).
+func runWEB03(ctx context.Context, e *Env) Outcome {
+	addr, _, err := e.webAddrs()
+	if err != nil {
+		return skipped("%v", err)
+	}
+	base := func() *tls.Config {
+		return &tls.Config{RootCAs: e.webRoots(), ServerName: e.T.ServerName, MinVersion: tls.VersionTLS12}
+	}
+	st, _, err := probeTLS(ctx, addr, base())
+	if err != nil {
+		return fail("verified handshake with SNI %s failed: %v", e.T.ServerName, err)
+	}
+	leaf := leafVerdict(st, e.T.ServerName)
+	if leaf.Status != Pass {
+		return leaf
+	}
+	var parts []string
+	for _, v := range []uint16{tls.VersionTLS11, tls.VersionTLS10} {
+		cfg := base()
+		cfg.MinVersion, cfg.MaxVersion = v, v
+		if _, alert, err := probeTLS(ctx, addr, cfg); err == nil {
+			return fail("%s handshake COMPLETED on %s", tls.VersionName(v), addr)
+		} else {
+			parts = append(parts, tls.VersionName(v)+" refused ("+alertName(alert)+")")
+		}
+	}
+	ciph := tlsCipherProbe(ctx, addr, base)
+	if ciph.Status != Pass {
+		return ciph
+	}
+	parts = append(parts, "CBC-only refused")
+	unk := base()
+	unk.ServerName = "sec-" + nonce() + ".invalid"
+	unk.InsecureSkipVerify = true // proving refusal: no certificate may be shown for an unknown name
+	if st, alert, err := probeTLS(ctx, addr, unk); err == nil {
+		return fail("unknown SNI %s got a handshake (certificate %q)", unk.ServerName, st.PeerCertificates[0].Subject.CommonName)
+	} else {
+		parts = append(parts, "unknown SNI refused ("+alertName(alert)+")")
+	}
+	c := e.webClient(nil, nil)
+	r, err := e.fetch(ctx, c, "GET", strings.TrimSuffix(e.T.HTTPSURL, "/")+"/", "evil.example", nil)
+	switch {
+	case err == nil && r.status < 400:
+		return fail("known SNI with Host evil.example served %d", r.status)
+	case err == nil:
+		parts = append(parts, fmt.Sprintf("Host evil.example → %d", r.status))
+	default:
+		parts = append(parts, "Host evil.example → closed (444)")
+	}
+	return pass("%s; %s", strings.Join(parts, "; "), leaf.Evidence)
+}
+
+// runWEB04 runs WEB-04 (its catalog entry is in this file).
+func runWEB04(ctx context.Context, e *Env) Outcome {
+	if e.T.HTTPSURL == "" {
+		return skipped("target has no https_url")
+	}
+	c := e.webClient(nil, nil)
+	base := strings.TrimSuffix(e.T.HTTPSURL, "/")
+	reqs := []struct {
+		m, p string
+		h    map[string]string
+	}{
+		{"HEAD", "/", nil},
+		{"GET", "/sec-missing-" + nonce(), nil},
+		{"GET", "/mqtt", map[string]string{"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol": "mqtt"}},
+	}
+	var parts []string
+	verRE := regexp.MustCompile(`nginx/\d`)
+	for _, q := range reqs {
+		r, err := e.fetch(ctx, c, q.m, base+q.p, "", q.h)
+		if err != nil {
+			return inconclusive("%s %s: %v", q.m, q.p, err)
+		}
+		srv := r.header.Get("Server")
+		if verRE.MatchString(srv) || strings.Contains(srv, "/") {
+			return fail("%s %s (%d): Server: %q discloses the version", q.m, q.p, r.status, srv)
+		}
+		if verRE.MatchString(r.body) {
+			return fail("%s %s (%d): error body discloses %q", q.m, q.p, r.status, verRE.FindString(r.body))
+		}
+		if xp := r.header.Get("X-Powered-By"); xp != "" {
+			return fail("%s %s: X-Powered-By: %q", q.m, q.p, xp)
+		}
+		parts = append(parts, fmt.Sprintf("%s %s %d Server=%q", q.m, q.p, r.status, srv))
+	}
+	if conf, err := e.brokerConf(ctx); errors.Is(err, errNoHost) {
+		parts = append(parts, "http_dir not checked (no host access)")
+	} else if err != nil {
+		return inconclusive("%v", err)
+	} else {
+		for _, d := range conf {
+			if d.key == "http_dir" {
+				return fail("mosquitto http_dir %s: the websocket listener serves files", d.value)
+			}
+		}
+		parts = append(parts, "no http_dir")
+	}
+	return pass("%s", strings.Join(parts, "; "))
+}
+
+// runWEB06 runs WEB-06 (its catalog entry is in this file).
+func runWEB06(ctx context.Context, e *Env) Outcome {
+	if e.T.HTTPSURL == "" {
+		return skipped("target has no https_url")
+	}
+	var src net.IP
+	srcDesc := "this host"
+	if e.T.Local != nil {
+		// 127.0.0.2 is loopback but not 127.0.0.1: it stands for
+		// "the Internet" unless the allow list covers 127/8.
+		src, srcDesc = net.ParseIP("127.0.0.2"), "127.0.0.2"
+	}
+	c := e.webClient(nil, src)
+	base := strings.TrimSuffix(e.T.HTTPSURL, "/")
+	hz, err := e.fetch(ctx, c, "GET", base+"/healthz", "", nil)
+	if err != nil || hz.status != 200 {
+		hz2, err2 := e.fetch(ctx, c, "GET", base+"/", "", nil)
+		if err2 != nil || hz2.status != 200 {
+			return inconclusive("positive control: neither /healthz nor / answered 200 from %s (%v %v)", srcDesc, err, err2)
+		}
+	}
+	r, err := e.fetch(ctx, c, "GET", base+"/status", "", nil)
+	if err != nil {
+		return inconclusive("GET /status: %v", err)
+	}
+	if r.status == 200 {
+		return fail("/status served (200) to %s: %q", srcDesc, firstLine(r.body))
+	}
+	return pass("/status → %d from %s; /healthz control answered", r.status, srcDesc)
 }
