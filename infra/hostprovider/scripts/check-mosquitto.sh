@@ -29,11 +29,11 @@ for _ in $(seq 1 200); do
 	fi
 	if ! kill -0 "$pid" 2>/dev/null; then
 		pid=
-		sed -e 's/^[0-9]*: //' -e '/ starting$/d' -e '/^Config loaded from/d' -e '/^Opening .* listen socket/d' "$dir/log" >&2
+		sed -e 's/^[0-9][0-9T:.-]*: //' -e '/ starting$/d' -e '/^Config loaded from/d' -e '/^Opening .* listen socket/d' "$dir/log" >&2
 		exit 1
 	fi
 	sleep 0.1
 done
 echo "mosquitto did not report running within 20 s:" >&2
-sed 's/^[0-9]*: //' "$dir/log" >&2
+sed 's/^[0-9][0-9T:.-]*: //' "$dir/log" >&2
 exit 1
