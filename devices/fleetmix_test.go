@@ -73,6 +73,23 @@ func TestFleetMixSmoke(t *testing.T) {
 	if r.Total.Counts.Connects != 40 {
 		t.Errorf("connects = %d, want 40", r.Total.Counts.Connects)
 	}
+	// The per-profile breakdown: every profile's devices connected, with
+	// their own TLS latencies, and the console shows it.
+	got := map[string]int64{}
+	for _, part := range r.Profiles {
+		got[part.Name] = part.Counts.Connects
+		if s, ok := part.Summary(result.TLS); !ok || s.Count != part.Counts.Connects {
+			t.Errorf("%s: TLS latency %+v for %d connects", part.Name, s, part.Counts.Connects)
+		}
+	}
+	for name, n := range want {
+		if got[name] != int64(n) {
+			t.Errorf("breakdown: %s connected %d, want %d (%v)", name, got[name], n, got)
+		}
+	}
+	if !strings.Contains(console.String(), "Device profiles") {
+		t.Errorf("console has no device profiles section")
+	}
 }
 
 // TestFleetMixNeedsRSA: a profile whose board uses RSA keys, on devices

@@ -139,6 +139,9 @@ func (c *collector) apply(e fleet.Event) {
 	case fleet.KindError:
 		r.Error(e.Cause, at)
 	}
+	if e.Profile != "" {
+		applyProfile(r, e)
+	}
 }
 
 // health reads the dead-broker inputs (on the collector goroutine, via do).

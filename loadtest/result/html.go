@@ -50,6 +50,7 @@ type htmlPage struct {
 	TimePlots   []figure
 	Latency     []latencyFigures
 	Errors      []htmlError
+	Profiles    template.HTML // device profiles section (profiles.go)
 	Delivery    [][2]string
 	Cost        [][2]string
 	Generated   string
@@ -254,6 +255,7 @@ func buildPage(r *Result) (*htmlPage, error) {
 		lf.Pct = render("percentiles", func() (*chart, bool) { return percentilePlot(met, hs, total), true }, "")
 		pg.Latency = append(pg.Latency, lf)
 	}
+	pg.Profiles = profilesHTML(r)
 	for _, e := range r.Errors {
 		pg.Errors = append(pg.Errors, htmlError{Cause: e.Cause, Count: formatCount(e.Count),
 			First: e.FirstSeen.UTC().Format("15:04:05"), Last: e.LastSeen.UTC().Format("15:04:05")})

@@ -111,6 +111,9 @@ func Merge(rs ...*Result) (*Result, error) {
 	}
 	out.Series = series
 	out.Errors = mergeErrors(rs)
+	if out.Profiles, err = mergeProfiles(rs); err != nil {
+		return nil, err
+	}
 	for _, r := range rs {
 		out.Delivery.Expected += r.Delivery.Expected
 		out.Delivery.Received += r.Delivery.Received

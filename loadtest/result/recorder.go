@@ -37,6 +37,8 @@ type Recorder struct {
 	sampled bool
 
 	broker *brokerRec // BrokerUsage, NoBroker; nil: not asked
+
+	profiles profileRecs // per device profile (profiles.go)
 }
 
 // maxSeriesSpan bounds the series to a week of seconds.
@@ -344,7 +346,7 @@ func (r *Recorder) Finish(end time.Time, f Final) *Result {
 		meta.Interrupted = true
 		meta.InterruptReason = f.InterruptReason
 	}
-	res := &Result{Schema: Schema, Meta: meta}
+	res := &Result{Schema: Schema, Meta: meta, Profiles: r.profiles.results()}
 	for _, p := range r.phases {
 		res.Phases = append(res.Phases, p.result())
 	}

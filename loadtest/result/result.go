@@ -42,6 +42,8 @@ type Result struct {
 	Cost   Cost    `json:"cost"`
 	// Thresholds holds the outcomes when the run evaluated thresholds.
 	Thresholds []ThresholdOutcome `json:"thresholds,omitempty"`
+	// Profiles breaks the run down by device TLS profile (fleet.profiles).
+	Profiles []ProfilePart `json:"profiles,omitempty"`
 
 	source string // the file ReadJSON read, for messages
 }
