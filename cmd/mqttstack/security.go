@@ -16,6 +16,7 @@ import (
 
 type securityFlags struct {
 	target, only, junit, json, waive string
+	endSessions                      string
 	tier, parallel                   int
 	allowLoad, list                  bool
 }
@@ -27,9 +28,14 @@ func newSecurityCmd(a *app) *cobra.Command {
 		Short: "Run the security regression catalog against a target (exit 1 on any failure)",
 		Long: `Runs the checks of docs/SECURITY.md against the target: certificates,
 revocation, TLS, ACLs and least privilege, authentication, protocol abuse,
-WebSockets and operations. Each check
-decides from what the broker delivers, not from what it acknowledges; a
-check whose positive control fails is INCONCLUSIVE, never PASS.
+WebSockets and operations. Each check decides from what the broker
+delivers, not from what it acknowledges; a check whose positive control
+fails is INCONCLUSIVE, never PASS.
+
+--end-sessions ID is the last step of revoking an identity: Mosquitto
+2.0.11 keeps a revoked client's live session through a CRL reload (F10), so
+after 'certs revoke ID', deploying the CRL and reloading, it ends ID's
+sessions by a same-CN takeover with a 10-minute certificate (docs/SECURITY.md §4).
 
 Checks that read the host (configuration, loaded ACL, CRL files, listening
 sockets) use the local stack's host for a target of 'mqttstack local up', and
@@ -47,7 +53,8 @@ run, 130 interrupted.`,
   mqttstack security --junit security.xml --json security.json
   mqttstack security --only ACL-03,TLS-01
   mqttstack security --tier 2 --target prod.json --allow-load
-  mqttstack security --list`,
+  mqttstack security --list
+  mqttstack security --end-sessions dev-00042 --target prod.json`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runSecurity(c, a, f) },
 	}
@@ -60,6 +67,7 @@ run, 130 interrupted.`,
 	fl.BoolVar(&f.allowLoad, "allow-load", false, "allow bounded floods against a non-local target")
 	fl.IntVar(&f.parallel, "parallel", 8, "checks run at once")
 	fl.BoolVar(&f.list, "list", false, "list the catalog and exit")
+	fl.StringVar(&f.endSessions, "end-sessions", "", "end the live sessions of this revoked identity (after certs revoke, CRL deployed, broker reloaded) and exit")
 	fl.StringVar(&f.waive, "waive", "", "comma-separated check ids whose FAIL is an accepted, documented risk: still reported as FAIL, but not in the exit code (INCONCLUSIVE is never waived)")
 	return c
 }
@@ -103,6 +111,14 @@ func runSecurity(c *cobra.Command, a *app, f securityFlags) error {
 	t, err := target.Load(a.targetPath(f.target))
 	if err != nil {
 		return badInput(c, err)
+	}
+	if f.endSessions != "" {
+		present, err := security.EndSessions(ctx, t, f.endSessions)
+		if err != nil {
+			return couldNotRun(c, err)
+		}
+		fmt.Fprintf(stdout, "%s: live sessions ended by a same-CN takeover (the broker held a stored session: %v); the takeover certificate is revoked: deploy the CRL again\n", f.endSessions, present)
+		return nil
 	}
 	h, err := openHost(ctx, t)
 	if err != nil {
