@@ -19,7 +19,7 @@ import (
 const defaultPKIDir = ".mqttstack/pki"
 
 func newCertsCmd(a *app) *cobra.Command {
-	c := newGroupCmd("certs", "Private device CA: init, issue, revoke, crl, check, export, negative",
+	c := newGroupCmd("certs", "Private device CA: init, issue, revoke, crl, check, export, negative, ca rollover, server renewal",
 		`The private CA of the stack (ECDSA P-256, or RSA 2048 for boards that need
 it): the broker's server certificate, one client certificate per device
 (CN = device id), the CRL, an expiry report, firmware exports and the
@@ -295,8 +295,11 @@ func newCertsCheckCmd(a *app) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "check",
 		Short: "Report what expires soon (exit 1 when anything expires inside the window)",
-		Long: `Lists the CA, the server certificate, each CRL, each sub-CA and the client
-certificates, soonest first, and exits 1 when any of them is due.
+		Long: `Lists the CA (every trusted generation during a CA rollover, and the
+cross certificate), the server certificate (and a staged renewal), each
+CRL, each sub-CA and the client certificates, soonest first, then the
+devices grouped by the month they expire, and exits 1 when any of them is
+due; the message names what. --json writes the same for CI alerting.
 
 Certificates are due when they expire within --within. A CRL is due by its
 own refresh rule, whatever --within says: see the rule printed under the
@@ -454,7 +457,9 @@ func newCertsExportCmd(a *app) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "export [ID]",
 		Short: "Export an identity for firmware (pem, der, c-header) or the CA fingerprint",
-		Long: `Exports an identity's certificate, key and the CA for a device's firmware:
+		Long: `Exports an identity's certificate, key and the CA for a device's firmware
+(during a CA rollover: the newest generation's certificate of the id, and
+every trusted CA as an anchor):
 pem (one file, key included, 0600), der (three files in the --out
 directory) or c-header (C arrays). --format fingerprint prints the CA's
 SHA-256 fingerprint and needs no ID.`,
