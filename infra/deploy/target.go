@@ -10,16 +10,10 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
+	"github.com/mqttstack/mqttstack/infra/outputs"
 	"github.com/mqttstack/mqttstack/infra/program"
 	"github.com/mqttstack/mqttstack/internal/atomicfile"
 	"github.com/mqttstack/mqttstack/target"
-)
-
-// Output names the program exports (package program) that the target reads.
-const (
-	outSSHUser    = "sshUser"
-	outSSHPort    = "sshPort"
-	outSSHHostKey = "sshHostKey"
 )
 
 // companions are the files written beside a target: the CA certificate
@@ -46,7 +40,7 @@ func writeTarget(s *setup, cfg auto.ConfigMap, outs map[string]any) error {
 		return err
 	}
 	t.CACert = filepath.Base(caPath)
-	if hk := str(outs[outSSHHostKey]); hk != "" {
+	if t.SSH != nil {
 		key := cfg[program.Project+":ssh.privateKey"].Value
 		if blk, _ := pem.Decode([]byte(key)); blk == nil {
 			return errors.New("mqttstack:ssh.privateKey is not a PEM key: the ssh section needs it")
@@ -54,16 +48,7 @@ func writeTarget(s *setup, cfg auto.ConfigMap, outs map[string]any) error {
 		if err := atomicfile.Write(keyPath, []byte(key), 0o600); err != nil {
 			return err
 		}
-		t.SSH = &target.SSH{
-			Host:    t.Host,
-			Port:    num(outs[outSSHPort]),
-			User:    str(outs[outSSHUser]),
-			KeyFile: filepath.Base(keyPath),
-			HostKey: hk,
-		}
-		if t.SSH.User == "" {
-			t.SSH.User = "root"
-		}
+		t.SSH.KeyFile = filepath.Base(keyPath)
 	}
 	// Validate as a reader would: with paths resolved.
 	check := *t
@@ -87,47 +72,24 @@ func removeTarget(s *setup) {
 	}
 }
 
-// targetFromOutputs maps the program's outputs to a target. pkiDir is
-// relative to the project directory.
+// targetFromOutputs maps the program's outputs to a target (package
+// outputs reads them; the ssh section is there when the program exported a
+// host key). pkiDir is relative to the project directory.
 func targetFromOutputs(o map[string]any, dir string) (*target.Target, []byte, error) {
+	t, caPEM, err := outputs.Target(o)
 	var errs []error
-	caPEM := []byte(str(o["caCertPem"]))
-	if blk, _ := pem.Decode(caPEM); blk == nil || blk.Type != "CERTIFICATE" {
-		errs = append(errs, errors.New("output caCertPem: missing or not a PEM certificate (is this the mqttstack program?)"))
+	if err != nil {
+		errs = append(errs, err)
 	}
-	pki := str(o["pkiDir"])
-	if pki != "" && !filepath.IsAbs(pki) {
-		pki = filepath.Join(dir, pki)
+	if t.PKIDir != "" && !filepath.IsAbs(t.PKIDir) {
+		t.PKIDir = filepath.Join(dir, t.PKIDir)
 	}
-	t := &target.Target{
-		Name:       str(o["name"]),
-		Host:       str(o["host"]),
-		ServerName: str(o["serverName"]),
-		MQTTSPort:  num(o["mqttsPort"]),
-		WSSURL:     str(o["wssUrl"]),
-		HTTPSURL:   str(o["httpsUrl"]),
-		CACert:     "ca.crt",
-		PKIDir:     pki,
-		Observer:   str(o["observer"]),
-		Backend:    str(o["backend"]),
-	}
-	if err := t.Validate(); err != nil {
+	t.CACert = "ca.crt"
+	// the ssh section is checked once writeTarget has its key file
+	check := *t
+	check.SSH = nil
+	if err := check.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return t, caPEM, errors.Join(errs...)
-}
-
-func str(v any) string {
-	s, _ := v.(string)
-	return s
-}
-
-func num(v any) int {
-	switch n := v.(type) {
-	case float64:
-		return int(n)
-	case int:
-		return n
-	}
-	return 0
 }

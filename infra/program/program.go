@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/mqttstack/mqttstack/infra/broker"
+	"github.com/mqttstack/mqttstack/infra/outputs"
 )
 
 // Project is the Pulumi project name (Pulumi.yaml) and the config namespace.
@@ -38,29 +39,30 @@ func Run(ctx *pulumi.Context) error {
 	return nil
 }
 
-// exportTarget exports the target-file fields (see target.Target). The CA
+// exportTarget exports the target-file fields (see target.Target) under
+// the keys of package outputs, which also reads them back. The CA
 // certificate is exported as PEM text; `mqttstack deploy up` and
 // `mqttstack target from-stack` write it to a file next to the target,
 // whose ca_cert field is a path.
 func exportTarget(ctx *pulumi.Context, cfg stackConfig, b *broker.Broker) {
-	ctx.Export("name", pulumi.String(ctx.Stack()))
-	ctx.Export("provider", pulumi.String(string(cfg.provider)))
-	ctx.Export("host", b.Host)
-	ctx.Export("serverName", b.ServerName)
-	ctx.Export("mqttsPort", b.MQTTSPort)
-	ctx.Export("wssUrl", b.WSSURL)
-	ctx.Export("httpsUrl", b.HTTPSURL)
-	ctx.Export("caCertPem", b.CACertPEM)
-	ctx.Export("pkiDir", pulumi.String(cfg.pkiDir))
-	ctx.Export("observer", pulumi.String(observerID))
-	ctx.Export("backend", pulumi.String(backendID))
-	ctx.Export("configHash", b.ConfigHash)
+	ctx.Export(outputs.Name, pulumi.String(ctx.Stack()))
+	ctx.Export(outputs.Provider, pulumi.String(string(cfg.provider)))
+	ctx.Export(outputs.Host, b.Host)
+	ctx.Export(outputs.ServerName, b.ServerName)
+	ctx.Export(outputs.MQTTSPort, b.MQTTSPort)
+	ctx.Export(outputs.WSSURL, b.WSSURL)
+	ctx.Export(outputs.HTTPSURL, b.HTTPSURL)
+	ctx.Export(outputs.CACertPEM, b.CACertPEM)
+	ctx.Export(outputs.PKIDir, pulumi.String(cfg.pkiDir))
+	ctx.Export(outputs.Observer, pulumi.String(observerID))
+	ctx.Export(outputs.Backend, pulumi.String(backendID))
+	ctx.Export(outputs.ConfigHash, b.ConfigHash)
 	// How to reach the host (the target's ssh section): the key file is
 	// the operator's, never exported.
-	ctx.Export("sshUser", b.SSHUser)
-	ctx.Export("sshPort", b.SSHPort)
-	ctx.Export("sshHostKey", b.HostKey)
-	ctx.Export("hostKeyFingerprint", b.HostKeyFingerprint)
-	ctx.Export("mosquittoVersion", b.MosquittoVersion)
-	ctx.Export("nginxVersion", b.NginxVersion)
+	ctx.Export(outputs.SSHUser, b.SSHUser)
+	ctx.Export(outputs.SSHPort, b.SSHPort)
+	ctx.Export(outputs.SSHHostKey, b.HostKey)
+	ctx.Export(outputs.HostKeyFingerprint, b.HostKeyFingerprint)
+	ctx.Export(outputs.MosquittoVersion, b.MosquittoVersion)
+	ctx.Export(outputs.NginxVersion, b.NginxVersion)
 }
