@@ -30,7 +30,7 @@ test: deps vet
 # The packages whose tests need no running stack, again on one CPU (an
 # ordering race shows there: TestFetchCommand read an apply's value after
 # RunErr and failed 100 of 100 runs with -cpu 1) and under the race detector.
-PURE_PKGS := ./certs ./scenarios ./loadtest/result ./infra/hostconfig ./infra/broker ./infra/loadgen/... \
+PURE_PKGS := ./certs ./scenarios ./loadtest/result ./infra/hostconfig ./infra/broker ./infra/loadgen ./internal/shard \
 	./infra/program ./infra/hostres ./internal/mqttwire ./host/procfs ./target
 test-pure:
 	$(GO) test -count=1 -cpu 1 -timeout 15m $(PURE_PKGS)

@@ -32,6 +32,7 @@ import (
 	"github.com/mqttstack/mqttstack/devices"
 	"github.com/mqttstack/mqttstack/fleet"
 	"github.com/mqttstack/mqttstack/infra/local"
+	"github.com/mqttstack/mqttstack/internal/shard"
 	"github.com/mqttstack/mqttstack/loadtest/result"
 	"github.com/mqttstack/mqttstack/scenarios"
 	"github.com/mqttstack/mqttstack/target"
@@ -101,15 +102,12 @@ type Plan struct {
 
 // shardRange returns the fleet indices [from, to) of shard s of count devices.
 func shardRange(count int, s Shard) (from, to int) {
-	return count * s.Index / s.Count, count * (s.Index + 1) / s.Count
+	return shard.Range(count, s.Index, s.Count)
 }
 
 // shardName is the identity shard s uses for base (CONTRACTS.md).
 func shardName(base string, s Shard) string {
-	if s.Count <= 1 {
-		return base
-	}
-	return fmt.Sprintf("%s-%d", base, s.Index+1)
+	return shard.Identity(base, s.Index, s.Count)
 }
 
 // The observer budget. One QoS 1 observer takes messages as fast as it

@@ -1,6 +1,6 @@
 package loadgen
 
-import "github.com/mqttstack/mqttstack/infra/loadgen/shard"
+import "github.com/mqttstack/mqttstack/internal/shard"
 
 // ShardRange is shard.Range, the one rule for which devices shard i of n
 // owns ([i*total/n, (i+1)*total/n), 0-based fleet indices). The rule lives

@@ -1,8 +1,8 @@
-// Package shard is the rule that cuts a fleet into shards, shared by the
-// Kubernetes component that ships each shard its identities
-// (infra/loadgen) and the load engine that runs a shard (loadtest). It
-// imports nothing beyond the standard library, so the load tester can use
-// it without pulling in Pulumi.
+// Package shard is the rule that cuts a fleet into shards, the one place it
+// is written: the load engine runs a shard with it (loadtest), and the
+// Kubernetes component ships each shard its identities by it
+// (infra/loadgen). It imports only the standard library, so the load tester
+// uses it without pulling in Pulumi.
 package shard
 
 import (
