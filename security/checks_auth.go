@@ -126,7 +126,9 @@ func (e *Env) passwordListenersOf(id string) []pwListener {
 			return newRawConn(c), "", nil
 		}})
 	}
-	if port := e.wsPortOf(id); port > 0 {
+	// the broker's websocket listeners are loopback-only on the host: dialled
+	// directly only when that host is this machine
+	if port := e.wsPortOf(id); port > 0 && e.T.Local != nil {
 		out = append(out, pwListener{name: "ws backend 127.0.0.1:" + strconv.Itoa(port), dial: func(ctx context.Context, e *Env) (*rawConn, string, error) {
 			c, st, err := dialWS(ctx, "ws://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(port))+"/", nil)
 			return c, fmt.Sprintf("HTTP %d", st), err
@@ -189,8 +191,6 @@ func (e *Env) pwCreds() (string, string, error) {
 	}
 	return id, pw, nil
 }
-
-func strp(s string) *string { return &s }
 
 // wssCertID is a device certificate of the suite: on the wss path nginx
 // must refuse it (403, devices use 8883) unless the target runs the opt-in

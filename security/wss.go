@@ -64,22 +64,13 @@ func indexSpace(s string) int {
 	return -1
 }
 
-// wsPorts are the broker's WebSocket ports on a local target.
-func (e *Env) wsPorts() []int {
-	var out []int
-	for _, l := range e.wsListeners() {
-		out = append(out, l.port)
-	}
-	if len(out) == 0 && e.T.Local != nil && e.T.Local.WSPort > 0 {
-		out = append(out, e.T.Local.WSPort)
-	}
-	return out
-}
-
 // wsPortOf is the local WebSocket listener through which identity id logs
 // in: its own (password file named after it), else the shared device
 // listener of DeviceWSS, else Local.WSPort.
 func (e *Env) wsPortOf(id string) int {
+	if e.T.Local == nil {
+		return 0 // loopback on a remote host: not reachable from here
+	}
 	ls := e.wsListeners()
 	for _, l := range ls {
 		if filepath.Base(l.passwordFile) == id {
@@ -89,10 +80,7 @@ func (e *Env) wsPortOf(id string) int {
 	if e.T.WSSDevices && len(ls) > 0 {
 		return ls[len(ls)-1].port
 	}
-	if e.T.Local != nil {
-		return e.T.Local.WSPort
-	}
-	return 0
+	return e.T.Local.WSPort
 }
 
 // sharedWSPasswordFiles warns about websockets listeners whose password
