@@ -333,9 +333,10 @@ func (a *Authority) Check(within time.Duration, now time.Time) ([]Expiry, error)
 	for _, sv := range []struct{ kind, path string }{
 		{"server", filepath.Join(h.Dir, serverCertFile)},
 		{"server-next", filepath.Join(h.Dir, pendingServerDir, serverCertFile)},
+		{"server-legacy", filepath.Join(h.Dir, legacyServerCert)},
 	} {
 		c, err := readCertFile(sv.path)
-		if errors.Is(err, fs.ErrNotExist) && sv.kind == "server-next" {
+		if errors.Is(err, fs.ErrNotExist) && sv.kind != "server" {
 			continue
 		}
 		if err != nil {

@@ -55,6 +55,10 @@ const (
 	crossCertFile = "ca-cross.crt"
 )
 
+// legacyServerCert is the RSA server certificate of a legacy listener
+// (certs/legacy.go), checked by Retire and listed by Check when present.
+const legacyServerCert = "server-rsa.crt"
+
 // reservedDirs are never sub-CAs.
 var reservedDirs = map[string]bool{nextDir: true, previousDir: true, retiredDir: true, pendingServerDir: true}
 
@@ -637,6 +641,10 @@ func (a *Authority) Retire(force bool, crlNext time.Duration) (StepResult, error
 		return StepResult{}, fmt.Errorf("ca retire: %w", err)
 	} else if sc.CheckSignatureFrom(h.Cert) != nil {
 		return StepResult{}, fmt.Errorf("ca retire: the server certificate %s is not issued by %s: devices that trust only %s could not verify the broker (renew it first: `mqttstack certs server renew --dir %s` then `certs server switch`)", filepath.Join(h.Dir, serverCertFile), newName, newName, h.Dir)
+	}
+	// the RSA certificate of a legacy listener, when there is one
+	if lc, err := readCertFile(filepath.Join(h.Dir, legacyServerCert)); err == nil && lc.CheckSignatureFrom(h.Cert) != nil {
+		return StepResult{}, fmt.Errorf("ca retire: the legacy listener's server certificate %s is not issued by %s: re-issue it under %s first", filepath.Join(h.Dir, legacyServerCert), newName, newName)
 	}
 	old, err := h.OldOnly()
 	if err != nil {
