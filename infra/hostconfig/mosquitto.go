@@ -3,6 +3,7 @@ package hostconfig
 import (
 	"bytes"
 	"fmt"
+	"path/filepath"
 	"strings"
 )
 
@@ -13,7 +14,34 @@ const (
 	TLS12Ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
 	// TLS13Ciphers is the TLS 1.3 suite list for mosquitto's ciphers_tls1.3.
 	TLS13Ciphers = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+	// LegacyCiphers is the default of the legacy listener (LegacyTLS) with
+	// its RSA certificate: ECDHE-RSA AES-GCM first (BG96, A7670), then the
+	// RSA key exchange CBC suites BearSSL's setCiphersLessSecure offers.
+	// No 3DES, RC4, MD5 or export suites; TLS 1.0/1.1 stay off.
+	LegacyCiphers = "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:AES128-SHA256:AES128-SHA:AES256-SHA"
 )
+
+func (l *LegacyTLS) ciphers() string {
+	if l.Ciphers == "" {
+		return LegacyCiphers
+	}
+	return l.Ciphers
+}
+
+// validate reports the legacy listener's problems.
+func (l *LegacyTLS) validate() []error {
+	var errs []error
+	if !filepath.IsAbs(l.CertFile) || !filepath.IsAbs(l.KeyFile) {
+		errs = append(errs, fmt.Errorf("LegacyTLS: CertFile %q and KeyFile %q must be absolute paths (certs.IssueLegacyServer writes server-rsa.crt/.key in the PKI)", l.CertFile, l.KeyFile))
+	}
+	for _, bad := range []string{"NULL", "RC4", "3DES", "DES-CBC", "MD5", "EXP", "SSLv3", "ALL", "DEFAULT", "@SECLEVEL=0"} {
+		if strings.Contains(strings.ToUpper(l.ciphers()), strings.ToUpper(bad)) {
+			errs = append(errs, fmt.Errorf("LegacyTLS: Ciphers %q contains %s; list the suites the boards need explicitly (default %s)", l.ciphers(), bad, LegacyCiphers))
+			break
+		}
+	}
+	return errs
+}
 
 // MosquittoConf renders the broker's whole configuration (one file, no
 // include_dir, so nothing from conf.d can slip a listener option in front of
@@ -94,6 +122,30 @@ func MosquittoConf(s Stack) []byte {
 	w("allow_zero_length_clientid false")
 	w("acl_file %s", p.ACLFile)
 	w("")
+	if l := s.LegacyTLS; l != nil {
+		w("# --- legacy boards (docs/DEVICES.md): RSA server certificate and RSA/CBC")
+		w("# suites for devices without ECDSA; same CA, CRL, ACL and identity rules,")
+		w("# TLS 1.2 minimum. The listener above is unchanged. ---")
+		w("listener %d %s", l.Port, s.BindAddress)
+		w("socket_domain ipv4")
+		w("protocol mqtt")
+		if s.Limits.MaxConnections > 0 {
+			w("max_connections %d", s.Limits.MaxConnections)
+		}
+		w("cafile %s", p.CAFile)
+		w("crlfile %s", p.CRLFile)
+		w("certfile %s", l.CertFile)
+		w("keyfile %s", l.KeyFile)
+		w("tls_version tlsv1.2")
+		w("ciphers %s", l.ciphers())
+		w("require_certificate true")
+		w("use_identity_as_username true")
+		w("use_username_as_clientid true")
+		w("allow_anonymous false")
+		w("allow_zero_length_clientid false")
+		w("acl_file %s", p.ACLFile)
+		w("")
+	}
 	for i, ws := range s.WSListeners() {
 		if i > 0 {
 			w("")

@@ -7,6 +7,7 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -102,8 +103,15 @@ func Nftables(s Stack) []byte {
 		b.WriteString("    tcp dport 22 accept\n")
 	}
 	ports := []int{s.HTTPPort, s.HTTPSPort, s.MQTTSPort}
+	if s.LegacyTLS != nil {
+		ports = append(ports, s.LegacyTLS.Port)
+	}
 	sort.Ints(ports)
-	fmt.Fprintf(&b, "    tcp dport { %d, %d, %d } accept\n", ports[0], ports[1], ports[2])
+	var list []string
+	for _, p := range ports {
+		list = append(list, strconv.Itoa(p))
+	}
+	fmt.Fprintf(&b, "    tcp dport { %s } accept\n", strings.Join(list, ", "))
 	b.WriteString("  }\n")
 	b.WriteString("  chain forward {\n    type filter hook forward priority 0; policy drop;\n  }\n")
 	b.WriteString("  chain output {\n    type filter hook output priority 0; policy accept;\n  }\n")

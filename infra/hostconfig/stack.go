@@ -105,6 +105,23 @@ type Stack struct {
 	// Local renders for infra/local: nginx in the foreground with every
 	// writable path in the state directory, no systemd.
 	Local bool
+	// LegacyTLS, when set, adds a second mTLS listener for boards the main
+	// listener refuses by design (docs/DEVICES.md): nil = none.
+	LegacyTLS *LegacyTLS
+}
+
+// LegacyTLS is a second mTLS listener for boards without ECDSA or AEAD
+// (RSA-only modems, BearSSL "less secure"): its own port, an RSA server
+// certificate (certs.IssueLegacyServer) and its own cipher list, with the
+// same CA, CRL, ACL, identity rules and TLS 1.2 minimum as the main
+// listener, which stays exactly as it is. Opened in the firewall like the
+// main one; give it only to the boards that need it.
+type LegacyTLS struct {
+	Port int
+	// CertFile and KeyFile are the RSA server certificate and key on the host.
+	CertFile, KeyFile string
+	// Ciphers is the OpenSSL TLS 1.2 cipher string (default LegacyCiphers).
+	Ciphers string
 }
 
 // Paths are where the rendered files and the files they reference live on
@@ -362,6 +379,14 @@ func (s Stack) Validate() error {
 		{"OpsPort", s.OpsPort, true},
 		{"HTTPSPort", s.HTTPSPort, false},
 		{"HTTPPort", s.HTTPPort, false},
+	}
+	if s.LegacyTLS != nil {
+		ports = append(ports, struct {
+			name     string
+			v        int
+			optional bool
+		}{"LegacyTLS.Port", s.LegacyTLS.Port, false})
+		errs = append(errs, s.LegacyTLS.validate()...)
 	}
 	seen := map[int]string{}
 	for _, p := range ports {
