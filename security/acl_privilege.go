@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/mqttstack/mqttstack/infra/hostconfig"
 )
 
 // Least privilege of every identity class of the ACL (ACL-11…ACL-14).
@@ -50,34 +52,36 @@ type aclBlock struct {
 	rules []aclRule
 }
 
-// aclFile is a parsed Mosquitto ACL file: its pattern lines apply to every
-// client wherever they appear; topic lines to the user above them.
+// aclFile is an ACL file as ACL-14 classifies it: its pattern lines apply
+// to every client wherever they appear; topic lines to the user above them.
 type aclFile struct {
 	path     string
 	patterns []aclRule
 	blocks   []aclBlock // blocks[0] is the anonymous block
 }
 
-func parseACL(path string, b []byte) aclFile {
-	f := aclFile{path: path, blocks: []aclBlock{{}}}
-	_ = directiveLines(strings.NewReader(string(b)), func(n int, _, k, v string) error {
-		switch k {
-		case "user":
-			f.blocks = append(f.blocks, aclBlock{user: v, line: n})
-		case "topic", "pattern":
-			r := aclRule{access: "readwrite", topic: v, line: n}
-			if a, t, ok := strings.Cut(v, " "); ok && (a == "read" || a == "write" || a == "readwrite" || a == "deny") {
-				r.access, r.topic = a, strings.TrimSpace(t)
-			}
-			if k == "pattern" {
-				f.patterns = append(f.patterns, r)
-			} else {
-				b := &f.blocks[len(f.blocks)-1]
-				b.rules = append(b.rules, r)
-			}
+// aclFileOf groups hostconfig's parse of an ACL file into blocks.
+func aclFileOf(a *hostconfig.ACLFile) aclFile {
+	f := aclFile{path: a.Path, blocks: []aclBlock{{}}}
+	idx := map[string]int{"": 0}
+	for _, u := range a.Users {
+		if _, ok := idx[u]; !ok {
+			idx[u] = len(f.blocks)
+			f.blocks = append(f.blocks, aclBlock{user: u})
 		}
-		return nil
-	})
+	}
+	for _, r := range a.Rules {
+		rule := aclRule{access: r.Access, topic: r.Topic, line: r.Line}
+		if r.Kind == "pattern" {
+			f.patterns = append(f.patterns, rule)
+			continue
+		}
+		b := &f.blocks[idx[r.User]]
+		if b.line == 0 {
+			b.line = r.Line
+		}
+		b.rules = append(b.rules, rule)
+	}
 	return f
 }
 
@@ -161,11 +165,11 @@ func runACL14(ctx context.Context, e *Env) Outcome {
 	}
 	var bad, parts []string
 	for _, p := range files {
-		b, err := e.hostFile(ctx, p)
+		a, err := hostconfig.ReadACLFile(ctx, e.host, p)
 		if err != nil {
-			return inconclusive("%v", err)
+			return inconclusive("%s: %v", e.host.Name(), err)
 		}
-		wrong, summary := aclCoverage(parseACL(p, b), e.opts.PasswordIdentity, sesBackend)
+		wrong, summary := aclCoverage(aclFileOf(a), e.opts.PasswordIdentity, sesBackend)
 		bad = append(bad, wrong...)
 		parts = append(parts, summary)
 	}

@@ -627,47 +627,10 @@ func runACL09(ctx context.Context, e *Env) Outcome {
 	return out
 }
 
-// lintClientIDKeys is ACL-09's static half: the %c findings of the ACLs the
-// broker loads, read through the host.
+// lintClientIDKeys is ACL-09's static half: hostconfig's %c findings on the
+// ACLs the broker loads, read through the host.
 func (e *Env) lintClientIDKeys(ctx context.Context) ([]string, error) {
-	conf, err := e.brokerConf(ctx)
-	if err != nil {
-		return nil, err
-	}
-	all := true
-	var acls []string
-	var cur, hasACL bool
-	flush := func() {
-		if hasACL && !cur {
-			all = false
-		}
-	}
-	for _, d := range conf {
-		switch d.key {
-		case "listener":
-			flush()
-			cur, hasACL = false, false
-		case "use_username_as_clientid":
-			cur = d.value == "true"
-		case "acl_file":
-			hasACL = true
-			acls = append(acls, d.value)
-		}
-	}
-	flush()
-	var lint []string
-	for _, f := range acls {
-		b, err := e.hostFile(ctx, f)
-		if err != nil {
-			return nil, err
-		}
-		for _, finding := range lintACL(f, b, all) {
-			if strings.Contains(finding, "%c") {
-				lint = append(lint, finding)
-			}
-		}
-	}
-	return lint, nil
+	return e.lintMatching(ctx, "%c")
 }
 
 // runACL01 runs ACL-01 (its catalog entry is in this file).

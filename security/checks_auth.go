@@ -270,32 +270,6 @@ func shortErr(err error) string {
 	return s
 }
 
-// lintAnonymous lists listeners of the broker's config that do not state
-// allow_anonymous false (per_listener_settings true makes it per listener).
-func lintAnonymous(conf []directive) []string {
-	var out []string
-	var head *directive
-	stated := false
-	flush := func() {
-		if head != nil && !stated {
-			out = append(out, fmt.Sprintf("listener %s (%s:%d) does not state allow_anonymous false", head.value, head.file, head.line))
-		}
-	}
-	for i, d := range conf {
-		switch d.key {
-		case "listener":
-			flush()
-			head, stated = &conf[i], false
-		case "allow_anonymous":
-			if d.value != "false" {
-				out = append(out, fmt.Sprintf("%s:%d allow_anonymous %s", d.file, d.line, d.value))
-			}
-			stated = true
-		}
-	}
-	flush()
-	return out
-}
 
 // runAUTH01 runs AUTH-01 (its catalog entry is in this file).
 func runAUTH01(ctx context.Context, e *Env) Outcome {
@@ -322,11 +296,11 @@ func runAUTH01(ctx context.Context, e *Env) Outcome {
 		// username-less CONNECT is refused (CONNACK 5) even when
 		// allow_anonymous is true, which hides a missing
 		// allow_anonymous false until someone drops the other option.
-		conf, err := e.brokerConf(ctx)
+		lint, err := e.lintMatching(ctx, "allow_anonymous")
 		if err != nil {
 			return pass("%s; control login as %s ok everywhere; allow_anonymous lint not run: %v", strings.Join(parts, "; "), user, err)
 		}
-		if lint := lintAnonymous(conf); len(lint) > 0 {
+		if len(lint) > 0 {
 			return fail("%s; refused today, but %s", strings.Join(parts, "; "), strings.Join(lint, "; "))
 		}
 		return pass("%s; control login as %s ok everywhere; every listener states allow_anonymous false", strings.Join(parts, "; "), user)

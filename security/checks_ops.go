@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mqttstack/mqttstack/host"
 )
 
 // sysValue reads a retained $SYS topic through the watcher: re-subscribing
@@ -72,110 +71,36 @@ func opsChecks() []Check {
 
 // lintMosquitto returns the findings of OPS-02 and a summary of what was
 // checked (the positive control: a lint that read nothing proves nothing).
+// The rules are hostconfig's one linter, run on what the host holds; the
+// suite adds what only it can judge: the cafile holds exactly the target's
+// private CA, no capath, and (on this machine) key and password files 0600.
 func (e *Env) lintMosquitto(ctx context.Context) ([]string, string, error) {
-	conf, err := e.brokerConf(ctx)
+	c, fs, err := e.hostLint(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	path := e.host.ConfigPath(host.Mosquitto)
 	var findings []string
+	for _, f := range fs {
+		findings = append(findings, f.String())
+	}
 	add := func(f string, a ...any) { findings = append(findings, fmt.Sprintf(f, a...)) }
-	firstListener := -1
-	perListener := -1
-	for i, d := range conf {
-		if d.key == "listener" && firstListener < 0 {
-			firstListener = i
-		}
-		if d.key == "per_listener_settings" && perListener < 0 {
-			perListener = i
-			if d.value != "true" {
-				add("%s:%d per_listener_settings %s (want true)", d.file, d.line, d.value)
-			}
-		}
-	}
-	if firstListener < 0 {
-		return nil, "", fmt.Errorf("%s: no listener line at all", path)
-	}
-	if perListener < 0 {
-		add("per_listener_settings true missing")
-	}
-	var listeners, acls, keys []string
-	type lst struct {
-		head                          directive
-		ws, domain, v6loop, ownsUUAsC bool
-		acl                           bool
-	}
-	var ls []*lst
-	var cur *lst
-	for i, d := range conf {
-		if strings.Contains(d.value, " #") || strings.Contains(d.value, "\t#") {
-			add("%s:%d inline comment in %q (2.0.11 keeps it as part of the value)", d.file, d.line, d.key+" "+d.value)
-		}
-		if i < firstListener && listenerScoped[d.key] {
-			add("%s:%d %s before the first listener (F1: opens an anonymous listener on 0.0.0.0:1883)", d.file, d.line, d.key)
-		}
-		if perListener >= 0 && i < perListener && listenerScoped[d.key] {
-			add("%s:%d %s before per_listener_settings", d.file, d.line, d.key)
-		}
-		switch d.key {
-		case "listener":
-			f := strings.Fields(d.value)
-			cur = &lst{head: d}
-			ls = append(ls, cur)
-			listeners = append(listeners, d.value)
-			if len(f) < 2 {
-				add("%s:%d listener %s has no explicit address", d.file, d.line, d.value)
-			} else if f[1] == "::1" {
-				cur.v6loop = true
-			}
-		case "protocol":
-			if cur != nil && d.value == "websockets" {
-				cur.ws = true
-			}
-		case "socket_domain":
-			if cur != nil && d.value == "ipv4" {
-				cur.domain = true
-			}
-		case "use_username_as_clientid":
-			if cur != nil && d.value == "true" {
-				cur.ownsUUAsC = true
-			}
-		case "acl_file":
-			if cur != nil {
-				cur.acl = true
-			}
-			if !contains(acls, d.value) {
-				acls = append(acls, d.value)
-			}
-		case "http_dir":
-			add("%s:%d http_dir set: the websocket listener serves files (WEB-04)", d.file, d.line)
+	var keys []string
+	for _, d := range c.Directives {
+		switch d.Key {
 		case "keyfile", "password_file":
-			keys = append(keys, d.value)
+			keys = append(keys, d.Value)
 		case "cafile":
-			if msg := e.lintCAFile(ctx, d.value); msg != "" {
-				add("%s:%d %s", d.file, d.line, msg)
+			if msg := e.lintCAFile(ctx, d.Value); msg != "" {
+				add("%s %s", d.At(), msg)
 			}
 		case "capath":
-			add("%s:%d capath set: every CA in it can mint usernames (CRT-02)", d.file, d.line)
+			add("%s capath set: every CA in it can mint usernames (CRT-02)", d.At())
 		}
 	}
-	allUUAsC := true
-	for _, l := range ls {
-		if l.acl && !l.ownsUUAsC {
-			add("%s:%d listener %s uses the ACL without use_username_as_clientid true (client-id takeover, F6)", l.head.file, l.head.line, l.head.value)
-		}
-		if l.ws && !l.domain && !l.v6loop {
-			add("%s:%d websockets listener %s without socket_domain ipv4 (F2: binds *:port)", l.head.file, l.head.line, l.head.value)
-		}
-		if l.acl && !l.ownsUUAsC {
-			allUUAsC = false
-		}
-	}
-	findings = append(findings, lintAnonymous(conf)...)
 	modes := "key/password file modes not checkable through the host interface"
 	if e.T.Local != nil {
 		// the local stack's files are on this machine
-		for _, k := range keys {
+		for _, k := range dedup(keys) {
 			st, err := os.Stat(k)
 			if err != nil {
 				add("%s: %v", k, err)
@@ -185,68 +110,29 @@ func (e *Env) lintMosquitto(ctx context.Context) ([]string, string, error) {
 				add("%s mode %o (want 0600)", k, st.Mode().Perm())
 			}
 		}
-		modes = fmt.Sprintf("%d key/password files 0600", len(keys))
+		modes = fmt.Sprintf("%d key/password files 0600", len(dedup(keys)))
 	}
-	seenACL := map[string]bool{}
-	for _, a := range acls {
-		if seenACL[a] {
-			continue
-		}
-		seenACL[a] = true
-		b, err := e.hostFile(ctx, a)
-		if err != nil {
-			add("ACL %v", err)
-			continue
-		}
-		findings = append(findings, lintACL(a, b, allUUAsC)...)
+	var listeners []string
+	for _, l := range c.Listeners {
+		listeners = append(listeners, l.Value)
 	}
-	if len(acls) == 0 {
-		add("no acl_file on any listener")
-	}
-	summary := fmt.Sprintf("%s: %d directives, listeners [%s], ACL %s, %s: clean",
-		e.host.Name(), len(conf), strings.Join(listeners, "; "), strings.Join(acls, ","), modes)
+	summary := fmt.Sprintf("%s: %d directives in %d file(s), %d listeners (%s … %s), ACL %s, %s: clean",
+		e.host.Name(), len(c.Directives), len(c.Files), len(listeners), first(listeners), last(listeners), strings.Join(dedup(c.Values("acl_file")), ","), modes)
 	return findings, summary, nil
 }
 
-// lintACL flags %c patterns (the identity then depends on a client-chosen
-// id), grants on '#' to anyone but read-only audit identities, and an empty
-// file (CVE-2018-12550 class).
-func lintACL(path string, b []byte, allUUAsC bool) []string {
-	var out []string
-	rules := 0
-	user := ""
-	_ = directiveLines(bytes.NewReader(b), func(n int, line, k, v string) error {
-		switch k {
-		case "user":
-			user = v
-		case "pattern", "topic":
-			rules++
-			f := strings.Fields(v)
-			topic := f[len(f)-1]
-			access := "readwrite"
-			if len(f) > 1 {
-				access = f[0]
-			}
-			if k == "pattern" && strings.Contains(topic, "%c") {
-				why := "masked today by use_username_as_clientid on every ACL listener, but one listener without it hands devices each other's subtrees"
-				if !allUUAsC {
-					why = "a listener using this ACL does not force use_username_as_clientid: any client can pick another device's id"
-				}
-				out = append(out, fmt.Sprintf("%s:%d %q keys the ACL on the client id (%%c): use %%u (%s)", path, n, line, why))
-			}
-			if (topic == "#" || topic == "devices/#") && access != "read" && user == "" {
-				out = append(out, fmt.Sprintf("%s:%d %q grants %s on %s to everyone", path, n, line, access, topic))
-			}
-			if topic == "#" && access != "read" && user != "" {
-				out = append(out, fmt.Sprintf("%s:%d user %s gets %s on # (only read-only audit identities may)", path, n, user, access))
-			}
-		}
-		return nil
-	})
-	if rules == 0 {
-		out = append(out, fmt.Sprintf("ACL %s has no rules", path))
+func first(ss []string) string {
+	if len(ss) == 0 {
+		return ""
 	}
-	return out
+	return ss[0]
+}
+
+func last(ss []string) string {
+	if len(ss) == 0 {
+		return ""
+	}
+	return ss[len(ss)-1]
 }
 
 // lintCAFile requires the broker's cafile to hold exactly the target's

@@ -1,11 +1,9 @@
 package security
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"strings"
 
@@ -59,6 +57,37 @@ func (e *Env) brokerConf(ctx context.Context) ([]directive, error) {
 	out := make([]directive, 0, len(c.Directives))
 	for _, d := range c.Directives {
 		out = append(out, directive{key: d.Key, value: d.Value, file: d.File, line: d.Line})
+	}
+	return out, nil
+}
+
+// hostLint runs hostconfig's linter on the broker's configuration and
+// every acl_file it names, read through the host.
+func (e *Env) hostLint(ctx context.Context) (*hostconfig.BrokerConfig, []hostconfig.Finding, error) {
+	if e.host == nil {
+		return nil, nil, errNoHost
+	}
+	c, fs, err := hostconfig.Lint(ctx, e.host, e.host.ConfigPath(host.Mosquitto))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", e.host.Name(), err)
+	}
+	return c, fs, nil
+}
+
+// lintMatching are the findings of hostLint whose text holds any of subs.
+func (e *Env) lintMatching(ctx context.Context, subs ...string) ([]string, error) {
+	_, fs, err := e.hostLint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range fs {
+		for _, s := range subs {
+			if strings.Contains(f.Msg, s) {
+				out = append(out, f.String())
+				break
+			}
+		}
 	}
 	return out, nil
 }
@@ -137,39 +166,4 @@ func (e *Env) reload(ctx context.Context, d host.Daemon) error {
 		return fmt.Errorf("%s: reload %s: %w", e.host.Name(), d, err)
 	}
 	return nil
-}
-
-// directiveLines calls fn for every directive of a mosquitto config or ACL
-// file in order, with its line number, the trimmed line, the key and the
-// trimmed value; blank lines and lines starting with '#' are skipped. It
-// stops at fn's first error and returns it, else the scanner's.
-func directiveLines(r io.Reader, fn func(n int, line, key, value string) error) error {
-	s := bufio.NewScanner(r)
-	n := 0
-	for s.Scan() {
-		n++
-		line := strings.TrimSpace(s.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, _ := strings.Cut(line, " ")
-		if err := fn(n, line, k, strings.TrimSpace(v)); err != nil {
-			return err
-		}
-	}
-	return s.Err()
-}
-
-// listenerScoped are the options that, before the first `listener` line,
-// configure Mosquitto's implicit default listener (F1): on 2.0.11 that
-// listener binds 0.0.0.0:1883 and [::]:1883 with anonymous access.
-var listenerScoped = map[string]bool{
-	"cafile": true, "capath": true, "certfile": true, "keyfile": true, "ciphers": true, "ciphers_tls1.3": true,
-	"crlfile": true, "dhparamfile": true, "require_certificate": true, "tls_version": true, "tls_engine": true,
-	"tls_keyform": true, "tls_engine_kpass_sha1": true, "use_identity_as_username": true, "use_subject_as_username": true,
-	"use_username_as_clientid": true, "password_file": true, "acl_file": true, "allow_anonymous": true,
-	"allow_zero_length_clientid": true, "auto_id_prefix": true, "psk_file": true, "psk_hint": true,
-	"max_connections": true, "protocol": true, "mount_point": true, "bind_interface": true, "socket_domain": true,
-	"http_dir": true, "port": true, "bind_address": true, "websockets_log_level": true, "max_topic_alias": true,
-	"auth_plugin": true, "plugin": true, "max_qos": true,
 }
