@@ -37,6 +37,9 @@ var rolloverChecks = []string{
 // overlap, a revoked device of either generation stays refused
 // throughout, after retire the old generation is refused at the TLS layer
 // and the new one connects, and the security subset passes at each step.
+// The server certificate moves to G2 keeping its key: the pin report's
+// predictions (leaf-fingerprint pins break, public-key pins survive) are
+// checked against the real broker.
 func TestRolloverFleet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the local stack and runs the security subset four times")
@@ -128,14 +131,41 @@ func TestRolloverFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	prev := filepath.Join(dir, "previous")
-	if _, err := a.RenewServer(certs.RenewOptions{}); err != nil {
+	ren, err := a.RenewServer(certs.RenewOptions{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	// the pins boards hold before the switch
+	pinned := map[string]func(leaf *x509.Certificate) bool{
+		certs.PinFingerprint: func(l *x509.Certificate) bool { return certs.PinsOf(l).LeafSHA1 == ren.OldPins.LeafSHA1 },
+		certs.PinPublicKey:   func(l *x509.Certificate) bool { return certs.PinsOf(l).SPKISHA256 == ren.OldPins.SPKISHA256 },
+	}
+	for m, ok := range pinned {
+		if err := fleet.connectPinned(dir, devs[0], bundle, ok); err != nil {
+			t.Fatalf("%s pin before the switch: %v", m, err)
+		}
 	}
 	if _, err := a.SwitchServer(); err != nil {
 		t.Fatal(err)
 	}
 	s.Restart() // the broker's server certificate
 	s.ReloadNginx()
+	// the pin report's predictions for the ESP8266, against the real broker
+	checked := 0
+	for _, v := range ren.Report {
+		ok, isPin := pinned[v.Method]
+		if v.Profile != "esp8266" || !isPin {
+			continue
+		}
+		checked++
+		err := fleet.connectPinned(dir, devs[0], bundle, ok)
+		if (err == nil) != v.After {
+			t.Errorf("pin report says %s/%s after=%v, the broker says %v", v.Profile, v.Method, v.After, err)
+		}
+	}
+	if checked != 2 {
+		t.Fatalf("checked %d ESP8266 pin predictions, want fingerprint and public key", checked)
+	}
 	fleet.expect("promoted", []probe{
 		{"G1 device trusting only G1 (cross chain)", prev, devs[3], g1Only, ""},
 		{"G2 device", dir, devs[0], bundle, ""},
@@ -212,12 +242,26 @@ func (f fleetProber) expect(step string, ps []probe) {
 	}
 }
 
-func (f fleetProber) connect(p probe) error {
+// connectPinned connects like connect and also requires the server's leaf
+// to match a pin (the chain is verified as well: this emulates the pin
+// comparison of setFingerprint/setKnownKey, not their lack of chain checks).
+func (f fleetProber) connectPinned(dir, id string, roots *x509.CertPool, pin func(*x509.Certificate) bool) error {
+	return f.dial(probe{name: "pinned", dir: dir, id: id, roots: roots}, func(cs tls.ConnectionState) error {
+		if !pin(cs.PeerCertificates[0]) {
+			return errors.New("server certificate does not match the pin")
+		}
+		return nil
+	})
+}
+
+func (f fleetProber) connect(p probe) error { return f.dial(p, nil) }
+
+func (f fleetProber) dial(p probe, verify func(tls.ConnectionState) error) error {
 	c, err := certs.LoadClient(p.dir, p.id)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	cfg := &tls.Config{RootCAs: p.roots, ServerName: f.s.Target.ServerName, Certificates: []tls.Certificate{c}, MaxVersion: tls.VersionTLS12}
+	cfg := &tls.Config{RootCAs: p.roots, ServerName: f.s.Target.ServerName, Certificates: []tls.Certificate{c}, MaxVersion: tls.VersionTLS12, VerifyConnection: verify}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", f.s.Target.MQTTSAddr())
