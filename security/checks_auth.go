@@ -270,7 +270,6 @@ func shortErr(err error) string {
 	return s
 }
 
-
 // runAUTH01 runs AUTH-01 (its catalog entry is in this file).
 func runAUTH01(ctx context.Context, e *Env) Outcome {
 	return e.onPasswordListeners(func(ls []pwListener, user, pw string) Outcome {

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
 )
 
 // sysValue reads a retained $SYS topic through the watcher: re-subscribing
