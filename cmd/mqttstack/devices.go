@@ -17,6 +17,7 @@ import (
 	"github.com/mqttstack/mqttstack/certs"
 	"github.com/mqttstack/mqttstack/devices"
 	"github.com/mqttstack/mqttstack/internal/atomicfile"
+	"github.com/mqttstack/mqttstack/scenarios"
 	"github.com/mqttstack/mqttstack/target"
 )
 
@@ -71,10 +72,10 @@ wire order; --json prints the profiles as data.`,
 }
 
 type devicesCompatFlags struct {
-	target, profiles, require, json, junit string
-	skew                                   time.Duration
-	costHandshakes                         int
-	dialIP                                 bool
+	target, profiles, require, scenario, json, junit string
+	skew                                             time.Duration
+	costHandshakes                                   int
+	dialIP                                           bool
 }
 
 func newDevicesCompatCmd(a *app) *cobra.Command {
@@ -97,13 +98,17 @@ Each profile connects with the identity compat-ecdsa or compat-rsa2048
 (the key type its board uses), issued on first use when the CA key is in
 the target's PKI directory.
 
-Exit codes: 0 every required profile works (--require; rows refused for
+A profile is required with --require, or because the fleet.profiles of
+--scenario holds it: the boards a load run is about to play must work.
+
+Exit codes: 0 every required profile works (--require, --scenario; rows refused for
 other profiles document boards the stack does not serve), 1 a required
 profile failed, 2 bad flags, unknown profile or bad target file, 3 could
 not run, 130 interrupted.`,
 		Example: `  mqttstack devices compat
   mqttstack devices compat --profiles esp8266-bearssl,esp32-arduino-3 --require esp8266-bearssl
   mqttstack devices compat --target prod.json --json compat.json --junit compat.xml
+  mqttstack devices compat --scenario fleet-mix --junit compat.xml
   mqttstack devices compat --skew -720h`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runDevicesCompat(c, a, f) },
@@ -112,6 +117,7 @@ not run, 130 interrupted.`,
 	fl.StringVar(&f.target, "target", "", targetFlagUsage)
 	fl.StringVar(&f.profiles, "profiles", "", "comma-separated profiles to run (default: all; see 'mqttstack devices profiles')")
 	fl.StringVar(&f.require, "require", "", "comma-separated profiles that must work (exit 1 otherwise)")
+	fl.StringVar(&f.scenario, "scenario", "", "a scenario (built-in name or file) whose fleet.profiles must all work")
 	fl.StringVar(&f.json, "json", "", "write the matrix as JSON to this file")
 	fl.StringVar(&f.junit, "junit", "", "write JUnit XML to this file (a required profile that fails is a failure)")
 	fl.DurationVar(&f.skew, "skew", 0, "also run each board with its clock off by this much (e.g. -720h)")
@@ -140,6 +146,18 @@ func runDevicesCompat(c *cobra.Command, a *app, f devicesCompatFlags) error {
 		return usageHint(c, "see 'mqttstack devices profiles'", "--profiles: %v", err)
 	}
 	required := splitList(f.require)
+	if f.scenario != "" {
+		sc, err := scenarios.Resolve(f.scenario)
+		if err != nil {
+			return badInput(c, err)
+		}
+		if len(sc.Fleet.Profiles) == 0 {
+			return usageErrorf(c, "--scenario %s: its fleet has no profiles (fleet.profiles)", f.scenario)
+		}
+		for _, ps := range sc.Fleet.Profiles {
+			required = append(required, ps.Profile)
+		}
+	}
 	if _, err := devices.Select(required); err != nil {
 		return usageHint(c, "see 'mqttstack devices profiles'", "--require: %v", err)
 	}

@@ -35,6 +35,10 @@ func TestDevicesCompat(t *testing.T) {
 	if err != nil || !strings.Contains(string(x), `<failure message="protocol version"`) {
 		t.Errorf("junit (%v):\n%s", err, x)
 	}
+	// The scenario's fleet.profiles are required: fleet-mix's boards all work here.
+	if out, errOut, code := runCLI("devices", "compat", "--target", s.TargetPath, "--scenario", "fleet-mix", "--cost-handshakes", "1"); code != exitOK || !strings.Contains(out, "pico-w-mbedtls-3.6 (required)") {
+		t.Errorf("--scenario fleet-mix: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
 	if _, errOut, code := runCLI("devices", "compat", "--target", s.TargetPath, "--profiles", "esp8266-bearsl"); code != exitUsage || !strings.Contains(errOut, "unknown device profile") {
 		t.Errorf("unknown profile: exit %d, stderr %q", code, errOut)
 	}
