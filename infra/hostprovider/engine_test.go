@@ -146,8 +146,14 @@ func TestEngine(t *testing.T) {
 		t.Errorf("preview does not name the drifted file:\n%s", prev.String())
 	}
 	t.Logf("preview after drift:\n%s", prev.String())
-	if _, err := stack.Up(ctx, optup.ProgressStreams(&out)); err != nil {
-		t.Fatalf("repair up: %v\n%s", err, out.String())
+	var repair bytes.Buffer
+	if _, err := stack.Up(ctx, optup.ProgressStreams(&repair)); err != nil {
+		t.Fatalf("repair up: %v\n%s", err, repair.String())
+	}
+	out.Write(repair.Bytes())
+	// the engine shows what the provider did: only the ACL, only a SIGHUP
+	if !strings.Contains(repair.String(), "wrote /etc/mosquitto/acl; then") || !strings.Contains(repair.String(), "reload-or-restart:mosquitto") {
+		t.Errorf("repair up does not report an ACL write and a reload:\n%s", repair.String())
 	}
 	if got := h.sh(t, "cat /etc/mosquitto/acl"); got != strings.TrimSpace(acl) {
 		t.Errorf("drift not repaired: %q", got)

@@ -85,6 +85,9 @@ type Observed struct {
 	Files            map[string]FileState
 	MosquittoVersion string
 	NginxVersion     string
+	// Set by Apply: the paths it wrote and the service actions it ran.
+	Changed []string
+	Actions []string
 }
 
 // host runs the scripts over a Runner.
@@ -238,7 +241,16 @@ func Apply(ctx context.Context, r Runner, plan Plan, log func(string)) (Observed
 			return Observed{}, &ApplyError{Step: "start services", Msg: errMsg(err)}
 		}
 	}
-	return h.probe(ctx, paths)
+	after, err := h.probe(ctx, paths)
+	for _, f := range changed {
+		after.Changed = append(after.Changed, f.Path)
+	}
+	for _, a := range acts {
+		if !strings.HasPrefix(a, "conf:") {
+			after.Actions = append(after.Actions, a)
+		}
+	}
+	return after, err
 }
 
 // change stages, validates, commits and activates the changed files.

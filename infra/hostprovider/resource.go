@@ -528,6 +528,11 @@ func apply(ctx context.Context, s settings, recordedKey string) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
+	if len(obs.Changed) > 0 {
+		log.Infof("%s: wrote %s; then %s", cfg.Addr(), strings.Join(obs.Changed, ", "), strings.Join(obs.Actions, ", "))
+	} else {
+		log.Infof("%s: every file already as rendered; nothing written", cfg.Addr())
+	}
 	st := planned(s, State{})
 	files := map[string]FileOut{}
 	for _, f := range s.plan.Files {

@@ -81,7 +81,9 @@ type HostConfigArgs struct {
 	// id replaces the resource (a new server, a new host key), like a new
 	// Connection.Host. Any other change updates the host in place.
 	ServerID pulumi.StringInput
-	// Files keyed by absolute path; their content is shown in previews.
+	// Files keyed by absolute path; their content is shown in previews. A
+	// path dropped from Files/SecretFiles is no longer managed and is left
+	// on the host as it is.
 	Files map[string]File
 	// SecretFiles keyed by absolute path (server key, password files): the
 	// content is wrapped in pulumi.ToSecret.
