@@ -5,9 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"time"
+
+	"github.com/mqttstack/mqttstack/internal/mqttwire"
 )
 
 // Hand-built MQTT packets. The malformed-input checks need bytes that no
@@ -16,31 +17,11 @@ import (
 // CONNACK checks need the raw return code, so these builders write exactly
 // what the caller asks for and validate nothing.
 
-func remLen(n int) []byte {
-	var b []byte
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
-	}
-}
+func remLen(n int) []byte { return mqttwire.AppendRemainingLength(nil, n) }
 
-func mstr(s string) []byte {
-	b := make([]byte, 2, 2+len(s))
-	binary.BigEndian.PutUint16(b, uint16(len(s)))
-	return append(b, s...)
-}
+func mstr(s string) []byte { return mqttwire.AppendString(nil, s) }
 
-func packet(header byte, body []byte) []byte {
-	out := append([]byte{header}, remLen(len(body))...)
-	return append(out, body...)
-}
+func packet(header byte, body []byte) []byte { return mqttwire.Packet(header, body) }
 
 // rawConnect describes a CONNECT; zero values mean "absent".
 type rawConnect struct {
@@ -59,77 +40,26 @@ type rawConnect struct {
 }
 
 func (c rawConnect) bytes() []byte {
-	level := byte(4)
-	if c.V5 {
-		level = 5
-	}
-	flags := byte(0x02) // clean session / clean start
-	if c.Persist {
-		flags = 0
-	}
-	if c.Username != nil {
-		flags |= 0x80
-	}
-	if c.Password != nil {
-		flags |= 0x40
-	}
-	if c.WillTopic != nil {
-		flags |= 0x04 | c.WillQoS<<3
-		if c.WillRetain {
-			flags |= 0x20
-		}
-	}
-	body := append(mstr("MQTT"), level, flags, byte(c.KeepAlive>>8), byte(c.KeepAlive))
-	if c.V5 {
-		body = append(body, remLen(len(c.Props))...)
-		body = append(body, c.Props...)
-	}
-	body = append(body, mstr(c.ClientID)...)
-	if c.WillTopic != nil {
-		if c.V5 {
-			body = append(body, remLen(len(c.WillProps))...)
-			body = append(body, c.WillProps...)
-		}
-		body = append(body, mstr(*c.WillTopic)...)
-		body = append(body, mstr(string(c.WillMsg))...)
-	}
-	if c.Username != nil {
-		body = append(body, mstr(*c.Username)...)
-	}
-	if c.Password != nil {
-		body = append(body, mstr(*c.Password)...)
-	}
-	return packet(0x10, body)
+	return mqttwire.Connect{V5: c.V5, ClientID: c.ClientID, Username: c.Username, Password: c.Password,
+		KeepAlive: c.KeepAlive, Persist: c.Persist, WillTopic: c.WillTopic, WillMessage: c.WillMsg,
+		WillQoS: c.WillQoS, WillRetain: c.WillRetain, Properties: c.Props, WillProperties: c.WillProps}.Encode()
 }
 
 // rawPublish builds a PUBLISH; props is the v5 property block (nil for 3.1.1).
 func rawPublish(topic string, qos byte, mid uint16, payload []byte, v5 bool, props []byte) []byte {
-	body := mstr(topic)
-	if qos > 0 {
-		body = append(body, byte(mid>>8), byte(mid))
-	}
-	if v5 {
-		body = append(body, remLen(len(props))...)
-		body = append(body, props...)
-	}
-	body = append(body, payload...)
-	return packet(0x30|qos<<1, body)
+	return mqttwire.Publish{Topic: topic, QoS: qos, PacketID: mid, Payload: payload, V5: v5, Properties: props}.Encode()
 }
 
 // rawSubscribe builds a SUBSCRIBE for the filters with QoS 1 each.
 func rawSubscribe(mid uint16, v5 bool, filters ...string) []byte {
-	body := []byte{byte(mid >> 8), byte(mid)}
-	if v5 {
-		body = append(body, 0)
-	}
+	s := mqttwire.Subscribe{PacketID: mid, V5: v5}
 	for _, f := range filters {
-		body = append(body, mstr(f)...)
-		body = append(body, 1)
+		s.Filters = append(s.Filters, mqttwire.Subscription{Filter: f, QoS: 1})
 	}
-	return packet(0x82, body)
+	return s.Encode()
 }
 
-var pingreq = []byte{0xC0, 0x00}
+var pingreq = mqttwire.Pingreq()
 
 // rawPacket is one packet read from the wire.
 type rawPacket struct {
@@ -143,31 +73,16 @@ type rawPacket struct {
 func readRaw(conn net.Conn, r *bufio.Reader, d time.Duration) (rawPacket, error) {
 	_ = conn.SetReadDeadline(time.Now().Add(d))
 	defer conn.SetReadDeadline(time.Time{})
-	h, err := r.ReadByte()
+	p, err := mqttwire.ReadPacket(r, maxBrokerPacket)
 	if err != nil {
 		return rawPacket{}, err
 	}
-	n, mul := 0, 1
-	for i := 0; ; i++ {
-		b, err := r.ReadByte()
-		if err != nil {
-			return rawPacket{}, err
-		}
-		n += int(b&0x7f) * mul
-		mul *= 128
-		if b&0x80 == 0 {
-			break
-		}
-		if i == 3 {
-			return rawPacket{}, errors.New("malformed remaining length from broker")
-		}
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return rawPacket{}, err
-	}
-	return rawPacket{Type: h >> 4, Flag: h & 0x0f, Body: body}, nil
+	return rawPacket{Type: p.Type, Flag: p.Flags, Body: p.Body}, nil
 }
+
+// maxBrokerPacket bounds what the broker may announce to the suite (its
+// own max_packet_size is far below).
+const maxBrokerPacket = 4 << 20
 
 // rawConn is a connection speaking hand-built MQTT.
 type rawConn struct {
