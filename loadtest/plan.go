@@ -31,7 +31,6 @@ import (
 	"github.com/mqttstack/mqttstack/certs"
 	"github.com/mqttstack/mqttstack/devices"
 	"github.com/mqttstack/mqttstack/fleet"
-	"github.com/mqttstack/mqttstack/infra/local"
 	"github.com/mqttstack/mqttstack/internal/shard"
 	"github.com/mqttstack/mqttstack/loadtest/result"
 	"github.com/mqttstack/mqttstack/scenarios"
@@ -95,6 +94,11 @@ type Plan struct {
 	RootCAs *x509.CertPool
 	// Issued lists identities Compile created.
 	Issued []string
+	// PasswordsChanged says that Issued holds wss identities whose
+	// passwords the broker does not know yet: the caller installs the
+	// broker's password files and reloads it before Run (for the local
+	// stack, local.RefreshPasswords). Compile never touches the broker.
+	PasswordsChanged bool
 	// Profiles are the TLS profiles of DeviceIDs, in order (the scenario's
 	// fleet.profiles; nil: every device is the fleet's Go client).
 	Profiles []devices.Profile
@@ -271,14 +275,7 @@ func Compile(ctx context.Context, sc *scenarios.Scenario, t *target.Target, o Co
 			return nil, fmt.Errorf("compile: issue identities: %w", err)
 		}
 		p.Issued = append(byProfile, res.Issued...)
-		if len(res.Issued) > 0 && sc.Fleet.Transport == scenarios.TransportWSS {
-			if t.Local == nil {
-				return nil, fmt.Errorf("compile: issued %d identities, but the broker of target %q must learn their wss passwords: install the password file (certs.MosquittoPasswordFile) on it and reload", len(res.Issued), t.Name)
-			}
-			if err := local.RefreshPasswords(ctx, t.Local.StateDir); err != nil {
-				return nil, fmt.Errorf("compile: refresh the broker's password file: %w", err)
-			}
-		}
+		p.PasswordsChanged = len(res.Issued) > 0 && sc.Fleet.Transport == scenarios.TransportWSS
 	}
 	if err := checkIdentities(t.PKIDir, append(append([]string{p.Backend}, p.Observers...), p.DeviceIDs...)); err != nil {
 		return nil, fmt.Errorf("compile: %w", err)

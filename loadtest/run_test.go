@@ -35,6 +35,9 @@ func compile(t testing.TB, s *stacktest.Stack, sc *scenarios.Scenario, shard Sha
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
+	if p.PasswordsChanged {
+		s.RefreshPasswords()
+	}
 	return p
 }
 

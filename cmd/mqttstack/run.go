@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/infra/local"
 	"github.com/mqttstack/mqttstack/internal/atomicfile"
 	"github.com/mqttstack/mqttstack/loadtest"
 	"github.com/mqttstack/mqttstack/loadtest/result"
@@ -127,6 +128,15 @@ func runRun(c *cobra.Command, a *app, scenario string, f runFlags) error {
 	}
 	if len(plan.Issued) > 0 {
 		fmt.Fprintf(stderr, "issued %d device identities into %s\n", len(plan.Issued), tg.PKIDir)
+	}
+	if plan.PasswordsChanged {
+		// the broker must learn the new wss passwords before the run
+		if tg.Local == nil {
+			return couldNotRun(c, fmt.Errorf("issued %d identities, but the broker of target %q must learn their wss passwords: install the password file (certs.MosquittoPasswordFile) on it and reload", len(plan.Issued), tg.Name))
+		}
+		if err := local.RefreshPasswords(ctx, tg.Local.StateDir); err != nil {
+			return couldNotRun(c, fmt.Errorf("refresh the broker's password file: %w", err))
+		}
 	}
 	if a.getenv("GOGC") == "" {
 		// Thousands of idle connections are mostly live memory: a GC target
