@@ -15,6 +15,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/mqttstack/mqttstack/certs"
 	"github.com/mqttstack/mqttstack/host"
 )
