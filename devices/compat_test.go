@@ -17,7 +17,9 @@ import (
 func TestMain(m *testing.M) { os.Exit(stacktest.Main(m)) }
 
 // compatOptions points a matrix at a running test stack.
-func compatOptions(t *testing.T, s *stacktest.Stack) devices.Options {
+func compatOptions(t *testing.T, s *stacktest.Stack) devices.Options { return benchOptions(t, s) }
+
+func benchOptions(t testing.TB, s *stacktest.Stack) devices.Options {
 	t.Helper()
 	pool, err := certs.LoadCAPool(s.Target.CACert)
 	if err != nil {

@@ -21,22 +21,7 @@ import (
 // listener nothing changed: the same boards are still refused, and the
 // security suite's TLS and certificate checks still pass there.
 func TestLegacyListener(t *testing.T) {
-	pki := filepath.Join(t.TempDir(), "pki")
-	ca, err := certs.Init(certs.InitOptions{Dir: pki})
-	if err != nil {
-		t.Fatal(err)
-	}
-	crt, key, err := ca.IssueLegacyServer(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ports, _, err := stacktest.FreePorts(1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := stacktest.Start(t, stacktest.WithPKIDir(pki), stacktest.WithStack(func(st *hostconfig.Stack) {
-		st.LegacyTLS = &hostconfig.LegacyTLS{Port: ports[0], CertFile: crt, KeyFile: key}
-	}))
+	s, legacyAddr := startLegacy(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -64,7 +49,7 @@ func TestLegacyListener(t *testing.T) {
 		return out
 	}
 	main := verdicts(s.Target.MQTTSAddr())
-	legacy := verdicts(fmt.Sprintf("127.0.0.1:%d", ports[0]))
+	legacy := verdicts(legacyAddr)
 	for _, tc := range []struct{ profile, main, legacy string }{
 		{"esp8266-bearssl", "works", "works"},
 		{"esp8266-bearssl-less-secure", "refused: no shared cipher", "works"},
@@ -97,4 +82,28 @@ func TestLegacyListener(t *testing.T) {
 			t.Errorf("%s with a legacy listener beside the main one: %v: %s", r.Check.ID, r.Outcome.Status, r.Outcome.Evidence)
 		}
 	}
+}
+
+// startLegacy starts a local stack with the legacy listener beside the
+// main one (its own PKI, with the RSA server certificate issued first) and
+// returns the legacy listener's address.
+func startLegacy(t testing.TB) (*stacktest.Stack, string) {
+	t.Helper()
+	pki := filepath.Join(t.TempDir(), "pki")
+	ca, err := certs.Init(certs.InitOptions{Dir: pki})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crt, key, err := ca.IssueLegacyServer(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports, _, err := stacktest.FreePorts(1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := stacktest.Start(t, stacktest.WithPKIDir(pki), stacktest.WithStack(func(st *hostconfig.Stack) {
+		st.LegacyTLS = &hostconfig.LegacyTLS{Port: ports[0], CertFile: crt, KeyFile: key}
+	}))
+	return s, fmt.Sprintf("127.0.0.1:%d", ports[0])
 }

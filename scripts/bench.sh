@@ -58,6 +58,9 @@ run certs go test -run '^$' -bench Issue10000 -benchtime 1x ./certs/
 section "loadtest/result: recorder, merge, finish"
 run result go test -run '^$' -bench . ./loadtest/result/
 
+section "devices: broker CPU per handshake by board profile (main listener, then the RSA legacy listener)"
+run devices go test -run '^$' -bench 'CompatCPU|LegacyCPU' -benchtime 1x -timeout 20m ./devices/
+
 section "fleet: 5,000 mTLS devices against the local Mosquitto"
 run fleet-5000 go test -run '^$' -bench Connect5000 -benchtime 1x -timeout 20m ./fleet/
 
