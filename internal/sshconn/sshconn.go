@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,6 +41,7 @@ const (
 	DefaultPort = 22
 	// attemptTimeout bounds one TCP connect plus SSH handshake.
 	attemptTimeout = 15 * time.Second
+	minAttempt     = 5 * time.Second
 	firstBackoff   = 250 * time.Millisecond
 	maxBackoff     = 5 * time.Second
 )
@@ -173,7 +175,12 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
-			return nil, fmt.Errorf("ssh %s: not reachable within the retry budget of %s (%d attempts): %w; check the address, port and firewall, or raise the budget for a server that is still booting", addr, cfg.Budget, attempt, err)
+			cause := err
+			var ne *netError
+			if errors.As(err, &ne) {
+				cause = ne.err
+			}
+			return nil, fmt.Errorf("ssh %s: not reachable within the retry budget of %s (%d attempts): %w; check the address, port and firewall, or raise the budget for a server that is still booting", addr, cfg.Budget, attempt, cause)
 		}
 		wait := min(backoff, left)
 		backoff = min(backoff*2, maxBackoff)
@@ -188,13 +195,10 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 }
 
 // dialOnce is one TCP connect + SSH handshake, bounded by attemptTimeout and
-// by the budget's deadline (whichever is later for the first attempt, so a
-// zero budget still gets one full attempt).
+// by what is left of the budget (but never less than minAttempt, so a zero
+// budget still gets one real attempt).
 func dialOnce(ctx context.Context, addr, user string, signer ssh.Signer, pinned ssh.PublicKey, deadline time.Time) (*Client, error) {
-	limit := time.Now().Add(attemptTimeout)
-	if deadline.After(time.Now()) && deadline.Before(limit) && time.Until(deadline) > 2*time.Second {
-		limit = deadline
-	}
+	limit := time.Now().Add(min(attemptTimeout, max(time.Until(deadline), minAttempt)))
 	actx, cancel := context.WithDeadline(ctx, limit)
 	defer cancel()
 	var d net.Dialer
@@ -240,8 +244,8 @@ func dialOnce(ctx context.Context, addr, user string, signer ssh.Signer, pinned 
 			return nil, fmt.Errorf("ssh %s: user %q: %w: the host refused our key (is its public half in ~%s/.ssh/authorized_keys?): %v", addr, user, ErrAuth, user, err)
 		case presented == nil && pinned != nil && strings.Contains(err.Error(), "no common algorithm for host key"):
 			return nil, &HostKeyMismatchError{Addr: addr, Want: ssh.FingerprintSHA256(pinned), Got: "no key of type " + pinned.Type()}
-		case ctx.Err() == nil && actx.Err() != nil:
-			return nil, &netError{addr: addr, err: fmt.Errorf("ssh handshake: %w", context.DeadlineExceeded)}
+		case ctx.Err() == nil && (actx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded)):
+			return nil, &netError{addr: addr, err: fmt.Errorf("TCP connected but no SSH handshake within %s: %w", time.Duration(conf.Timeout).Round(time.Second), context.DeadlineExceeded)}
 		}
 		return nil, &netError{addr: addr, err: fmt.Errorf("ssh handshake: %w", err), handshake: true}
 	}

@@ -3,7 +3,9 @@ package sshconn_test
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,4 +170,50 @@ func TestConfigValidateCollectsAll(t *testing.T) {
 			t.Errorf("error does not name %s: %v", want, err)
 		}
 	}
+}
+
+// A server that accepts TCP but never speaks SSH (a host still booting, a
+// wrong service): each attempt times out, and the dial gives up within the
+// budget with a clear error.
+func TestDialSilentServerWithinBudget(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	cfg := sshconn.Config{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, User: "root", PrivateKey: sshdtest.NewClientKey(t), Budget: 2 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	_, err = sshconn.Dial(ctx, cfg)
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "retry budget") {
+		t.Fatalf("want a budget error, got %v", err)
+	}
+	// one attempt takes at least 5 s (so a slow host gets a real chance),
+	// the budget stops retries after it
+	if took > 30*time.Second {
+		t.Fatalf("took %s for a budget of %s", took, cfg.Budget)
+	}
+	t.Logf("%s: %v", took.Round(time.Millisecond), err)
 }
