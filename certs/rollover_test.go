@@ -313,6 +313,12 @@ func TestPinReport(t *testing.T) {
 			t.Errorf("%s: after=%v (present %v), want %v", k, g, ok, v)
 		}
 	}
+	// A board whose handshake buffer cannot hold the chain breaks.
+	small := []DeviceProfile{{Name: "tiny", Methods: []string{PinCAAnchor}, MaxChain: 100}}
+	rep, err := a.PinReport(ren.Chain, ren.Chain, a.now(), small)
+	if err != nil || len(rep) != 1 || rep[0].After || !strings.Contains(rep[0].Why, "100-byte buffer") {
+		t.Fatalf("chain size: %+v %v", rep, err)
+	}
 	// Nothing switched yet: server.crt is the old one.
 	if c := readCert(t, PathsOf(a.Dir).ServerCert); !c.Equal(ren.Old) {
 		t.Fatal("renew replaced server.crt before the switch")

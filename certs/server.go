@@ -1,17 +1,21 @@
 package certs
 
 import (
+	"bufio"
 	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/mqttstack/mqttstack/internal/atomicfile"
@@ -97,6 +101,10 @@ type DeviceProfile struct {
 	// P256Only: the board verifies ECDSA only on P-256/SHA-256 (ECC508/608
 	// offload); an RSA chain is still fine.
 	P256Only bool
+	// MaxChain is the largest Certificate handshake message the board can
+	// hold (0 = unknown or streamed): a cross certificate makes the chain
+	// one certificate longer.
+	MaxChain int
 }
 
 // PinProfiles is the small board table of the pin report (see
@@ -353,6 +361,9 @@ func verifyChain(chain, anchors []*x509.Certificate, now time.Time, p DeviceProf
 	if err != nil {
 		return false, fmt.Sprintf("the chain does not verify: %v", err)
 	}
+	if size := chainMessageSize(chain); p.MaxChain > 0 && size > p.MaxChain {
+		return false, fmt.Sprintf("the chain's Certificate message is %d bytes, more than the board's %d-byte buffer", size, p.MaxChain)
+	}
 	if p.P256Only {
 		for _, c := range paths[0] {
 			if c.PublicKeyAlgorithm == x509.ECDSA && c.SignatureAlgorithm != x509.ECDSAWithSHA256 {
@@ -409,4 +420,49 @@ func (a *Authority) ServerPins() (Pins, *Pins, error) {
 	}
 	p := PinsOf(st)
 	return PinsOf(cur), &p, nil
+}
+
+// WritePinsCHeader writes the server pins as C for firmware that carries
+// the current and the staged pins side by side until `certs server
+// switch`: the leaf's SHA-1 as bytes (BearSSL setFingerprint) and the
+// public key PEM (BearSSL::PublicKey for setKnownKey).
+func WritePinsCHeader(w io.Writer, cur Pins, staged *Pins) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "/* Server pins, written by `mqttstack certs server pins --format c-header`.\n")
+	fmt.Fprintf(bw, " * Carry both sets until the broker switches certificates, then drop the old one. */\n")
+	fmt.Fprintf(bw, "#ifndef MQTTSTACK_SERVER_PINS_H\n#define MQTTSTACK_SERVER_PINS_H\n\n")
+	write := func(name string, p Pins) {
+		raw, _ := hex.DecodeString(strings.ReplaceAll(p.LeafSHA1, ":", ""))
+		fmt.Fprintf(bw, "/* setFingerprint: SHA-1 of the server's leaf certificate (%s) */\n", p.LeafSHA1)
+		fmt.Fprintf(bw, "static const uint8_t mqtt_server_sha1_%s[20] = {", name)
+		for i, c := range raw {
+			if i > 0 {
+				bw.WriteString(",")
+			}
+			fmt.Fprintf(bw, " 0x%02x", c)
+		}
+		fmt.Fprintf(bw, " };\n/* setKnownKey: the server's public key */\nstatic const char mqtt_server_pubkey_%s[] =\n", name)
+		for _, line := range strings.SplitAfter(p.PublicKeyPEM, "\n") {
+			if line != "" {
+				fmt.Fprintf(bw, "  %q\n", line)
+			}
+		}
+		bw.WriteString(";\n\n")
+	}
+	write("current", cur)
+	if staged != nil {
+		write("staged", *staged)
+	}
+	bw.WriteString("#endif /* MQTTSTACK_SERVER_PINS_H */\n")
+	return bw.Flush()
+}
+
+// chainMessageSize is the size of the TLS Certificate handshake message
+// that carries chain (TLS 1.2: header, list length, each length + DER).
+func chainMessageSize(chain []*x509.Certificate) int {
+	n := 4 + 3
+	for _, c := range chain {
+		n += 3 + len(c.Raw)
+	}
+	return n
 }

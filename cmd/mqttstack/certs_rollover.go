@@ -260,7 +260,7 @@ func pinProfiles() []certs.DeviceProfile {
 		if p.Expect != "works" || p.Native {
 			continue // boards that never reach the broker have no pins to keep
 		}
-		dp := certs.DeviceProfile{Name: p.Name, Stack: p.Stack, ChecksDate: p.Clock == devices.ClockChecks, P256Only: p.Verify == devices.VerifyP256Only}
+		dp := certs.DeviceProfile{Name: p.Name, Stack: p.Stack, ChecksDate: p.Clock == devices.ClockChecks, P256Only: p.Verify == devices.VerifyP256Only, MaxChain: p.HandshakeIn}
 		if strings.HasPrefix(p.Name, "esp8266") {
 			// BearSSL WiFiClientSecure: setFingerprint, setKnownKey, anchors
 			dp.Methods = append(dp.Methods, certs.PinFingerprint, certs.PinPublicKey)
@@ -371,13 +371,18 @@ func newCertsServerSwitchCmd(a *app) *cobra.Command {
 
 func newCertsServerPinsCmd(a *app) *cobra.Command {
 	c := &cobra.Command{
-		Use:     "pins",
-		Short:   "Print the server's pins (current and staged) for firmware",
-		Example: `  mqttstack certs server pins`,
-		Args:    noArgs,
+		Use:   "pins",
+		Short: "Print the server's pins (current and staged) for firmware",
+		Example: `  mqttstack certs server pins
+  mqttstack certs server pins --format c-header > server_pins.h`,
+		Args: noArgs,
 	}
 	dir := pkiDirFlag(c, "PKI directory")
+	format := c.Flags().String("format", "text", "text | c-header (uint8_t SHA-1 arrays for setFingerprint, PEM strings for setKnownKey)")
 	c.RunE = func(c *cobra.Command, _ []string) error {
+		if *format != "text" && *format != "c-header" {
+			return usageErrorf(c, "--format %q: use text or c-header", *format)
+		}
 		ca, err := openPKI(c, *dir)
 		if err != nil {
 			return err
@@ -385,6 +390,9 @@ func newCertsServerPinsCmd(a *app) *cobra.Command {
 		cur, staged, err := ca.ServerPins()
 		if err != nil {
 			return badInput(c, err)
+		}
+		if *format == "c-header" {
+			return certs.WritePinsCHeader(a.stdout, cur, staged)
 		}
 		writePins(a.stdout, "current", cur)
 		fmt.Fprintf(a.stdout, "current  setKnownKey public key:\n%s", cur.PublicKeyPEM)

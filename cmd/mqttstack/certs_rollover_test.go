@@ -41,6 +41,7 @@ func TestCertsRolloverCLI(t *testing.T) {
 		{"retire-server", []string{"certs", "ca", "retire", "--dir", dir}, exitUsage, "", "certs server renew"},
 		{"renew", []string{"certs", "server", "renew", "--dir", dir}, exitOK, "BREAKS", ""},
 		{"pins", []string{"certs", "server", "pins", "--dir", dir}, exitOK, "staged   setKnownKey public key", ""},
+		{"pins-header", []string{"certs", "server", "pins", "--dir", dir, "--format", "c-header"}, exitOK, "static const uint8_t mqtt_server_sha1_staged[20]", ""},
 		{"switch", []string{"certs", "server", "switch", "--dir", dir}, exitOK, "server files changed", ""},
 		{"retire-refused", []string{"certs", "ca", "retire", "--dir", dir}, exitFailed, "", "2 identities hold only a G1 certificate and would be locked out: dev-00003, dev-00004"},
 		{"check-json", []string{"certs", "check", "--dir", dir, "--within", "1200d", "--json", js}, exitFailed, "DEVICES EXPIRE IN", "client certificate(s): backend"},
