@@ -1,6 +1,7 @@
 package hostconfig_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/host"
 	"github.com/mqttstack/mqttstack/infra/hostconfig"
 	"github.com/mqttstack/mqttstack/infra/local"
 	"github.com/mqttstack/mqttstack/internal/stacktest"
@@ -83,23 +85,18 @@ func TestNginxAcceptsRenderedConfig(t *testing.T) {
 	}
 }
 
-// listeningSockets returns "addr:port" of every TCP listening socket owned
-// by pid, from `ss -ltnpH`.
-func listeningSockets(t *testing.T, pid int) []string {
+// listeningSockets lists the sockets daemon d of the stack listens on, as
+// its host.Host sees them (infra/local: /proc of the pid it started).
+func listeningSockets(t *testing.T, s *stacktest.Stack, d host.Daemon) []string {
 	t.Helper()
-	out, err := exec.Command("ss", "-ltnpH").Output()
+	ls, err := s.Host().Listeners(context.Background())
 	if err != nil {
-		t.Fatalf("ss -ltnpH: %v", err)
+		t.Fatalf("listeners: %v", err)
 	}
 	var got []string
-	tag := fmt.Sprintf("pid=%d,", pid)
-	for _, line := range strings.Split(string(out), "\n") {
-		if !strings.Contains(line, tag) {
-			continue
-		}
-		f := strings.Fields(line)
-		if len(f) >= 4 {
-			got = append(got, f[3])
+	for _, l := range ls {
+		if l.Daemon == d {
+			got = append(got, l.Addr.String())
 		}
 	}
 	sort.Strings(got)
@@ -121,12 +118,12 @@ func TestDaemonsListenExactlyWhereRendered(t *testing.T) {
 		want = append(want, lo(s.Target.Local.WSPort+i))
 	}
 	sort.Strings(want)
-	if got := listeningSockets(t, s.MosquittoPID()); strings.Join(got, " ") != strings.Join(want, " ") {
+	if got := listeningSockets(t, s, host.Mosquitto); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("mosquitto listens on %v, want exactly %v", got, want)
 	}
 	want = []string{lo(s.Target.Local.HTTPSPort), lo(s.Target.Local.HTTPPort)}
 	sort.Strings(want)
-	if got := listeningSockets(t, s.NginxPID()); strings.Join(got, " ") != strings.Join(want, " ") {
+	if got := listeningSockets(t, s, host.Nginx); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("nginx master listens on %v, want exactly %v", got, want)
 	}
 	log := s.MosquittoLog()
@@ -144,9 +141,10 @@ func TestDaemonsListenExactlyWhereRendered(t *testing.T) {
 			t.Errorf("mosquitto log lacks %q:\n%s", wantLine, log)
 		}
 	}
-	// the files the daemons run are the ones hostconfig renders (lint-clean)
-	if err := hostconfig.LintMosquittoConf([]byte(s.File(s.Target.Local.MosquittoConf))); err != nil {
-		t.Errorf("running mosquitto.conf fails lint: %v", err)
+	// the files the daemons run are the ones hostconfig renders (lint-clean),
+	// read through the stack's host like the security suite reads them
+	if _, findings, err := hostconfig.Lint(context.Background(), s.Host(), s.Target.Local.MosquittoConf); err != nil || len(findings) > 0 {
+		t.Errorf("running mosquitto.conf and ACL fail lint: %v %v", err, findings)
 	}
 }
 
@@ -167,7 +165,7 @@ func TestSocketSetCatchesF2(t *testing.T) {
 		return files
 	}))
 	ws := strconv.Itoa(s.Target.Local.WSPort)
-	got := listeningSockets(t, s.MosquittoPID())
+	got := listeningSockets(t, s, host.Mosquitto)
 	loopbackOnly := true
 	for _, a := range got {
 		if strings.HasSuffix(a, ":"+ws) && !strings.HasPrefix(a, "127.0.0.1:") {
@@ -177,7 +175,8 @@ func TestSocketSetCatchesF2(t *testing.T) {
 	if loopbackOnly {
 		t.Fatalf("without socket_domain ipv4 the WebSocket listener stayed on loopback (%v); F2 no longer reproduces on this build", got)
 	}
-	if err := hostconfig.LintMosquittoConf([]byte(s.File(s.Target.Local.MosquittoConf))); err == nil || !strings.Contains(err.Error(), "F2") {
-		t.Errorf("lint did not flag the mutated config: %v", err)
+	_, findings, err := hostconfig.Lint(context.Background(), s.Host(), s.Target.Local.MosquittoConf)
+	if err != nil || !strings.Contains(fmt.Sprint(findings), "(F2)") {
+		t.Errorf("lint did not flag the mutated config: %v %v", err, findings)
 	}
 }
