@@ -31,7 +31,7 @@ test: deps vet
 # ordering race shows there: TestFetchCommand read an apply's value after
 # RunErr and failed 100 of 100 runs with -cpu 1) and under the race detector.
 PURE_PKGS := ./certs ./scenarios ./loadtest/result ./infra/hostconfig ./infra/broker ./infra/loadgen ./internal/shard \
-	./infra/program ./infra/hostres ./internal/mqttwire ./host/procfs ./target
+	./infra/program ./infra/hostres ./infra/outputs ./internal/mqttwire ./host/procfs ./target
 test-pure:
 	$(GO) test -count=1 -cpu 1 -timeout 15m $(PURE_PKGS)
 	$(GO) test -count=1 -race -timeout 20m $(PURE_PKGS)
