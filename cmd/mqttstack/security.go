@@ -90,11 +90,14 @@ func runSecurity(c *cobra.Command, a *app, f securityFlags) error {
 	}
 	if f.list {
 		for _, chk := range security.Catalog() {
-			impl := ""
-			if chk.Run == nil {
-				impl = " (not implemented)"
+			note := ""
+			if chk.Host {
+				note = " [reads the host]"
 			}
-			fmt.Fprintf(stdout, "%-8s tier %d  %s%s\n", chk.ID, chk.Tier, chk.Title, impl)
+			if chk.Run == nil {
+				note += " (not implemented)"
+			}
+			fmt.Fprintf(stdout, "%-8s tier %d  %s%s\n", chk.ID, chk.Tier, chk.Title, note)
 		}
 		return nil
 	}
