@@ -108,6 +108,10 @@ func TestCompatGolden(t *testing.T) {
 	if err := devices.WriteJUnit(&junit, m); err != nil {
 		t.Fatal(err)
 	}
+	var page bytes.Buffer
+	if err := devices.WriteHTML(&page, m); err != nil || !strings.Contains(page.String(), "sim800") || !strings.Contains(page.String(), `class="refused"`) {
+		t.Errorf("HTML page (%v):\n%.400s", err, page.String())
+	}
 	if got := strings.Count(junit.String(), "<failure"); got != 1 {
 		t.Errorf("JUnit has %d failures, want 1 (sim800, required):\n%s", got, junit.String())
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"html/template"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -239,3 +240,32 @@ func hexList(v []uint16) string {
 	}
 	return b.String()
 }
+
+var htmlPage = template.Must(template.New("compat").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Device compatibility: {{.Target}}</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse}th,td{padding:.3em .6em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
+td.num{text-align:right;font-variant-numeric:tabular-nums}.works{color:#17702b}.refused{color:#b3261e}.sub{color:#666}
+</style></head><body>
+<h1>Device compatibility</h1>
+<p class="sub">against {{.Target}} ({{.ServerName}}), {{.Started.UTC.Format "2006-01-02 15:04:05 MST"}}{{if .Host}}, broker CPU read on {{.Host}}{{end}}. Profiles and sources: docs/DEVICES.md.</p>
+<table>
+<tr><th>profile</th><th>verdict</th><th>reason</th><th>TLS</th><th>suite</th><th>group</th><th class="num">MFLN</th><th class="num">first flight</th><th class="num">chain / board</th><th class="num">handshake</th><th class="num">broker CPU</th><th>clock unset</th></tr>
+{{range .Rows}}<tr><td>{{.Profile}}{{if .Required}} <b>(required)</b>{{end}}<br><span class="sub">{{.Board}}</span></td>
+<td class="{{.Verdict}}">{{.Verdict}}{{if not .Matches}} (differs from docs/DEVICES.md){{end}}</td>
+<td>{{if .Reason}}{{.Reason}}<br><span class="sub">{{.Detail}}</span>{{end}}</td>
+<td>{{.Version}}</td><td>{{.Suite}}</td><td>{{.Group}}</td>
+<td class="num">{{if .MFLN}}{{.MFLN}} → {{if .ServerMFLN}}{{.ServerMFLN}}{{else}}–{{end}}{{end}}</td>
+<td class="num">{{if .FirstFlight}}{{.FirstFlight}} B{{end}}</td>
+<td class="num">{{if .ServerChain}}{{.ServerChain}} / {{if .BoardIn}}{{.BoardIn}}{{else}}streamed{{end}}{{end}}</td>
+<td class="num">{{printf "%.1f" .HandshakeMS}} ms</td>
+<td class="num">{{if ge .BrokerCPUus 0.0}}{{printf "%.0f" .BrokerCPUus}} µs{{else}}n/a{{end}}</td>
+<td>{{.NoNTP}}{{if .NoNTPReason}}: {{.NoNTPReason}}{{end}}</td></tr>
+{{end}}</table>
+{{if .CPUNote}}<p class="sub">{{.CPUNote}}</p>{{end}}
+</body></html>
+`))
+
+// WriteHTML writes the matrix as a standalone HTML page.
+func WriteHTML(w io.Writer, m *Matrix) error { return htmlPage.Execute(w, m) }

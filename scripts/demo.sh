@@ -32,7 +32,7 @@ step "security: the tier-1 checks (JUnit: $out/security.xml)"
 src=0
 $bin security --junit "$out/security.xml" --json "$out/security.json" || src=$?
 
-step "devices: every board profile against the broker (docs/DEVICES.md)"; $bin devices compat --json "$out/devices.json" --junit "$out/devices.xml"
+step "devices: every board profile against the broker (docs/DEVICES.md)"; $bin devices compat --json "$out/devices.json" --junit "$out/devices.xml" --html "$out/devices.html"
 
 step "done"
 echo "load report:     $out/smoke/report.html (JSON: $out/smoke/result.json)"

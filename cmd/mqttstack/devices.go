@@ -72,10 +72,10 @@ wire order; --json prints the profiles as data.`,
 }
 
 type devicesCompatFlags struct {
-	target, profiles, require, scenario, json, junit string
-	skew                                             time.Duration
-	costHandshakes                                   int
-	dialIP                                           bool
+	target, profiles, require, scenario, json, junit, html string
+	skew                                                   time.Duration
+	costHandshakes                                         int
+	dialIP                                                 bool
 }
 
 func newDevicesCompatCmd(a *app) *cobra.Command {
@@ -107,7 +107,7 @@ profile failed, 2 bad flags, unknown profile or bad target file, 3 could
 not run, 130 interrupted.`,
 		Example: `  mqttstack devices compat
   mqttstack devices compat --profiles esp8266-bearssl,esp32-arduino-3 --require esp8266-bearssl
-  mqttstack devices compat --target prod.json --json compat.json --junit compat.xml
+  mqttstack devices compat --target prod.json --json compat.json --junit compat.xml --html compat.html
   mqttstack devices compat --scenario fleet-mix --junit compat.xml
   mqttstack devices compat --skew -720h`,
 		Args: noArgs,
@@ -120,6 +120,7 @@ not run, 130 interrupted.`,
 	fl.StringVar(&f.scenario, "scenario", "", "a scenario (built-in name or file) whose fleet.profiles must all work")
 	fl.StringVar(&f.json, "json", "", "write the matrix as JSON to this file")
 	fl.StringVar(&f.junit, "junit", "", "write JUnit XML to this file (a required profile that fails is a failure)")
+	fl.StringVar(&f.html, "html", "", "write the matrix as an HTML page to this file")
 	fl.DurationVar(&f.skew, "skew", 0, "also run each board with its clock off by this much (e.g. -720h)")
 	fl.IntVar(&f.costHandshakes, "cost-handshakes", 50, "handshakes per profile timed for the broker's CPU (with host access)")
 	fl.BoolVar(&f.dialIP, "dial-ip", false, "boards dial the target's IP address instead of its name (their SNI rules apply)")
@@ -222,6 +223,11 @@ func runDevicesCompat(c *cobra.Command, a *app, f devicesCompatFlags) error {
 	if f.junit != "" {
 		if err := write(f.junit, func(w io.Writer) error { return devices.WriteJUnit(w, m) }); err != nil {
 			return couldNotRun(c, fmt.Errorf("junit: %w", err))
+		}
+	}
+	if f.html != "" {
+		if err := write(f.html, func(w io.Writer) error { return devices.WriteHTML(w, m) }); err != nil {
+			return couldNotRun(c, fmt.Errorf("html: %w", err))
 		}
 	}
 	if ctx.Err() != nil {
