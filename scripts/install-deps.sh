@@ -8,6 +8,9 @@ need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
+# the provider's tests log in over SSH (also as a non-root user with sudo)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+[ -x /usr/bin/sudo ] || need+=(sudo)
 for extra in "$@"; do
 	command -v "$extra" >/dev/null 2>&1 || need+=("$extra")
 done

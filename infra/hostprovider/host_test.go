@@ -60,6 +60,16 @@ mount --bind $T/systemd /etc/systemd/system
 mount --bind $T/www /var/www
 mount --bind %s /usr/bin/systemctl
 mkdir -p /run/sshd /var/log/nginx
+# a non-root login with passwordless sudo, known only inside the namespace
+mkdir -p $T/accounts $T/sudoers.d $T/home-deployer
+cp /etc/passwd /etc/group /etc/shadow $T/accounts/
+echo 'deployer:x:4242:4242::/nonexistent-deployer:/bin/bash' >>$T/accounts/passwd
+echo 'deployer:x:4242:' >>$T/accounts/group
+echo 'deployer:*:19000:0:99999:7:::' >>$T/accounts/shadow
+echo 'deployer ALL=(ALL) NOPASSWD:ALL' >$T/sudoers.d/deployer
+chmod 0440 $T/sudoers.d/deployer
+for f in passwd group shadow; do mount --bind $T/accounts/$f /etc/$f; done
+mount --bind $T/sudoers.d /etc/sudoers.d
 `, d, standIn)
 	h := &testHost{srv: sshdtest.Start(t, sshdtest.Options{Namespace: setup})}
 	h.mqPort, h.ngPort = sshdtest.FreePort(t), sshdtest.FreePort(t)
@@ -351,4 +361,53 @@ func containsLine(log []string, sub string) bool {
 		}
 	}
 	return false
+}
+
+// TestApplyAsSudoUser: a non-root login runs every step through sudo -n,
+// including reading the live configuration for the validation.
+func TestApplyAsSudoUser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts sshd, mosquitto and nginx in a mount namespace")
+	}
+	if _, err := os.Stat("/usr/bin/sudo"); err != nil {
+		t.Fatal("sudo missing: apt-get install -y sudo")
+	}
+	h := startHost(t)
+	cfg := h.srv.Config()
+	cfg.User = "deployer"
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := sshconn.Dial(ctx, cfg)
+	if err != nil {
+		t.Fatalf("dial as deployer: %v\n%s", err, h.srv.Log())
+	}
+	defer c.Close()
+	if out, _, err := c.Run(ctx, "id -un", nil); err != nil || strings.TrimSpace(string(out)) != "deployer" {
+		t.Fatalf("logged in as %q (%v)", out, err)
+	}
+	plan := h.plan(t, "user dev1\ntopic readwrite devices/dev1/#\n", "<p>sudo</p>\n")
+	plan.Sudo = true
+	obs, err := Apply(ctx, c, plan, nil)
+	if err != nil {
+		t.Fatalf("apply through sudo: %v", err)
+	}
+	for _, f := range plan.Files {
+		if !obs.Files[f.Path].matches(f) {
+			t.Errorf("%s: %+v", f.Path, obs.Files[f.Path])
+		}
+	}
+	if rc, err := mqttConnect(t, h.mqPort, "dev1", "pw-dev1"); err != nil || rc != 0 {
+		t.Fatalf("broker: rc %d err %v", rc, err)
+	}
+	// an ACL-only change validates against the live mosquitto.conf, which
+	// only root can read through sudo here
+	h.sh(t, "chmod 0600 /etc/mosquitto/mosquitto.conf")
+	plan.Files[1].Mode = "0600"
+	plan.Files[0].Content = []byte("user dev1\ntopic read devices/dev1/#\n")
+	if _, err := Apply(ctx, c, plan, nil); err != nil {
+		t.Fatalf("second apply through sudo: %v", err)
+	}
+	if got := h.sh(t, "cat /etc/mosquitto/acl"); !strings.Contains(got, "topic read devices") {
+		t.Errorf("ACL not applied: %q", got)
+	}
 }
