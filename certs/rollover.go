@@ -268,6 +268,9 @@ type StepResult struct {
 	OldOnly []string
 	// Archive is where Retire moved the retired CA (key included, 0600).
 	Archive string
+	// Dropped are the identities whose password Retire removed from
+	// <pki>/clients (no certificate of the active CA: locked out).
+	Dropped []string
 }
 
 // Next creates the successor CA in <pki>/next (key, certificate, empty CRL,
@@ -565,6 +568,12 @@ func (a *Authority) Promote(crlNext time.Duration) (StepResult, error) {
 			ops = append(ops, id)
 		}
 	}
+	// Every identity still trusted keeps its password in <pki>/clients,
+	// so the broker's password files (rendered from <pki>/clients/*.pass
+	// by the local stack and the Pulumi program) do not change at promote.
+	if err := copyPasswords(filepath.Join(h.Dir, previousDir, clientsDir), filepath.Join(h.Dir, clientsDir)); err != nil {
+		return res, fmt.Errorf("ca promote: promoted, but copying the passwords of the identities not yet re-issued failed (run promote's tidy-up again with `mqttstack certs issue --id ID`): %w", err)
+	}
 	nh.passDirs = nh.otherClientDirs(h.Dir)
 	ir, err := nh.issueMany(context.Background(), ops, ClientOptions{})
 	res.Reissued = ir.Issued
@@ -668,7 +677,14 @@ func (a *Authority) Retire(force bool, crlNext time.Duration) (StepResult, error
 		}
 		return StepResult{}, fmt.Errorf("ca retire: %w", err)
 	}
-	return StepResult{CA: prev.Cert, Changed: changed, OldOnly: old, Archive: arch}, nil
+	// The passwords promote kept for identities never re-issued go: those
+	// identities are locked out (revoked, or --force).
+	dropped, err := dropOrphanPasswords(filepath.Join(h.Dir, clientsDir))
+	res := StepResult{CA: prev.Cert, Changed: changed, OldOnly: old, Archive: arch, Dropped: dropped}
+	if err != nil {
+		return res, fmt.Errorf("ca retire: retired, but removing the passwords of locked-out identities failed: %w", err)
+	}
+	return res, nil
 }
 
 // RolloverStatus describes where a PKI is in a rollover.
@@ -868,4 +884,53 @@ func recoverPromote(dir string) (bool, error) {
 		return false, err
 	}
 	return true, syncPaths(dir)
+}
+
+// copyPasswords copies <id>.pass from src to dst for every id that has
+// none in dst (0600, atomically).
+func copyPasswords(src, dst string) error {
+	have, err := clientFiles(filepath.Dir(dst))
+	if err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasSuffix(n, ".pass") || strings.HasPrefix(n, ".") || have[n] {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, n))
+		if err != nil {
+			return err
+		}
+		if err := atomicfile.Write(filepath.Join(dst, n), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropOrphanPasswords removes <id>.pass files without an <id>.crt in dir
+// and returns their ids, sorted.
+func dropOrphanPasswords(dir string) ([]string, error) {
+	have, err := clientFiles(filepath.Dir(dir))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for n := range have {
+		id, ok := strings.CutSuffix(n, ".pass")
+		if !ok || strings.HasPrefix(n, ".") || have[id+".crt"] {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, n)); err != nil {
+			return out, err
+		}
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out, nil
 }

@@ -182,6 +182,9 @@ func TestRolloverSteps(t *testing.T) {
 	if readPass(t, dir, "observer") != opass {
 		t.Fatal("promote changed the observer's password")
 	}
+	if readPass(t, dir, devs[3]) != readPass(t, filepath.Join(dir, previousDir), devs[3]) {
+		t.Fatal("promote did not keep the password of a device not yet re-issued in <pki>/clients")
+	}
 	o, err := Open(dir)
 	if err != nil || GenerationName(o.Cert) != "G2" || GenerationName(a.Cert) != "G2" {
 		t.Fatalf("after promote Open gives %v, %v", o, err)
@@ -233,7 +236,7 @@ func TestRolloverSteps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(res.OldOnly) != "[dev-00004]" || len(res.Changed) != 2 {
+	if fmt.Sprint(res.OldOnly) != "[dev-00004]" || len(res.Changed) != 2 || fmt.Sprint(res.Dropped) != "[dev-00004]" {
 		t.Fatalf("forced retire: %+v", res)
 	}
 	if got := bundleCNs(t, p.CACert); fmt.Sprint(got) != fmt.Sprint([]string{DefaultCAName + " G2"}) {
