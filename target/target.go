@@ -38,6 +38,11 @@ type Target struct {
 	// devices connect on MQTTSPort (nginx answers 403 to a device
 	// certificate on /mqtt).
 	WSSDevices bool `json:"wss_devices"`
+	// DeviceProfiles names, comma-separated, the device TLS profiles
+	// (docs/DEVICES.md) this stack must serve: `mqttstack devices compat`
+	// requires them (exit 1 when one is refused). Optional, written by
+	// hand. A string, so that Target stays comparable.
+	DeviceProfiles string `json:"device_profiles,omitempty"`
 	// Local is set only for a stack started by `mqttstack local up`; floods
 	// and restarts are allowed without --allow-load only when it is set.
 	Local *Local `json:"local,omitempty"`

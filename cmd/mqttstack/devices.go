@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -98,8 +99,9 @@ Each profile connects with the identity compat-ecdsa or compat-rsa2048
 (the key type its board uses), issued on first use when the CA key is in
 the target's PKI directory.
 
-A profile is required with --require, or because the fleet.profiles of
---scenario holds it: the boards a load run is about to play must work.
+A profile is required with --require, because the fleet.profiles of
+--scenario holds it (the boards a load run is about to play), or because
+the target file lists it in device_profiles (the boards the stack serves).
 
 Exit codes: 0 every required profile works (--require, --scenario; rows refused for
 other profiles document boards the stack does not serve), 1 a required
@@ -174,6 +176,18 @@ func runDevicesCompat(c *cobra.Command, a *app, f devicesCompatFlags) error {
 	t, err := target.Load(a.targetPath(f.target))
 	if err != nil {
 		return badInput(c, err)
+	}
+	if stackProfiles := splitList(t.DeviceProfiles); len(stackProfiles) > 0 {
+		if _, err := devices.Select(stackProfiles); err != nil {
+			return badInput(c, fmt.Errorf("target %s: device_profiles: %w", a.targetPath(f.target), err))
+		}
+		for _, n := range stackProfiles {
+			if !slices.ContainsFunc(profiles, func(p devices.Profile) bool { return p.Name == n }) {
+				p, _ := devices.Lookup(n)
+				profiles = append(profiles, p) // the stack's boards always run
+			}
+			required = append(required, n)
+		}
 	}
 	pool, err := certs.LoadCAPool(t.CACert)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/mqttstack/mqttstack/internal/stacktest"
+	"github.com/mqttstack/mqttstack/target"
 )
 
 // TestDevicesCompat: the matrix against the local stack's target; a
@@ -34,6 +35,20 @@ func TestDevicesCompat(t *testing.T) {
 	x, err := os.ReadFile(junit)
 	if err != nil || !strings.Contains(string(x), `<failure message="protocol version"`) {
 		t.Errorf("junit (%v):\n%s", err, x)
+	}
+	// The target's device_profiles are required, and run even when
+	// --profiles leaves them out.
+	tg, err := target.Load(s.TargetPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.DeviceProfiles = "bg96"
+	tpath := filepath.Join(t.TempDir(), "target.json")
+	if err := tg.Save(tpath); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := runCLI("devices", "compat", "--target", tpath, "--profiles", "esp8266-bearssl", "--cost-handshakes", "1"); code != exitFailed || !strings.Contains(out, "bg96 (required)") {
+		t.Errorf("target device_profiles [bg96]: exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	// The scenario's fleet.profiles are required: fleet-mix's boards all work here.
 	if out, errOut, code := runCLI("devices", "compat", "--target", s.TargetPath, "--scenario", "fleet-mix", "--cost-handshakes", "1"); code != exitOK || !strings.Contains(out, "pico-w-mbedtls-3.6 (required)") {
