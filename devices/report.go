@@ -15,7 +15,7 @@ import (
 func WriteConsole(w io.Writer, m *Matrix) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "device compatibility against %s (%s)\n", m.Target, m.ServerName)
-	fmt.Fprintln(tw, "PROFILE\tVERDICT\tREASON\tTLS\tSUITE\tGROUP\tMFLN\t1ST FLIGHT\tCHAIN/BOARD\tHANDSHAKE\tCPU/HS\tNO NTP")
+	fmt.Fprintln(tw, "PROFILE\tVERDICT\tREASON\tTLS\tSUITE\tGROUP\tMFLN\t1ST FLIGHT\tCHAIN/BOARD\tOWN CHAIN/BUF\tHANDSHAKE\tCPU/HS\tNO NTP")
 	for _, r := range m.Rows {
 		name := r.Profile
 		if r.Required {
@@ -36,6 +36,10 @@ func WriteConsole(w io.Writer, m *Matrix) error {
 		if r.ServerChain > 0 {
 			chain = fmt.Sprintf("%d/%s", r.ServerChain, orAny(r.BoardIn))
 		}
+		own := "-"
+		if r.ClientChain > 0 {
+			own = fmt.Sprintf("%d/%s (%s)", r.ClientChain, orAny(r.BoardOut), r.ClientKey)
+		}
 		cpu := "n/a"
 		if r.BrokerCPUus >= 0 {
 			cpu = fmt.Sprintf("%.0fµs", r.BrokerCPUus)
@@ -44,8 +48,8 @@ func WriteConsole(w io.Writer, m *Matrix) error {
 		if r.NoNTPReason != "" {
 			nontp += ": " + string(r.NoNTPReason)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1fms\t%s\t%s\n", name, verdict, dash(string(r.Reason)), dash(r.Version),
-			dash(r.Suite), dash(r.Group), mfln, bytesOrDash(r.FirstFlight), chain, r.HandshakeMS, cpu, nontp)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1fms\t%s\t%s\n", name, verdict, dash(string(r.Reason)), dash(r.Version),
+			dash(r.Suite), dash(r.Group), mfln, bytesOrDash(r.FirstFlight), chain, own, r.HandshakeMS, cpu, nontp)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -251,7 +255,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}.works{color:#17702b}.
 <h1>Device compatibility</h1>
 <p class="sub">against {{.Target}} ({{.ServerName}}), {{.Started.UTC.Format "2006-01-02 15:04:05 MST"}}{{if .Host}}, broker CPU read on {{.Host}}{{end}}. Profiles and sources: docs/DEVICES.md.</p>
 <table>
-<tr><th>profile</th><th>verdict</th><th>reason</th><th>TLS</th><th>suite</th><th>group</th><th class="num">MFLN</th><th class="num">first flight</th><th class="num">chain / board</th><th class="num">handshake</th><th class="num">broker CPU</th><th>clock unset</th></tr>
+<tr><th>profile</th><th>verdict</th><th>reason</th><th>TLS</th><th>suite</th><th>group</th><th class="num">MFLN</th><th class="num">first flight</th><th class="num">chain / board</th><th class="num">own chain / buffer</th><th class="num">handshake</th><th class="num">broker CPU</th><th>clock unset</th></tr>
 {{range .Rows}}<tr><td>{{.Profile}}{{if .Required}} <b>(required)</b>{{end}}<br><span class="sub">{{.Board}}</span></td>
 <td class="{{.Verdict}}">{{.Verdict}}{{if not .Matches}} (differs from docs/DEVICES.md){{end}}</td>
 <td>{{if .Reason}}{{.Reason}}<br><span class="sub">{{.Detail}}</span>{{end}}</td>
@@ -259,6 +263,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}.works{color:#17702b}.
 <td class="num">{{if .MFLN}}{{.MFLN}} → {{if .ServerMFLN}}{{.ServerMFLN}}{{else}}–{{end}}{{end}}</td>
 <td class="num">{{if .FirstFlight}}{{.FirstFlight}} B{{end}}</td>
 <td class="num">{{if .ServerChain}}{{.ServerChain}} / {{if .BoardIn}}{{.BoardIn}}{{else}}streamed{{end}}{{end}}</td>
+<td class="num">{{if .ClientChain}}{{.ClientChain}} / {{if .BoardOut}}{{.BoardOut}}{{else}}streamed{{end}} ({{.ClientKey}}){{end}}</td>
 <td class="num">{{printf "%.1f" .HandshakeMS}} ms</td>
 <td class="num">{{if ge .BrokerCPUus 0.0}}{{printf "%.0f" .BrokerCPUus}} µs{{else}}n/a{{end}}</td>
 <td>{{.NoNTP}}{{if .NoNTPReason}}: {{.NoNTPReason}}{{end}}</td></tr>
