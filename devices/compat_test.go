@@ -116,3 +116,28 @@ func TestCompatGolden(t *testing.T) {
 		t.Errorf("JUnit has %d failures, want 1 (sim800, required):\n%s", got, junit.String())
 	}
 }
+
+// TestCompatDialIP: boards dialling the broker's IP address follow their
+// SNI rule (ESP32s send the address as a host name, BearSSL sends none);
+// the hardened Mosquitto takes both.
+func TestCompatDialIP(t *testing.T) {
+	s := stacktest.Start(t)
+	o := compatOptions(t, s)
+	o.Host, o.DialIP = nil, true
+	ps, err := devices.Select([]string{"esp32-arduino-3", "esp8266-bearssl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Profiles = ps
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m, err := devices.Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range m.Rows {
+		if !r.Works() {
+			t.Errorf("%s dialling by IP: %s %s: %s", r.Profile, r.Verdict, r.Reason, r.Detail)
+		}
+	}
+}

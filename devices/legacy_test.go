@@ -25,7 +25,7 @@ func TestLegacyListener(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	names := []string{"esp8266-bearssl", "esp8266-bearssl-less-secure", "a7670", "bg96", "sim800"}
+	names := []string{"esp8266-bearssl", "esp8266-bearssl-less-secure", "tasmota-bearssl", "a7670", "bg96", "sim800"}
 	profiles, err := devices.Select(names)
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +53,7 @@ func TestLegacyListener(t *testing.T) {
 	for _, tc := range []struct{ profile, main, legacy string }{
 		{"esp8266-bearssl", "works", "works"},
 		{"esp8266-bearssl-less-secure", "refused: no shared cipher", "works"},
+		{"tasmota-bearssl", "refused: no shared cipher", "works"},
 		{"a7670", "refused: no shared cipher", "works"},
 		{"bg96", "refused: no shared cipher", "works"},
 		{"sim800", "refused: protocol version", "refused: protocol version"},
