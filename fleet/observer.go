@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mqttstack/mqttstack/internal/mqttwire"
 )
 
 // Topics an observer subscribes to, per device: an observer hears only its
@@ -81,7 +82,7 @@ type Observer struct {
 	seqs   []SeqTracker
 	tally  Tally
 	last   time.Time // when the last telemetry message arrived
-	client mqtt.Client
+	client *obsConn
 
 	// The backlog watch (see ObserverConfig.QueueLimit): acked counts what
 	// the broker acknowledged to this observer's devices (Device.Publish),
@@ -139,72 +140,66 @@ func (o *Observer) Start(ctx context.Context) error {
 
 func (o *Observer) connect() error {
 	cfg := &o.cfg
-	opts := mqtt.NewClientOptions()
-	opts.AddBroker("tls://" + cfg.Addr)
-	opts.SetClientID(cfg.ID)
-	opts.SetCleanSession(true)
-	opts.SetAutoReconnect(false)
-	opts.SetConnectRetry(false)
-	opts.SetOrderMatters(true) // handlers on the router goroutine; they never block
-	opts.SetProtocolVersion(4)
-	opts.SetKeepAlive(cfg.KeepAlive)
-	opts.SetConnectTimeout(cfg.ConnectTimeout)
-	opts.SetWriteTimeout(5 * time.Second)
-	opts.SetTLSConfig(&tls.Config{RootCAs: cfg.RootCAs, ServerName: cfg.ServerName, Certificates: []tls.Certificate{*cfg.Cert}, MinVersion: tls.VersionTLS12})
-	opts.SetConnectionLostHandler(o.lost)
-	// No routes: with thousands of per-device filters paho would match each
-	// message against every route; the default handler sees each message
-	// exactly once and dispatches on the topic.
-	opts.SetDefaultPublishHandler(o.onMessage)
-	c := mqtt.NewClient(opts)
 	actx, cancel := context.WithTimeout(o.ctx, cfg.ConnectTimeout)
 	defer cancel()
-	tok := c.Connect()
-	if err := waitToken(actx, tok); err != nil {
-		// paho's own ConnectTimeout ends the attempt shortly after actx.
-		<-tok.Done()
-		c.Disconnect(0)
+	c, err := dialObserver(actx, o)
+	if err != nil {
 		return fmt.Errorf("observer %s: connect: %w", cfg.ID, err)
 	}
-	if err := o.subscribe(actx, c); err != nil {
-		c.Disconnect(0)
-		return err
-	}
+	// The reader runs before the subscriptions: retained statuses arrive
+	// right after each SUBACK.
 	o.mu.Lock()
 	if o.ctx.Err() != nil { // Stop ran meanwhile
 		o.mu.Unlock()
-		c.Disconnect(0)
+		c.close()
 		return o.ctx.Err()
 	}
 	o.client = c
+	o.wg.Add(2)
 	o.mu.Unlock()
+	go func() {
+		defer o.wg.Done()
+		c.run(o.lost)
+	}()
+	go func() {
+		defer o.wg.Done()
+		c.writer(cfg.KeepAlive)
+	}()
+	if err := o.subscribe(actx, c); err != nil {
+		o.mu.Lock()
+		if o.client == c {
+			o.client = nil
+		}
+		o.mu.Unlock()
+		c.close()
+		return err
+	}
 	return nil
 }
 
 // subscribe subscribes c to the telemetry and status topics of the
 // observer's devices, in batches, and fails if the broker refuses one.
-func (o *Observer) subscribe(ctx context.Context, c mqtt.Client) error {
+func (o *Observer) subscribe(ctx context.Context, c *obsConn) error {
 	cfg := &o.cfg
-	filters := make(map[string]byte, subscribeBatch)
+	filters := make([]mqttwire.Subscription, 0, subscribeBatch)
 	flush := func() error {
 		if len(filters) == 0 {
 			return nil
 		}
-		sub := c.SubscribeMultiple(filters, nil)
-		if err := waitToken(ctx, sub); err != nil {
+		codes, err := c.subscribe(ctx, filters)
+		if err != nil {
 			return fmt.Errorf("observer %s: subscribe: %w", cfg.ID, err)
 		}
-		for topic, q := range sub.(*mqtt.SubscribeToken).Result() {
-			if q == 0x80 {
-				return fmt.Errorf("observer %s: subscription to %s refused", cfg.ID, topic)
+		for i, q := range codes {
+			if q == 0x80 && i < len(filters) {
+				return fmt.Errorf("observer %s: subscription to %s refused", cfg.ID, filters[i].Filter)
 			}
 		}
-		clear(filters)
+		filters = filters[:0]
 		return nil
 	}
 	for _, id := range cfg.Devices {
-		filters[telemetryTopic(id)] = cfg.QoS
-		filters[statusTopic(id)] = cfg.QoS
+		filters = append(filters, mqttwire.Subscription{Filter: telemetryTopic(id), QoS: cfg.QoS}, mqttwire.Subscription{Filter: statusTopic(id), QoS: cfg.QoS})
 		if len(filters) >= subscribeBatch {
 			if err := flush(); err != nil {
 				return err
@@ -214,17 +209,17 @@ func (o *Observer) subscribe(ctx context.Context, c mqtt.Client) error {
 	return flush()
 }
 
-// lost reconnects the observer (on paho's connection-lost goroutine, tracked).
-func (o *Observer) lost(c mqtt.Client, err error) {
+// lost reconnects the observer (on the lost connection's reader goroutine,
+// which the observer tracks).
+func (o *Observer) lost(c *obsConn, err error) {
 	o.mu.Lock()
 	if o.client != c || o.ctx.Err() != nil {
 		o.mu.Unlock()
 		return
 	}
 	o.client = nil
-	o.wg.Add(1)
 	o.mu.Unlock()
-	defer o.wg.Done()
+	c.conn.Close()
 	o.cfg.Sink.Emit(Event{Kind: KindError, At: time.Now(), Cause: "observer: " + Classify(StageLost, err)})
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -257,26 +252,30 @@ func deviceOf(topic, suffix string) (string, bool) {
 	return id, true
 }
 
-// onMessage is paho's default handler (the observer has no routes).
-func (o *Observer) onMessage(c mqtt.Client, m mqtt.Message) {
-	if strings.HasSuffix(m.Topic(), "/telemetry") {
-		o.onTelemetry(c, m)
+// onMessage handles one message on the connection's reader goroutine: it
+// never blocks (the trackers take a mutex, events go to a non-blocking sink).
+func (o *Observer) onMessage(topic, payload []byte) {
+	id, telemetry, ok := topicID(topic)
+	if !ok {
+		return
+	}
+	if telemetry {
+		o.onTelemetry(id, payload)
 	} else {
-		o.onStatus(c, m)
+		o.onStatus(id, payload)
 	}
 }
 
-func (o *Observer) onTelemetry(_ mqtt.Client, m mqtt.Message) {
+func (o *Observer) onTelemetry(id, payload []byte) {
 	now := time.Now()
-	id, _ := deviceOf(m.Topic(), "telemetry")
-	i, mine := o.index[id] // index is read-only after NewObserver
+	i, mine := o.index[string(id)] // index is read-only after NewObserver
 	if !mine {
 		o.mu.Lock()
 		o.tally.Foreign++
 		o.mu.Unlock()
 		return
 	}
-	seq, ts, err := ParseTelemetry(m.Payload())
+	seq, ts, err := ParseTelemetry(payload)
 	if err != nil {
 		o.mu.Lock()
 		o.tally.Invalid++
@@ -312,19 +311,23 @@ func (o *Observer) onTelemetry(_ mqtt.Client, m mqtt.Message) {
 	}
 }
 
-func (o *Observer) onStatus(_ mqtt.Client, m mqtt.Message) {
-	id, _ := deviceOf(m.Topic(), "status")
-	if _, mine := o.index[id]; !mine {
+var (
+	statusOnline  = []byte("online")
+	statusOffline = []byte("offline")
+	statusRelay   = []byte(`"relay"`)
+)
+
+func (o *Observer) onStatus(id, p []byte) {
+	if _, mine := o.index[string(id)]; !mine {
 		return
 	}
-	p := string(m.Payload())
 	o.mu.Lock()
 	switch {
-	case p == "online":
+	case bytes.Equal(p, statusOnline):
 		o.tally.Online++
-	case p == "offline":
+	case bytes.Equal(p, statusOffline):
 		o.tally.Offline++
-	case strings.Contains(p, `"relay"`):
+	case bytes.Contains(p, statusRelay):
 		o.tally.Relay++
 	}
 	o.mu.Unlock()
@@ -443,7 +446,7 @@ func (o *Observer) Stop() {
 	o.client = nil
 	o.mu.Unlock()
 	if c != nil {
-		c.Disconnect(250)
+		c.close()
 	}
 	o.wg.Wait()
 }

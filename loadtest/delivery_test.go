@@ -35,7 +35,9 @@ thresholds:
 	var log bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	r, err := Run(ctx, p, Options{Log: &log, Quiet: true, Host: s.Host(), Drain: 5 * time.Second})
+	// QoS 1: the broker's in-flight window plus a queue of 10 is sure to
+	// overflow, so the broker drops for the observer.
+	r, err := Run(ctx, p, Options{Log: &log, Quiet: true, Host: s.Host(), Drain: 5 * time.Second, ObserverQoS1: true})
 	t.Logf("log:\n%s", log.String())
 	if err != nil {
 		t.Fatalf("run: %v", err)

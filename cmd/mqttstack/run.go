@@ -29,6 +29,7 @@ type runFlags struct {
 	quiet   bool
 	shard   string
 	obsQoS0 bool
+	obsQoS1 bool
 	allow   bool
 	proto   string
 }
@@ -77,7 +78,8 @@ and rates of a slice say little about the fleet.`,
 	fl.StringVar(&f.shard, "shard", "", "run shard i of n (i/n, 1-based) of the fleet")
 	fl.BoolVar(&f.allow, "allow-load", false, "allow a target outside 127.0.0.0/8 (only a stack you own)")
 	fl.StringVar(&f.proto, "protocol", "", "MQTT version of the devices: 3.1.1 or 5 (default: the scenario's fleet.protocol, 3.1.1 unless set)")
-	fl.BoolVar(&f.obsQoS0, "observer-qos0", false, "subscribe the observer at QoS 0 (not limited by the broker's per-client in-flight window and queue)")
+	fl.BoolVar(&f.obsQoS0, "observer-qos0", false, "observers subscribe at QoS 0 (the default: the broker writes to them as fast as they read)")
+	fl.BoolVar(&f.obsQoS1, "observer-qos1", false, "observers subscribe at QoS 1 (bounded by the broker's per-client in-flight window and queue: may report observer overload)")
 	return c
 }
 
@@ -152,7 +154,7 @@ func runRun(c *cobra.Command, a *app, scenario string, f runFlags) error {
 	if h != nil {
 		defer h.Close()
 	}
-	res, runErr := loadtest.Run(ctx, plan, loadtest.Options{Progress: stderr, Quiet: f.quiet, Log: stderr, Host: h, ObserverQoS0: f.obsQoS0})
+	res, runErr := loadtest.Run(ctx, plan, loadtest.Options{Progress: stderr, Quiet: f.quiet, Log: stderr, Host: h, ObserverQoS0: f.obsQoS0, ObserverQoS1: f.obsQoS1})
 	if res == nil {
 		if errors.Is(runErr, context.Canceled) {
 			return withCode(c, exitInterrupted, runErr)

@@ -1,0 +1,126 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqttstack/mqttstack/internal/stacktest"
+	"github.com/mqttstack/mqttstack/loadtest/result"
+)
+
+// BenchmarkToolCost runs two scenarios through Run against a real local
+// Mosquitto and reports the tool's cost as the run's own report shows it,
+// next to the broker's, read through the host in the same run:
+//
+//   - publish: 100 devices × 1,000 QoS 1 messages back to back (the broker's
+//     full rate), observers included: tool and broker CPU per publish;
+//   - memory: 5,000 devices (MQTTSTACK_BENCH_DEVICES) ramp and report every
+//     5 s: the tool's peak RSS per connected device (peak resident memory /
+//     peak connected, as the console shows it) and the broker's RSS per
+//     session.
+//
+// GOGC is 50 as `mqttstack run` sets it (GOGC in the environment wins).
+// Profile with -cpuprofile/-memprofile; numbers depend on the machine and on
+// what else runs on it: see docs/BENCHMARKS.md.
+//
+//	go test -run '^$' -bench ToolCost -benchtime 1x -timeout 20m ./loadtest/
+func BenchmarkToolCost(b *testing.B) {
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(50))
+	}
+	n := 5000
+	if s := os.Getenv("MQTTSTACK_BENCH_DEVICES"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	s := stacktest.Start(b, stacktest.WithDevices(n))
+	h := s.Host()
+	run := func(b *testing.B, yaml string) *result.Result {
+		sc := parse(b, yaml)
+		p := compile(b, s, sc, Shard{})
+		var log bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		// MQTTSTACK_PROFILE=dir profiles the run only (not the stack's
+		// set-up, which issues thousands of identities).
+		if dir := os.Getenv("MQTTSTACK_PROFILE"); dir != "" {
+			f, err := os.Create(filepath.Join(dir, strings.ReplaceAll(b.Name(), "/", "_")+".cpu.pprof"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				b.Fatal(err)
+			}
+			defer pprof.StopCPUProfile()
+		}
+		r, err := Run(ctx, p, Options{Log: &log, Quiet: true, Host: h})
+		if err != nil {
+			b.Fatalf("run: %v\n%s", err, log.String())
+		}
+		var console bytes.Buffer
+		result.WriteConsole(&console, r, nil)
+		b.Logf("%s\n%s", log.String(), console.String())
+		if d := r.Delivery; d.Lost != 0 || d.Unverified != 0 {
+			b.Errorf("delivery %+v", d)
+		}
+		return r
+	}
+	b.Run("publish", func(b *testing.B) {
+		for range b.N {
+			r := run(b, `
+fleet: {count: 100, prefix: dev-, qos: 1}
+connect: {rate: 500/s}
+stages:
+  - {kind: ramp}
+  - {kind: burst, count: 1000, duration: 15s}
+`)
+			b.ReportMetric(r.Cost.CPUPerPublishMicros, "tool-µs-cpu/publish")
+			if r.Broker != nil {
+				b.ReportMetric(r.Broker.CPUPerPublishMicros, "broker-µs-cpu/publish")
+			}
+			b.ReportMetric(float64(r.Total.Counts.Published), "publishes")
+		}
+	})
+	b.Run(fmt.Sprintf("memory-%d", n), func(b *testing.B) {
+		for range b.N {
+			if dir := os.Getenv("MQTTSTACK_PROFILE"); dir != "" {
+				// In the steady stage, every device connected: the heap
+				// and the goroutines then.
+				t := time.AfterFunc(time.Duration(n/500+12)*time.Second, func() {
+					if f, err := os.Create(filepath.Join(dir, "memory.heap.pprof")); err == nil {
+						pprof.Lookup("heap").WriteTo(f, 0)
+						f.Close()
+					}
+					if f, err := os.Create(filepath.Join(dir, "memory.goroutine.txt")); err == nil {
+						pprof.Lookup("goroutine").WriteTo(f, 1)
+						f.Close()
+					}
+				})
+				defer t.Stop()
+			}
+			r := run(b, fmt.Sprintf(`
+fleet: {count: %d, prefix: dev-, qos: 1}
+connect: {rate: 500/s, max_in_flight: 128}
+stages:
+  - {kind: ramp}
+  - {kind: steady, duration: 20s, every: 5s}
+`, n))
+			b.ReportMetric(r.Cost.RSSPerDeviceBytes/1024, "tool-KiB-rss/device")
+			b.ReportMetric(float64(r.Cost.MaxRSSBytes)/(1<<20), "tool-MiB-rss-peak")
+			b.ReportMetric(r.Cost.CPUPerConnectMillis*1000, "tool-µs-cpu/connect")
+			if r.Broker != nil {
+				b.ReportMetric(r.Broker.RSSPerSessionBytes/1024, "broker-KiB-rss/session")
+				b.ReportMetric(r.Broker.CPUPerConnectMillis*1000, "broker-µs-cpu/connect")
+			}
+		}
+	})
+}
