@@ -36,7 +36,7 @@ func repoRoot(t testing.TB) string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-func startHost(t *testing.T) *testHost {
+func startHost(t testing.TB) *testHost {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("needs root (mount namespace, sshd, daemons that switch user)")
@@ -89,7 +89,7 @@ mount --bind $T/sudoers.d /etc/sudoers.d
 	return h
 }
 
-func (h *testHost) sh(t *testing.T, cmd string) string {
+func (h *testHost) sh(t testing.TB, cmd string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -100,7 +100,7 @@ func (h *testHost) sh(t *testing.T, cmd string) string {
 	return strings.TrimSpace(string(out))
 }
 
-func (h *testHost) pid(t *testing.T, unit string) string {
+func (h *testHost) pid(t testing.TB, unit string) string {
 	if unit == "nginx" {
 		return h.sh(t, "cat /run/nginx.pid")
 	}
@@ -138,7 +138,7 @@ http {
 
 // plan is a small stack: Mosquitto with an ACL and a password file (secret),
 // nginx serving a page.
-func (h *testHost) plan(t *testing.T, acl, page string) Plan {
+func (h *testHost) plan(t testing.TB, acl, page string) Plan {
 	t.Helper()
 	hash, err := certs.MosquittoPasswordHash("pw-dev1")
 	if err != nil {
