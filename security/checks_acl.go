@@ -201,7 +201,7 @@ func aclChecks() []Check {
 			Fix:    "observers get `topic read` only, plus `topic deny devices/<observer>/#` against the device pattern (patterns apply to every user)",
 			Proves: "a leaked observer credential (dashboards, CI runners) cannot command, spoof or retain anything: no canary reached the watcher or was stored, every v5 publish got 0x87, and the observer still read the device",
 			Gaps:   "3.1.1 acknowledges denied publishes (PUBACK 0): only delivery tells; a root nobody may read is judged by the v5 reason code",
-			Guards: "least privilege of the observer class (issue: observers wrote into devices/<observer>/# through the device pattern)",
+			Guards: "F12, least privilege of the observer class",
 			Actors: []string{"a"},
 			Run:    runACL11,
 		},

@@ -147,6 +147,7 @@ func TestMutations(t *testing.T) {
 			c := stacktest.DropLines("nginx.conf", "ssl_crl")
 			return func(f []hostconfig.File) []hostconfig.File { return c(b(a(f))) }
 		}, []string{"WEB-05", "WEB-08"}, nil, false},
+		{"nginx session cache", m(stacktest.ReplaceLine("nginx.conf", "ssl_session_cache off;", "ssl_session_cache shared:TLS:10m;")), []string{"WEB-09", "WEB-10"}, nil, false},
 		{"nginx session tickets", m(stacktest.ReplaceLine("nginx.conf", "ssl_session_tickets off;", "ssl_session_tickets on;")), []string{"WEB-09"}, nil, false},
 		{"allow_zero_length_clientid", m(stacktest.ReplaceLine("mosquitto.conf", "allow_zero_length_clientid false", "allow_zero_length_clientid true")), []string{"AUTH-03"}, nil, false},
 		{"acl everyone readwrite all devices", m(stacktest.ReplaceLine("/acl", "pattern readwrite devices/%u/#", "pattern readwrite devices/#")),

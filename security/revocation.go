@@ -126,11 +126,32 @@ func runCRT10(ctx context.Context, e *Env) Outcome {
 	if err != nil {
 		return inconclusive("%v", err)
 	}
+	// the broker checks CRLs for the whole chain: the sub-CA's must be
+	// loaded (whether or not another check wrote it in this run)
+	if err := sub.WriteCRL(certs.DefaultCRLNextUpdate); err != nil {
+		return inconclusive("write CRL: %v", err)
+	}
+	if err := e.reload(ctx, host.Mosquitto); err != nil {
+		return inconclusive("%v", err)
+	}
 	live, err := e.connect311TLS(ctx, cn, e.certTLS(pair))
 	if err != nil {
 		return inconclusive("positive control: %s could not connect before its revocation: %v", cn, err)
 	}
 	defer live.close()
+	// a TLS 1.2 session (ticket) taken before the revocation, to offer
+	// again after it: resumption skips the certificate check
+	tickets := tls.NewLRUClientSessionCache(2)
+	resumeCfg := func() *tls.Config {
+		c := e.certTLS(pair)
+		c.MaxVersion, c.ClientSessionCache = tls.VersionTLS12, tickets
+		return c
+	}
+	if c, err := e.dialTLS(ctx, resumeCfg()); err != nil {
+		return inconclusive("positive control: TLS 1.2 handshake of %s before its revocation: %v", cn, err)
+	} else {
+		c.Close()
+	}
 	if err := sub.Revoke(cn); err != nil {
 		return inconclusive("revoke %s: %v", cn, err)
 	}
@@ -143,6 +164,11 @@ func runCRT10(ctx context.Context, e *Env) Outcome {
 	defer func() { _ = e.reload(context.WithoutCancel(ctx), host.Mosquitto) }() // loads the takeover certificate's revocation
 	if err := e.refusedWithin(ctx, pair, 5*time.Second); err == nil {
 		return fail("after revoke + reload a NEW TLS 1.2 handshake with %s's certificate still completes: the broker does not load the CRL", cn)
+	}
+	if c, err := e.dialTLS(ctx, resumeCfg()); err == nil {
+		resumed := c.ConnectionState().DidResume
+		c.Close()
+		return fail("after revoke + reload %s's TLS 1.2 session offered again was ACCEPTED (resumed=%v): revocation bypassed by session resumption", cn, resumed)
 	}
 	// F10: does the reload end the live session? (2.0.11: no)
 	survived := "the reload ended the live session itself"
@@ -167,7 +193,7 @@ func runCRT10(ctx context.Context, e *Env) Outcome {
 	if a := e.certAttempt(ctx, []tls.Certificate{pair}, 0); a.accepted() {
 		return fail("%s; ended by takeover, but %s reconnected with its revoked certificate", survived, cn)
 	}
-	return pass("%s; a same-CN takeover (short-lived certificate, CONNACK session-present=%v, then clean session) ended it, and the revoked certificate cannot reconnect", survived, present)
+	return pass("new handshakes and its pre-revocation TLS session refused after the reload; %s; a same-CN takeover (short-lived certificate, CONNACK session-present=%v, then clean session) ended it, and the revoked certificate cannot reconnect", survived, present)
 }
 
 // handshake12 makes a TLS 1.2 handshake to the broker presenting pair and

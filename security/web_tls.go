@@ -4,9 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/host"
 )
 
 // runWEB08 presents, on nginx's /mqtt, a revoked certificate whose CN is a
@@ -86,13 +92,12 @@ func resumed(ctx context.Context, addr string, base func() *tls.Config, v uint16
 	return false, first, nil
 }
 
-// runWEB09 probes nginx's session resumption and OCSP by handshake:
-// TLS 1.2 resumption from a session ticket must fail (ssl_session_tickets
-// off: one ticket key, held as long as the workers live, would decrypt
-// every recorded TLS 1.2 session, so tickets defeat forward secrecy), and
-// a stapled OCSP response, if any, must be a valid "good" one for the leaf.
-// TLS 1.3 resumption (through ssl_session_cache, ECDHE on every
-// resumption) is recorded.
+// runWEB09 probes nginx's session resumption and OCSP by handshake: no
+// session may be resumed, under TLS 1.2 (a session ticket: one ticket key,
+// held as long as the workers live, would decrypt every recorded session,
+// so tickets defeat forward secrecy) nor under TLS 1.3 (the session cache
+// survives a reload and a resumed session skips the CRL: WEB-10); a
+// stapled OCSP response, if any, must be a valid "good" one for the leaf.
 func runWEB09(ctx context.Context, e *Env) Outcome {
 	addr, _, err := e.webAddrs()
 	if err != nil {
@@ -112,9 +117,8 @@ func runWEB09(ctx context.Context, e *Env) Outcome {
 	if err != nil {
 		return inconclusive("TLS 1.3 handshake: %v", err)
 	}
-	cache := "TLS 1.3 resumption through the session cache (with ECDHE)"
-	if !r13 {
-		cache = "no TLS 1.3 resumption (no session cache: every handshake is full)"
+	if r13 {
+		return fail("TLS 1.3 session RESUMED: ssl_session_cache is on (a resumed session skips the CRL, and the cache survives a reload: WEB-10)")
 	}
 	staple := "no OCSP staple (the private CA publishes a CRL; revocation is CRT-05/09, WEB-08)"
 	if len(st.OCSPResponse) > 0 {
@@ -131,5 +135,100 @@ func runWEB09(ctx context.Context, e *Env) Outcome {
 		}
 		staple = fmt.Sprintf("OCSP staple good until %s", r.NextUpdate.Format(time.DateOnly))
 	}
-	return pass("TLS 1.2: the second handshake did not resume (no session ticket); %s; %s", cache, staple)
+	return pass("the second handshake resumed neither under TLS 1.2 (no ticket) nor TLS 1.3 (no session cache); %s", staple)
 }
+
+// runWEB10 revokes a WSS identity that holds a TLS session with nginx:
+// a sub-CA certificate with the password identity's CN gets through /mqtt
+// (HTTP 101) over TLS 1.3 with a client session cache; it is revoked, the
+// CRL rewritten and nginx reloaded; the same client, offering its cached
+// session, must not get through again. A session resumed from nginx's
+// cache (which survives a reload) keeps the verification result of the
+// handshake before the revocation.
+func runWEB10(ctx context.Context, e *Env) Outcome {
+	if e.T.WSSURL == "" {
+		return skipped("target offers no wss transport")
+	}
+	if e.T.Local == nil {
+		return skipped("revokes an identity mid-run: only the local stack's nginx loads the PKI's CRL directly (a deployed one loads the CRL deployed with it)")
+	}
+	if e.host == nil {
+		return needsHost("reloading nginx's CRL")
+	}
+	sub, err := e.negAuthority()
+	if err != nil {
+		return inconclusive("CI sub-CA: %v", err)
+	}
+	id := "sec-web10-" + nonce()[:8]
+	if err := sub.IssueClient(id, certs.ClientOptions{RawCN: e.opts.PasswordIdentity}); err != nil {
+		return inconclusive("issue %s: %v", id, err)
+	}
+	pair, err := e.loadPair(filepath.Join(sub.Dir, "clients"), id)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	// nginx checks CRLs for the whole chain: the sub-CA's must be loaded
+	// (whether or not another check wrote it in this run)
+	if err := sub.WriteCRL(certs.DefaultCRLNextUpdate); err != nil {
+		return inconclusive("write CRL: %v", err)
+	}
+	if err := e.reload(ctx, host.Nginx); err != nil {
+		return inconclusive("%v", err)
+	}
+	cache := tls.NewLRUClientSessionCache(4)
+	upgrade := func() (int, bool, error) {
+		cfg := presenting(&tls.Config{RootCAs: e.webRoots(), ServerName: e.T.ServerName,
+			MinVersion: tls.VersionTLS13, ClientSessionCache: cache}, pair)
+		c := &http.Client{Timeout: 8 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}}
+		req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(e.T.WSSURL, "/"), nil)
+		if err != nil {
+			return 0, false, err
+		}
+		req.URL.Scheme = "https"
+		req.Host = e.T.ServerName
+		for k, v := range wsUpgradeHeaders {
+			req.Header.Set(k, v)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, false, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.TLS != nil && resp.TLS.DidResume, nil
+	}
+	st, _, err := upgrade()
+	if err != nil || st != http.StatusSwitchingProtocols {
+		return inconclusive("positive control: %s (CN %s) before its revocation: HTTP %d %v", id, e.opts.PasswordIdentity, st, err)
+	}
+	// a second upgrade shows whether nginx offers resumption at all
+	st2, res2, err := upgrade()
+	if err != nil {
+		return inconclusive("second upgrade before the revocation: %v", err)
+	}
+	if err := sub.Revoke(id); err != nil {
+		return inconclusive("revoke: %v", err)
+	}
+	if err := sub.WriteCRL(certs.DefaultCRLNextUpdate); err != nil {
+		return inconclusive("write CRL: %v", err)
+	}
+	if err := e.reload(ctx, host.Nginx); err != nil {
+		return inconclusive("%v", err)
+	}
+	st3, res3, err := upgrade()
+	if err == nil && st3 == http.StatusSwitchingProtocols {
+		how := "a full handshake"
+		if res3 {
+			how = "a RESUMED TLS session (ssl_session_cache: the session kept its pre-revocation verification)"
+		}
+		return fail("after revoke + CRL + nginx reload, the revoked certificate with CN %s still got HTTP 101 on /mqtt through %s", e.opts.PasswordIdentity, how)
+	}
+	after := fmt.Sprintf("HTTP %d", st3)
+	if err != nil {
+		after = err.Error()
+	}
+	return pass("before the revocation HTTP 101 (again: HTTP %d, resumed=%v); after revoke + CRL + nginx reload, the same client with its cached session: %s", st2, res2, after)
+}
+
+// wsUpgradeHeaders make a GET a WebSocket upgrade offering mqtt.
+var wsUpgradeHeaders = map[string]string{"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+	"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol": "mqtt"}

@@ -110,8 +110,12 @@ func NginxConf(s Stack) []byte {
 	w("ssl_protocols TLSv1.2 TLSv1.3;")
 	w("ssl_ciphers %s;", TLS12Ciphers)
 	w("ssl_prefer_server_ciphers off;")
+	// no resumption at all (WEB-09/10): a ticket key would decrypt every
+	// recorded session, and a session resumed from the cache (which
+	// survives a reload) skips the CRL, so a revoked WSS identity could
+	// come back through /mqtt until its session expired
 	w("ssl_session_tickets off;")
-	w("ssl_session_cache shared:TLS:10m;")
+	w("ssl_session_cache off;")
 	w("")
 
 	httpsTarget := "https://" + s.ServerName
