@@ -330,7 +330,7 @@ table.`,
 		}
 		var buf bytes.Buffer
 		tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KIND\tSUBJECT\tNOT AFTER\tLEFT\tSTATUS\tPATH")
+		fmt.Fprintln(tw, "KIND\tCA\tSUBJECT\tNOT AFTER\tLEFT\tSTATUS\tPATH")
 		inside, clients, hidden := 0, 0, 0
 		var crls []certs.Expiry
 		var due []string
@@ -358,7 +358,7 @@ table.`,
 			case e.Inside:
 				status = "EXPIRES SOON"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Kind, e.Subject, e.NotAfter.UTC().Format("2006-01-02 15:04"),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Kind, e.Generation, e.Subject, e.NotAfter.UTC().Format("2006-01-02 15:04"),
 				left(e.NotAfter.Sub(now)), status, e.Path)
 		}
 		tw.Flush()
