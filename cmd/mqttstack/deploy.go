@@ -27,7 +27,7 @@ func newDeployCmd(a *app) *cobra.Command {
 		`Runs the mqttstack Pulumi program (infra/program) through the Automation API
 as an inline program: no Go language host needed, only the pulumi CLI
 (bin/pulumi from 'make pulumi', or pulumi on PATH) and our provider plugin
-(bin/pulumi-resource-mqttstack from 'make build', installed into
+(bin/pulumi-resource-mqttstack from 'make provider', installed into
 .mqttstack/pulumi/home). The stack configuration is Pulumi.<stack>.yaml in
 the project directory, as for 'pulumi up'.
 

@@ -65,7 +65,7 @@ func TestBadInputIsReportedAtOnceAndWritesNothing(t *testing.T) {
 			[]string{"pulumi CLI: not found", "make pulumi"}},
 		{"no plugin", func(o *Options) {
 			o.Plugins = []Plugin{{Name: "mqttstack", Version: "0.1.0", Path: filepath.Join(t.TempDir(), "pulumi-resource-mqttstack")}}
-		}, []string{"provider plugin mqttstack", "make build"}},
+		}, []string{"provider plugin mqttstack", "make provider"}},
 		{"no project", func(o *Options) { os.Remove(filepath.Join(o.Dir, "Pulumi.yaml")) },
 			[]string{"Pulumi.yaml", "no such file"}},
 		{"no stack file", func(o *Options) { o.Stack = "prod" },
@@ -141,10 +141,11 @@ func TestStepDiffsNameFiles(t *testing.T) {
 	m := apiStep{Op: "update", DetailedDiff: map[string]apiPropertyDiff{
 		`files["/etc/mosquitto/acl"]`:            {Kind: "update"},
 		`files["/etc/nginx/nginx.conf"].content`: {Kind: "update"},
+		`secretFiles["/etc/mosquitto/passwd"]`:   {Kind: "update"},
 		`host`:                                   {Kind: "update-replace"},
 	}}
 	got := strings.Join(stepDiffs(m), "|")
-	want := "/etc/mosquitto/acl|/etc/nginx/nginx.conf|host (replaces the resource)"
+	want := "/etc/mosquitto/acl|/etc/mosquitto/passwd (secret)|/etc/nginx/nginx.conf|host (replaces the resource)"
 	if got != want {
 		t.Errorf("diffs %q, want %q", got, want)
 	}

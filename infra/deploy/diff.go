@@ -64,6 +64,11 @@ func outputDrift(prefix string, old, new map[string]any) []string {
 // diffName makes a property path readable: files["/etc/mosquitto/acl"]
 // and files./etc/mosquitto/acl both become /etc/mosquitto/acl (file).
 func diffName(k string) string {
+	if rest, ok := strings.CutPrefix(k, "secretFiles"); ok {
+		if n := diffName("files" + rest); n != "files"+rest {
+			return n + " (secret)"
+		}
+	}
 	for _, p := range []string{"files", "fileHashes", "hashes"} {
 		if rest, ok := strings.CutPrefix(k, p); ok {
 			rest = strings.TrimPrefix(rest, ".")

@@ -124,7 +124,7 @@ func resolve(o Options, forConfig bool) (*setup, error) {
 	}
 	for _, p := range o.Plugins {
 		if !isExecutable(p.Path) {
-			errs = append(errs, fmt.Errorf("provider plugin %s: %s is missing or not executable (build it with `make build`, which builds bin/pulumi-resource-%s)", p.Name, p.Path, p.Name))
+			errs = append(errs, fmt.Errorf("provider plugin %s: %s is missing or not executable (build it with `make provider`, which builds bin/pulumi-resource-%s)", p.Name, p.Path, p.Name))
 		}
 	}
 
@@ -450,7 +450,7 @@ func (s *setup) engine(ctx context.Context, op Op, stk auto.Stack, logPath strin
 	case <-done:
 	case <-time.After(10 * time.Second):
 	}
-	p.finish()
+	p.finish(err)
 	if err != nil {
 		if ctx.Err() != nil {
 			return couldNotRun(fmt.Errorf("%s interrupted: %w (the CLI was stopped gracefully; see %s)", op, ctx.Err(), logPath))
@@ -551,6 +551,14 @@ func (p *progress) step(m apiStep, failed string) {
 		fmt.Fprintf(p.out, "  = %s %s: unchanged\n", typ, name)
 		return
 	}
+	if p.op == Refresh && (op == "update" || op == "delete") && failed == "" {
+		// A refresh that changes the state found the host changed.
+		fmt.Fprintf(p.out, "  ~ %s %s: drift (changed on the host outside Pulumi)\n", typ, name)
+		for _, d := range st.Diffs {
+			fmt.Fprintf(p.out, "      ~ %s\n", d)
+		}
+		return
+	}
 	if op == "refresh" && failed == "" {
 		if len(st.Diffs) == 0 {
 			if p.op == Refresh {
@@ -574,9 +582,21 @@ func (p *progress) step(m apiStep, failed string) {
 	}
 }
 
-func (p *progress) finish() {
+func (p *progress) finish(err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err != nil {
+		fmt.Fprintf(p.out, "%s: failed (state keeps what was applied before)\n", p.op)
+		return
+	}
+	if p.op == Refresh {
+		if n := p.res.Changes["update"] + p.res.Changes["delete"]; n > 0 {
+			fmt.Fprintf(p.out, "refresh: drift in %d resource(s); `mqttstack deploy up` restores the rendered configuration\n", n)
+		} else {
+			fmt.Fprintf(p.out, "refresh: no drift\n")
+		}
+		return
+	}
 	fmt.Fprintf(p.out, "%s: %s\n", p.op, p.res.ChangeSummary())
 }
 

@@ -1,6 +1,10 @@
 package deploy
 
 import (
+	"errors"
+	"regexp"
+	"strings"
+
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/mqttstack/mqttstack/infra/broker/brokertest"
@@ -13,10 +17,31 @@ import (
 // resource is created and nothing leaves this process.
 func ValidateConfig(cfg map[string]string, secret []string, rootDir, stack string) error {
 	m := brokertest.New(program.Project, stack)
-	return pulumi.RunErr(program.Run, pulumi.WithMocks(program.Project, stack, m), func(ri *pulumi.RunInfo) {
+	err := pulumi.RunErr(program.Run, pulumi.WithMocks(program.Project, stack, m), func(ri *pulumi.RunInfo) {
 		ri.Config = cfg
 		ri.ConfigSecretKeys = secret
 		ri.DryRun = true
 		ri.RootDirectory = rootDir
 	})
+	return plainErrors(err)
 }
+
+// plainErrors drops the SDK's multierror framing ("1 error occurred:",
+// "\t* ") and keeps one problem per line.
+func plainErrors(err error) error {
+	if err == nil {
+		return nil
+	}
+	var lines []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		l = strings.TrimSpace(l)
+		l = strings.TrimPrefix(l, "* ")
+		if l == "" || occurredRE.MatchString(l) {
+			continue
+		}
+		lines = append(lines, "  "+l)
+	}
+	return errors.New("\n" + strings.Join(lines, "\n"))
+}
+
+var occurredRE = regexp.MustCompile(`^\d+ errors? occurred:$`)
