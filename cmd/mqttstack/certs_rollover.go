@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -12,10 +13,12 @@ import (
 
 	"github.com/mqttstack/mqttstack/certs"
 	"github.com/mqttstack/mqttstack/devices"
+	"github.com/mqttstack/mqttstack/infra/local"
+	"github.com/mqttstack/mqttstack/target"
 )
 
 // deployHint is printed after every step that changed trust files.
-const deployHint = "local stack: `mqttstack local up` (or SIGHUP mosquitto and nginx) picks them up; deployed stack: `mqttstack deploy preview` names exactly these files, `mqttstack deploy up` ships them"
+const deployHint = "local stack: --reload-local (SIGHUP to mosquitto and nginx) loads them; deployed stack: `mqttstack deploy preview` names exactly these files, `mqttstack deploy up` ships them"
 
 func newCertsCACmd(a *app) *cobra.Command {
 	c := newGroupCmd("ca", "CA rollover in named steps: next, promote, retire, status",
@@ -52,6 +55,34 @@ func parseCRLFlag(c *cobra.Command, v string) (time.Duration, error) {
 	return d, nil
 }
 
+// reloadFlags are --reload-local and --state-dir of the steps that change
+// files the local stack reads.
+func reloadFlags(c *cobra.Command) (*bool, *string) {
+	return c.Flags().Bool("reload-local", false, "afterwards SIGHUP the local stack's mosquitto and nginx (it must run on this PKI)"),
+		c.Flags().String("state-dir", local.DefaultStateDir, "the local stack's state directory (for --reload-local)")
+}
+
+// reloadLocal makes the local stack in stateDir re-read its trust files
+// and server certificate: Mosquitto 2.0.11 reloads cafile, crlfile and
+// certfile on SIGHUP, nginx its whole configuration.
+func reloadLocal(c *cobra.Command, w io.Writer, stateDir, pkiDir string) error {
+	t, err := target.Load(local.TargetPath(stateDir))
+	if err != nil {
+		return badInput(c, fmt.Errorf("--reload-local: no local stack in %s: %w (start it with `mqttstack local up`)", stateDir, err))
+	}
+	want, _ := filepath.Abs(pkiDir)
+	if got, _ := filepath.Abs(t.PKIDir); got != want {
+		return badInput(c, fmt.Errorf("--reload-local: the local stack in %s runs on the PKI %s, not %s", stateDir, t.PKIDir, pkiDir))
+	}
+	for _, d := range []local.Daemon{local.Mosquitto, local.Nginx} {
+		if err := local.Reload(c.Context(), stateDir, d); err != nil {
+			return couldNotRun(c, fmt.Errorf("--reload-local: %w", err))
+		}
+	}
+	_, err = fmt.Fprintf(w, "local stack in %s reloaded (mosquitto, nginx)\n", stateDir)
+	return err
+}
+
 func printChanged(w io.Writer, changed []string) {
 	if len(changed) == 0 {
 		fmt.Fprintln(w, "trust files: unchanged (nothing to deploy)")
@@ -77,11 +108,13 @@ presents leaf + cross certificate. It does not help client authentication
 fingerprint or public key (they never look at the chain), or anything
 after the old CA expires (the cross certificate cannot outlive it).`,
 		Example: `  mqttstack certs ca next
+  mqttstack certs ca next --cross-sign --reload-local      # the local stack trusts both at once
   mqttstack certs ca next --cross-sign --validity 3650d`,
 		Args: noArgs,
 	}
 	dir := pkiDirFlag(c, "PKI directory")
 	cross := c.Flags().Bool("cross-sign", false, "also certify the successor with the active CA (ca-cross.crt)")
+	reload, state := reloadFlags(c)
 	validity := c.Flags().String("validity", "3650d", "validity of the successor CA")
 	crl := crlFlag(c)
 	c.RunE = func(c *cobra.Command, _ []string) error {
@@ -109,6 +142,9 @@ after the old CA expires (the cross certificate cannot outlive it).`,
 		}
 		printChanged(w, res.Changed)
 		fmt.Fprintf(w, "next: re-issue devices in waves: mqttstack certs issue --dir %s --ca next --from 1 --count 1000\n", *dir)
+		if *reload {
+			return reloadLocal(c, w, *state, *dir)
+		}
 		return nil
 	}
 	return c
@@ -129,6 +165,7 @@ and certs server switch before retiring the old CA.`,
 	}
 	dir := pkiDirFlag(c, "PKI directory")
 	crl := crlFlag(c)
+	reload, state := reloadFlags(c)
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		cn, err := parseCRLFlag(c, *crl)
 		if err != nil {
@@ -152,6 +189,9 @@ and certs server switch before retiring the old CA.`,
 		fmt.Fprintf(w, "re-issued under %s with their passwords: %s\n", certs.GenerationName(res.CA), strings.Join(res.Reissued, " "))
 		printChanged(w, res.Changed)
 		fmt.Fprintf(w, "next: mqttstack certs server renew --dir %s (stage the server certificate under %s), then certs ca retire\n", *dir, certs.GenerationName(res.CA))
+		if *reload {
+			return reloadLocal(c, w, *state, *dir)
+		}
 		return nil
 	}
 	return c
@@ -173,6 +213,7 @@ still issued by it. --force locks those identities out.`,
 	dir := pkiDirFlag(c, "PKI directory")
 	force := c.Flags().Bool("force", false, "retire even though identities hold only old certificates")
 	crl := crlFlag(c)
+	reload, state := reloadFlags(c)
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		cn, err := parseCRLFlag(c, *crl)
 		if err != nil {
@@ -196,6 +237,9 @@ still issued by it. --force locks those identities out.`,
 			fmt.Fprintf(w, "--force: %d identities locked out: %s\n", len(res.OldOnly), strings.Join(res.OldOnly, " "))
 		}
 		printChanged(w, res.Changed)
+		if *reload {
+			return reloadLocal(c, w, *state, *dir)
+		}
 		return nil
 	}
 	return c
@@ -350,10 +394,12 @@ func newCertsServerSwitchCmd(a *app) *cobra.Command {
 	c := &cobra.Command{
 		Use:     "switch",
 		Short:   "Put the staged server certificate in place",
-		Example: `  mqttstack certs server switch`,
+		Example: `  mqttstack certs server switch
+  mqttstack certs server switch --reload-local`,
 		Args:    noArgs,
 	}
 	dir := pkiDirFlag(c, "PKI directory")
+	reload, state := reloadFlags(c)
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		ca, err := openPKI(c, *dir)
 		if err != nil {
@@ -363,7 +409,10 @@ func newCertsServerSwitchCmd(a *app) *cobra.Command {
 		if err != nil {
 			return badInput(c, err)
 		}
-		fmt.Fprintf(a.stdout, "server files changed: %s\nrestart mosquitto and reload nginx (local: mqttstack local up; deployed: mqttstack deploy up)\n", strings.Join(changed, ", "))
+		fmt.Fprintf(a.stdout, "server files changed: %s\nreload mosquitto and nginx (local: --reload-local; deployed: mqttstack deploy preview, then deploy up)\n", strings.Join(changed, ", "))
+		if *reload {
+			return reloadLocal(c, a.stdout, *state, *dir)
+		}
 		return nil
 	}
 	return c

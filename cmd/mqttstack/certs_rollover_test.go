@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/internal/stacktest"
 )
 
 // TestCertsRolloverCLI drives a whole CA rollover through the command
@@ -63,4 +65,54 @@ func TestCertsRolloverCLI(t *testing.T) {
 	if err := json.Unmarshal(b, &tl); err != nil || len(tl.Due) == 0 || len(tl.Devices) == 0 {
 		t.Fatalf("timeline JSON: %v\n%s", err, b)
 	}
+}
+
+// TestCertsRolloverReloadLocal: --reload-local makes the running local
+// stack load the trust files a step wrote, and refuses a stack that runs
+// on another PKI.
+func TestCertsRolloverReloadLocal(t *testing.T) {
+	s := stacktest.Start(t, stacktest.WithPrivatePKI())
+	other := filepath.Join(t.TempDir(), "pki")
+	if _, _, code := runCLI("certs", "init", "--dir", other); code != exitOK {
+		t.Fatal("init")
+	}
+	steps := []struct {
+		name           string
+		args           []string
+		code           int
+		stdout, stderr string
+	}{
+		{"other-pki", []string{"certs", "ca", "next", "--dir", other, "--reload-local", "--state-dir", s.StateDir}, exitUsage, "", "runs on the PKI"},
+		{"next", []string{"certs", "ca", "next", "--dir", s.PKIDir, "--reload-local", "--state-dir", s.StateDir}, exitOK, "local stack in " + s.StateDir + " reloaded (mosquitto, nginx)", ""},
+	}
+	for _, st := range steps {
+		stdout, stderr, code := runCLI(st.args...)
+		if code != st.code || !strings.Contains(stdout, st.stdout) || !strings.Contains(stderr, st.stderr) {
+			t.Fatalf("%s: exit %d (want %d)\nstdout: %s\nstderr: %s", st.name, code, st.code, stdout, stderr)
+		}
+	}
+	// the broker now trusts G2: a G2 identity completes the handshake
+	a, err := certs.Open(s.PKIDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, err := a.Generation(certs.GenNext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g2.IssueClients(t.Context(), []string{"dev-g2"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := certs.LoadClient(g2.Dir, "dev-g2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.ClientTLS("observer")
+	cfg.Certificates = []tls.Certificate{c}
+	cfg.MaxVersion = tls.VersionTLS12
+	conn, err := tls.Dial("tcp", s.Target.MQTTSAddr(), cfg)
+	if err != nil {
+		t.Fatalf("a G2 device after next --reload-local: %v", err)
+	}
+	conn.Close()
 }
