@@ -46,6 +46,8 @@ var Findings = []Finding{
 		"HTTP 101 on a resumed TLS 1.3 session after the revocation with `ssl_session_cache shared:TLS:10m`; the stack now renders `ssl_session_cache off`"},
 	{"F12", "ACL patterns apply to every user, also those with their own `user` block: `pattern readwrite devices/%u/#` gave each observer a writable `devices/<observer>/#`, whose messages backends and dashboards read as a device's.",
 		"observer-8's publish to devices/observer-8/telemetry got 0x00 and reached the watcher; the stack now renders `topic deny devices/<observer>/#` (a user's deny is checked before its grants and the patterns)"},
+	{"F13", "Mosquitto 2.0.11 issues TLS 1.2 session tickets on 8883 and has no option to stop it: whoever obtains the ticket key (process memory) can decrypt recorded TLS 1.2 sessions. The key is renewed on every reload, so periodic reloads (the CRL timer) bound its life; TLS 1.3 clients are not affected the same way.",
+		"a second TLS 1.2 handshake with the first one's ticket resumed; after a reload it did not"},
 }
 
 // CVE is one advisory the patch level or a check covers.

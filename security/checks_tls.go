@@ -80,8 +80,8 @@ func tlsChecks() []Check {
 			Attack: "TLS 1.2 handshake offering only CBC suites; control: default suites negotiate an AEAD suite",
 			Fix:    "ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305 (and ciphers_tls1.3)",
 			Proves: "a client offering only CBC/SHA-1/3DES suites gets no handshake, and the default offer negotiates an AEAD suite",
-			Gaps:   "Debian's default cipher list accepts ECDHE-ECDSA-AES128-SHA",
-			Guards: "F9",
+			Gaps:   "Debian's default cipher list accepts ECDHE-ECDSA-AES128-SHA; the broker issues TLS 1.2 session tickets and 2.0.11 has no option against them (F13: recorded in the evidence, not judged)",
+			Guards: "F9, F13 (recorded)",
 			Actors: []string{"a"},
 			Run:    runTLS02,
 		},
@@ -169,9 +169,17 @@ func runTLS02(ctx context.Context, e *Env) Outcome {
 	if err != nil {
 		return inconclusive("%v", err)
 	}
-	return tlsCipherProbe(ctx, e.T.MQTTSAddr(), func() *tls.Config {
-		return e.certTLS(cert)
-	})
+	base := func() *tls.Config { return e.certTLS(cert) }
+	out := tlsCipherProbe(ctx, e.T.MQTTSAddr(), base)
+	if out.Status != Pass {
+		return out
+	}
+	// recorded, not judged: 2.0.11 has no option against session tickets
+	// (F13); the ticket key lives until the next reload
+	if r, _, err := resumed(ctx, e.T.MQTTSAddr(), base, tls.VersionTLS12); err == nil {
+		out.Evidence = oneLine(fmt.Sprintf("%s; TLS 1.2 ticket resumption: %v (F13, known gap on 2.0.11)", out.Evidence, r))
+	}
+	return out
 }
 
 // runTLS03 runs TLS-03 (its catalog entry is in this file).
