@@ -392,11 +392,11 @@ func writePinReport(w io.Writer, rs []certs.PinVerdict) {
 
 func newCertsServerSwitchCmd(a *app) *cobra.Command {
 	c := &cobra.Command{
-		Use:     "switch",
-		Short:   "Put the staged server certificate in place",
+		Use:   "switch",
+		Short: "Put the staged server certificate in place",
 		Example: `  mqttstack certs server switch
   mqttstack certs server switch --reload-local`,
-		Args:    noArgs,
+		Args: noArgs,
 	}
 	dir := pkiDirFlag(c, "PKI directory")
 	reload, state := reloadFlags(c)
