@@ -146,29 +146,29 @@ func (a *HostConfigArgs) props() (pulumi.Map, error) {
 	var errs []error
 	c := a.Connection
 	if c.Host == nil {
-		errs = append(errs, errors.New("Connection.Host: required"))
+		errs = append(errs, errors.New("connection.host: required"))
 	}
 	if c.PrivateKey == nil {
-		errs = append(errs, errors.New("Connection.PrivateKey: required (pass the key as a secret)"))
+		errs = append(errs, errors.New("connection.privateKey: required (pass the key as a secret)"))
 	}
 	if len(a.Files)+len(a.SecretFiles) == 0 {
-		errs = append(errs, errors.New("Files: at least one file"))
+		errs = append(errs, errors.New("files: at least one file (Files or SecretFiles)"))
 	}
 	for p, f := range a.Files {
 		if f.Content == nil {
-			errs = append(errs, fmt.Errorf("Files[%q].Content: required", p))
+			errs = append(errs, fmt.Errorf("files[%q].content: required", p))
 		}
 	}
 	for p, f := range a.SecretFiles {
 		if f.Content == nil {
-			errs = append(errs, fmt.Errorf("SecretFiles[%q].Content: required", p))
+			errs = append(errs, fmt.Errorf("secretFiles[%q].content: required", p))
 		}
 		if _, dup := a.Files[p]; dup {
-			errs = append(errs, fmt.Errorf("SecretFiles[%q]: also in Files; a path is either secret or not", p))
+			errs = append(errs, fmt.Errorf("secretFiles[%q]: also in files; a path is either secret or not", p))
 		}
 	}
 	if a.RetryBudget < 0 {
-		errs = append(errs, fmt.Errorf("RetryBudget: %s is negative", a.RetryBudget))
+		errs = append(errs, fmt.Errorf("retryBudget: %s is negative", a.RetryBudget))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -91,7 +91,7 @@ func TestNewHostConfigCollectsAllErrors(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"Connection.Host", "Connection.PrivateKey", `Files["/a"].Content`, `SecretFiles["/a"]: also in Files`, "RetryBudget"} {
+	for _, want := range []string{"connection.host", "connection.privateKey", `files["/a"].content`, `secretFiles["/a"]: also in files`, "retryBudget"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s: %v", want, err)
 		}
