@@ -3,65 +3,19 @@ package devices
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"time"
+
+	"github.com/mqttstack/mqttstack/internal/mqttwire"
 )
 
-// The few MQTT 3.1.1 packets a board needs to prove its session works:
-// CONNECT, SUBSCRIBE to its own topic, PUBLISH QoS 1 there, and receive it
-// back. Hand-written (a few dozen bytes each) so that the round trip runs
-// over whatever connection the board's handshake produced.
-
-func mqttString(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
-
-func mqttPacket(first byte, body []byte) []byte {
-	out := []byte{first}
-	n := len(body)
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		out = append(out, b)
-		if n == 0 {
-			break
-		}
-	}
-	return append(out, body...)
-}
-
-func readPacket(r *bufio.Reader) (byte, []byte, error) {
-	first, err := r.ReadByte()
-	if err != nil {
-		return 0, nil, err
-	}
-	n, mult := 0, 1
-	for i := 0; ; i++ {
-		b, err := r.ReadByte()
-		if err != nil {
-			return 0, nil, err
-		}
-		n += int(b&0x7f) * mult
-		mult *= 128
-		if b&0x80 == 0 {
-			break
-		}
-		if i == 3 {
-			return 0, nil, errors.New("mqtt: malformed remaining length")
-		}
-	}
-	body := make([]byte, n)
-	_, err = io.ReadFull(r, body)
-	return first, body, err
-}
-
-// roundTrip connects as id, subscribes to devices/<id>/compat, publishes
-// one QoS 1 message there and waits for its PUBACK and its delivery. It
-// returns the time from PUBLISH to delivery.
+// roundTrip proves a board's session works: it connects as id (MQTT
+// 3.1.1, clean session), subscribes to devices/<id>/compat, publishes one
+// QoS 1 message there and waits for its PUBACK and its delivery. It
+// returns the time from PUBLISH to delivery. The packets are
+// internal/mqttwire's, written over whatever connection the board's
+// handshake produced.
 func roundTrip(ctx context.Context, c net.Conn, id string) (time.Duration, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
@@ -70,56 +24,57 @@ func roundTrip(ctx context.Context, c net.Conn, id string) (time.Duration, error
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
 	defer stop()
 	r := bufio.NewReader(c)
-	connect := append(mqttString("MQTT"), 4, 0x02, 0, 30) // level 4, clean session, keep-alive 30 s
-	connect = append(connect, mqttString(id)...)
-	if _, err := c.Write(mqttPacket(0x10, connect)); err != nil {
+	read := func(what string) (mqttwire.Raw, error) {
+		p, err := mqttwire.ReadPacket(r, 1<<16)
+		if err != nil {
+			return p, fmt.Errorf("mqtt %s: %w", what, err)
+		}
+		return p, nil
+	}
+	if _, err := c.Write(mqttwire.Connect{ClientID: id, KeepAlive: 30}.Encode()); err != nil {
 		return 0, fmt.Errorf("mqtt connect: %w", err)
 	}
-	typ, body, err := readPacket(r)
+	p, err := read("connack")
 	if err != nil {
-		return 0, fmt.Errorf("mqtt connack: %w", err)
+		return 0, err
 	}
-	if typ != 0x20 || len(body) != 2 || body[1] != 0 {
-		return 0, &Refusal{Reason: ReasonMQTT, By: "broker", Detail: fmt.Sprintf("CONNACK %x: the broker refused the session", body)}
+	if code, _, err := mqttwire.ConnackCode(p); err != nil || code != 0 {
+		return 0, &Refusal{Reason: ReasonMQTT, By: "broker", Detail: fmt.Sprintf("CONNACK %x: the broker refused the session", p.Body)}
 	}
 	topic := "devices/" + id + "/compat"
-	sub := append([]byte{0, 1}, mqttString(topic)...)
-	if _, err := c.Write(mqttPacket(0x82, append(sub, 1))); err != nil {
+	sub := mqttwire.Subscribe{PacketID: 1, Filters: []mqttwire.Subscription{{Filter: topic, QoS: 1}}}
+	if _, err := c.Write(sub.Encode()); err != nil {
 		return 0, fmt.Errorf("mqtt subscribe: %w", err)
 	}
-	typ, body, err = readPacket(r)
-	if err != nil {
-		return 0, fmt.Errorf("mqtt suback: %w", err)
+	if p, err = read("suback"); err != nil {
+		return 0, err
 	}
-	if typ != 0x90 || len(body) != 3 || body[2] > 2 {
-		return 0, &Refusal{Reason: ReasonMQTT, By: "broker", Detail: fmt.Sprintf("SUBACK %x: the broker denied the board's own topic %s", body, topic)}
+	if p.Type != mqttwire.TypeSuback>>4 || len(p.Body) != 3 || p.Body[2] > 2 {
+		return 0, &Refusal{Reason: ReasonMQTT, By: "broker", Detail: fmt.Sprintf("SUBACK %x: the broker denied the board's own topic %s", p.Body, topic)}
 	}
-	payload := []byte(`{"compat":true}`)
-	pub := append(mqttString(topic), 0, 2)
 	start := time.Now()
-	if _, err := c.Write(mqttPacket(0x32, append(pub, payload...))); err != nil {
+	pub := mqttwire.Publish{Topic: topic, QoS: 1, PacketID: 2, Payload: []byte(`{"compat":true}`)}
+	if _, err := c.Write(pub.Encode()); err != nil {
 		return 0, fmt.Errorf("mqtt publish: %w", err)
 	}
 	acked, got := false, time.Duration(0)
 	for i := 0; i < 16 && (!acked || got == 0); i++ {
-		typ, body, err = readPacket(r)
-		if err != nil {
-			return 0, fmt.Errorf("mqtt round trip (puback %v, delivered %v): %w", acked, got > 0, err)
+		if p, err = read(fmt.Sprintf("round trip (puback %v, delivered %v)", acked, got > 0)); err != nil {
+			return 0, err
 		}
-		switch typ & 0xf0 {
-		case 0x40:
+		switch p.Type {
+		case mqttwire.TypePuback >> 4:
 			acked = true
-		case 0x30:
+		case mqttwire.TypePublish >> 4:
 			got = time.Since(start)
-			if typ&0x06 != 0 && len(body) >= 2+len(topic)+2 {
-				k := 2 + len(topic)
-				c.Write(mqttPacket(0x40, body[k:k+2]))
+			if k := 2 + len(topic); p.Flags&0x06 != 0 && len(p.Body) >= k+2 {
+				c.Write(mqttwire.Packet(mqttwire.TypePuback, p.Body[k:k+2]))
 			}
 		}
 	}
 	if !acked || got == 0 {
 		return 0, &Refusal{Reason: ReasonMQTT, By: "broker", Detail: "the publish was not acknowledged and delivered back"}
 	}
-	c.Write([]byte{0xe0, 0})
+	c.Write(mqttwire.Disconnect())
 	return got, nil
 }
