@@ -283,7 +283,7 @@ func Init(opts InitOptions) (*Authority, error) {
 // removePKI deletes what Init creates, and CI sub-CA directories, but
 // leaves anything else in dir alone.
 func removePKI(dir string) error {
-	for _, f := range []string{caCertFile, caKeyFile, crlFile, revokedFile, serverCertFile, serverKeyFile, crossCertFile} {
+	for _, f := range []string{caCertFile, caKeyFile, crlFile, revokedFile, serverCertFile, serverKeyFile, crossCertFile, promoteJournalFile} {
 		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
