@@ -137,7 +137,7 @@ func webChecks() []Check {
 			Attack:   "wss /mqtt with (a) no cert, (b) a foreign-CA cert (a device's CN, and a WSS identity's CN with its password), (c) a valid cert without credentials, (d) a valid cert + its own password, (e) a device's cert + a WSS identity's password, and WSS identity X's cert + identity Y's password",
 			Fix:      "nginx: ssl_verify_client optional + `if ($ssl_client_verify != SUCCESS) { return 403; }` on /mqtt, ssl_client_certificate = private CA, ssl_crl; to bind cert and username (e): no MQTT-over-WSS for devices (no DeviceWSS), and route each WSS identity's CN (map $ssl_client_s_dn) to its own listener whose password file holds only it; or stream+ssl_preread to 8883, or an auth plugin",
 			Proves:   "/mqtt needs a valid client certificate and the broker password of the same identity: a device certificate or another identity's password gets nothing",
-			Gaps:     "websocket listeners of 2.0.11 cannot require or read client certificates, so nginx must bind certificate and username",
+			Gaps:     "websocket listeners of 2.0.11 cannot require or read client certificates, so nginx must bind certificate and username; ssl_verify_depth is not probed (a chain deeper than the CA's would fail on its intermediate's missing CRL first, so no probe can isolate the depth)",
 			Guards:   "F8",
 			Negative: []NegativeKind{NegForeign, NegForeignWSS},
 			Run:      runWEB05,
