@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/devices"
 	"github.com/mqttstack/mqttstack/internal/stacktest"
 	"github.com/mqttstack/mqttstack/security"
 )
@@ -65,6 +66,46 @@ func TestRolloverFleet(t *testing.T) {
 		s.ReloadNginx()
 	}
 	fleet := fleetProber{t: t, s: s}
+	// boards runs every board profile of package devices (their own
+	// ClientHello, suites, key type, verification) against the broker
+	// with identities of CA generation g: each must do what it does on a
+	// single-CA stack (trusted), or be refused (not trusted).
+	boards := func(step string, g *certs.Authority, roots *x509.CertPool, trusted bool) {
+		t.Helper()
+		cache := map[devices.KeyType]*tls.Certificate{}
+		ident := func(p devices.Profile) (*tls.Certificate, string, error) {
+			id := "board-" + string(p.ClientKey)
+			if c := cache[p.ClientKey]; c != nil {
+				return c, id, nil
+			}
+			if err := g.IssueClient(id, certs.ClientOptions{Key: certs.KeyType(p.ClientKey)}); err != nil {
+				return nil, id, err
+			}
+			c, err := certs.LoadClient(g.Dir, id)
+			if err != nil {
+				return nil, id, err
+			}
+			cache[p.ClientKey] = &c
+			return &c, id, nil
+		}
+		m, err := devices.Run(ctx, devices.Options{Addr: s.Target.MQTTSAddr(), ServerName: s.Target.ServerName, RootCAs: roots, Identity: ident})
+		if err != nil {
+			t.Fatalf("%s: boards: %v", step, err)
+		}
+		works := 0
+		for _, r := range m.Rows {
+			switch {
+			case trusted && !r.Matches:
+				t.Errorf("%s: board %s: %s (%s %s), expected %s", step, r.Profile, r.Verdict, r.Reason, r.Detail, r.Expect)
+			case !trusted && r.Works():
+				t.Errorf("%s: board %s connected with a certificate of a CA the broker no longer trusts", step, r.Profile)
+			}
+			if r.Works() {
+				works++
+			}
+		}
+		t.Logf("%s: %d of %d board profiles connect", step, works, len(m.Rows))
+	}
 	suite := func(step string) {
 		t.Helper()
 		// checks this build of the catalog knows (the suite grows)
@@ -126,6 +167,8 @@ func TestRolloverFleet(t *testing.T) {
 		{"G1-only revoked", dir, devs[4], bundle, "revoked"},
 	})
 	fleet.nginx("overlap", map[string]int{dir + "|observer-1": 426, g2.Dir + "|observer-1": 426, dir + "|observer-5": 400, g2.Dir + "|observer-5": 400})
+	boards("overlap, G2 identities", g2, bundle, true)
+	boards("overlap, G1 identities", a, bundle, true)
 	suite("overlap")
 
 	// promote, then move the server certificate to G2 (key kept, cross chain)
@@ -196,6 +239,13 @@ func TestRolloverFleet(t *testing.T) {
 		{"G2 revoked", dir, devs[1], bundle, "revoked"},
 	})
 	fleet.nginx("retired", map[string]int{res.Archive + "|observer-2": 403, dir + "|observer-1": 426, dir + "|observer-5": 400})
+	boards("retired, G2 identities", a, bundle, true)
+	// the retired CA's identities are refused on every board
+	retired, err := certs.Open(res.Archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boards("retired, G1 identities", retired, bundle, false)
 	suite("retired")
 }
 
