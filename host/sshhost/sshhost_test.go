@@ -138,6 +138,28 @@ func TestAgainstRealSSHD(t *testing.T) {
 	defer h.Close()
 	lh := s.Host()
 
+	t.Run("dial from a target's ssh section", func(t *testing.T) {
+		key := filepath.Join(t.TempDir(), "id")
+		if err := os.WriteFile(key, srv.ClientKey, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		sec := &target.SSH{Host: srv.Host, Port: srv.Port, User: srv.User, KeyFile: key, HostKey: srv.HostKey}
+		hd, err := Dial(ctx, sec, Options{Paths: &paths})
+		if err != nil {
+			t.Fatalf("Dial: %v", err)
+		}
+		defer hd.Close()
+		if got, err := hd.ReadFile(ctx, paths.MosquittoConf); err != nil || len(got) == 0 {
+			t.Fatalf("ReadFile through a dialled host: %v", err)
+		}
+		// a key of another machine: the server cannot prove it holds it
+		sec.HostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmLjoxHIBUhQG3rkKId7o46kKpLECmucNs5lkculDhc"
+		if hd, err := Dial(ctx, sec, Options{}); err == nil {
+			hd.Close()
+			t.Fatal("Dial accepted a server that does not hold the pinned host key")
+		}
+	})
+
 	t.Run("name and config", func(t *testing.T) {
 		if want := "ssh " + srv.User + "@127.0.0.1:" + strconv.Itoa(srv.Port); h.Name() != want {
 			t.Errorf("Name = %q, want %q", h.Name(), want)
