@@ -432,3 +432,32 @@ func TestPromoteInterrupted(t *testing.T) {
 		})
 	}
 }
+
+// TestRolloverRSA: an RSA-2048 PKI (boards without ECDSA) rolls over the
+// same way; the successor and the cross certificate are RSA too.
+func TestRolloverRSA(t *testing.T) {
+	a := newPKI(t, InitOptions{Key: RSA2048})
+	issueIDs(t, a, "dev-00001")
+	res, err := a.Next(NextOptions{CrossSign: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.CA.PublicKeyAlgorithm != x509.RSA || res.Cross.SignatureAlgorithm != x509.SHA256WithRSA {
+		t.Fatalf("successor %v, cross signed with %v", res.CA.PublicKeyAlgorithm, res.Cross.SignatureAlgorithm)
+	}
+	g2, _ := a.Generation(GenNext)
+	issueIDs(t, g2, "dev-00001")
+	if _, err := a.Promote(0); err != nil {
+		t.Fatal(err)
+	}
+	ren, err := a.RenewServer(RenewOptions{})
+	if err != nil || ren.New.PublicKeyAlgorithm != x509.RSA || len(ren.Chain) != 2 {
+		t.Fatalf("renew: %v", err)
+	}
+	if _, err := a.SwitchServer(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Retire(false, 0); err != nil {
+		t.Fatal(err)
+	}
+}
