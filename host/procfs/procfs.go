@@ -28,6 +28,9 @@ type Stat struct {
 	State byte   // R, S, D, Z, X, …
 	PPID  int
 	CPU   time.Duration // utime + stime
+	// RSSPages is the resident set in pages (field 24; the same counters
+	// as status's VmRSS, in pages of the machine's page size).
+	RSSPages int64
 }
 
 // ParseStat parses one /proc/<pid>/stat. The command name may contain
@@ -44,9 +47,10 @@ func ParseStat(b []byte) (Stat, error) {
 		return Stat{}, fmt.Errorf("proc stat %.40q: pid: %w", s, err)
 	}
 	rest := strings.Fields(s[closing+1:])
-	// rest[0] is field 3 (state); utime and stime are fields 14 and 15
-	if len(rest) < 13 || len(rest[0]) != 1 {
-		return Stat{}, fmt.Errorf("proc stat of pid %d: %d fields after the command name, want at least 13", pid, len(rest))
+	// rest[0] is field 3 (state); utime and stime are fields 14 and 15,
+	// rss field 24
+	if len(rest) < 22 || len(rest[0]) != 1 {
+		return Stat{}, fmt.Errorf("proc stat of pid %d: %d fields after the command name, want at least 22", pid, len(rest))
 	}
 	ppid, err := strconv.Atoi(rest[1])
 	if err != nil {
@@ -57,7 +61,11 @@ func ParseStat(b []byte) (Stat, error) {
 	if err1 != nil || err2 != nil {
 		return Stat{}, fmt.Errorf("proc stat of pid %d: utime %q stime %q are not numbers", pid, rest[11], rest[12])
 	}
-	return Stat{PID: pid, Comm: s[open+1 : closing], State: rest[0][0], PPID: ppid, CPU: time.Duration(utime+stime) * ClockTick}, nil
+	rss, err := strconv.ParseInt(rest[21], 10, 64)
+	if err != nil {
+		return Stat{}, fmt.Errorf("proc stat of pid %d: rss %q is not a number", pid, rest[21])
+	}
+	return Stat{PID: pid, Comm: s[open+1 : closing], State: rest[0][0], PPID: ppid, CPU: time.Duration(utime+stime) * ClockTick, RSSPages: rss}, nil
 }
 
 // ParseRSS returns the resident set size in bytes from /proc/<pid>/status

@@ -17,12 +17,13 @@ func TestParseStat(t *testing.T) {
 		wantErr string
 	}{
 		{name: "cat", in: "26154 (cat) R 26152 26152 14332 0 -1 4194304 99 0 0 0 7 3 0 0 20 0 1 0 38913 3133440 393 18446744073709551615\n",
-			want: Stat{PID: 26154, Comm: "cat", State: 'R', PPID: 26152, CPU: 100 * time.Millisecond}},
-		{name: "nginx master with spaces and parens in comm", in: "42 (nginx: (x) y) S 1 42 42 0 -1 0 0 0 0 0 150 50 0 0 20 0 1 0 1 1 1",
-			want: Stat{PID: 42, Comm: "nginx: (x) y", State: 'S', PPID: 1, CPU: 2 * time.Second}},
-		{name: "truncated", in: "1 (init) S 0 1", wantErr: "at least 13"},
+			want: Stat{PID: 26154, Comm: "cat", State: 'R', PPID: 26152, CPU: 100 * time.Millisecond, RSSPages: 393}},
+		{name: "nginx master with spaces and parens in comm", in: "42 (nginx: (x) y) S 1 42 42 0 -1 0 0 0 0 0 150 50 0 0 20 0 1 0 1 1 7",
+			want: Stat{PID: 42, Comm: "nginx: (x) y", State: 'S', PPID: 1, CPU: 2 * time.Second, RSSPages: 7}},
+		{name: "truncated", in: "1 (init) S 0 1", wantErr: "at least 22"},
 		{name: "no comm", in: "1 init S", wantErr: "no (comm)"},
-		{name: "utime not a number", in: "1 (a) S 0 0 0 0 0 0 0 0 0 0 x 1", wantErr: "not numbers"},
+		{name: "utime not a number", in: "1 (a) S 0 0 0 0 0 0 0 0 0 0 x 1 0 0 0 0 0 0 0 0 0", wantErr: "not numbers"},
+		{name: "rss not a number", in: "1 (a) S 0 0 0 0 0 0 0 0 0 0 1 1 0 0 0 0 0 0 0 0 x", wantErr: "rss"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,6 +150,9 @@ func TestOwnProcess(t *testing.T) {
 	b, _ = os.ReadFile("/proc/self/status")
 	if rss, err := ParseRSS(b); err != nil || rss <= 0 {
 		t.Fatalf("ParseRSS(self) = %d, %v", rss, err)
+	}
+	if st.RSSPages <= 0 {
+		t.Fatalf("stat rss of self = %d pages", st.RSSPages)
 	}
 	if _, ok := SocketInode("pipe:[12]"); ok {
 		t.Fatal("a pipe is not a socket")

@@ -134,15 +134,20 @@ func (h *Host) ReadDir(ctx context.Context, dir string) ([]string, error) {
 // pids from the pid files, nginx's workers by their master) carry the
 // daemon's name.
 func (h *Host) Listeners(ctx context.Context) ([]host.Listener, error) {
-	pids, err := h.pids(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out, _, err := h.c.Run(ctx, "ss -Htlnp", nil)
+	// one session: the pid files, then ss
+	out, _, err := h.c.Run(ctx, h.pidScript()+"; echo '--- ss'; ss -Htlnp", nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: ss -Htlnp: %w (is iproute2 installed?)", h.name, err)
 	}
-	ls, err := parseSS(out)
+	head, table, ok := bytes.Cut(out, []byte("--- ss\n"))
+	if !ok {
+		return nil, fmt.Errorf("%s: ss -Htlnp: no output", h.name)
+	}
+	pids, err := parsePids(head)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", h.name, err)
+	}
+	ls, err := parseSS(table)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", h.name, err)
 	}
@@ -162,24 +167,25 @@ func (h *Host) Listeners(ctx context.Context) ([]host.Listener, error) {
 	return res, nil
 }
 
-// pids reads the daemons' pid files (0 for a daemon whose file is absent
-// or whose pid is not alive).
-func (h *Host) pids(ctx context.Context) (map[host.Daemon]int, error) {
-	script := fmt.Sprintf(`for f in %s %s; do p=$(cat "$f" 2>/dev/null || true); if [ -n "$p" ] && [ -e "/proc/$p" ]; then echo "$p"; else echo 0; fi; done`,
+// pidScript prints the daemons' pids from their pid files, mosquitto then
+// nginx, one a line (0 for a daemon whose file is absent or whose pid is
+// not alive).
+func (h *Host) pidScript() string {
+	return fmt.Sprintf(`for f in %s %s; do p=$(cat "$f" 2>/dev/null || true); if [ -n "$p" ] && [ -e "/proc/$p" ]; then echo "$p"; else echo 0; fi; done`,
 		Quote(h.paths.MosquittoPID), Quote(h.paths.NginxPID))
-	out, _, err := h.c.Run(ctx, script, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%s: read pid files: %w", h.name, err)
-	}
+}
+
+// parsePids reads pidScript's output.
+func parsePids(out []byte) (map[host.Daemon]int, error) {
 	f := strings.Fields(string(out))
 	if len(f) != 2 {
-		return nil, fmt.Errorf("%s: read pid files: got %q, want two pids", h.name, out)
+		return nil, fmt.Errorf("read pid files: got %q, want two pids", out)
 	}
 	m := map[host.Daemon]int{}
 	for i, d := range []host.Daemon{host.Mosquitto, host.Nginx} {
 		p, err := strconv.Atoi(f[i])
 		if err != nil {
-			return nil, fmt.Errorf("%s: pid file of %s holds %q", h.name, d, f[i])
+			return nil, fmt.Errorf("pid file of %s holds %q", d, f[i])
 		}
 		m[d] = p
 	}
@@ -249,43 +255,42 @@ kill -HUP "$p"`, Quote(string(d)), Quote(pidFile))
 }
 
 // Costs reads each running daemon's CPU time and resident memory from
-// /proc: the process in its pid file plus its children (nginx's workers),
-// summed. A daemon that is not running is left out.
+// /proc/<pid>/stat (utime + stime; rss pages times the page size): the
+// process in its pid file plus its children (nginx's workers), summed. A
+// daemon that is not running is left out.
 func (h *Host) Costs(ctx context.Context) ([]host.Cost, error) {
-	pids, err := h.pids(ctx)
-	if err != nil {
-		return nil, err
-	}
-	// one session: every process's stat (to find children), then the
-	// status of each candidate, separated by marker lines
-	out, _, err := h.c.Run(ctx, `cat /proc/[0-9]*/stat 2>/dev/null; echo '--- status'; for f in /proc/[0-9]*/status; do echo "--- $f"; cat "$f" 2>/dev/null; done`, nil)
+	// one session and two forks: the pid files, the page size, and every
+	// process's stat (CPU, parent, resident pages)
+	out, _, err := h.c.Run(ctx, h.pidScript()+"; echo '--- pagesize'; getconf PAGESIZE; echo '--- stat'; cat /proc/[0-9]*/stat 2>/dev/null || true", nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: read /proc: %w", h.name, err)
 	}
-	return costsFrom(out, pids)
+	cs, err := costsFrom(out)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", h.name, err)
+	}
+	return cs, nil
 }
 
-// costsFrom computes Costs from the output of the /proc script.
-func costsFrom(out []byte, pids map[host.Daemon]int) ([]host.Cost, error) {
-	stats, rest, ok := bytes.Cut(out, []byte("--- status\n"))
-	if !ok {
-		return nil, errors.New("read /proc: no status section")
+// costsFrom computes Costs from the output of the Costs script.
+func costsFrom(out []byte) ([]host.Cost, error) {
+	head, rest, ok1 := bytes.Cut(out, []byte("--- pagesize\n"))
+	page, stats, ok2 := bytes.Cut(rest, []byte("--- stat\n"))
+	if !ok1 || !ok2 {
+		return nil, errors.New("read /proc: output without its sections")
+	}
+	pids, err := parsePids(head)
+	if err != nil {
+		return nil, err
+	}
+	pageSize, err := strconv.ParseInt(strings.TrimSpace(string(page)), 10, 64)
+	if err != nil || pageSize <= 0 {
+		return nil, fmt.Errorf("getconf PAGESIZE: %q", page)
 	}
 	byPID := map[int]procfs.Stat{}
 	for _, line := range bytes.Split(stats, []byte("\n")) {
 		if s, err := procfs.ParseStat(line); err == nil {
 			byPID[s.PID] = s
-		}
-	}
-	rss := map[int]int64{}
-	for _, part := range bytes.Split(rest, []byte("--- /proc/"))[1:] {
-		head, body, _ := bytes.Cut(part, []byte("\n"))
-		p, err := strconv.Atoi(strings.TrimSuffix(string(head), "/status"))
-		if err != nil {
-			continue
-		}
-		if n, err := procfs.ParseRSS(body); err == nil {
-			rss[p] = n
 		}
 	}
 	var res []host.Cost
@@ -295,11 +300,11 @@ func costsFrom(out []byte, pids map[host.Daemon]int) ([]host.Cost, error) {
 		if pid == 0 || !ok {
 			continue
 		}
-		c := host.Cost{Daemon: d, PID: pid, CPU: st.CPU, RSS: rss[pid]}
-		for p, s := range byPID {
+		c := host.Cost{Daemon: d, PID: pid, CPU: st.CPU, RSS: st.RSSPages * pageSize}
+		for _, s := range byPID {
 			if s.PPID == pid {
 				c.CPU += s.CPU
-				c.RSS += rss[p]
+				c.RSS += s.RSSPages * pageSize
 			}
 		}
 		res = append(res, c)

@@ -78,32 +78,29 @@ LISTEN 0 128 [::ffff:127.0.0.1]:9001 [::]:*
 }
 
 func TestCostsFrom(t *testing.T) {
-	out := "10 (mosquitto) S 1 10 10 0 -1 0 0 0 0 0 300 100 0 0 20 0 1 0 1 1 1\n" +
-		"20 (nginx) S 1 20 20 0 -1 0 0 0 0 0 10 10 0 0 20 0 1 0 1 1 1\n" +
-		"21 (nginx) S 20 20 20 0 -1 0 0 0 0 0 50 50 0 0 20 0 1 0 1 1 1\n" +
-		"22 (nginx) S 20 20 20 0 -1 0 0 0 0 0 25 25 0 0 20 0 1 0 1 1 1\n" +
-		"30 (other) S 1 30 30 0 -1 0 0 0 0 0 999 999 0 0 20 0 1 0 1 1 1\n" +
-		"--- status\n" +
-		"--- /proc/10/status\nName:\tmosquitto\nVmRSS:\t 1000 kB\n" +
-		"--- /proc/20/status\nVmRSS:\t 100 kB\n--- /proc/21/status\nVmRSS:\t 200 kB\n--- /proc/22/status\nVmRSS:\t 300 kB\n" +
-		"--- /proc/30/status\nVmRSS:\t 9999 kB\n"
+	stats := "--- pagesize\n4096\n--- stat\n" +
+		"10 (mosquitto) S 1 10 10 0 -1 0 0 0 0 0 300 100 0 0 20 0 1 0 1 1 250\n" +
+		"20 (nginx) S 1 20 20 0 -1 0 0 0 0 0 10 10 0 0 20 0 1 0 1 1 25\n" +
+		"21 (nginx) S 20 20 20 0 -1 0 0 0 0 0 50 50 0 0 20 0 1 0 1 1 50\n" +
+		"22 (nginx) S 20 20 20 0 -1 0 0 0 0 0 25 25 0 0 20 0 1 0 1 1 75\n" +
+		"30 (other) S 1 30 30 0 -1 0 0 0 0 0 999 999 0 0 20 0 1 0 1 1 9999\n"
 	tests := []struct {
 		name string
-		pids map[host.Daemon]int
+		pids string
 		want []host.Cost
 	}{
-		{"both, nginx with its workers", map[host.Daemon]int{host.Mosquitto: 10, host.Nginx: 20}, []host.Cost{
-			{Daemon: host.Mosquitto, PID: 10, CPU: 4 * time.Second, RSS: 1000 << 10},
-			{Daemon: host.Nginx, PID: 20, CPU: 1700 * time.Millisecond, RSS: 600 << 10},
+		{"both, nginx with its workers", "10\n20\n", []host.Cost{
+			{Daemon: host.Mosquitto, PID: 10, CPU: 4 * time.Second, RSS: 250 * 4096},
+			{Daemon: host.Nginx, PID: 20, CPU: 1700 * time.Millisecond, RSS: 150 * 4096},
 		}},
-		{"broker down", map[host.Daemon]int{host.Mosquitto: 0, host.Nginx: 20}, []host.Cost{
-			{Daemon: host.Nginx, PID: 20, CPU: 1700 * time.Millisecond, RSS: 600 << 10},
+		{"broker down", "0\n20\n", []host.Cost{
+			{Daemon: host.Nginx, PID: 20, CPU: 1700 * time.Millisecond, RSS: 150 * 4096},
 		}},
-		{"stale pid file", map[host.Daemon]int{host.Mosquitto: 99, host.Nginx: 0}, nil},
+		{"stale pid file", "99\n0\n", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := costsFrom([]byte(out), tt.pids)
+			got, err := costsFrom([]byte(tt.pids + stats))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,8 +114,10 @@ func TestCostsFrom(t *testing.T) {
 			}
 		})
 	}
-	if _, err := costsFrom([]byte("1 (x) S"), nil); err == nil {
-		t.Fatal("output without the status section: no error")
+	for _, bad := range []string{"10\n20\n", "10\n--- pagesize\n4096\n--- stat\n", "10\n20\n--- pagesize\nx\n--- stat\n"} {
+		if _, err := costsFrom([]byte(bad)); err == nil {
+			t.Errorf("costsFrom(%q): no error", bad)
+		}
 	}
 }
 
@@ -291,6 +290,11 @@ func TestAgainstRealSSHD(t *testing.T) {
 			if cs[i].Daemon != lc[i].Daemon || cs[i].PID != lc[i].PID || cs[i].RSS <= 0 {
 				t.Errorf("ssh cost %+v vs local %+v", cs[i], lc[i])
 			}
+			// stat's rss pages and status's VmRSS count the same memory
+			// of idle daemons: a unit mistake would be a factor of 1000s
+			if d := cs[i].RSS - lc[i].RSS; d > lc[i].RSS/4 || -d > lc[i].RSS/4 {
+				t.Errorf("%s: RSS %d over ssh (stat pages), %d locally (status VmRSS)", cs[i].Daemon, cs[i].RSS, lc[i].RSS)
+			}
 		}
 	})
 }
@@ -301,5 +305,48 @@ func TestDialRefusesTargetWithoutSSH(t *testing.T) {
 	}
 	if _, err := Dial(context.Background(), &target.SSH{Host: "127.0.0.1", User: "root", KeyFile: filepath.Join(t.TempDir(), "none")}, Options{}); err == nil || !strings.Contains(err.Error(), "ssh.key_file") {
 		t.Fatalf("Dial with a missing key: %v", err)
+	}
+}
+
+// BenchmarkHostCalls measures one call of each host.Host method that a run
+// makes while it runs, on the local host and over SSH to the same stack
+// (numbers for docs/BENCHMARKS.md: the load engine samples costs once a
+// second).
+func BenchmarkHostCalls(b *testing.B) {
+	s := stacktest.Start(b)
+	srv := sshdtest.Start(b, sshdtest.Options{})
+	ctx := context.Background()
+	c, err := sshconn.Dial(ctx, srv.Config())
+	if err != nil {
+		b.Fatal(err)
+	}
+	remote := New(c, srv.User, hostconfig.LocalPaths(s.StateDir, s.PKIDir))
+	defer remote.Close()
+	for _, h := range []host.Host{s.Host(), remote} {
+		name := "local"
+		if h == remote {
+			name = "ssh"
+		}
+		b.Run(name+"/Costs", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := h.Costs(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/Listeners", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := h.Listeners(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/ReadFile", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := h.ReadFile(ctx, h.ConfigPath(host.Mosquitto)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
