@@ -46,6 +46,20 @@ func startStackUnready(t *testing.T, mutate func([]hostconfig.File) []hostconfig
 	if err := local.Stop(ctx, s.StateDir, local.Mosquitto); err != nil {
 		t.Fatalf("stop mosquitto: %v", err)
 	}
+	// the stopped broker must have let go of its port, else the mutated one
+	// fails to bind while the readiness dial below still reaches the old
+	addr := s.Target.MQTTSAddr()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("the stopped mosquitto still listens on %s", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	conf := s.Target.Local.MosquittoConf
 	b, err := os.ReadFile(conf)
 	if err != nil {
@@ -59,12 +73,19 @@ func startStackUnready(t *testing.T, mutate func([]hostconfig.File) []hostconfig
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start mosquitto: %v", err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
+		<-exited
 	})
-	addr := s.Target.MQTTSAddr()
 	for deadline := time.Now().Add(10 * time.Second); ; {
+		select {
+		case err := <-exited:
+			exited <- err // for the cleanup
+			t.Fatalf("mutated mosquitto exited: %v", err)
+		default:
+		}
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
