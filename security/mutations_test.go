@@ -131,14 +131,13 @@ func TestMutations(t *testing.T) {
 // keeps the list honest: a new check needs a mutation or an entry here.
 var unmutated = map[string]string{
 	"TLS-03":  "the server certificate, not a directive",
-	"CRT-02":  "needs a second CA in cafile: not mutated yet (OPS-02 lints cafile against the target's CA)",
+	"CRT-02":  "its foreign CA is made in memory at run time, so no rendered cafile can trust it; a cafile holding another CA is OPS-02's lint",
 	"CRT-03":  "OpenSSL's validity check is built in; no directive turns it off",
 	"CRT-04":  "OpenSSL's validity check is built in; no directive turns it off",
 	"CRT-06":  "OpenSSL's purpose check is built in; no directive turns it off",
 	"CRT-07":  "the CA's naming policy is code (certs.ValidateID), not configuration",
 	"CRT-08":  "not mutated yet: without use_identity_as_username certificate-only clients lose their username, so the stack fails its readiness probe (the unready path)",
 	"AUTH-02": "password checking is built in; without a password_file nobody logs in",
-	"AUTH-04": "nginx's limit_req burst is sized to the fleet locally; not mutated yet",
 	"ACL-08":  "the CVE-2017-7650 guard is compiled in",
 	"SES-03":  "tier 2; its weakening (use_username_as_clientid) is mutated for SES-01/02",
 	"PRO-01":  "the broker's topic validation is built in",
@@ -148,10 +147,10 @@ var unmutated = map[string]string{
 	"PRO-06":  "the CVE fixes are in the binary, not the configuration",
 	"PRO-07":  "the CVE fix is in the binary, not the configuration",
 	"PRO-08":  "the CVE fix is in the binary, not the configuration",
-	"DOS-01":  "max_inflight_messages/max_queued_messages: not mutated yet",
+	"DOS-01":  "judged against the broker's own configured limits (read through the host), so changing them moves the bound; their values are the lint's",
 	"DOS-02":  "deployed targets only (a firewall rule the local stack lacks)",
 	"DOS-03":  "records a gap 2.0.11 cannot close (F5); 110 s",
-	"DOS-05":  "max_queued_messages: not mutated yet",
+	"DOS-05":  "judged against the broker's own max_queued_messages and max_inflight_messages (read through the host), so changing them moves the bound",
 	"NET-03":  "a stray listener is NET-01's mutation (F1)",
 	"OPS-01":  "the installed package version, not the configuration",
 }
@@ -238,6 +237,7 @@ func configMutations() []configMutation {
 			[]string{"ACL-01", "ACL-02", "ACL-03", "ACL-04", "ACL-06", "ACL-07", "ACL-09"}, nil, false},
 		{"acl pattern read SYS", m(stacktest.ReplaceLine("/acl", "pattern readwrite devices/%u/#", "pattern readwrite devices/%u/#\npattern read $SYS/#")), []string{"ACL-05"}, nil, false},
 		{"nginx HSTS", m(stacktest.DropLines("nginx.conf", "add_header Strict-Transport-Security")), []string{"WEB-02"}, nil, false},
+		{"nginx limit_req on /mqtt", m(stacktest.DropLines("nginx.conf", "limit_req zone=wsreq")), []string{"AUTH-04"}, nil, false},
 	}
 }
 
