@@ -1,10 +1,9 @@
-package sshhost
+package sshhost_test
 
 import (
 	"context"
 	"errors"
 	"io/fs"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mqttstack/mqttstack/host"
+	"github.com/mqttstack/mqttstack/host/sshhost"
 	"github.com/mqttstack/mqttstack/infra/hostconfig"
 	"github.com/mqttstack/mqttstack/internal/sshconn"
 	"github.com/mqttstack/mqttstack/internal/sshconn/sshdtest"
@@ -21,105 +21,6 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(stacktest.Main(m)) }
-
-func TestParseSS(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		want    []host.Listener
-		wantErr string
-	}{
-		{name: "owners, v4 and v6, sorted", in: `LISTEN 0      128    127.0.0.1:59165 0.0.0.0:* users:(("python3",pid=30163,fd=4))
-LISTEN 0      511      0.0.0.0:80      0.0.0.0:* users:(("nginx",pid=12,fd=6),("nginx",pid=11,fd=6))
-LISTEN 0      128        [::1]:35057    [::]:* users:(("python3",pid=30163,fd=3))
-LISTEN 0      128      0.0.0.0:2024  0.0.0.0:*
-`, want: []host.Listener{
-			{Addr: netip.MustParseAddrPort("0.0.0.0:80"), PID: 12, Process: "nginx"},
-			{Addr: netip.MustParseAddrPort("0.0.0.0:2024")},
-			{Addr: netip.MustParseAddrPort("127.0.0.1:59165"), PID: 30163, Process: "python3"},
-			{Addr: netip.MustParseAddrPort("[::1]:35057"), PID: 30163, Process: "python3"},
-		}},
-		{name: "scopes, star and mapped", in: `LISTEN 0 4096 127.0.0.53%lo:53 0.0.0.0:* users:(("systemd-resolve",pid=5,fd=14))
-LISTEN 0 128 [fe80::1]%eth0:22 [::]:*
-LISTEN 0 128 *:8883 *:*
-LISTEN 0 128 [::ffff:127.0.0.1]:9001 [::]:*
-`, want: []host.Listener{
-			{Addr: netip.MustParseAddrPort("127.0.0.1:9001")},
-			{Addr: netip.MustParseAddrPort("127.0.0.53:53"), PID: 5, Process: "systemd-resolve"},
-			{Addr: netip.MustParseAddrPort("[::]:8883")},
-			{Addr: netip.MustParseAddrPort("[fe80::1]:22")},
-		}},
-		{name: "empty", in: "\n", want: nil},
-		{name: "not ss -Htl", in: "State Recv-Q Send-Q Local Address:Port Peer\n", wantErr: "line 1"},
-		{name: "bad port", in: "LISTEN 0 1 1.2.3.4:http 0.0.0.0:*\n", wantErr: "port"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseSS([]byte(tt.in))
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("parseSS: %v, want an error with %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("parseSS = %+v\nwant %+v", got, tt.want)
-			}
-			for i := range got {
-				if got[i].Listener != tt.want[i] {
-					t.Errorf("[%d] = %+v, want %+v", i, got[i].Listener, tt.want[i])
-				}
-			}
-		})
-	}
-}
-
-func TestCostsFrom(t *testing.T) {
-	stats := "--- pagesize\n4096\n--- stat\n" +
-		"10 (mosquitto) S 1 10 10 0 -1 0 0 0 0 0 300 100 0 0 20 0 1 0 1 1 250\n" +
-		"20 (nginx) S 1 20 20 0 -1 0 0 0 0 0 10 10 0 0 20 0 1 0 1 1 25\n" +
-		"21 (nginx) S 20 20 20 0 -1 0 0 0 0 0 50 50 0 0 20 0 1 0 1 1 50\n" +
-		"22 (nginx) S 20 20 20 0 -1 0 0 0 0 0 25 25 0 0 20 0 1 0 1 1 75\n" +
-		"30 (other) S 1 30 30 0 -1 0 0 0 0 0 999 999 0 0 20 0 1 0 1 1 9999\n"
-	tests := []struct {
-		name string
-		pids string
-		want []host.Cost
-	}{
-		{"both, nginx with its workers", "10\n20\n", []host.Cost{
-			{Daemon: host.Mosquitto, PID: 10, CPU: 4 * time.Second, RSS: 250 * 4096},
-			{Daemon: host.Nginx, PID: 20, CPU: 1700 * time.Millisecond, RSS: 150 * 4096},
-		}},
-		{"broker down", "0\n20\n", []host.Cost{
-			{Daemon: host.Nginx, PID: 20, CPU: 1700 * time.Millisecond, RSS: 150 * 4096},
-		}},
-		{"stale pid file", "99\n0\n", nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := costsFrom([]byte(tt.pids + stats))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("costsFrom = %+v, want %+v", got, tt.want)
-			}
-			for i := range got {
-				if got[i] != tt.want[i] {
-					t.Errorf("[%d] = %+v, want %+v", i, got[i], tt.want[i])
-				}
-			}
-		})
-	}
-	for _, bad := range []string{"10\n20\n", "10\n--- pagesize\n4096\n--- stat\n", "10\n20\n--- pagesize\nx\n--- stat\n"} {
-		if _, err := costsFrom([]byte(bad)); err == nil {
-			t.Errorf("costsFrom(%q): no error", bad)
-		}
-	}
-}
 
 // TestAgainstRealSSHD reaches a real local stack through a real sshd on
 // 127.0.0.1 and checks that the SSH host sees what infra/local's host sees.
@@ -133,7 +34,7 @@ func TestAgainstRealSSHD(t *testing.T) {
 		t.Fatalf("dial: %v\n%s", err, srv.Log())
 	}
 	paths := hostconfig.LocalPaths(s.StateDir, s.PKIDir)
-	h := New(c, srv.User, paths)
+	h := sshhost.New(c, srv.User, paths)
 	defer h.Close()
 	lh := s.Host()
 
@@ -143,7 +44,7 @@ func TestAgainstRealSSHD(t *testing.T) {
 			t.Fatal(err)
 		}
 		sec := &target.SSH{Host: srv.Host, Port: srv.Port, User: srv.User, KeyFile: key, HostKey: srv.HostKey}
-		hd, err := Dial(ctx, sec, Options{Paths: &paths})
+		hd, err := sshhost.Dial(ctx, sec, sshhost.Options{Paths: &paths})
 		if err != nil {
 			t.Fatalf("Dial: %v", err)
 		}
@@ -153,7 +54,7 @@ func TestAgainstRealSSHD(t *testing.T) {
 		}
 		// a key of another machine: the server cannot prove it holds it
 		sec.HostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmLjoxHIBUhQG3rkKId7o46kKpLECmucNs5lkculDhc"
-		if hd, err := Dial(ctx, sec, Options{}); err == nil {
+		if hd, err := sshhost.Dial(ctx, sec, sshhost.Options{}); err == nil {
 			hd.Close()
 			t.Fatal("Dial accepted a server that does not hold the pinned host key")
 		}
@@ -267,7 +168,8 @@ func TestAgainstRealSSHD(t *testing.T) {
 		if err := os.WriteFile(bad.MosquittoPID, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		hb := &Host{c: c, name: h.name, paths: bad, ReloadTimeout: time.Second}
+		hb := sshhost.New(c, srv.User, bad)
+		hb.ReloadTimeout = time.Second
 		err := hb.Reload(ctx, host.Mosquitto)
 		if err == nil || !strings.Contains(err.Error(), "not 'mosquitto'") && !strings.Contains(err.Error(), "not mosquitto") {
 			t.Fatalf("Reload with a foreign pid: %v, want a refusal", err)
@@ -300,10 +202,10 @@ func TestAgainstRealSSHD(t *testing.T) {
 }
 
 func TestDialRefusesTargetWithoutSSH(t *testing.T) {
-	if _, err := Dial(context.Background(), nil, Options{}); err == nil {
+	if _, err := sshhost.Dial(context.Background(), nil, sshhost.Options{}); err == nil {
 		t.Fatal("Dial(nil): no error")
 	}
-	if _, err := Dial(context.Background(), &target.SSH{Host: "127.0.0.1", User: "root", KeyFile: filepath.Join(t.TempDir(), "none")}, Options{}); err == nil || !strings.Contains(err.Error(), "ssh.key_file") {
+	if _, err := sshhost.Dial(context.Background(), &target.SSH{Host: "127.0.0.1", User: "root", KeyFile: filepath.Join(t.TempDir(), "none")}, sshhost.Options{}); err == nil || !strings.Contains(err.Error(), "ssh.key_file") {
 		t.Fatalf("Dial with a missing key: %v", err)
 	}
 }
@@ -320,7 +222,7 @@ func BenchmarkHostCalls(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	remote := New(c, srv.User, hostconfig.LocalPaths(s.StateDir, s.PKIDir))
+	remote := sshhost.New(c, srv.User, hostconfig.LocalPaths(s.StateDir, s.PKIDir))
 	defer remote.Close()
 	for _, h := range []host.Host{s.Host(), remote} {
 		name := "local"

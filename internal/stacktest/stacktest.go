@@ -34,8 +34,11 @@ import (
 
 	"github.com/mqttstack/mqttstack/certs"
 	"github.com/mqttstack/mqttstack/host"
+	"github.com/mqttstack/mqttstack/host/sshhost"
 	"github.com/mqttstack/mqttstack/infra/hostconfig"
 	"github.com/mqttstack/mqttstack/infra/local"
+	"github.com/mqttstack/mqttstack/internal/sshconn"
+	"github.com/mqttstack/mqttstack/internal/sshconn/sshdtest"
 	"github.com/mqttstack/mqttstack/target"
 )
 
@@ -50,6 +53,10 @@ type Stack struct {
 	Devices []string
 
 	t testing.TB
+
+	sshOnce sync.Once
+	ssh     host.Host // SSHHost's, made once
+	sshErr  error
 }
 
 type config struct {
@@ -450,6 +457,32 @@ func (s *Stack) Host() host.Host {
 		s.t.Fatalf("stacktest: host: %v", err)
 	}
 	return h
+}
+
+// SSHHost is the stack as a deployed stack's tools see it: a host.Host
+// (package host/sshhost) over a real sshd started on 127.0.0.1 for this
+// test (host key pinned), with the stack's local paths as the host's
+// layout. Reload takes the SIGHUP path (no systemd here). One sshd and one
+// connection per Stack; both end with the test.
+func (s *Stack) SSHHost() host.Host {
+	s.t.Helper()
+	s.sshOnce.Do(func() {
+		srv := sshdtest.Start(s.t, sshdtest.Options{})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := sshconn.Dial(ctx, srv.Config())
+		if err != nil {
+			s.sshErr = fmt.Errorf("dial the test sshd: %w\n%s", err, srv.Log())
+			return
+		}
+		h := sshhost.New(c, srv.User, hostconfig.LocalPaths(s.StateDir, s.PKIDir))
+		s.t.Cleanup(func() { h.Close() })
+		s.ssh = h
+	})
+	if s.sshErr != nil {
+		s.t.Fatalf("stacktest: ssh host: %v", s.sshErr)
+	}
+	return s.ssh
 }
 
 // Authority opens the stack's PKI, e.g. to revoke (use WithPrivatePKI for

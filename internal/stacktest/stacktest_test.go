@@ -1,6 +1,7 @@
 package stacktest_test
 
 import (
+	"context"
 	"net"
 	"os"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/mqttstack/mqttstack/host"
 	"github.com/mqttstack/mqttstack/infra/hostconfig"
 	"github.com/mqttstack/mqttstack/internal/stacktest"
 )
@@ -167,5 +169,35 @@ func TestWithDeviceWSS(t *testing.T) {
 	conf := s.File(s.Target.Local.MosquittoConf)
 	if n := strings.Count(conf, "protocol websockets"); n != len(hostconfig.DefaultWSSIdentities())+1 {
 		t.Errorf("%d websockets listeners, want one per WSS identity plus the shared device one", n)
+	}
+}
+
+// TestHosts: the stack through both host.Host implementations, the local
+// one and the SSH one over a real sshd, sees the same broker.
+func TestHosts(t *testing.T) {
+	s := stacktest.Start(t)
+	ctx := context.Background()
+	for name, h := range map[string]host.Host{"local": s.Host(), "ssh": s.SSHHost()} {
+		t.Run(name, func(t *testing.T) {
+			ls, err := h.Listeners(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, l := range ls {
+				if l.Addr.Port() == uint16(s.Target.MQTTSPort) {
+					found = l.Daemon == host.Mosquitto && l.PID == s.MosquittoPID()
+				}
+			}
+			if !found {
+				t.Errorf("no mosquitto (pid %d) listener on %d: %+v", s.MosquittoPID(), s.Target.MQTTSPort, ls)
+			}
+			if err := h.Reload(ctx, host.Mosquitto); err != nil {
+				t.Errorf("Reload: %v", err)
+			}
+		})
+	}
+	if s.SSHHost() != s.SSHHost() {
+		t.Error("SSHHost starts a new sshd per call")
 	}
 }
