@@ -75,12 +75,17 @@ provider:
 provider-install: provider pulumi
 	./bin/pulumi plugin install resource mqttstack $(PROVIDER_VERSION) --file bin/pulumi-resource-mqttstack
 
-# VPS rehearsal (root): a fresh Debian bookworm root file system (debootstrap,
-# cached in .build/rehearsal) in its own network namespace receives exactly
-# the provisioning a VPS gets, over SSH; then smoke load + security suite.
-rehearsal: deps
-	bash scripts/install-deps.sh debootstrap
+# Deploy rehearsal (root): `mqttstack deploy` on the real Pulumi engine (file
+# backend, our provider plugin, provider ssh) against a fresh Debian bookworm
+# root file system (debootstrap, cached in .build/rehearsal) in its own
+# network namespace: fresh up, security + smoke through the written target,
+# no-change up, drift, a config change, a change the daemons reject, a wrong
+# host key, an unreachable host, destroy (rehearsal/run.sh lists the steps).
+.PHONY: deploy-rehearsal
+deploy-rehearsal: deps pulumi
+	bash scripts/install-deps.sh debootstrap openssl
 	bash rehearsal/run.sh
+rehearsal: deploy-rehearsal
 
 # Tier-2 security checks (floods, broker reloads, slow-drip CONNECT: minutes).
 security-tier2: deps
