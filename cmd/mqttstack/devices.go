@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"github.com/mqttstack/mqttstack/certs"
 	"github.com/mqttstack/mqttstack/devices"
 	"github.com/mqttstack/mqttstack/internal/atomicfile"
+	"github.com/mqttstack/mqttstack/loadtest"
+	"github.com/mqttstack/mqttstack/loadtest/result"
 	"github.com/mqttstack/mqttstack/scenarios"
 	"github.com/mqttstack/mqttstack/target"
 )
@@ -255,4 +258,43 @@ func runDevicesCompat(c *cobra.Command, a *app, f devicesCompatFlags) error {
 		return failed(c, fmt.Errorf("required profile(s) refused: %s", strings.Join(names, ", ")))
 	}
 	return nil
+}
+
+// compatForRun measures the compatibility matrix of a plan's device
+// profiles (fleet.profiles) against its target before the load, for the
+// run's report: one handshake, CONNECT and round trip per profile, no CPU
+// sampling. A plan without profiles, or a matrix that cannot run, gives
+// nil (the load itself says the rest).
+func compatForRun(ctx context.Context, plan *loadtest.Plan, log io.Writer) []result.CompatRow {
+	var ps []devices.Profile
+	for _, p := range plan.Profiles {
+		if !slices.ContainsFunc(ps, func(q devices.Profile) bool { return q.Name == p.Name }) {
+			ps = append(ps, p)
+		}
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	var ca *certs.Authority
+	if a, err := certs.Open(plan.Target.PKIDir); err == nil {
+		ca = a
+	}
+	m, err := devices.Run(ctx, devices.Options{
+		Addr: plan.Target.MQTTSAddr(), ServerName: plan.Target.ServerName, RootCAs: plan.RootCAs,
+		Identity: devices.PKIIdentities(plan.Target.PKIDir, ca), Profiles: ps,
+	})
+	if err != nil {
+		fmt.Fprintf(log, "device compatibility matrix not measured: %v\n", err)
+		return nil
+	}
+	var rows []result.CompatRow
+	for _, r := range m.Rows {
+		rows = append(rows, result.CompatRow{Profile: r.Profile, Verdict: r.Verdict, Reason: string(r.Reason), Detail: r.Detail,
+			TLS: r.Version, Suite: r.Suite, Group: r.Group, FirstFlight: r.FirstFlight, HandshakeMS: r.HandshakeMS,
+			ClockUnset: strings.TrimSuffix(r.NoNTP+": "+string(r.NoNTPReason), ": ")})
+		if !r.Works() {
+			fmt.Fprintf(log, "device profile %s is refused by the target: %s (%s)\n", r.Profile, r.Reason, r.Detail)
+		}
+	}
+	return rows
 }

@@ -58,3 +58,33 @@ func TestDevicesCompat(t *testing.T) {
 		t.Errorf("unknown profile: exit %d, stderr %q", code, errOut)
 	}
 }
+
+// TestRunWithProfilesShowsCompat: a run of a scenario with fleet.profiles
+// measures each board against the target first and carries the matrix in
+// result.json, the console and report.html.
+func TestRunWithProfilesShowsCompat(t *testing.T) {
+	s := stacktest.Start(t)
+	dir := t.TempDir()
+	scen := filepath.Join(dir, "mix.yaml")
+	if err := os.WriteFile(scen, []byte("name: mix\nfleet: {count: 6, prefix: mixrun-, profiles: {esp8266-bearssl: 50%, pico-w-mbedtls-3.6: 50%}}\nconnect: {rate: 50/s}\nstages:\n  - {kind: ramp}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCLI("run", scen, "--target", s.TargetPath, "--out", filepath.Join(dir, "out"), "--quiet")
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	t.Logf("console:\n%s", out)
+	for _, want := range []string{"Device compatibility before the load", "pico-w-mbedtls-3.6           works", "Device profiles"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console misses %q:\n%s", want, out)
+		}
+	}
+	js, err := os.ReadFile(filepath.Join(dir, "out", "result.json"))
+	if err != nil || !strings.Contains(string(js), `"compat"`) {
+		t.Errorf("result.json has no matrix (%v)", err)
+	}
+	page, err := os.ReadFile(filepath.Join(dir, "out", "report.html"))
+	if err != nil || !strings.Contains(string(page), "<h2>Device compatibility</h2>") {
+		t.Errorf("report.html has no matrix section (%v)", err)
+	}
+}

@@ -154,6 +154,7 @@ func runRun(c *cobra.Command, a *app, scenario string, f runFlags) error {
 	if h != nil {
 		defer h.Close()
 	}
+	compat := compatForRun(ctx, plan, stderr) // fleet.profiles: each board against the target first (devices.go)
 	res, runErr := loadtest.Run(ctx, plan, loadtest.Options{Progress: stderr, Quiet: f.quiet, Log: stderr, Host: h, ObserverQoS0: f.obsQoS0, ObserverQoS1: f.obsQoS1})
 	if res == nil {
 		if errors.Is(runErr, context.Canceled) {
@@ -162,6 +163,7 @@ func runRun(c *cobra.Command, a *app, scenario string, f runFlags) error {
 		return couldNotRun(c, runErr)
 	}
 
+	res.Compat = compat
 	outcomes := result.Evaluate(res, sc.Thresholds)
 	res.Thresholds = outcomes
 	name := "result.json"

@@ -26,6 +26,7 @@ func WriteConsole(w io.Writer, r *Result, outcomes []ThresholdOutcome) error {
 	writeRates(f, r)
 	writeDelivery(f, r)
 	writeErrors(f, r)
+	writeCompat(f, r)
 	writeProfiles(f, r)
 	writeThresholds(f, outcomes)
 	writeCost(f, r)

@@ -51,6 +51,7 @@ type htmlPage struct {
 	Latency     []latencyFigures
 	Errors      []htmlError
 	Profiles    template.HTML // device profiles section (profiles.go)
+	Compat      template.HTML // device compatibility section (compat.go)
 	Delivery    [][2]string
 	Cost        [][2]string
 	Generated   string
@@ -256,6 +257,7 @@ func buildPage(r *Result) (*htmlPage, error) {
 		pg.Latency = append(pg.Latency, lf)
 	}
 	pg.Profiles = profilesHTML(r)
+	pg.Compat = compatHTML(r)
 	for _, e := range r.Errors {
 		pg.Errors = append(pg.Errors, htmlError{Cause: e.Cause, Count: formatCount(e.Count),
 			First: e.FirstSeen.UTC().Format("15:04:05"), Last: e.LastSeen.UTC().Format("15:04:05")})

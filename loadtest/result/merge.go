@@ -114,6 +114,7 @@ func Merge(rs ...*Result) (*Result, error) {
 	if out.Profiles, err = mergeProfiles(rs); err != nil {
 		return nil, err
 	}
+	out.Compat = mergeCompat(rs)
 	for _, r := range rs {
 		out.Delivery.Expected += r.Delivery.Expected
 		out.Delivery.Received += r.Delivery.Received

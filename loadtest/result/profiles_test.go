@@ -66,6 +66,8 @@ func TestProfileBreakdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ra.Compat = []CompatRow{{Profile: "esp8266-bearssl", Verdict: "works", TLS: "TLS 1.2", Suite: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", Group: "x25519", FirstFlight: 1207, HandshakeMS: 1.9, ClockUnset: "refused: clock not set"},
+		{Profile: "sim800", Verdict: "refused", Reason: "protocol version", Detail: "TLS 1.0 only"}}
 	m, err := Merge(ra, rb)
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +83,11 @@ func TestProfileBreakdown(t *testing.T) {
 	if err := WriteConsole(&con, m, nil); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Device profiles", "esp8266-bearssl", "10/10", "sim800", "0/10", "tls: protocol version ×10"} {
+	if len(m.Compat) != 2 {
+		t.Errorf("merged matrix %+v", m.Compat)
+	}
+	for _, want := range []string{"Device profiles", "esp8266-bearssl", "10/10", "sim800", "0/10", "tls: protocol version ×10",
+		"Device compatibility before the load", "sim800                       refused  protocol version: TLS 1.0 only", "without NTP: refused: clock not set"} {
 		if !strings.Contains(con.String(), want) {
 			t.Errorf("console misses %q:\n%s", want, con.String())
 		}
@@ -89,7 +95,7 @@ func TestProfileBreakdown(t *testing.T) {
 	if err := WriteHTML(&page, m); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(page.String(), "<h2>Device profiles</h2>") || !strings.Contains(page.String(), "sim800") {
+	if !strings.Contains(page.String(), "<h2>Device profiles</h2>") || !strings.Contains(page.String(), "<h2>Device compatibility</h2>") || !strings.Contains(page.String(), "sim800") {
 		t.Errorf("HTML has no device profiles section")
 	}
 	// A run without profiles shows no section.

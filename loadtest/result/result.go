@@ -44,6 +44,9 @@ type Result struct {
 	Thresholds []ThresholdOutcome `json:"thresholds,omitempty"`
 	// Profiles breaks the run down by device TLS profile (fleet.profiles).
 	Profiles []ProfilePart `json:"profiles,omitempty"`
+	// Compat is the device compatibility matrix measured before the load
+	// of a run with fleet.profiles (set by the caller of Finish).
+	Compat []CompatRow `json:"compat,omitempty"`
 
 	source string // the file ReadJSON read, for messages
 }

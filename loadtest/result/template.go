@@ -112,6 +112,7 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px
 </div>
 {{end}}
 
+{{.Compat}}
 {{.Profiles}}
 <div class="two wide-left">
 <div>
