@@ -266,3 +266,22 @@ func TestEngineRunsAnInlineProgram(t *testing.T) {
 		exec.Command("cp", "-r", StackDir(dir, "t"), os.Getenv("DEPLOY_KEEP")).Run()
 	}
 }
+
+// The real program's configuration check, as deploy runs it before the
+// engine: every problem, one per line, without the SDK's framing.
+func TestValidateConfigReportsEveryProblem(t *testing.T) {
+	err := ValidateConfig(map[string]string{"mqttstack:provider": "ssh"}, nil, t.TempDir(), "dev")
+	if err == nil {
+		t.Fatal("an incomplete configuration was accepted")
+	}
+	msg := err.Error()
+	for _, w := range []string{"mqttstack:serverName: required", "mqttstack:adminCidr: required", "mqttstack:ssh.host: required",
+		"mqttstack:ssh.hostKey: required", "mqttstack:ssh.privateKey: required", "mqttstack:pkiDir: required"} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error lacks %q:\n%s", w, msg)
+		}
+	}
+	if strings.Contains(msg, "error occurred") || strings.Contains(msg, "\t* ") {
+		t.Errorf("SDK framing left in:\n%s", msg)
+	}
+}

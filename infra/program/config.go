@@ -206,7 +206,7 @@ func loadConfig(ctx *pulumi.Context) (stackConfig, error) {
 	// The SSH private key: read as a secret, refused if stored in the clear.
 	keyName := namespace + ":ssh.privateKey"
 	if raw, ok := ctx.GetConfig(keyName); !ok || strings.TrimSpace(raw) == "" {
-		bad("ssh.privateKey", "required: provisioning runs over SSH (`pulumi config set --secret mqttstack:ssh.privateKey < ~/.ssh/id_ed25519`)")
+		bad("ssh.privateKey", "required: provisioning runs over SSH (`mqttstack deploy config set --secret mqttstack:ssh.privateKey < ~/.ssh/id_ed25519`, or `pulumi config set --secret …` with the same arguments)")
 	} else if !ctx.IsConfigSecret(keyName) {
 		bad("ssh.privateKey", "is stored in plain text; set it with --secret (`pulumi config set --secret mqttstack:ssh.privateKey < ~/.ssh/id_ed25519`)")
 	} else if blk, _ := pem.Decode([]byte(raw)); blk == nil || !strings.Contains(blk.Type, "PRIVATE KEY") {
