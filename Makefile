@@ -67,13 +67,14 @@ bin/pulumi: tools/pulumi/go.mod tools/pulumi/go.sum
 
 # mqttstack's own Pulumi resource provider (mqttstack:index:HostConfig) and
 # its installation into the Pulumi plugin cache ($PULUMI_HOME or ~/.pulumi),
-# so the engine finds exactly this build.
+# so the engine finds exactly this build (--reinstall: a rebuilt binary keeps
+# its version number, and install alone would keep the old one).
 PROVIDER_VERSION := $(shell sed -n 's/^\tPluginVersion *= *"\(.*\)"/\1/p' infra/hostres/hostres.go)
 .PHONY: provider provider-install
 provider:
 	$(GO) build -o bin/pulumi-resource-mqttstack ./cmd/pulumi-resource-mqttstack
 provider-install: provider pulumi
-	./bin/pulumi plugin install resource mqttstack $(PROVIDER_VERSION) --file bin/pulumi-resource-mqttstack
+	./bin/pulumi plugin install resource mqttstack $(PROVIDER_VERSION) --file bin/pulumi-resource-mqttstack --reinstall
 
 # Deploy rehearsal (root): `mqttstack deploy` on the real Pulumi engine (file
 # backend, our provider plugin, provider ssh) against a fresh Debian bookworm
