@@ -48,7 +48,7 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// PublishTimeout bounds the wait for a PUBACK.
 	PublishTimeout time.Duration
-	// WriteTimeout is paho's bound on one socket write.
+	// WriteTimeout bounds one socket write of an MQTT 3.1.1 device.
 	WriteTimeout time.Duration
 	// SourceAddrs are local addresses to dial from, assigned round robin by
 	// device index (127.0.0.x on loopback); empty lets the kernel choose.
@@ -133,16 +133,12 @@ type Device struct {
 	profile   string
 	handshake Handshake
 
-	mu     sync.Mutex // guards client, s5, conn, gen, sensor, dropping
-	client mqtt.Client
-	s5     *session5 // the MQTT 5 session (Config.Protocol 5) instead of client
-	conn   net.Conn  // the connection under client, cut by Drop
-	// gone is closed when the current session ends (lost, dropped,
-	// disconnected), so publishes waiting for a PUBACK that will never
-	// come (a persistent session keeps paho's token open) fail at once.
-	gone   chan struct{}
-	gen    uint64  // connection generation: a lost-callback of an old one is ignored
-	sensor *Sensor // created at the first publish: an idle device needs none
+	mu     sync.Mutex // guards s3, s5, conn, gen, sensor, dropping
+	s3     *session3  // the MQTT 3.1.1 session (v3.go), or
+	s5     *session5  // the MQTT 5 session (Config.Protocol 5, v5.go)
+	conn   net.Conn   // the connection under the session, cut by Drop
+	gen    uint64     // connection generation: a lost-callback of an old one is ignored
+	sensor *Sensor    // created at the first publish: an idle device needs none
 	// dropping marks a connection cut on purpose (reconnect storm), so its
 	// loss is a disconnect rather than an error.
 	dropping bool
@@ -306,144 +302,15 @@ func (a *attempt) open(_ *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
 // deviceKey carries the handshaking device in the handshake's context.
 type deviceKey struct{}
 
-// options builds the paho options for one attempt. Every default the
-// device relies on is set explicitly (paho's README: "Common problems").
-func (d *Device) options(a *attempt, gen uint64) *mqtt.ClientOptions {
-	cfg := &d.fleet.cfg
-	o := mqtt.NewClientOptions()
-	if cfg.WSSURL != "" {
-		o.AddBroker(cfg.WSSURL)
-		o.SetUsername(d.ID)
-		o.SetPassword(d.password)
-	} else {
-		o.AddBroker("tls://" + cfg.Addr)
-	}
-	o.SetClientID(d.ID)
-	o.SetCleanSession(cfg.CleanSession)
-	// Our own reconnect loop measures every attempt and owns its goroutine.
-	o.SetAutoReconnect(false)
-	o.SetConnectRetry(false)
-	// Handlers run on paho's router goroutine (no goroutine per message);
-	// they never block: see onCommand.
-	o.SetOrderMatters(true)
-	// Explicit 3.1.1: otherwise paho retries a refused CONNACK with 3.1,
-	// doubling the attempts a refusal costs the broker.
-	o.SetProtocolVersion(4)
-	// Keep-alive 0 for paho: the fleet pings (see keepalive.go) and the
-	// CONNECT still carries cfg.KeepAlive.
-	o.SetKeepAlive(0)
-	o.SetConnectTimeout(cfg.ConnectTimeout)
-	o.SetWriteTimeout(cfg.WriteTimeout)
-	o.SetMessageChannelDepth(1)
-	o.SetResumeSubs(false)
-	// Nothing to resume: a new client per attempt, and the session state
-	// that matters lives in the broker.
-	o.SetStore(nopStore{})
-	o.SetWill(d.statusTopic(), "offline", 1, true)
-	o.SetConnectionLostHandler(func(c mqtt.Client, err error) { d.lost(c, gen, err) })
-	o.SetCustomOpenConnectionFn(a.open)
-	// paho's defaults allocate these per client; a device never uses them.
-	o.HTTPHeaders = nil
-	o.Dialer = nil
-	return o
-}
-
 // connect makes one attempt to connect, subscribe to commands and publish
 // the retained "online" status. It emits KindConnected with the phase
 // timings or KindConnectFailed with the cause; an attempt cut short by ctx
 // (the run ending) emits nothing, because it says nothing about the broker.
 func (d *Device) connect(ctx context.Context) error {
-	cfg := &d.fleet.cfg
-	if cfg.Protocol == MQTT5 {
+	if d.fleet.cfg.Protocol == MQTT5 {
 		return d.connect5(ctx)
 	}
-	actx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
-	defer cancel()
-
-	d.mu.Lock()
-	d.gen++
-	gen := d.gen
-	d.mu.Unlock()
-
-	a := &attempt{ctx: actx, d: d}
-	c := mqtt.NewClient(d.options(a, gen))
-	tok := c.Connect()
-	select {
-	case <-tok.Done():
-	case <-actx.Done():
-		// Cut the connection paho is reading the CONNACK from (dial and
-		// handshake already watch actx), then wait for paho to give up so
-		// none of its goroutines outlives the attempt.
-		a.abort()
-		<-tok.Done()
-	}
-	end := time.Now()
-	err := tok.Error()
-	if err == nil && actx.Err() != nil {
-		// Connected just as the attempt ran out of time: too late to count.
-		c.Disconnect(0)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		err = context.DeadlineExceeded
-	}
-	a.mu.Lock()
-	stage, start, tcpDone, tlsDone, conn := a.stage, a.start, a.tcpDone, a.tlsDone, a.conn
-	a.ctx = nil // paho keeps the attempt (its open function) for the client's life
-	a.mu.Unlock()
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if actx.Err() != nil {
-			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
-		}
-		d.emit(Event{Kind: KindConnectFailed, At: end, Cause: classifyConnect(stage, err)})
-		return fmt.Errorf("device %s: %s: %w", d.ID, stage, err)
-	}
-	timing := Event{Kind: KindConnected, At: end, TCP: tcpDone.Sub(start), TLS: tlsDone.Sub(tcpDone), CONNACK: end.Sub(tlsDone)}
-	if cfg.WSSURL != "" {
-		timing.TCP = -1 // not measured: see attempt.open
-	}
-
-	// Install the session before subscribing, so a loss during the SUBACK
-	// wait is seen by lost() as the current connection's.
-	d.mu.Lock()
-	d.client, d.conn, d.gone = c, conn, make(chan struct{})
-	d.dropping = false
-	d.mu.Unlock()
-
-	sub := c.Subscribe(d.commandFilter(), cfg.QoS, d.onCommand)
-	if err := waitToken(actx, sub); err != nil {
-		stage := StageSub
-		d.discard(c)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		d.emit(Event{Kind: KindConnectFailed, Cause: Classify(stage, err)})
-		return fmt.Errorf("device %s: subscribe: %w", d.ID, err)
-	}
-	// The retained status is part of coming online; a failure here is
-	// counted, not fatal: telemetry shows whether the session works.
-	on := c.Publish(d.statusTopic(), 1, true, "online")
-	if err := waitToken(actx, on); err != nil && ctx.Err() == nil {
-		d.emit(Event{Kind: KindError, Cause: Classify(StagePublish, err) + " (status)"})
-	}
-	// Up only if the session survived its setup: a loss meanwhile already
-	// cleared d.client (see lost), and this attempt then counts as failed.
-	d.mu.Lock()
-	if d.client != c {
-		d.mu.Unlock()
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		d.emit(Event{Kind: KindConnectFailed, Cause: string(StageSub) + ": connection lost"})
-		return fmt.Errorf("device %s: connection lost while subscribing", d.ID)
-	}
-	d.up.Store(true)
-	d.mu.Unlock()
-	d.emit(timing)
-	return nil
+	return d.connect3(ctx)
 }
 
 // classifyConnect names a failed attempt. A TLS alert can only come from
@@ -457,51 +324,9 @@ func classifyConnect(stage Stage, err error) string {
 	return Classify(stage, err)
 }
 
-// discard forgets client c (if current) and closes it without a DISCONNECT.
-func (d *Device) discard(c mqtt.Client) {
-	d.mu.Lock()
-	if d.client == c {
-		d.endSession()
-	}
-	d.mu.Unlock()
-	c.Disconnect(0)
-}
-
-// lost is paho's connection-lost callback (on a goroutine paho starts for
-// it, after its own workers stopped). An old generation's callback and a
-// connection we closed on purpose are ignored; otherwise the device starts
-// its reconnect loop, which the fleet tracks.
-func (d *Device) lost(c mqtt.Client, gen uint64, err error) {
-	d.mu.Lock()
-	if d.gen != gen || d.client != c {
-		d.mu.Unlock()
-		return
-	}
-	d.endSession()
-	dropped := d.dropping
-	d.dropping = false
-	wasUp := d.up.Swap(false)
-	d.mu.Unlock()
-	if !wasUp {
-		// Lost during its own setup: connect reports the failed attempt
-		// and its retry loop (or this one) goes on.
-		d.fleet.reconnect(d)
-		return
-	}
-	if dropped {
-		d.emit(Event{Kind: KindDisconnected})
-	} else {
-		d.emit(Event{Kind: KindLost, Cause: Classify(StageLost, err)})
-	}
-	d.fleet.reconnect(d)
-}
-
 // endSession forgets the current session; d.mu must be held.
 func (d *Device) endSession() {
-	if d.gone != nil {
-		close(d.gone)
-	}
-	d.client, d.s5, d.conn, d.gone = nil, nil, nil, nil
+	d.s3, d.s5, d.conn = nil, nil, nil
 }
 
 // Drop cuts the device's connection abruptly, without a DISCONNECT, so the
@@ -526,11 +351,11 @@ func (d *Device) Drop() bool {
 // most quiesce for paho to finish.
 func (d *Device) Disconnect(quiesce time.Duration) {
 	d.mu.Lock()
-	c, s5 := d.client, d.s5
+	s3, s5 := d.s3, d.s5
 	d.endSession()
 	d.gen++ // a loss racing this is not a loss
 	d.mu.Unlock()
-	if c == nil && s5 == nil {
+	if s3 == nil && s5 == nil {
 		return
 	}
 	if d.up.Swap(false) {
@@ -540,7 +365,7 @@ func (d *Device) Disconnect(quiesce time.Duration) {
 		disconnect5(s5, d.fleet.cfg.SessionExpiry)
 		return
 	}
-	c.Disconnect(uint(quiesce / time.Millisecond))
+	s3.close(quiesce)
 }
 
 // Shape is the form of the telemetry a stage publishes.
@@ -556,8 +381,8 @@ type Shape struct {
 func (d *Device) Publish(ctx context.Context, sh Shape) error {
 	cfg := &d.fleet.cfg
 	d.mu.Lock()
-	c, s5, gone := d.client, d.s5, d.gone
-	if c == nil && s5 == nil {
+	s3, s5 := d.s3, d.s5
+	if s3 == nil && s5 == nil {
 		d.mu.Unlock()
 		d.emit(Event{Kind: KindPublishFailed, Cause: Classify(StagePublish, mqtt.ErrNotConnected)})
 		return fmt.Errorf("device %s: publish: %w", d.ID, mqtt.ErrNotConnected)
@@ -575,9 +400,8 @@ func (d *Device) Publish(ctx context.Context, sh Shape) error {
 	if s5 != nil {
 		err = d.publish5(ctx, s5, payload)
 	} else {
-		tok := c.Publish(d.telemetryTopic(), cfg.QoS, false, payload)
 		pctx, cancel := context.WithTimeout(ctx, cfg.PublishTimeout)
-		err = waitSession(pctx, tok, gone)
+		err = s3.publish(pctx, d.telemetryTopic(), cfg.QoS, false, payload)
 		cancel()
 	}
 	now := time.Now()
@@ -599,12 +423,6 @@ func (d *Device) Publish(ctx context.Context, sh Shape) error {
 	d.emit(e)
 	return nil
 }
-
-// onCommand is paho's handler for devices/<id>/cmd/#, run on the router
-// goroutine: it acts at once (the relay is an atomic) and leaves the status
-// reply to the fleet's workers, because publishing from a handler with
-// OrderMatters can deadlock paho and would block the device's connection.
-func (d *Device) onCommand(_ mqtt.Client, m mqtt.Message) { d.command(m.Payload()) }
 
 // command acts on a command's payload (both protocols).
 func (d *Device) command(payload []byte) {
@@ -637,9 +455,9 @@ func (d *Device) ping() {
 // (not retained: the retained value stays "online"/"offline").
 func (d *Device) publishStatus(ctx context.Context) {
 	d.mu.Lock()
-	c, s5 := d.client, d.s5
+	s3, s5 := d.s3, d.s5
 	d.mu.Unlock()
-	if c == nil && s5 == nil {
+	if s3 == nil && s5 == nil {
 		return
 	}
 	state := "OFF"
@@ -652,34 +470,15 @@ func (d *Device) publishStatus(ctx context.Context) {
 		}
 		return
 	}
-	tok := c.Publish(d.statusTopic(), d.fleet.cfg.QoS, false, `{"relay":"`+state+`"}`)
 	pctx, cancel := context.WithTimeout(ctx, d.fleet.cfg.PublishTimeout)
 	defer cancel()
-	if err := waitToken(pctx, tok); err != nil && ctx.Err() == nil {
+	if err := s3.publish(pctx, d.statusTopic(), d.fleet.cfg.QoS, false, []byte(`{"relay":"`+state+`"}`)); err != nil && ctx.Err() == nil {
 		d.emit(Event{Kind: KindError, Cause: Classify(StageCommand, err) + " (status reply)"})
 	}
 }
 
 // errSessionGone: the session ended while a publish waited for its PUBACK.
 var errSessionGone = errors.New("connection lost")
-
-// waitSession is waitToken that also gives up when the session ends (gone
-// closed), unless the token completed meanwhile.
-func waitSession(ctx context.Context, t mqtt.Token, gone <-chan struct{}) error {
-	select {
-	case <-t.Done():
-		return t.Error()
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-gone:
-		select {
-		case <-t.Done():
-			return t.Error()
-		default:
-			return errSessionGone
-		}
-	}
-}
 
 // waitToken bridges a paho token to a context: the one place the package
 // waits for paho.

@@ -191,7 +191,7 @@ func (d *Device) connect5(ctx context.Context) error {
 	}
 
 	d.mu.Lock()
-	d.s5, d.conn, d.gone = s, conn, make(chan struct{})
+	d.s5, d.conn = s, conn
 	d.dropping = false
 	d.mu.Unlock()
 

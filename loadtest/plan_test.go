@@ -225,3 +225,22 @@ func TestPeakRate(t *testing.T) {
 		})
 	}
 }
+
+// TestCleanupStack: releases run newest first, once; unwindTo stops at the
+// mark and a later unwind runs the rest.
+func TestCleanupStack(t *testing.T) {
+	var got []string
+	var c cleanupStack
+	for _, name := range []string{"collector", "observers", "fleet", "bars"} {
+		c.push(func() { got = append(got, name) })
+	}
+	c.unwindTo(1)
+	if want := "bars fleet observers"; strings.Join(got, " ") != want {
+		t.Errorf("unwindTo(1) ran %q, want %q", strings.Join(got, " "), want)
+	}
+	c.unwind()
+	c.unwind()
+	if want := "bars fleet observers collector"; strings.Join(got, " ") != want {
+		t.Errorf("ran %q, want %q (each once)", strings.Join(got, " "), want)
+	}
+}

@@ -114,17 +114,88 @@ func (o *Options) defaults(p *Plan) {
 // (identities missing, observer refused) returns a nil result and the error.
 // A run cut short returns the partial result, marked interrupted, together
 // with ErrInterrupted or ErrBrokerDown.
+//
+// A run is four steps (open, stages, drain, finish); every resource open
+// acquires pushes its release onto one last-in-first-out cleanup stack,
+// which finish unwinds before it reads the final tallies, and which Run's
+// deferred unwind runs on any early return.
 func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 	o.defaults(p)
-	sc := p.Scenario
-	n := len(p.DeviceIDs)
-
-	soft, _, err := fleet.RaiseFileLimit()
-	if err != nil {
+	r := &runner{p: p, o: o, sc: p.Scenario, n: len(p.DeviceIDs)}
+	defer r.cleanup.unwind()
+	if err := r.open(ctx); err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
+	r.stages(ctx)
+	r.drain()
+	return r.finish()
+}
+
+// cleanupStack releases what a run acquired, last in first out.
+type cleanupStack []func()
+
+func (c *cleanupStack) push(f func()) { *c = append(*c, f) }
+
+// unwind runs and forgets every pushed release, newest first; calling it
+// again does nothing.
+func (c *cleanupStack) unwind() { c.unwindTo(0) }
+
+// unwindTo runs and forgets the releases pushed after the first mark ones,
+// newest first (mark: a length the stack had).
+func (c *cleanupStack) unwindTo(mark int) {
+	for len(*c) > mark {
+		f := (*c)[len(*c)-1]
+		*c = (*c)[:len(*c)-1]
+		f()
+	}
+}
+
+// runner is one run's state between its steps.
+type runner struct {
+	p       *Plan
+	o       Options
+	sc      *scenarios.Scenario
+	n       int
+	cleanup cleanupStack
+	// collected marks the stack right after the collector's stop: finish
+	// unwinds down to it, reads the result, then stops the collector.
+	collected int
+
+	sink    *fleet.Sink
+	col     *collector
+	fl      *fleet.Fleet
+	obs     *observers
+	backend *fleet.Backend
+	broker  *brokerSampler
+	prog    *progress
+	log     io.Writer
+	limit   int64 // the broker's per-client queue the observers are watched against
+
+	// runCtx bounds all in-flight work; it is not a child of the caller's
+	// context, so that Ctrl-C stops the stages at once but leaves
+	// in-flight work its grace period (k6's two contexts). stagesCtx ends
+	// the stages: Ctrl-C, a dead broker, or their end.
+	runCtx     context.Context
+	cancelRun  context.CancelFunc
+	stagesCtx  context.Context
+	stopStages context.CancelCauseFunc
+	monWG      sync.WaitGroup
+
+	interrupted bool
+	reason      string
+	runErr      error
+}
+
+// open loads the identities, builds the fleet, starts the collector, the
+// observers, the backend, the fleet, the samplers and the bars.
+func (r *runner) open(ctx context.Context) error {
+	p, o, sc, n := r.p, r.o, r.sc, r.n
+	soft, _, err := fleet.RaiseFileLimit()
+	if err != nil {
+		return err
+	}
 	if err := fleet.CheckCapacity(n, 1+max(1, len(p.Observers)), soft); err != nil {
-		return nil, fmt.Errorf("run: %w", err)
+		return err
 	}
 
 	obsIDs := p.Observers
@@ -135,7 +206,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 	ids := append(append(append([]string{}, obsIDs...), p.Backend), p.DeviceIDs...)
 	loaded, err := loadIdentities(ctx, p.Target.PKIDir, ids)
 	if err != nil {
-		return nil, fmt.Errorf("run: %w", err)
+		return err
 	}
 	idents := make([]fleet.Identity, n)
 	for i, id := range p.DeviceIDs {
@@ -143,17 +214,17 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 		if sc.Fleet.Transport == scenarios.TransportWSS {
 			pw, err := certs.ClientPassword(p.Target.PKIDir, id)
 			if err != nil {
-				return nil, fmt.Errorf("run: %w", err)
+				return err
 			}
 			idents[i].Password = pw
 		}
 	}
 	// fleet.profiles: each device handshakes as its board.
 	if err := devices.Apply(idents, p.Profiles, devices.Board{ServerName: p.Target.ServerName, RootCAs: p.RootCAs}); err != nil {
-		return nil, fmt.Errorf("run: %w", err)
+		return err
 	}
 
-	sink := fleet.NewSink(o.EventBuffer)
+	r.sink = fleet.NewSink(o.EventBuffer)
 	cfg := fleet.Config{
 		Addr:           p.Target.MQTTSAddr(),
 		ServerName:     p.Target.ServerName,
@@ -164,7 +235,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 		QoS:            sc.Fleet.QoS,
 		ConnectTimeout: sc.Connect.Timeout,
 		Backoff:        fleet.Backoff{Min: sc.Connect.Backoff.Min, Max: sc.Connect.Backoff.Max, Jitter: sc.Connect.Backoff.Jitter},
-		Sink:           sink,
+		Sink:           r.sink,
 	}
 	if sc.Fleet.Transport == scenarios.TransportWSS {
 		cfg.WSSURL = p.Target.WSSURL
@@ -175,9 +246,8 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 	for _, a := range sc.Fleet.SourceAddrs {
 		cfg.SourceAddrs = append(cfg.SourceAddrs, net.ParseIP(a))
 	}
-	fl, err := fleet.New(cfg, idents, fleet.Options{MaxInFlight: sc.Connect.MaxInFlight, Workers: o.Workers})
-	if err != nil {
-		return nil, fmt.Errorf("run: %w", err)
+	if r.fl, err = fleet.New(cfg, idents, fleet.Options{MaxInFlight: sc.Connect.MaxInFlight, Workers: o.Workers}); err != nil {
+		return err
 	}
 
 	host, _ := os.Hostname()
@@ -192,55 +262,50 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 		Host:         host,
 		GoVersion:    runtime.Version(),
 	})
-	col := newCollector(rec, sink)
-	go col.run()
+	r.col = newCollector(rec, r.sink)
+	go r.col.run()
+	r.cleanup.push(r.col.stop) // last: finish reads the result from it first
+	r.collected = len(r.cleanup)
 
-	// The run context bounds all in-flight work; it is not a child of ctx,
-	// so that Ctrl-C stops the stages at once but leaves in-flight work its
-	// grace period (k6's two contexts).
-	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelRun()
-	// stagesCtx ends the stages: Ctrl-C, a dead broker, or their end.
-	stagesCtx, stopStages := context.WithCancelCause(ctx)
-	defer stopStages(errStagesDone)
+	r.runCtx, r.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
+	r.cleanup.push(r.cancelRun)
+	r.stagesCtx, r.stopStages = context.WithCancelCause(ctx)
+	r.cleanup.push(func() { r.stopStages(errStagesDone) })
 
 	limit, limitFrom := queueLimit(ctx, o.Host)
-	obs, err := startObservers(runCtx, fleet.ObserverConfig{
+	r.limit = limit
+	if r.obs, err = startObservers(r.runCtx, fleet.ObserverConfig{
 		Addr: cfg.Addr, ServerName: cfg.ServerName, RootCAs: p.RootCAs,
-		QoS: observerQoS(o), QueueLimit: limit, KeepAlive: 30 * time.Second, Sink: sink,
-	}, obsIDs, loaded[:k], fl.Devices())
-	if err != nil {
-		col.stop()
-		return nil, fmt.Errorf("run: %w", err)
+		QoS: observerQoS(o), QueueLimit: limit, KeepAlive: 30 * time.Second, Sink: r.sink,
+	}, obsIDs, loaded[:k], r.fl.Devices()); err != nil {
+		return err
 	}
-	var backend *fleet.Backend
+	r.cleanup.push(r.obs.stop)
 	if sc.Commands != nil && p.CommandRate > 0 {
-		backend, err = fleet.NewBackend(runCtx, fleet.BackendConfig{
+		if r.backend, err = fleet.NewBackend(r.runCtx, fleet.BackendConfig{
 			Addr: cfg.Addr, ServerName: cfg.ServerName, RootCAs: p.RootCAs,
-			ID: p.Backend, Cert: loaded[k], QoS: sc.Fleet.QoS, Sink: sink,
-		})
-		if err != nil {
-			obs.stop()
-			col.stop()
-			return nil, fmt.Errorf("run: %w", err)
+			ID: p.Backend, Cert: loaded[k], QoS: sc.Fleet.QoS, Sink: r.sink,
+		}); err != nil {
+			return err
 		}
+		r.cleanup.push(r.backend.Close)
 	}
-	if err := fl.Start(runCtx); err != nil {
-		if backend != nil {
-			backend.Close()
-		}
-		obs.stop()
-		col.stop()
-		return nil, fmt.Errorf("run: %w", err)
+	if err := r.fl.Start(r.runCtx); err != nil {
+		return err
 	}
+	// The fleet closes before the observers stop: what was acknowledged
+	// has arrived by then (drain), and no device publishes any more.
+	r.cleanup.push(func() {
+		r.cancelRun()
+		r.fl.Close(250 * time.Millisecond)
+	})
 
-	broker := newBrokerSampler(o.Host)
+	r.broker = newBrokerSampler(o.Host)
 	if o.Host == nil {
-		col.do(func(r *result.Recorder) {
-			r.NoBroker("broker cost: no host access (a local stack or a target with an ssh section gives one)")
+		r.col.do(func(rec *result.Recorder) {
+			rec.NoBroker("broker cost: no host access (a local stack or a target with an ssh section gives one)")
 		})
 	}
-	self0, _ := readProcCost(0)
 	fmt.Fprintf(o.Log, "run %s: %d devices (shard %d/%d), target %s\n", sc.Name, n, p.Shard.Index+1, p.Shard.Count, p.Target.MQTTSAddr())
 	fmt.Fprintf(o.Log, "delivery check: %d observer identities (%s) for up to %.0f messages/s, each watched against a per-client queue of %d (%s)\n",
 		k, strings.Join(obsIDs, ", "), p.PeakRate, limit, limitFrom)
@@ -250,143 +315,157 @@ func Run(ctx context.Context, p *Plan, o Options) (*result.Result, error) {
 
 	// The bars live until the run context ends (or finish aborts them), so
 	// that the drain can still log above them after the stages stopped.
-	prog := newProgress(runCtx, o.Progress, !o.Quiet && isTerminal(o.Progress), n, sc.Stages)
-	log := prog.logWriter(o.Log)
+	r.prog = newProgress(r.runCtx, o.Progress, !o.Quiet && isTerminal(o.Progress), n, sc.Stages)
+	r.log = r.prog.logWriter(o.Log)
+	r.cleanup.push(func() {
+		r.prog.finish()
+		r.log = o.Log
+	})
 
 	// The monitor samples the tool's cost, feeds the live bars and watches
-	// for a dead broker; it stops with the stages.
-	var monWG sync.WaitGroup
-	monWG.Add(1)
+	// for a dead broker; the broker sampler reads the broker's; both stop
+	// with the stages.
+	r.monWG.Add(1)
 	go func() {
-		defer monWG.Done()
-		monitor(stagesCtx, col, prog, o.DeadAfter, stopStages)
+		defer r.monWG.Done()
+		monitor(r.stagesCtx, r.col, r.prog, o.DeadAfter, r.stopStages)
 	}()
 	if o.Host != nil {
-		monWG.Add(1)
+		r.monWG.Add(1)
 		go func() {
-			defer monWG.Done()
-			broker.run(stagesCtx, col)
+			defer r.monWG.Done()
+			r.broker.run(r.stagesCtx, r.col)
 		}()
 	}
+	r.cleanup.push(func() {
+		r.stopStages(errStagesDone)
+		r.monWG.Wait()
+	})
 
 	// Interrupted stages leave in-flight work (a connect attempt to a hung
 	// broker waits up to its timeout) a second's grace, then cut it.
 	go func() {
 		select {
-		case <-runCtx.Done():
+		case <-r.runCtx.Done():
 			return
-		case <-stagesCtx.Done():
+		case <-r.stagesCtx.Done():
 		}
-		if errors.Is(context.Cause(stagesCtx), errStagesDone) {
+		if errors.Is(context.Cause(r.stagesCtx), errStagesDone) {
 			return
 		}
 		t := time.NewTimer(min(o.Grace, time.Second))
 		defer t.Stop()
 		select {
 		case <-t.C:
-			cancelRun()
-		case <-runCtx.Done():
+			r.cancelRun()
+		case <-r.runCtx.Done():
 		}
 	}()
+	return nil
+}
 
-	devs := fl.Devices()
-	for i, st := range sc.Stages {
-		if stagesCtx.Err() != nil {
+// stages runs the scenario's stages in order until they end, Ctrl-C (ctx)
+// or a dead broker stops them, and records why they stopped.
+func (r *runner) stages(ctx context.Context) {
+	devs := r.fl.Devices()
+	for i, st := range r.sc.Stages {
+		if r.stagesCtx.Err() != nil {
 			break
 		}
 		name := st.Name
 		now := time.Now()
-		b := broker.sample(stagesCtx)
-		col.do(func(r *result.Recorder) {
+		b := r.broker.sample(r.stagesCtx)
+		r.col.do(func(rec *result.Recorder) {
 			// Samples before the phase change: what was spent until
 			// now belongs to the stage before.
-			sampleUsage(r, now)
-			b.record(r, now)
-			r.Stage(name, string(st.Kind), now)
+			sampleUsage(rec, now)
+			b.record(rec, now)
+			rec.Stage(name, string(st.Kind), now)
 		})
-		prog.stageStart(i)
-		runStage(stagesCtx, fl, backend, p, st, devs, prog)
-		prog.stageDone(i)
+		r.prog.stageStart(i)
+		runStage(r.stagesCtx, r.fl, r.backend, r.p, st, devs, r.prog)
+		r.prog.stageDone(i)
 		if st.Kind == scenarios.StageRamp {
-			checkObserver(stagesCtx, obs, fl, sink, log)
+			checkObserver(r.stagesCtx, r.obs, r.fl, r.sink, r.log)
 		}
 	}
 
-	// Why did the stages stop? (The broker's last sample closes the last
-	// stage: its teardown is not the stage's cost.)
-	if b := broker.sample(runCtx); b.ok {
+	// The broker's last sample closes the last stage: its teardown is not
+	// the stage's cost.
+	if b := r.broker.sample(r.runCtx); b.ok {
 		now := time.Now()
-		col.do(func(r *result.Recorder) { b.record(r, now) })
+		r.col.do(func(rec *result.Recorder) { b.record(rec, now) })
 	}
-	stopStages(errStagesDone)
-	cause := context.Cause(stagesCtx)
-	interrupted, reason := false, ""
-	var runErr error
-	switch {
+	r.stopStages(errStagesDone)
+	switch cause := context.Cause(r.stagesCtx); {
 	case errors.Is(cause, ErrBrokerDown):
-		interrupted, reason, runErr = true, cause.Error(), cause
+		r.interrupted, r.reason, r.runErr = true, cause.Error(), cause
 	case ctx.Err() != nil:
-		interrupted, reason, runErr = true, "interrupted (Ctrl-C)", ErrInterrupted
+		r.interrupted, r.reason, r.runErr = true, "interrupted (Ctrl-C)", ErrInterrupted
 	}
-	monWG.Wait()
+	r.monWG.Wait()
+}
 
-	grace := o.Grace
-	if interrupted {
+// drain lets in-flight publishes finish within the grace period, then gives
+// the observers their bounded drain (skipped when the run was cut short).
+func (r *runner) drain() {
+	grace := r.o.Grace
+	if r.interrupted {
 		grace = min(grace, time.Second)
 	}
-	// In-flight publishes finish within the grace period, then the
-	// observer gets its bounded drain (skipped when the broker is gone).
-	graceCtx, cancelGrace := context.WithTimeout(runCtx, grace)
-	waitIdle(graceCtx, fl)
+	graceCtx, cancelGrace := context.WithTimeout(r.runCtx, grace)
+	waitIdle(graceCtx, r.fl)
 	cancelGrace()
-	if !interrupted {
-		drainCtx, cancelDrain := context.WithTimeout(runCtx, o.Drain)
-		if !obs.drain(drainCtx, o.DrainIdle) {
-			fmt.Fprintf(log, "observer: drain ended before every acknowledged message arrived\n")
-		}
-		cancelDrain()
+	if r.interrupted {
+		return
 	}
-	prog.finish()
-	log = o.Log
-	cancelRun()
-	fl.Close(250 * time.Millisecond)
-	if backend != nil {
-		backend.Close()
+	drainCtx, cancelDrain := context.WithTimeout(r.runCtx, r.o.Drain)
+	defer cancelDrain()
+	if !r.obs.drain(drainCtx, r.o.DrainIdle) {
+		fmt.Fprintf(r.log, "observer: drain ended before every acknowledged message arrived\n")
 	}
-	obs.stop()
+}
 
-	delivery, tally := obs.delivery()
-	self1, _ := readProcCost(0)
+// finish unwinds everything but the collector (bars, samplers, fleet,
+// backend, observers), then reads the observers' tallies and the tool's
+// cost into the result, and stops the collector.
+func (r *runner) finish() (*result.Result, error) {
+	r.cleanup.unwindTo(r.collected)
+
+	delivery, tally := r.obs.delivery()
+	self, _ := readProcCost(0)
 	final := result.Final{
 		Delivery:        delivery,
-		CPUUser:         self1.User,
-		CPUSystem:       self1.System,
-		MaxRSSBytes:     self1.HWM,
-		DroppedEvents:   sink.Dropped(),
-		Interrupted:     interrupted,
-		InterruptReason: reason,
+		CPUUser:         self.User,
+		CPUSystem:       self.System,
+		MaxRSSBytes:     self.HWM,
+		DroppedEvents:   r.sink.Dropped(),
+		Interrupted:     r.interrupted,
+		InterruptReason: r.reason,
 	}
 	end := time.Now()
 	var res *result.Result
-	col.do(func(r *result.Recorder) {
-		sampleUsage(r, end)
-		res = r.Finish(end, final)
+	r.col.do(func(rec *result.Recorder) {
+		sampleUsage(rec, end)
+		res = rec.Finish(end, final)
 	})
-	col.stop()
+	r.cleanup.unwind()
 
-	fmt.Fprintf(log, "tool: cpu %v user + %v sys over the run, peak rss %s\n",
-		(self1.User - self0.User).Round(time.Millisecond), (self1.System - self0.System).Round(time.Millisecond), result.FormatBytes(float64(self1.HWM)))
-	if err := broker.err(); err != nil {
+	// What the report cannot show: why a figure is missing, and the
+	// observers' own state. The tool's and the broker's cost are in the
+	// result (result.WriteConsole's "Tool cost" and "Broker cost").
+	log := r.o.Log
+	if err := r.broker.err(); err != nil {
 		fmt.Fprintf(log, "broker cost: %v\n", err)
 	}
-	fmt.Fprintf(log, "observer backlog peaks: %s\n", obs.backlogs(limit))
+	fmt.Fprintf(log, "observer backlog peaks: %s\n", r.obs.backlogs(r.limit))
 	if delivery.Unverified > 0 {
 		fmt.Fprintf(log, "OBSERVER OVERLOAD: %d messages unverified (not counted as lost): %s\n", delivery.Unverified, strings.Join(delivery.Overloaded, "; "))
 	}
 	if tally.Foreign > 0 || tally.Invalid > 0 {
 		fmt.Fprintf(log, "observer: %d messages of other shards' devices ignored, %d invalid\n", tally.Foreign, tally.Invalid)
 	}
-	return res, runErr
+	return res, r.runErr
 }
 
 func observerQoS(o Options) byte {

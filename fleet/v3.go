@@ -1,0 +1,350 @@
+package fleet
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/mqttstack/mqttstack/internal/mqttwire"
+)
+
+// MQTT 3.1.1 devices on their own small client (internal/mqttwire).
+//
+// paho.mqtt.golang runs nine goroutines per client and hands every publish
+// through two channels and a token: at 5,000 devices that was most of the
+// tool's memory (~58 KiB per device, mostly goroutine stacks) and much of
+// its CPU per publish. A device needs little of it: CONNECT with a will,
+// one SUBSCRIBE, PUBLISH at QoS 0/1 waiting for its PUBACK, commands in,
+// PINGREQ from the fleet's pinger. session3 does that with one goroutine
+// per connection (the reader) and writes on the caller's goroutine; the
+// attempt (TCP, TLS, timings, the device-profile hook) is attempt.open's,
+// as for paho.
+
+// session3 is one MQTT 3.1.1 connection of a device.
+type session3 struct {
+	conn         net.Conn // kaConn: writes are serialised there
+	writeTimeout time.Duration
+
+	mu      sync.Mutex
+	nextID  uint16
+	waiting map[uint16]chan byte // PUBACK/SUBACK waiters by packet id (the SUBACK's return code)
+
+	done chan struct{} // closed when the reader ends
+	err  error         // why (read after done)
+}
+
+// maxDevicePacket bounds what the broker may announce to a device.
+const maxDevicePacket = 1 << 20
+
+// errNoAck: the connection ended before the acknowledgement came.
+var errNoAck = errors.New("connection lost")
+
+// connect3 is connect for an MQTT 3.1.1 device.
+func (d *Device) connect3(ctx context.Context) error {
+	cfg := &d.fleet.cfg
+	actx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	defer cancel()
+
+	d.mu.Lock()
+	d.gen++
+	gen := d.gen
+	d.mu.Unlock()
+
+	a := &attempt{ctx: actx, d: d}
+	fail := func(stage Stage, err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if actx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+		}
+		d.emit(Event{Kind: KindConnectFailed, Cause: classifyConnect(stage, err)})
+		return fmt.Errorf("device %s: %s: %w", d.ID, stage, err)
+	}
+	conn, err := a.open(&url.URL{}, mqtt.ClientOptions{})
+	if err != nil {
+		a.mu.Lock()
+		stage := a.stage
+		a.mu.Unlock()
+		return fail(stage, err)
+	}
+	// The attempt's context cuts a CONNACK that does not come.
+	stop := context.AfterFunc(actx, func() { conn.SetReadDeadline(time.Now()) })
+	code, err := d.handshake3(conn)
+	stop()
+	end := time.Now()
+	a.mu.Lock()
+	start, tcpDone, tlsDone := a.start, a.tcpDone, a.tlsDone
+	a.ctx = nil
+	a.mu.Unlock()
+	if err == nil && code != 0 {
+		err = packets.ConnErrors[code]
+		if err == nil {
+			err = fmt.Errorf("connack return code %d", code)
+		}
+	}
+	if err != nil {
+		conn.Close()
+		return fail(StageConnack, err)
+	}
+	conn.SetReadDeadline(time.Time{})
+	timing := Event{Kind: KindConnected, At: end, TCP: tcpDone.Sub(start), TLS: tlsDone.Sub(tcpDone), CONNACK: end.Sub(tlsDone)}
+	if cfg.WSSURL != "" {
+		timing.TCP = -1 // not measured: see attempt.open
+	}
+
+	s := &session3{conn: conn, writeTimeout: cfg.WriteTimeout, waiting: map[uint16]chan byte{}, done: make(chan struct{})}
+	d.mu.Lock()
+	d.s3, d.conn = s, conn
+	d.dropping = false
+	d.mu.Unlock()
+	go s.read(d, gen)
+
+	sub := mqttwire.Subscribe{Filters: []mqttwire.Subscription{{Filter: d.commandFilter(), QoS: cfg.QoS}}}
+	rc, err := s.request(actx, func(id uint16) []byte { sub.PacketID = id; return sub.Encode() })
+	if err == nil && rc == 0x80 {
+		err = errors.New("subscription refused")
+	}
+	if err != nil {
+		d.discard3(s)
+		return fail(StageSub, err)
+	}
+	// The retained status is part of coming online; a failure here is
+	// counted, not fatal: telemetry shows whether the session works.
+	on := mqttwire.Publish{Topic: d.statusTopic(), QoS: 1, Retain: true, Payload: []byte("online")}
+	if _, err := s.request(actx, func(id uint16) []byte { on.PacketID = id; return on.Encode() }); err != nil && ctx.Err() == nil {
+		d.emit(Event{Kind: KindError, Cause: Classify(StagePublish, err) + " (status)"})
+	}
+	d.mu.Lock()
+	if d.s3 != s {
+		d.mu.Unlock()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d.emit(Event{Kind: KindConnectFailed, Cause: string(StageSub) + ": connection lost"})
+		return fmt.Errorf("device %s: connection lost while subscribing", d.ID)
+	}
+	d.up.Store(true)
+	d.mu.Unlock()
+	d.emit(timing)
+	return nil
+}
+
+// handshake3 writes the CONNECT (clean session, will "offline" retained,
+// the fleet's keep-alive; username and password for wss) and reads the
+// CONNACK's return code.
+func (d *Device) handshake3(conn net.Conn) (byte, error) {
+	cfg := &d.fleet.cfg
+	will := d.statusTopic()
+	c := mqttwire.Connect{
+		ClientID: d.ID, KeepAlive: uint16(cfg.KeepAlive / time.Second), Persist: !cfg.CleanSession,
+		WillTopic: &will, WillMessage: []byte("offline"), WillQoS: 1, WillRetain: true,
+	}
+	if cfg.WSSURL != "" {
+		c.Username, c.Password = &d.ID, &d.password
+	}
+	if _, err := conn.Write(c.Encode()); err != nil {
+		return 0, err
+	}
+	p, err := mqttwire.ReadPacket(conn, maxDevicePacket)
+	if err != nil {
+		return 0, err
+	}
+	code, _, err := mqttwire.ConnackCode(p)
+	return code, err
+}
+
+// read is the session's only reader: acknowledgements wake their waiters,
+// commands are acted on (and acknowledged) at once. When the connection
+// ends it fails every waiter and reports the loss.
+func (s *session3) read(d *Device, gen uint64) {
+	err := s.readLoop(d)
+	s.mu.Lock()
+	s.err = err
+	for id, ch := range s.waiting {
+		close(ch)
+		delete(s.waiting, id)
+	}
+	s.mu.Unlock()
+	close(s.done)
+	d.lost3(s, gen, err)
+}
+
+func (s *session3) readLoop(d *Device) error {
+	for {
+		p, err := mqttwire.ReadPacket(s.conn, maxDevicePacket)
+		if err != nil {
+			return err
+		}
+		switch p.Type {
+		case mqttwire.TypePuback >> 4, mqttwire.TypeSuback >> 4:
+			if len(p.Body) < 2 {
+				return errors.New("malformed acknowledgement")
+			}
+			var rc byte
+			if len(p.Body) > 2 {
+				rc = p.Body[2] // SUBACK return code
+			}
+			s.ack(binary.BigEndian.Uint16(p.Body), rc)
+		case mqttwire.TypePublish >> 4:
+			if err := s.command(d, p); err != nil {
+				return err
+			}
+		case mqttwire.TypePingresp >> 4:
+		default:
+			return fmt.Errorf("unexpected packet type %d", p.Type)
+		}
+	}
+}
+
+// command handles a PUBLISH on devices/<id>/cmd/#: the device acts on it
+// (the reply goes through the fleet's workers) and acknowledges it.
+func (s *session3) command(d *Device, p mqttwire.Raw) error {
+	qos := (p.Flags >> 1) & 3
+	b := p.Body
+	if len(b) < 2 || len(b) < 2+int(binary.BigEndian.Uint16(b)) {
+		return errors.New("malformed PUBLISH")
+	}
+	b = b[2+int(binary.BigEndian.Uint16(b)):]
+	var id []byte
+	if qos > 0 {
+		if len(b) < 2 {
+			return errors.New("malformed PUBLISH packet id")
+		}
+		id, b = b[:2], b[2:]
+	}
+	d.command(b)
+	if id != nil {
+		return s.write([]byte{mqttwire.TypePuback, 2, id[0], id[1]})
+	}
+	return nil
+}
+
+func (s *session3) ack(id uint16, rc byte) {
+	s.mu.Lock()
+	ch := s.waiting[id]
+	delete(s.waiting, id)
+	s.mu.Unlock()
+	if ch != nil {
+		ch <- rc
+	}
+}
+
+// request writes the packet encode builds for a fresh packet id and waits
+// for its PUBACK or SUBACK (the SUBACK's return code), ctx, or the end of
+// the connection.
+func (s *session3) request(ctx context.Context, encode func(id uint16) []byte) (byte, error) {
+	ch := make(chan byte, 1)
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return 0, errNoAck
+	}
+	for {
+		s.nextID++
+		if _, busy := s.waiting[s.nextID]; s.nextID != 0 && !busy {
+			break
+		}
+	}
+	id := s.nextID
+	s.waiting[id] = ch
+	s.mu.Unlock()
+	if err := s.write(encode(id)); err != nil {
+		s.forget(id)
+		return 0, err
+	}
+	select {
+	case rc, ok := <-ch:
+		if !ok {
+			return 0, errNoAck
+		}
+		return rc, nil
+	case <-ctx.Done():
+		s.forget(id)
+		return 0, ctx.Err()
+	}
+}
+
+// write writes one packet, bounded by the write timeout: a broker that
+// stops reading must not hold a worker for ever. The deadline is cleared
+// afterwards: the fleet's pinger writes on the same connection, and a
+// TLS write that hits a stale deadline breaks the connection for good.
+func (s *session3) write(b []byte) error {
+	s.conn.SetWriteDeadline(time.Now().Add(s.writeTimeout))
+	_, err := s.conn.Write(b)
+	s.conn.SetWriteDeadline(time.Time{})
+	return err
+}
+
+func (s *session3) forget(id uint16) {
+	s.mu.Lock()
+	delete(s.waiting, id)
+	s.mu.Unlock()
+}
+
+// publish sends one message: QoS 0 is written, QoS 1 and 2 wait for the
+// PUBACK (this client asks QoS 2 as QoS 1: the broker's PUBACK then).
+func (s *session3) publish(ctx context.Context, topic string, qos byte, retain bool, payload []byte) error {
+	if qos == 0 {
+		return s.write(mqttwire.Publish{Topic: topic, Retain: retain, Payload: payload}.Encode())
+	}
+	p := mqttwire.Publish{Topic: topic, QoS: 1, Retain: retain, Payload: payload}
+	_, err := s.request(ctx, func(id uint16) []byte { p.PacketID = id; return p.Encode() })
+	return err
+}
+
+// close ends the session: DISCONNECT (no will), then the socket, and waits
+// at most quiesce for the reader.
+func (s *session3) close(quiesce time.Duration) {
+	s.conn.SetWriteDeadline(time.Now().Add(quiesce))
+	s.conn.Write(mqttwire.Disconnect())
+	s.conn.Close()
+	t := time.NewTimer(quiesce + time.Second)
+	defer t.Stop()
+	select {
+	case <-s.done:
+	case <-t.C:
+	}
+}
+
+// discard3 forgets s (if current) and closes it without a DISCONNECT.
+func (d *Device) discard3(s *session3) {
+	d.mu.Lock()
+	if d.s3 == s {
+		d.endSession()
+	}
+	d.mu.Unlock()
+	s.conn.Close()
+}
+
+// lost3 is lost for an MQTT 3.1.1 session (on its reader goroutine, once
+// the connection ended).
+func (d *Device) lost3(s *session3, gen uint64, err error) {
+	d.mu.Lock()
+	if d.gen != gen || d.s3 != s {
+		d.mu.Unlock()
+		return
+	}
+	d.endSession()
+	dropped := d.dropping
+	d.dropping = false
+	wasUp := d.up.Swap(false)
+	d.mu.Unlock()
+	s.conn.Close()
+	if wasUp {
+		if dropped {
+			d.emit(Event{Kind: KindDisconnected})
+		} else {
+			d.emit(Event{Kind: KindLost, Cause: Classify(StageLost, err)})
+		}
+	}
+	d.fleet.reconnect(d)
+}
