@@ -37,7 +37,6 @@ import (
 	"github.com/pulumi/pulumi-go-provider/infer"
 	"github.com/pulumi/pulumi/sdk/v3/go/property"
 
-	"github.com/mqttstack/mqttstack/infra/hostres"
 	"github.com/mqttstack/mqttstack/internal/sshconn"
 )
 
@@ -592,6 +591,3 @@ func failuresError(fails []p.CheckFailure) error {
 	}
 	return errors.Join(errs...)
 }
-
-// Version is the plugin version this binary serves.
-const Version = hostres.PluginVersion
