@@ -285,3 +285,32 @@ func TestValidateConfigReportsEveryProblem(t *testing.T) {
 		t.Errorf("SDK framing left in:\n%s", msg)
 	}
 }
+
+// A new stack whose configuration is invalid is refused before it is
+// created: bad input naming every problem, and no stack in the backend.
+func TestInvalidConfigOfANewStackCreatesNothing(t *testing.T) {
+	bin := repoBin(t)
+	if !isExecutable(filepath.Join(bin, "pulumi")) {
+		t.Skip("bin/pulumi not built (`make pulumi`)")
+	}
+	dir := project(t, "")
+	os.WriteFile(filepath.Join(dir, "Pulumi.bad.yaml"), []byte("config:\n  mqttstack:provider: ssh\n  ssh.host: \"not a host\"\n  mqttstack:statusAllow: [\"10.0.0.0/33\"]\n"), 0o644)
+	o := Options{Dir: dir, Stack: "bad", BinDir: bin, Plugins: []Plugin{}, Env: []string{"PULUMI_CONFIG_PASSPHRASE=x"}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, err := Run(ctx, Up, o)
+	if !errors.Is(err, ErrBadInput) {
+		t.Fatalf("want bad input, got %v", err)
+	}
+	for _, w := range []string{"Pulumi.bad.yaml", `mqttstack:ssh.host: "not a host"`, `[0] "10.0.0.0/33" is not a CIDR`, "mqttstack:ssh.privateKey: required"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+	filepath.WalkDir(StateDir(dir), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(filepath.Base(p), "bad") {
+			t.Errorf("the stack was created: %s", p)
+		}
+		return nil
+	})
+}

@@ -16,7 +16,12 @@ type apiStep = apitype.StepEventMetadata
 // holds now (drift). Values are never shown: some are secrets.
 func stepDiffs(m apiStep) []string {
 	var out []string
-	if len(m.DetailedDiff) > 0 {
+	if m.Op == "refresh" {
+		// What the host holds now against what the state held: drift only.
+		if m.Old != nil && m.New != nil {
+			out = outputDrift("", m.Old.Outputs, m.New.Outputs)
+		}
+	} else if len(m.DetailedDiff) > 0 {
 		for k, d := range m.DetailedDiff {
 			out = append(out, diffName(k)+kindSuffix(d.Kind))
 		}
@@ -24,7 +29,7 @@ func stepDiffs(m apiStep) []string {
 		for _, k := range m.Diffs {
 			out = append(out, diffName(k))
 		}
-	} else if (m.Op == "refresh" || m.Op == "update") && m.Old != nil && m.New != nil {
+	} else if m.Op == "update" && m.Old != nil && m.New != nil {
 		out = outputDrift("", m.Old.Outputs, m.New.Outputs)
 	}
 	slices.Sort(out)

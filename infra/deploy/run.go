@@ -23,6 +23,8 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optrefresh"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/mqttstack/mqttstack/infra/program"
 )
 
@@ -330,7 +332,18 @@ func (s *setup) open(ctx context.Context, op Op) (auto.Stack, string, error) {
 		opts = append(opts, auto.SecretsProvider("passphrase"))
 	}
 	switch op {
-	case Preview, Up, opConfig:
+	case Preview, Up:
+		// A stack that does not exist yet has no secrets: its configuration
+		// is checked from the file before the stack is created, so a bad
+		// one leaves no stack behind.
+		stk, err = auto.SelectStackInlineSource(ctx, s.o.Stack, s.o.Project, s.o.Program, opts...)
+		if err != nil && auto.IsSelectStack404Error(err) {
+			if verr := s.validateNewStack(); verr != nil {
+				return stk, "", verr
+			}
+			stk, err = auto.UpsertStackInlineSource(ctx, s.o.Stack, s.o.Project, s.o.Program, opts...)
+		}
+	case opConfig:
 		stk, err = auto.UpsertStackInlineSource(ctx, s.o.Stack, s.o.Project, s.o.Program, opts...)
 	default:
 		stk, err = auto.SelectStackInlineSource(ctx, s.o.Stack, s.o.Project, s.o.Program, opts...)
@@ -656,4 +669,68 @@ func SetConfig(ctx context.Context, o Options, key, value string, secret bool) e
 		return couldNotRun(fmt.Errorf("stack %s: set %s: %v", s.o.Stack, key, cliMessage(err)))
 	}
 	return nil
+}
+
+// validateNewStack checks the configuration of a stack that is not in the
+// backend yet, read straight from Pulumi.<stack>.yaml.
+func (s *setup) validateNewStack() error {
+	path := filepath.Join(s.dir, "Pulumi."+s.o.Stack+".yaml")
+	cfg, secure, err := plainStackConfig(path)
+	if err != nil {
+		return badInput(err)
+	}
+	if len(secure) > 0 {
+		return badInput(fmt.Errorf("%s holds encrypted values (%s), but stack %s does not exist in %s: they were encrypted for a stack elsewhere (another backend, or state that was removed); set PULUMI_BACKEND_URL to that backend, or remove them and set them again with `mqttstack deploy config set --secret`", path, strings.Join(secure, ", "), s.o.Stack, s.backend))
+	}
+	if err := s.o.Validate(cfg, nil, s.dir, s.o.Stack); err != nil {
+		return badInput(fmt.Errorf("stack configuration %s: %w", path, err))
+	}
+	return nil
+}
+
+// plainStackConfig reads the config: block of a stack file as the program
+// sees it: strings as they are, other values as JSON. Encrypted values are
+// listed apart.
+func plainStackConfig(path string) (map[string]string, []string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	var f struct {
+		Config map[string]any `yaml:"config"`
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	cfg := map[string]string{}
+	var secure []string
+	for k, v := range f.Config {
+		if !strings.Contains(k, ":") {
+			k = program.Project + ":" + k // the project's own namespace, as Pulumi reads it
+		}
+		switch v := v.(type) {
+		case string:
+			cfg[k] = v
+		case map[string]any:
+			if _, ok := v["secure"]; ok && len(v) == 1 {
+				secure = append(secure, k)
+				continue
+			}
+			j, err := json.Marshal(v)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %s: %w", path, k, err)
+			}
+			cfg[k] = string(j)
+		case []any:
+			j, err := json.Marshal(v)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %s: %w", path, k, err)
+			}
+			cfg[k] = string(j)
+		default:
+			cfg[k] = fmt.Sprint(v)
+		}
+	}
+	slices.Sort(secure)
+	return cfg, secure, nil
 }
