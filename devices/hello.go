@@ -133,19 +133,6 @@ func ParseClientHello(record []byte) (*Hello, error) {
 	return h, nil
 }
 
-// parseClientHelloMsg decodes a handshake message (no record header).
-func parseClientHelloMsg(msg []byte) (*Hello, error) {
-	r := &reader{b: msg}
-	if r.u8() != 1 {
-		return nil, errors.New("clienthello: handshake type is not client_hello (1)")
-	}
-	h := &Hello{}
-	if err := h.parseBody(r.vec(3)); err != nil {
-		return nil, fmt.Errorf("clienthello: %w", err)
-	}
-	return h, nil
-}
-
 func (h *Hello) parseBody(body *reader) error {
 	h.Version = body.u16()
 	body.n(32) // random
