@@ -400,9 +400,7 @@ func (d *Device) Publish(ctx context.Context, sh Shape) error {
 	if s5 != nil {
 		err = d.publish5(ctx, s5, payload)
 	} else {
-		pctx, cancel := context.WithTimeout(ctx, cfg.PublishTimeout)
-		err = s3.publish(pctx, d.telemetryTopic(), cfg.QoS, false, payload)
-		cancel()
+		err = s3.publish(ctx, cfg.PublishTimeout, d.telemetryTopic(), cfg.QoS, false, payload)
 	}
 	now := time.Now()
 	if err != nil {
@@ -444,11 +442,16 @@ func (d *Device) ping() {
 	d.mu.Lock()
 	c := d.conn
 	d.mu.Unlock()
-	if c != nil {
-		// A failed write means the connection is going; paho's reader
-		// reports the loss.
-		c.Write(pingreq)
+	if c == nil {
+		return
 	}
+	// A failed write means the connection is going; the session's reader
+	// reports the loss.
+	if kc, ok := c.(*kaConn); ok && d.fleet.cfg.Protocol != MQTT5 {
+		kc.WriteWithin(pingreq, d.fleet.cfg.WriteTimeout)
+		return
+	}
+	c.Write(pingreq)
 }
 
 // publishStatus answers a command with the relay state on the status topic
@@ -470,9 +473,7 @@ func (d *Device) publishStatus(ctx context.Context) {
 		}
 		return
 	}
-	pctx, cancel := context.WithTimeout(ctx, d.fleet.cfg.PublishTimeout)
-	defer cancel()
-	if err := s3.publish(pctx, d.statusTopic(), d.fleet.cfg.QoS, false, []byte(`{"relay":"`+state+`"}`)); err != nil && ctx.Err() == nil {
+	if err := s3.publish(ctx, d.fleet.cfg.PublishTimeout, d.statusTopic(), d.fleet.cfg.QoS, false, []byte(`{"relay":"`+state+`"}`)); err != nil && ctx.Err() == nil {
 		d.emit(Event{Kind: KindError, Cause: Classify(StageCommand, err) + " (status reply)"})
 	}
 }

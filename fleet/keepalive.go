@@ -34,6 +34,26 @@ type kaConn struct {
 	keepalive uint16
 	once      sync.Once
 	wmu       sync.Mutex
+	deadline  time.Time // the write deadline WriteWithin set last (wmu)
+}
+
+// WriteWithin writes b with a write deadline at least d/2 and at most d
+// away: the deadline is moved only when less than half of d is left, so
+// that thousands of writes per second do not each re-arm the poller's
+// timer (two SetWriteDeadline calls per publish were ~7% of the tool's
+// CPU). Every writer of an MQTT 3.1.1 device's connection (session and
+// pinger) goes through it, so none meets a stale deadline.
+func (c *kaConn) WriteWithin(b []byte, d time.Duration) (int, error) {
+	c.once.Do(func() { patchKeepalive(b, c.keepalive) })
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if now := time.Now(); c.deadline.Sub(now) < d/2 {
+		c.deadline = now.Add(d)
+		if err := c.Conn.SetWriteDeadline(c.deadline); err != nil {
+			return 0, err
+		}
+	}
+	return c.Conn.Write(b)
 }
 
 func (c *kaConn) Write(b []byte) (int, error) {

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -31,6 +32,7 @@ import (
 // session3 is one MQTT 3.1.1 connection of a device.
 type session3 struct {
 	conn         net.Conn // kaConn: writes are serialised there
+	br           *bufio.Reader
 	writeTimeout time.Duration
 
 	mu      sync.Mutex
@@ -101,7 +103,9 @@ func (d *Device) connect3(ctx context.Context) error {
 		timing.TCP = -1 // not measured: see attempt.open
 	}
 
-	s := &session3{conn: conn, writeTimeout: cfg.WriteTimeout, waiting: map[uint16]chan byte{}, done: make(chan struct{})}
+	// A small read buffer: one TLS read per packet instead of one per
+	// header byte (a PUBACK is 4 bytes, a command a few dozen).
+	s := &session3{conn: conn, br: bufio.NewReaderSize(conn, 128), writeTimeout: cfg.WriteTimeout, waiting: map[uint16]chan byte{}, done: make(chan struct{})}
 	d.mu.Lock()
 	d.s3, d.conn = s, conn
 	d.dropping = false
@@ -180,7 +184,7 @@ func (s *session3) read(d *Device, gen uint64) {
 
 func (s *session3) readLoop(d *Device) error {
 	for {
-		p, err := mqttwire.ReadPacket(s.conn, maxDevicePacket)
+		p, err := mqttwire.ReadPacket(s.br, maxDevicePacket)
 		if err != nil {
 			return err
 		}
@@ -242,6 +246,13 @@ func (s *session3) ack(id uint16, rc byte) {
 // for its PUBACK or SUBACK (the SUBACK's return code), ctx, or the end of
 // the connection.
 func (s *session3) request(ctx context.Context, encode func(id uint16) []byte) (byte, error) {
+	return s.requestWithin(ctx, 0, encode)
+}
+
+// requestWithin is request that also gives up after timeout (0: never): a
+// timer instead of a context derived from ctx, because a hundred workers
+// deriving from one parent contend for its lock.
+func (s *session3) requestWithin(ctx context.Context, timeout time.Duration, encode func(id uint16) []byte) (byte, error) {
 	ch := make(chan byte, 1)
 	s.mu.Lock()
 	if s.err != nil {
@@ -261,6 +272,12 @@ func (s *session3) request(ctx context.Context, encode func(id uint16) []byte) (
 		s.forget(id)
 		return 0, err
 	}
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
 	select {
 	case rc, ok := <-ch:
 		if !ok {
@@ -270,17 +287,23 @@ func (s *session3) request(ctx context.Context, encode func(id uint16) []byte) (
 	case <-ctx.Done():
 		s.forget(id)
 		return 0, ctx.Err()
+	case <-expired:
+		s.forget(id)
+		return 0, context.DeadlineExceeded
 	}
 }
 
-// write writes one packet, bounded by the write timeout: a broker that
-// stops reading must not hold a worker for ever. The deadline is cleared
-// afterwards: the fleet's pinger writes on the same connection, and a
-// TLS write that hits a stale deadline breaks the connection for good.
+// write writes one packet, bounded by the write timeout (a broker that
+// stops reading must not hold a worker for ever) through kaConn.WriteWithin,
+// which the fleet's pinger uses too: a TLS write that meets a stale
+// deadline breaks the connection for good.
 func (s *session3) write(b []byte) error {
+	if kc, ok := s.conn.(*kaConn); ok {
+		_, err := kc.WriteWithin(b, s.writeTimeout)
+		return err
+	}
 	s.conn.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 	_, err := s.conn.Write(b)
-	s.conn.SetWriteDeadline(time.Time{})
 	return err
 }
 
@@ -291,13 +314,14 @@ func (s *session3) forget(id uint16) {
 }
 
 // publish sends one message: QoS 0 is written, QoS 1 and 2 wait for the
-// PUBACK (this client asks QoS 2 as QoS 1: the broker's PUBACK then).
-func (s *session3) publish(ctx context.Context, topic string, qos byte, retain bool, payload []byte) error {
+// PUBACK, ctx or timeout (this client asks QoS 2 as QoS 1: the broker's
+// PUBACK then).
+func (s *session3) publish(ctx context.Context, timeout time.Duration, topic string, qos byte, retain bool, payload []byte) error {
 	if qos == 0 {
 		return s.write(mqttwire.Publish{Topic: topic, Retain: retain, Payload: payload}.Encode())
 	}
 	p := mqttwire.Publish{Topic: topic, QoS: 1, Retain: retain, Payload: payload}
-	_, err := s.request(ctx, func(id uint16) []byte { p.PacketID = id; return p.Encode() })
+	_, err := s.requestWithin(ctx, timeout, func(id uint16) []byte { p.PacketID = id; return p.Encode() })
 	return err
 }
 
