@@ -15,8 +15,8 @@
 #      security suite and `run smoke --allow-load` pass through it (the
 #      smoke load runs last, see there)
 #   2  a second `deploy up` reports no changes; the daemons keep their PIDs
-#   3  a hand edit on the host is drift in `deploy refresh`, repaired by
-#      `deploy up`; security passes again
+#   3  a hand edit on the host shows in `deploy preview` and as drift in
+#      `deploy refresh`, and is repaired by `deploy up`; security passes again
 #   4  a stack config change: preview names exactly the changed file, up
 #      applies it with a reload, the host is updated in place
 #   5  a change the daemon rejects (a server key that does not match its
@@ -317,6 +317,7 @@ env -u PULUMI_CONFIG_PASSPHRASE "$mqttstack" deploy up --dir "$project" --stack 
 rc=0
 deploy missing-key up || rc=$?
 [[ $rc == 2 ]] && grep -q "mqttstack:ssh.privateKey: required" "$work/logs/missing-key.out" || die "a stack without its SSH key: exit $rc"
+[[ -z $(find "$project/.mqttstack/pulumi/state" -name "$stack.json*" 2>/dev/null) ]] || die "an invalid configuration created the stack"
 config --secret mqttstack:ssh.privateKey <"$key"
 
 # --- 1: fresh up -------------------------------------------------------------
@@ -361,6 +362,8 @@ deploy settle-1 up || die "deploy up after the security run failed"
 log "step 3: a hand edit on the host is drift, repaired by up"
 good=$(managed_sums)
 printf 'topic readwrite #\n' >>"$vps/etc/mosquitto/acl" # what an operator in a hurry does
+deploy 3-preview preview || die "deploy preview after the hand edit failed"
+grep -qE '^ +~ /etc/mosquitto/acl$' "$work/logs/3-preview.out" || die "preview does not name the edited /etc/mosquitto/acl"
 deploy 3-refresh refresh || die "deploy refresh failed"
 grep -q "drift" "$work/logs/3-refresh.out" && grep -q "/etc/mosquitto/acl" "$work/logs/3-refresh.out" ||
 	die "refresh did not report the edited /etc/mosquitto/acl as drift"
