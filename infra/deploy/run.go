@@ -83,8 +83,11 @@ func resolve(o Options, forConfig bool) (*setup, error) {
 	if !stackNameRE(o.Stack) {
 		errs = append(errs, fmt.Errorf("--stack %q: a stack name is letters, digits, '-', '_' and '.' (e.g. dev)", o.Stack))
 	}
+	if o.Dir == "" {
+		o.Dir = "."
+	}
 	dir, err := filepath.Abs(o.Dir)
-	if err != nil || o.Dir == "" {
+	if err != nil {
 		errs = append(errs, fmt.Errorf("project directory %q: %v (run from the directory holding Pulumi.yaml)", o.Dir, err))
 	}
 	s.dir = dir
