@@ -23,6 +23,8 @@ import (
 //
 //   - publish: 100 devices × 1,000 QoS 1 messages back to back (the broker's
 //     full rate), observers included: tool and broker CPU per publish;
+//   - publish-observer-qos1: the same with the observers at QoS 1: how much
+//     their in-flight window leaves unverified (observer overload);
 //   - memory: 5,000 devices (MQTTSTACK_BENCH_DEVICES) ramp and report every
 //     5 s: the tool's peak RSS per connected device (peak resident memory /
 //     peak connected, as the console shows it) and the broker's RSS per
@@ -43,7 +45,7 @@ func BenchmarkToolCost(b *testing.B) {
 	}
 	s := stacktest.Start(b, stacktest.WithDevices(n))
 	h := s.Host()
-	run := func(b *testing.B, yaml string) *result.Result {
+	run := func(b *testing.B, yaml string, qos1 bool) *result.Result {
 		sc := parse(b, yaml)
 		p := compile(b, s, sc, Shard{})
 		var log bytes.Buffer
@@ -62,27 +64,37 @@ func BenchmarkToolCost(b *testing.B) {
 			}
 			defer pprof.StopCPUProfile()
 		}
-		r, err := Run(ctx, p, Options{Log: &log, Quiet: true, Host: h})
+		r, err := Run(ctx, p, Options{Log: &log, Quiet: true, Host: h, ObserverQoS1: qos1})
 		if err != nil {
 			b.Fatalf("run: %v\n%s", err, log.String())
 		}
 		var console bytes.Buffer
 		result.WriteConsole(&console, r, nil)
 		b.Logf("%s\n%s", log.String(), console.String())
-		if d := r.Delivery; d.Lost != 0 || d.Unverified != 0 {
+		if d := r.Delivery; d.Lost != 0 || (d.Unverified != 0 && !qos1) {
 			b.Errorf("delivery %+v", d)
 		}
 		return r
 	}
-	b.Run("publish", func(b *testing.B) {
-		for range b.N {
-			r := run(b, `
+	const burst = `
 fleet: {count: 100, prefix: dev-, qos: 1}
 connect: {rate: 500/s}
 stages:
   - {kind: ramp}
   - {kind: burst, count: 1000, duration: 15s}
-`)
+`
+	// The same burst with the observers at QoS 1: what their in-flight
+	// window costs in unverified messages (reported as observer overload).
+	b.Run("publish-observer-qos1", func(b *testing.B) {
+		for range b.N {
+			r := run(b, burst, true)
+			b.ReportMetric(float64(r.Delivery.Unverified), "unverified")
+			b.ReportMetric(float64(r.Delivery.Lost), "lost")
+		}
+	})
+	b.Run("publish", func(b *testing.B) {
+		for range b.N {
+			r := run(b, burst, false)
 			b.ReportMetric(r.Cost.CPUPerPublishMicros, "tool-µs-cpu/publish")
 			if r.Broker != nil {
 				b.ReportMetric(r.Broker.CPUPerPublishMicros, "broker-µs-cpu/publish")
@@ -113,7 +125,7 @@ connect: {rate: 500/s, max_in_flight: 128}
 stages:
   - {kind: ramp}
   - {kind: steady, duration: 20s, every: 5s}
-`, n))
+`, n), false)
 			b.ReportMetric(r.Cost.RSSPerDeviceBytes/1024, "tool-KiB-rss/device")
 			b.ReportMetric(float64(r.Cost.MaxRSSBytes)/(1<<20), "tool-MiB-rss-peak")
 			b.ReportMetric(r.Cost.CPUPerConnectMillis*1000, "tool-µs-cpu/connect")
