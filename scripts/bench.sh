@@ -10,6 +10,11 @@
 #     observer: connects/s, broker and tool CPU, RSS per device
 #  4. scale: the same benchmark at 1,000 and 19,000 devices
 #     (MQTTSTACK_BENCH_DEVICES), and a table of the three sizes
+#  5. loadtest: BenchmarkToolCost - the tool's cost as a run reports it,
+#     next to the broker's read through the host in the same run: CPU per
+#     QoS 1 publish (100 devices x 1,000 back to back, observers included),
+#     what QoS 1 observers leave unverified on that burst, peak RSS per
+#     connected device at 5,000 devices, CPU per connect
 #
 # The fleet benchmarks start their own stack (internal/stacktest: real
 # mosquitto + nginx in a temporary directory on free loopback ports, tied to
@@ -70,6 +75,19 @@ if [ "${SKIP_SCALE:-0}" != 1 ]; then
 		run "fleet-$n" env MQTTSTACK_BENCH_DEVICES="$n" go test -run '^$' -bench Connect5000 -benchtime 1x -timeout 20m ./fleet/
 	done
 fi
+
+section "loadtest: tool vs broker, through Run (BenchmarkToolCost)"
+run toolcost go test -run '^$' -bench ToolCost -benchtime 1x -timeout 20m ./loadtest/
+{
+	awk '/^BenchmarkToolCost\// {
+		for (i = 3; i < NF; i += 2) v[$(i + 1)] = $i
+	} END {
+		printf "  CPU per QoS 1 publish: tool %s µs, broker %s µs (100 x 1,000 back to back, QoS 0 observers)\n", v["tool-µs-cpu/publish"], v["broker-µs-cpu/publish"]
+		printf "  QoS 1 observers on the same burst: %s unverified (observer overload), %s lost\n", v["unverified"], v["lost"]
+		printf "  peak RSS per connected device: tool %s KiB (peak %s MiB); broker %s KiB per session\n", v["tool-KiB-rss/device"], v["tool-MiB-rss-peak"], v["broker-KiB-rss/session"]
+		printf "  CPU per connect: tool %s µs, broker %s µs\n", v["tool-µs-cpu/connect"], v["broker-µs-cpu/connect"]
+	}' "$out/toolcost.txt"
+} | tee -a "$log"
 
 # The table: one row per size, from each run's benchmark line
 # ("BenchmarkConnect5000-2  1  <ns> ns/op  <value> <unit> ...").
