@@ -19,6 +19,7 @@ import (
 	"github.com/mqttstack/mqttstack/infra/broker"
 	"github.com/mqttstack/mqttstack/infra/broker/brokertest"
 	"github.com/mqttstack/mqttstack/infra/hostconfig"
+	"github.com/mqttstack/mqttstack/infra/hostres"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -756,6 +757,32 @@ func TestPlanIsWhatNewSends(t *testing.T) {
 				if !ok || got.content != string(f.Content) || got.secret != f.Secret || got.mode != want || !slices.Equal(got.daemons, f.Daemons) {
 					t.Errorf("%s: registered %+v, planned mode %s secret %v daemons %v", f.Path, got, want, f.Secret, f.Daemons)
 				}
+			}
+		})
+	}
+}
+
+// Every resource asks the engine for exactly the plugin version users are
+// told to install (README "Deploying"): hcloud and digitalocean at their
+// SDK's version, HostConfig at ours.
+func TestPluginVersions(t *testing.T) {
+	want := map[string]string{"hcloud": broker.HcloudPluginVersion, "digitalocean": broker.DigitalOceanPluginVersion, "mqttstack": hostres.PluginVersion}
+	for _, p := range broker.Providers {
+		t.Run(string(p), func(t *testing.T) {
+			m := run(t, false, newBroker("mqtt", args(p)))
+			seen := map[string]bool{}
+			for _, r := range m.Resources() {
+				if !r.Custom {
+					continue
+				}
+				pkg, _, _ := strings.Cut(r.Type, ":")
+				seen[pkg] = true
+				if r.Version != want[pkg] {
+					t.Errorf("%s %s asks for plugin %s v%q, want v%q", r.Type, r.Name, pkg, r.Version, want[pkg])
+				}
+			}
+			if cloud := string(p); !seen["mqttstack"] || (p != broker.SSH && !seen[cloud]) {
+				t.Errorf("plugins asked for: %v", seen)
 			}
 		})
 	}

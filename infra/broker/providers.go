@@ -8,6 +8,16 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
+// The cloud provider plugins a user's Pulumi CLI needs, pinned by the SDK
+// versions in go.mod (each SDK asks the engine for its own version):
+// `pulumi plugin install resource hcloud v1.41.0` and `… digitalocean
+// v4.45.0`, or the CLI downloads them on the first `up`. TestPluginVersions
+// fails when an SDK upgrade changes them, so README and these move together.
+const (
+	HcloudPluginVersion       = "1.41.0"
+	DigitalOceanPluginVersion = "4.45.0"
+)
+
 // server is what every cloud provider hands back to the component.
 type server struct {
 	host pulumi.StringOutput // public IPv4

@@ -46,6 +46,9 @@ type Resource struct {
 	// Dependencies are the URNs the registration waits for (DependsOn and
 	// inputs taken from other resources).
 	Dependencies []string
+	// Version is the provider plugin version the registration asks the
+	// engine for ("" for components).
+	Version string
 }
 
 // Mocks implements pulumi.MockResourceMonitor. The engine calls it from
@@ -64,11 +67,12 @@ func New(project, stack string) *Mocks { return &Mocks{Project: project, Stack: 
 // NewResource records the registration and returns an id and the state:
 // the inputs plus what the real provider would compute.
 func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
-	parent := ""
+	parent, version := "", ""
 	var deps []string
 	if args.RegisterRPC != nil {
 		parent = args.RegisterRPC.GetParent()
 		deps = args.RegisterRPC.GetDependencies()
+		version = args.RegisterRPC.GetVersion()
 	}
 	m.mu.Lock()
 	id := m.id(parent, args.TypeToken, args.Name)
@@ -81,6 +85,7 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		Inputs: args.Inputs.Copy(),
 
 		Dependencies: deps,
+		Version:      version,
 	})
 	m.mu.Unlock()
 
