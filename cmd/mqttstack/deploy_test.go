@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mqttstack/mqttstack/infra/deploy"
 )
 
 // Bad input to deploy is exit 2 with one line naming the fix, and nothing
@@ -48,5 +50,30 @@ func TestDeployBadInput(t *testing.T) {
 				t.Errorf(".mqttstack was written (%v)", err)
 			}
 		})
+	}
+}
+
+func TestPrintOutputsMasksSecretsAndShortensPEM(t *testing.T) {
+	res := &deploy.Result{Stack: "prod", Outputs: map[string]any{
+		"host": "198.51.100.20", "mqttsPort": float64(8883), "caCertPem": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+		"token": "s3cr3t",
+	}, SecretOutputs: []string{"token"}}
+	for _, asJSON := range []bool{false, true} {
+		var b strings.Builder
+		if err := printOutputs(&b, res, asJSON); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		if strings.Contains(out, "s3cr3t") || !strings.Contains(out, "[secret]") || !strings.Contains(out, "198.51.100.20") {
+			t.Errorf("json=%v: secret shown or host missing:\n%s", asJSON, out)
+		}
+		if !asJSON && (strings.Contains(out, "AAAA") || !strings.Contains(out, "(PEM, ")) {
+			t.Errorf("PEM not shortened:\n%s", out)
+		}
+	}
+	var b strings.Builder
+	printOutputs(&b, &deploy.Result{Stack: "gone"}, false)
+	if !strings.Contains(b.String(), "stack gone has no outputs") {
+		t.Errorf("empty stack: %q", b.String())
 	}
 }
