@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/mqttstack/mqttstack/internal/mqttwire"
 )
 
 func TestRateDue(t *testing.T) {
@@ -342,5 +344,24 @@ func TestBound(t *testing.T) {
 	defer cancel()
 	if got := bound(ctx, PerSecond(10)); got < 19 || got > 21 {
 		t.Errorf("2s at 10/s: bound %d, want about 21", got)
+	}
+}
+
+// TestAppendPublish1: the one-allocation QoS 1 PUBLISH is byte for byte
+// mqttwire's.
+func TestAppendPublish1(t *testing.T) {
+	for _, tt := range []struct {
+		topic   string
+		retain  bool
+		payload []byte
+	}{
+		{"devices/dev-00001/telemetry", false, []byte(`{"seq":1}`)},
+		{"devices/d/status", true, []byte("online")},
+		{"t", false, make([]byte, 300)}, // two-byte remaining length
+	} {
+		want := mqttwire.Publish{Topic: tt.topic, QoS: 1, Retain: tt.retain, PacketID: 0x1234, Payload: tt.payload}.Encode()
+		if got := appendPublish1(nil, tt.topic, tt.retain, 0x1234, tt.payload); !bytes.Equal(got, want) {
+			t.Errorf("%s: got % x, want % x", tt.topic, got, want)
+		}
 	}
 }

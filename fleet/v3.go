@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -184,6 +185,13 @@ func (s *session3) read(d *Device, gen uint64) {
 
 func (s *session3) readLoop(d *Device) error {
 	for {
+		// The common packet, a PUBACK (40 02 id id), without allocating.
+		if b, err := s.br.Peek(4); err == nil && b[0] == mqttwire.TypePuback && b[1] == 2 {
+			id := binary.BigEndian.Uint16(b[2:])
+			s.br.Discard(4)
+			s.ack(id, 0)
+			continue
+		}
 		p, err := mqttwire.ReadPacket(s.br, maxDevicePacket)
 		if err != nil {
 			return err
@@ -320,9 +328,24 @@ func (s *session3) publish(ctx context.Context, timeout time.Duration, topic str
 	if qos == 0 {
 		return s.write(mqttwire.Publish{Topic: topic, Retain: retain, Payload: payload}.Encode())
 	}
-	p := mqttwire.Publish{Topic: topic, QoS: 1, Retain: retain, Payload: payload}
-	_, err := s.requestWithin(ctx, timeout, func(id uint16) []byte { p.PacketID = id; return p.Encode() })
+	_, err := s.requestWithin(ctx, timeout, func(id uint16) []byte { return appendPublish1(nil, topic, retain, id, payload) })
 	return err
+}
+
+// appendPublish1 appends a QoS 1 PUBLISH in one allocation (mqttwire's
+// Publish.Encode builds the body, then the packet around it).
+func appendPublish1(b []byte, topic string, retain bool, id uint16, payload []byte) []byte {
+	h := mqttwire.TypePublish | 1<<1
+	if retain {
+		h |= 0x01
+	}
+	n := 2 + len(topic) + 2 + len(payload)
+	b = slices.Grow(b, 1+4+n)
+	b = append(b, h)
+	b = mqttwire.AppendRemainingLength(b, n)
+	b = mqttwire.AppendString(b, topic)
+	b = binary.BigEndian.AppendUint16(b, id)
+	return append(b, payload...)
 }
 
 // close ends the session: DISCONNECT (no will), then the socket, and waits
