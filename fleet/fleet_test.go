@@ -311,3 +311,32 @@ func TestStormBurstCommands(t *testing.T) {
 		t.Errorf("device 0's relay is off after an ON command")
 	}
 }
+
+// TestQoS2: an MQTT 3.1.1 fleet at QoS 2 publishes through PUBREC, PUBREL
+// and PUBCOMP, takes commands (at QoS 1), and the observer gets everything.
+func TestQoS2(t *testing.T) {
+	const n = 5
+	h, ctx := newHarness(t, n, func(c *Config) { c.QoS = 2 })
+	devs := h.fleet.Devices()
+	h.fleet.Connect(ctx, devs, PerSecond(100))
+	if got := h.fleet.ConnectedCount(); got != n {
+		var c counts
+		h.drain(&c)
+		t.Fatalf("connected %d of %d; causes %v", got, n, c.causes)
+	}
+	for _, d := range devs {
+		for range 3 {
+			if err := d.Publish(ctx, Shape{Payload: PayloadDHT11}); err != nil {
+				t.Fatalf("publish at QoS 2: %v", err)
+			}
+		}
+	}
+	sent := func(i int) int64 { return devs[i].Sent() }
+	if !h.obs.Drain(ctx, sent, 3*time.Second) {
+		exp, uniq, lost := h.obs.Lost(sent)
+		t.Fatalf("expected %d unique %d lost %d", exp, uniq, lost)
+	}
+	if exp, _, lost := h.obs.Lost(sent); exp != 3*n || lost != 0 {
+		t.Errorf("expected %d lost %d, want %d and 0", exp, lost, 3*n)
+	}
+}

@@ -347,9 +347,9 @@ func TestBound(t *testing.T) {
 	}
 }
 
-// TestAppendPublish1: the one-allocation QoS 1 PUBLISH is byte for byte
+// TestAppendPublish: the one-allocation PUBLISH is byte for byte
 // mqttwire's.
-func TestAppendPublish1(t *testing.T) {
+func TestAppendPublish(t *testing.T) {
 	for _, tt := range []struct {
 		topic   string
 		retain  bool
@@ -359,9 +359,11 @@ func TestAppendPublish1(t *testing.T) {
 		{"devices/d/status", true, []byte("online")},
 		{"t", false, make([]byte, 300)}, // two-byte remaining length
 	} {
-		want := mqttwire.Publish{Topic: tt.topic, QoS: 1, Retain: tt.retain, PacketID: 0x1234, Payload: tt.payload}.Encode()
-		if got := appendPublish1(nil, tt.topic, tt.retain, 0x1234, tt.payload); !bytes.Equal(got, want) {
-			t.Errorf("%s: got % x, want % x", tt.topic, got, want)
+		for _, qos := range []byte{1, 2} {
+			want := mqttwire.Publish{Topic: tt.topic, QoS: qos, Retain: tt.retain, PacketID: 0x1234, Payload: tt.payload}.Encode()
+			if got := appendPublish(nil, tt.topic, qos, tt.retain, 0x1234, tt.payload); !bytes.Equal(got, want) {
+				t.Errorf("%s qos %d: got % x, want % x", tt.topic, qos, got, want)
+			}
 		}
 	}
 }

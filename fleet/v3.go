@@ -113,7 +113,9 @@ func (d *Device) connect3(ctx context.Context) error {
 	d.mu.Unlock()
 	go s.read(d, gen)
 
-	sub := mqttwire.Subscribe{Filters: []mqttwire.Subscription{{Filter: d.commandFilter(), QoS: cfg.QoS}}}
+	// Commands at most at QoS 1: a command is acted on once it arrives,
+	// and this client acknowledges with PUBACK only.
+	sub := mqttwire.Subscribe{Filters: []mqttwire.Subscription{{Filter: d.commandFilter(), QoS: min(cfg.QoS, 1)}}}
 	rc, err := s.request(actx, func(id uint16) []byte { sub.PacketID = id; return sub.Encode() })
 	if err == nil && rc == 0x80 {
 		err = errors.New("subscription refused")
@@ -197,7 +199,14 @@ func (s *session3) readLoop(d *Device) error {
 			return err
 		}
 		switch p.Type {
-		case mqttwire.TypePuback >> 4, mqttwire.TypeSuback >> 4:
+		case 5: // PUBREC of a QoS 2 publish: release it, wait for PUBCOMP
+			if len(p.Body) < 2 {
+				return errors.New("malformed PUBREC")
+			}
+			if err := s.write([]byte{0x62, 2, p.Body[0], p.Body[1]}); err != nil {
+				return err
+			}
+		case mqttwire.TypePuback >> 4, mqttwire.TypeSuback >> 4, 7: // 7: PUBCOMP
 			if len(p.Body) < 2 {
 				return errors.New("malformed acknowledgement")
 			}
@@ -321,21 +330,21 @@ func (s *session3) forget(id uint16) {
 	s.mu.Unlock()
 }
 
-// publish sends one message: QoS 0 is written, QoS 1 and 2 wait for the
-// PUBACK, ctx or timeout (this client asks QoS 2 as QoS 1: the broker's
-// PUBACK then).
+// publish sends one message: QoS 0 is written, QoS 1 waits for the PUBACK,
+// QoS 2 for the PUBCOMP (the reader answers the PUBREC), or ctx, or
+// timeout.
 func (s *session3) publish(ctx context.Context, timeout time.Duration, topic string, qos byte, retain bool, payload []byte) error {
 	if qos == 0 {
 		return s.write(mqttwire.Publish{Topic: topic, Retain: retain, Payload: payload}.Encode())
 	}
-	_, err := s.requestWithin(ctx, timeout, func(id uint16) []byte { return appendPublish1(nil, topic, retain, id, payload) })
+	_, err := s.requestWithin(ctx, timeout, func(id uint16) []byte { return appendPublish(nil, topic, qos, retain, id, payload) })
 	return err
 }
 
-// appendPublish1 appends a QoS 1 PUBLISH in one allocation (mqttwire's
+// appendPublish appends a QoS 1 or 2 PUBLISH in one allocation (mqttwire's
 // Publish.Encode builds the body, then the packet around it).
-func appendPublish1(b []byte, topic string, retain bool, id uint16, payload []byte) []byte {
-	h := mqttwire.TypePublish | 1<<1
+func appendPublish(b []byte, topic string, qos byte, retain bool, id uint16, payload []byte) []byte {
+	h := mqttwire.TypePublish | qos<<1
 	if retain {
 		h |= 0x01
 	}
