@@ -29,7 +29,6 @@ type BackendConfig struct {
 type Backend struct {
 	cfg    BackendConfig
 	client mqtt.Client
-	sent   int64
 }
 
 // NewBackend connects the backend identity. Close disconnects it.

@@ -181,9 +181,8 @@ func (d *Device) telemetryTopic() string { return "devices/" + d.ID + "/telemetr
 func (d *Device) statusTopic() string    { return "devices/" + d.ID + "/status" }
 func (d *Device) commandFilter() string  { return "devices/" + d.ID + "/cmd/#" }
 
-// attempt measures one connection attempt. paho calls open from its own
-// goroutine; abort may be called from the attempt's caller when its context
-// ends, to cut a connection paho is still reading the CONNACK from.
+// attempt measures one connection attempt: open dials and handshakes under
+// the attempt's context, which bounds both, and records when each phase ended.
 type attempt struct {
 	ctx context.Context
 	d   *Device
@@ -194,7 +193,6 @@ type attempt struct {
 	tcpDone time.Time
 	tlsDone time.Time
 	conn    net.Conn
-	aborted bool
 }
 
 func (a *attempt) set(stage Stage, conn net.Conn) {
@@ -202,15 +200,6 @@ func (a *attempt) set(stage Stage, conn net.Conn) {
 	a.stage = stage
 	if conn != nil {
 		a.conn = conn
-	}
-	a.mu.Unlock()
-}
-
-func (a *attempt) abort() {
-	a.mu.Lock()
-	a.aborted = true
-	if a.conn != nil {
-		a.conn.Close()
 	}
 	a.mu.Unlock()
 }
@@ -251,12 +240,7 @@ func (a *attempt) open(_ *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
 		a.mu.Lock()
 		a.tcpDone, a.tlsDone = a.start, now
 		a.stage, a.conn = StageConnack, conn
-		ab := a.aborted
 		a.mu.Unlock()
-		if ab {
-			conn.Close()
-			return nil, context.Canceled
-		}
 		return conn, nil
 	}
 	dialer := net.Dialer{
@@ -282,12 +266,7 @@ func (a *attempt) open(_ *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
 	a.mu.Lock()
 	a.tcpDone = time.Now()
 	a.stage, a.conn = StageTLS, conn
-	ab := a.aborted
 	a.mu.Unlock()
-	if ab {
-		raw.Close()
-		return nil, context.Canceled
-	}
 	if err := tc.HandshakeContext(context.WithValue(a.ctx, deviceKey{}, a.d)); err != nil {
 		raw.Close()
 		return nil, err

@@ -22,18 +22,12 @@ type handshakeCause interface {
 }
 
 // openProfiled is open's TLS step for a device with its own Handshake:
-// timed and abortable as the fleet's own (abort closes the socket under
-// the handshake).
+// timed as the fleet's own; the attempt's context bounds the handshake.
 func (a *attempt) openProfiled(raw net.Conn, ka uint16) (net.Conn, error) {
 	a.mu.Lock()
 	a.tcpDone = time.Now()
 	a.stage, a.conn = StageTLS, raw
-	ab := a.aborted
 	a.mu.Unlock()
-	if ab {
-		raw.Close()
-		return nil, context.Canceled
-	}
 	tc, err := a.d.handshake(a.ctx, raw, a.d.cert)
 	if err != nil {
 		raw.Close()
@@ -43,11 +37,6 @@ func (a *attempt) openProfiled(raw net.Conn, ka uint16) (net.Conn, error) {
 	a.mu.Lock()
 	a.tlsDone = time.Now()
 	a.stage, a.conn = StageConnack, conn
-	ab = a.aborted
 	a.mu.Unlock()
-	if ab {
-		conn.Close()
-		return nil, context.Canceled
-	}
 	return conn, nil
 }

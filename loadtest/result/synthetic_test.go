@@ -13,10 +13,6 @@ import (
 func feed(r *Recorder, from, to int) {
 	rampEnd := at(20)
 	r.Phase("ramp", at(0))
-	type ev struct {
-		t time.Time
-		f func(time.Time)
-	}
 	for i := from; i < to; i++ {
 		rng := rand.New(rand.NewPCG(uint64(i), 7))
 		ct := at(float64(i) * 20 / 400) // 20 devices/s
