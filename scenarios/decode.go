@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mqttstack/mqttstack/devices"
+	"github.com/mqttstack/mqttstack/internal/levenshtein"
 )
 
 // MaxFileSize bounds a scenario file; a real one is a few hundred bytes.
@@ -276,9 +277,15 @@ func suggest(name string, fields []field) string {
 // closest returns the valid name nearest to got when it is near enough to
 // be a typo, else "".
 func closest(got string, valid []string) string {
+	// Inputs are keys and values of a small file; a long one is cut to 64
+	// bytes, which keeps the quadratic distance tiny.
+	g := strings.ToLower(got)
+	if len(g) > 64 {
+		g = g[:64]
+	}
 	best, bestD := "", 1<<30
 	for _, v := range valid {
-		if dist := editDistance(strings.ToLower(got), v); dist < bestD {
+		if dist := levenshtein.Distance(g, v); dist < bestD {
 			best, bestD = v, dist
 		}
 	}
@@ -301,32 +308,6 @@ func oneOf[T ~string](got T, valid []T) string {
 		return "did you mean " + best + "? valid: " + strings.Join(names, ", ")
 	}
 	return "valid: " + strings.Join(names, ", ")
-}
-
-// editDistance is the Levenshtein distance, for "did you mean"; inputs are
-// keys of a small file, so the quadratic cost is bounded by MaxFileSize
-// only in theory and is tiny in practice. Long keys are cut to 64 bytes.
-func editDistance(a, b string) int {
-	if len(a) > 64 {
-		a = a[:64]
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func join(path, key string) string {

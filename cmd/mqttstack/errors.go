@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/mqttstack/mqttstack/internal/levenshtein"
 )
 
 // Exit codes. They ride on errors (see exitError) and are decided once, in
@@ -172,7 +174,7 @@ func suggestFlag(c *cobra.Command, n string) string {
 		bestD = 2
 	}
 	c.Flags().VisitAll(func(f *pflag.Flag) {
-		d := editDistance(n, f.Name)
+		d := levenshtein.Distance(n, f.Name)
 		if strings.HasPrefix(f.Name, n) && len(n) >= 2 {
 			d = 1
 		}
@@ -181,26 +183,6 @@ func suggestFlag(c *cobra.Command, n string) string {
 		}
 	})
 	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // Positional argument validators: each refuses with one usage line.
