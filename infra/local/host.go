@@ -77,26 +77,42 @@ func (h *Host) ReadDir(ctx context.Context, dir string) ([]string, error) {
 // owner's file descriptors, in the owner's own network namespace.
 func (h *Host) Listeners(ctx context.Context) ([]host.Listener, error) {
 	var out []host.Listener
-	for _, d := range []Daemon{Mosquitto, Nginx} {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		pid, err := h.pid(d)
-		if err != nil {
-			return nil, err
-		}
-		if pid == 0 {
-			continue
-		}
+	err := h.eachRunning(ctx, func(d Daemon, pid int) error {
 		socks, err := processListeners(pid)
 		if err != nil {
-			return nil, fmt.Errorf("%s (pid %d): %w", d, pid, err)
+			return err
 		}
 		for _, s := range socks {
 			out = append(out, host.Listener{Daemon: d, Addr: s.Addr, PID: pid, Process: string(d)})
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// eachRunning calls fn with the pid of each running daemon of the stack,
+// mosquitto first; a daemon that is not running is passed over. It stops
+// at the end of ctx or at the first error, which names the daemon and pid.
+func (h *Host) eachRunning(ctx context.Context, fn func(d Daemon, pid int) error) error {
+	for _, d := range []Daemon{Mosquitto, Nginx} {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		pid, err := h.pid(d)
+		if err != nil {
+			return err
+		}
+		if pid == 0 {
+			continue
+		}
+		if err := fn(d, pid); err != nil {
+			return fmt.Errorf("%s (pid %d): %w", d, pid, err)
+		}
+	}
+	return nil
 }
 
 // processListeners returns the listening sockets whose inode is one of
@@ -149,23 +165,17 @@ func (h *Host) Reload(ctx context.Context, d Daemon) error {
 // nginx's work), summed, with PID the started process.
 func (h *Host) Costs(ctx context.Context) ([]host.Cost, error) {
 	var out []host.Cost
-	for _, d := range []Daemon{Mosquitto, Nginx} {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		pid, err := h.pid(d)
-		if err != nil {
-			return nil, err
-		}
-		if pid == 0 {
-			continue
-		}
+	err := h.eachRunning(ctx, func(d Daemon, pid int) error {
 		c, err := processCost(pid)
 		if err != nil {
-			return nil, fmt.Errorf("%s (pid %d): %w", d, pid, err)
+			return err
 		}
 		c.Daemon = d
 		out = append(out, c)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
