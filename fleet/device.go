@@ -181,11 +181,15 @@ func (d *Device) telemetryTopic() string { return "devices/" + d.ID + "/telemetr
 func (d *Device) statusTopic() string    { return "devices/" + d.ID + "/status" }
 func (d *Device) commandFilter() string  { return "devices/" + d.ID + "/cmd/#" }
 
-// attempt measures one connection attempt: open dials and handshakes under
-// the attempt's context, which bounds both, and records when each phase ended.
+// attempt is one connection attempt of a device, for connect3 and
+// connect5 alike: open dials and handshakes under the attempt's context,
+// which bounds both (and the protocol's CONNACK and SUBACK after them), and
+// records when each phase ended.
 type attempt struct {
-	ctx context.Context
+	run context.Context // the caller's: its end is the run's, not a failure
+	ctx context.Context // the attempt's: run bounded by Config.ConnectTimeout
 	d   *Device
+	gen uint64 // the connection generation this attempt opens
 
 	mu      sync.Mutex
 	stage   Stage
@@ -193,6 +197,67 @@ type attempt struct {
 	tcpDone time.Time
 	tlsDone time.Time
 	conn    net.Conn
+}
+
+// newAttempt starts an attempt of d under ctx: the next connection
+// generation, and the attempt's context, which cancel releases.
+func (d *Device) newAttempt(ctx context.Context) (*attempt, context.CancelFunc) {
+	actx, cancel := context.WithTimeout(ctx, d.fleet.cfg.ConnectTimeout)
+	d.mu.Lock()
+	d.gen++
+	gen := d.gen
+	d.mu.Unlock()
+	return &attempt{run: ctx, ctx: actx, d: d, gen: gen}, cancel
+}
+
+// fail ends the attempt at stage: it emits KindConnectFailed with the
+// cause (a deadline when the attempt's context ran out) and returns the
+// error naming the device. When the run has ended it emits nothing and
+// returns the run's error.
+func (a *attempt) fail(stage Stage, err error) error {
+	if a.run.Err() != nil {
+		return a.run.Err()
+	}
+	if a.ctx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+	}
+	a.d.emit(Event{Kind: KindConnectFailed, Cause: classifyConnect(stage, err)})
+	return fmt.Errorf("device %s: %s: %w", a.d.ID, stage, err)
+}
+
+// dial is open, failing the attempt at the stage open reached.
+func (a *attempt) dial() (net.Conn, error) {
+	conn, err := a.open(&url.URL{}, mqtt.ClientOptions{})
+	if err != nil {
+		a.mu.Lock()
+		stage := a.stage
+		a.mu.Unlock()
+		return nil, a.fail(stage, err)
+	}
+	return conn, nil
+}
+
+// connected is the attempt's KindConnected event, its CONNACK read at end:
+// the time each phase took (TCP not measured over wss: see open).
+func (a *attempt) connected(end time.Time) Event {
+	a.mu.Lock()
+	start, tcpDone, tlsDone := a.start, a.tcpDone, a.tlsDone
+	a.mu.Unlock()
+	e := Event{Kind: KindConnected, At: end, TCP: tcpDone.Sub(start), TLS: tlsDone.Sub(tcpDone), CONNACK: end.Sub(tlsDone)}
+	if a.d.fleet.cfg.WSSURL != "" {
+		e.TCP = -1
+	}
+	return e
+}
+
+// lost fails an attempt whose connection was lost before its session was
+// in place (the reader or paho reported the loss while it subscribed).
+func (a *attempt) lost() error {
+	if a.run.Err() != nil {
+		return a.run.Err()
+	}
+	a.d.emit(Event{Kind: KindConnectFailed, Cause: string(StageSub) + ": connection lost"})
+	return fmt.Errorf("device %s: connection lost while subscribing", a.d.ID)
 }
 
 func (a *attempt) set(stage Stage, conn net.Conn) {

@@ -7,12 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"slices"
 	"sync"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/mqttstack/mqttstack/internal/mqttwire"
@@ -53,41 +51,17 @@ var errNoAck = errors.New("connection lost")
 // connect3 is connect for an MQTT 3.1.1 device.
 func (d *Device) connect3(ctx context.Context) error {
 	cfg := &d.fleet.cfg
-	actx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	a, cancel := d.newAttempt(ctx)
 	defer cancel()
-
-	d.mu.Lock()
-	d.gen++
-	gen := d.gen
-	d.mu.Unlock()
-
-	a := &attempt{ctx: actx, d: d}
-	fail := func(stage Stage, err error) error {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if actx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
-		}
-		d.emit(Event{Kind: KindConnectFailed, Cause: classifyConnect(stage, err)})
-		return fmt.Errorf("device %s: %s: %w", d.ID, stage, err)
-	}
-	conn, err := a.open(&url.URL{}, mqtt.ClientOptions{})
+	conn, err := a.dial()
 	if err != nil {
-		a.mu.Lock()
-		stage := a.stage
-		a.mu.Unlock()
-		return fail(stage, err)
+		return err
 	}
 	// The attempt's context cuts a CONNACK that does not come.
-	stop := context.AfterFunc(actx, func() { conn.SetReadDeadline(time.Now()) })
+	stop := context.AfterFunc(a.ctx, func() { conn.SetReadDeadline(time.Now()) })
 	code, err := d.handshake3(conn)
 	stop()
 	end := time.Now()
-	a.mu.Lock()
-	start, tcpDone, tlsDone := a.start, a.tcpDone, a.tlsDone
-	a.ctx = nil
-	a.mu.Unlock()
 	if err == nil && code != 0 {
 		err = packets.ConnErrors[code]
 		if err == nil {
@@ -96,13 +70,10 @@ func (d *Device) connect3(ctx context.Context) error {
 	}
 	if err != nil {
 		conn.Close()
-		return fail(StageConnack, err)
+		return a.fail(StageConnack, err)
 	}
 	conn.SetReadDeadline(time.Time{})
-	timing := Event{Kind: KindConnected, At: end, TCP: tcpDone.Sub(start), TLS: tlsDone.Sub(tcpDone), CONNACK: end.Sub(tlsDone)}
-	if cfg.WSSURL != "" {
-		timing.TCP = -1 // not measured: see attempt.open
-	}
+	timing := a.connected(end)
 
 	// A small read buffer: one TLS read per packet instead of one per
 	// header byte (a PUBACK is 4 bytes, a command a few dozen).
@@ -111,33 +82,29 @@ func (d *Device) connect3(ctx context.Context) error {
 	d.s3, d.conn = s, conn
 	d.dropping = false
 	d.mu.Unlock()
-	go s.read(d, gen)
+	go s.read(d, a.gen)
 
 	// Commands at most at QoS 1: a command is acted on once it arrives,
 	// and this client acknowledges with PUBACK only.
 	sub := mqttwire.Subscribe{Filters: []mqttwire.Subscription{{Filter: d.commandFilter(), QoS: min(cfg.QoS, 1)}}}
-	rc, err := s.request(actx, func(id uint16) []byte { sub.PacketID = id; return sub.Encode() })
+	rc, err := s.request(a.ctx, func(id uint16) []byte { sub.PacketID = id; return sub.Encode() })
 	if err == nil && rc == 0x80 {
 		err = errors.New("subscription refused")
 	}
 	if err != nil {
 		d.discard3(s)
-		return fail(StageSub, err)
+		return a.fail(StageSub, err)
 	}
 	// The retained status is part of coming online; a failure here is
 	// counted, not fatal: telemetry shows whether the session works.
 	on := mqttwire.Publish{Topic: d.statusTopic(), QoS: 1, Retain: true, Payload: []byte("online")}
-	if _, err := s.request(actx, func(id uint16) []byte { on.PacketID = id; return on.Encode() }); err != nil && ctx.Err() == nil {
+	if _, err := s.request(a.ctx, func(id uint16) []byte { on.PacketID = id; return on.Encode() }); err != nil && ctx.Err() == nil {
 		d.emit(Event{Kind: KindError, Cause: Classify(StagePublish, err) + " (status)"})
 	}
 	d.mu.Lock()
 	if d.s3 != s {
 		d.mu.Unlock()
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		d.emit(Event{Kind: KindConnectFailed, Cause: string(StageSub) + ": connection lost"})
-		return fmt.Errorf("device %s: connection lost while subscribing", d.ID)
+		return a.lost()
 	}
 	d.up.Store(true)
 	d.mu.Unlock()

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/eclipse/paho.golang/paho/log"
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
 // MQTT 5 devices (Config.Protocol 5) on eclipse/paho.golang.
@@ -114,31 +112,11 @@ func reason5(err error) (string, bool) {
 // connect5 is connect for an MQTT 5 device.
 func (d *Device) connect5(ctx context.Context) error {
 	cfg := &d.fleet.cfg
-	actx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	a, cancel := d.newAttempt(ctx)
 	defer cancel()
-
-	d.mu.Lock()
-	d.gen++
-	gen := d.gen
-	d.mu.Unlock()
-
-	a := &attempt{ctx: actx, d: d}
-	fail := func(stage Stage, err error) error {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if actx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
-		}
-		d.emit(Event{Kind: KindConnectFailed, Cause: classifyConnect(stage, err)})
-		return fmt.Errorf("device %s: %s: %w", d.ID, stage, err)
-	}
-	conn, err := a.open(&url.URL{}, mqtt.ClientOptions{})
+	conn, err := a.dial()
 	if err != nil {
-		a.mu.Lock()
-		stage := a.stage
-		a.mu.Unlock()
-		return fail(stage, err)
+		return err
 	}
 	s := &session5{}
 	s.c = paho.NewClient(paho.ClientConfig{
@@ -149,9 +127,9 @@ func (d *Device) connect5(ctx context.Context) error {
 			d.command(pr.Packet.Payload)
 			return true, nil
 		}},
-		OnClientError: func(err error) { d.lost5(s, gen, err) },
+		OnClientError: func(err error) { d.lost5(s, a.gen, err) },
 		OnServerDisconnect: func(x *paho.Disconnect) {
-			d.lost5(s, gen, &ReasonError{Packet: "DISCONNECT", Code: x.ReasonCode})
+			d.lost5(s, a.gen, &ReasonError{Packet: "DISCONNECT", Code: x.ReasonCode})
 		},
 	})
 	rm := uint16(receiveMaximum)
@@ -169,51 +147,40 @@ func (d *Device) connect5(ctx context.Context) error {
 		cp.Username, cp.UsernameFlag = d.ID, true
 		cp.Password, cp.PasswordFlag = []byte(d.password), true
 	}
-	ca, err := s.c.Connect(actx, cp)
+	ca, err := s.c.Connect(a.ctx, cp)
 	end := time.Now()
-	a.mu.Lock()
-	start, tcpDone, tlsDone := a.start, a.tcpDone, a.tlsDone
-	a.ctx = nil
-	a.mu.Unlock()
 	if err != nil {
 		conn.Close()
 		if ca != nil && ca.ReasonCode >= 0x80 {
 			err = &ReasonError{Packet: "CONNACK", Code: ca.ReasonCode}
 		}
-		return fail(StageConnack, err)
+		return a.fail(StageConnack, err)
 	}
 	if ca.Properties != nil && ca.Properties.TopicAliasMaximum != nil && cfg.TopicAliases {
 		s.aliasMax = *ca.Properties.TopicAliasMaximum
 	}
-	timing := Event{Kind: KindConnected, At: end, TCP: tcpDone.Sub(start), TLS: tlsDone.Sub(tcpDone), CONNACK: end.Sub(tlsDone)}
-	if cfg.WSSURL != "" {
-		timing.TCP = -1
-	}
+	timing := a.connected(end)
 
 	d.mu.Lock()
 	d.s5, d.conn = s, conn
 	d.dropping = false
 	d.mu.Unlock()
 
-	sa, err := s.c.Subscribe(actx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: d.commandFilter(), QoS: cfg.QoS}}})
+	sa, err := s.c.Subscribe(a.ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: d.commandFilter(), QoS: cfg.QoS}}})
 	if err == nil && sa != nil && len(sa.Reasons) > 0 && sa.Reasons[0] >= 0x80 {
 		err = &ReasonError{Packet: "SUBACK", Code: sa.Reasons[0]}
 	}
 	if err != nil {
 		d.discard5(s)
-		return fail(StageSub, err)
+		return a.fail(StageSub, err)
 	}
-	if pr, err := s.c.Publish(actx, &paho.Publish{Topic: d.statusTopic(), QoS: 1, Retain: true, Payload: []byte("online")}); err != nil && ctx.Err() == nil {
+	if pr, err := s.c.Publish(a.ctx, &paho.Publish{Topic: d.statusTopic(), QoS: 1, Retain: true, Payload: []byte("online")}); err != nil && ctx.Err() == nil {
 		d.emit(Event{Kind: KindError, Cause: Classify(StagePublish, pubackErr(pr, err)) + " (status)"})
 	}
 	d.mu.Lock()
 	if d.s5 != s {
 		d.mu.Unlock()
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		d.emit(Event{Kind: KindConnectFailed, Cause: string(StageSub) + ": connection lost"})
-		return fmt.Errorf("device %s: connection lost while subscribing", d.ID)
+		return a.lost()
 	}
 	d.up.Store(true)
 	d.mu.Unlock()
