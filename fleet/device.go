@@ -184,19 +184,19 @@ func (d *Device) commandFilter() string  { return "devices/" + d.ID + "/cmd/#" }
 // attempt is one connection attempt of a device, for connect3 and
 // connect5 alike: open dials and handshakes under the attempt's context,
 // which bounds both (and the protocol's CONNACK and SUBACK after them), and
-// records when each phase ended.
+// records when each phase ended. It lives on the connecting goroutine
+// only: open, the profile's handshake and the protocol's CONNACK run there
+// one after the other (gen is set before any callback can read it).
 type attempt struct {
 	run context.Context // the caller's: its end is the run's, not a failure
 	ctx context.Context // the attempt's: run bounded by Config.ConnectTimeout
 	d   *Device
 	gen uint64 // the connection generation this attempt opens
 
-	mu      sync.Mutex
-	stage   Stage
+	stage   Stage // the phase open reached
 	start   time.Time
 	tcpDone time.Time
 	tlsDone time.Time
-	conn    net.Conn
 }
 
 // newAttempt starts an attempt of d under ctx: the next connection
@@ -227,12 +227,9 @@ func (a *attempt) fail(stage Stage, err error) error {
 
 // dial is open, failing the attempt at the stage open reached.
 func (a *attempt) dial() (net.Conn, error) {
-	conn, err := a.open(&url.URL{}, mqtt.ClientOptions{})
+	conn, err := a.open()
 	if err != nil {
-		a.mu.Lock()
-		stage := a.stage
-		a.mu.Unlock()
-		return nil, a.fail(stage, err)
+		return nil, a.fail(a.stage, err)
 	}
 	return conn, nil
 }
@@ -240,10 +237,7 @@ func (a *attempt) dial() (net.Conn, error) {
 // connected is the attempt's KindConnected event, its CONNACK read at end:
 // the time each phase took (TCP not measured over wss: see open).
 func (a *attempt) connected(end time.Time) Event {
-	a.mu.Lock()
-	start, tcpDone, tlsDone := a.start, a.tcpDone, a.tlsDone
-	a.mu.Unlock()
-	e := Event{Kind: KindConnected, At: end, TCP: tcpDone.Sub(start), TLS: tlsDone.Sub(tcpDone), CONNACK: end.Sub(tlsDone)}
+	e := Event{Kind: KindConnected, At: end, TCP: a.tcpDone.Sub(a.start), TLS: a.tlsDone.Sub(a.tcpDone), CONNACK: end.Sub(a.tlsDone)}
 	if a.d.fleet.cfg.WSSURL != "" {
 		e.TCP = -1
 	}
@@ -260,30 +254,19 @@ func (a *attempt) lost() error {
 	return fmt.Errorf("device %s: connection lost while subscribing", a.d.ID)
 }
 
-func (a *attempt) set(stage Stage, conn net.Conn) {
-	a.mu.Lock()
-	a.stage = stage
-	if conn != nil {
-		a.conn = conn
-	}
-	a.mu.Unlock()
-}
-
-// open is paho's OpenConnectionFunc: it dials TCP and runs the TLS handshake
-// itself so that each phase is timed on its own; paho then writes CONNECT
-// and reads CONNACK on the returned connection.
-func (a *attempt) open(_ *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
+// open dials TCP and runs the TLS handshake itself so that each phase is
+// timed on its own; connect3 or connect5 then writes CONNECT and reads
+// CONNACK on the returned connection.
+func (a *attempt) open() (net.Conn, error) {
 	f := a.d.fleet
 	cfg := &f.cfg
 	ka := uint16(cfg.KeepAlive / time.Second)
-	a.mu.Lock()
 	a.start = time.Now()
 	a.stage = StageTCP
-	a.mu.Unlock()
 	if cfg.WSSURL != "" {
 		// gorilla dials TCP, TLS and the HTTP upgrade in one call: for wss
 		// the whole of it is reported as the TLS phase and TCP stays unmeasured.
-		a.set(StageTLS, nil)
+		a.stage = StageTLS
 		timeout := cfg.ConnectTimeout
 		if dl, ok := a.ctx.Deadline(); ok {
 			timeout = time.Until(dl)
@@ -301,11 +284,8 @@ func (a *attempt) open(_ *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
 			return nil, err
 		}
 		conn := &kaConn{Conn: ws, keepalive: ka}
-		now := time.Now()
-		a.mu.Lock()
-		a.tcpDone, a.tlsDone = a.start, now
-		a.stage, a.conn = StageConnack, conn
-		a.mu.Unlock()
+		a.tcpDone, a.tlsDone = a.start, time.Now()
+		a.stage = StageConnack
 		return conn, nil
 	}
 	dialer := net.Dialer{
@@ -328,18 +308,14 @@ func (a *attempt) open(_ *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
 	// so no connection keeps a config of its own.
 	tc := tls.Client(raw, f.tlsConfig)
 	conn := &kaConn{Conn: tc, keepalive: ka}
-	a.mu.Lock()
 	a.tcpDone = time.Now()
-	a.stage, a.conn = StageTLS, conn
-	a.mu.Unlock()
+	a.stage = StageTLS
 	if err := tc.HandshakeContext(context.WithValue(a.ctx, deviceKey{}, a.d)); err != nil {
 		raw.Close()
 		return nil, err
 	}
-	a.mu.Lock()
 	a.tlsDone = time.Now()
 	a.stage = StageConnack
-	a.mu.Unlock()
 	return conn, nil
 }
 

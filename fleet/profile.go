@@ -24,19 +24,15 @@ type handshakeCause interface {
 // openProfiled is open's TLS step for a device with its own Handshake:
 // timed as the fleet's own; the attempt's context bounds the handshake.
 func (a *attempt) openProfiled(raw net.Conn, ka uint16) (net.Conn, error) {
-	a.mu.Lock()
 	a.tcpDone = time.Now()
-	a.stage, a.conn = StageTLS, raw
-	a.mu.Unlock()
+	a.stage = StageTLS
 	tc, err := a.d.handshake(a.ctx, raw, a.d.cert)
 	if err != nil {
 		raw.Close()
 		return nil, err
 	}
 	conn := &kaConn{Conn: tc, keepalive: ka}
-	a.mu.Lock()
 	a.tlsDone = time.Now()
-	a.stage, a.conn = StageConnack, conn
-	a.mu.Unlock()
+	a.stage = StageConnack
 	return conn, nil
 }
