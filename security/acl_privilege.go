@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 
@@ -191,13 +190,7 @@ type published struct {
 func publish5All(ctx context.Context, c *client5, targets []published, payload string) []published {
 	out := make([]published, len(targets))
 	for i, t := range targets {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		r, _ := c.Publish(pctx, &paho.Publish{Topic: t.topic, QoS: 1, Retain: t.retain, Payload: []byte(payload + " " + t.topic)})
-		cancel()
-		t.code = -1
-		if r != nil {
-			t.code = int(r.ReasonCode)
-		}
+		t.code, _ = c.publishCode(ctx, &paho.Publish{Topic: t.topic, QoS: 1, Retain: t.retain, Payload: []byte(payload + " " + t.topic)})
 		out[i] = t
 	}
 	return out

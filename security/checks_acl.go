@@ -274,13 +274,7 @@ func runACL03(ctx context.Context, e *Env) Outcome {
 			return "", err
 		}
 		for q := byte(1); q <= 2; q++ {
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			r, err := v5.Publish(pctx, &paho.Publish{Topic: topic, QoS: q, Payload: []byte(fmt.Sprintf("%s v5 q%d", canary, q))})
-			cancel()
-			rc := -1
-			if r != nil {
-				rc = int(r.ReasonCode)
-			}
+			rc, err := v5.publishCode(ctx, &paho.Publish{Topic: topic, QoS: q, Payload: []byte(fmt.Sprintf("%s v5 q%d", canary, q))})
 			codes = append(codes, fmt.Sprintf("v5q%d 0x%02x", q, rc))
 			if rc != 0x87 {
 				wrong = append(wrong, fmt.Sprintf("v5 QoS%d reason 0x%02x (err %v), want 0x87", q, rc, err))
@@ -403,13 +397,7 @@ func runACL05(ctx context.Context, e *Env) Outcome {
 	canary := "canary-" + nonce()
 	wtap := e.watch.tap(payloadHas(canary))
 	defer e.watch.untap(wtap)
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	r, perr := att.Publish(pctx, &paho.Publish{Topic: "$SYS/broker/version", QoS: 1, Payload: []byte(canary)})
-	cancel()
-	rc := -1
-	if r != nil {
-		rc = int(r.ReasonCode)
-	}
+	rc, perr := att.publishCode(ctx, &paho.Publish{Topic: "$SYS/broker/version", QoS: 1, Payload: []byte(canary)})
 	// $SYS values are retained: a permitted subscription would replay them
 	// at once. The window also covers a periodic update (sys_interval 10 s
 	// in the rendered config): the watcher must see one, which proves $SYS
@@ -495,13 +483,7 @@ func runACL07(ctx context.Context, e *Env) Outcome {
 		return out
 	}
 	wr := e.canaryProof(ctx, owner, "devices/"+a+"/cmd", func(canary string) (string, error) {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		r, err := att.Publish(pctx, &paho.Publish{Topic: "$share/g/devices/" + a + "/cmd", QoS: 1, Payload: []byte(canary)})
-		rc := -1
-		if r != nil {
-			rc = int(r.ReasonCode)
-		}
+		rc, err := att.publishCode(ctx, &paho.Publish{Topic: "$share/g/devices/" + a + "/cmd", QoS: 1, Payload: []byte(canary)})
 		if rc < 0x80 {
 			return "", fmt.Errorf("publish to $share/... got reason 0x%02x (err %v): expected a refusal", rc, err)
 		}

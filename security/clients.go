@@ -274,16 +274,27 @@ func (c *client5) close() {
 }
 
 func (c *client5) publish(ctx context.Context, topic string, qos byte, retain bool, payload []byte) error {
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	r, err := c.Publish(pctx, &paho.Publish{Topic: topic, QoS: qos, Retain: retain, Payload: payload})
+	rc, err := c.publishCode(ctx, &paho.Publish{Topic: topic, QoS: qos, Retain: retain, Payload: payload})
 	if err != nil {
 		return err
 	}
-	if r != nil && r.ReasonCode >= 0x80 {
-		return fmt.Errorf("reason code 0x%02x", r.ReasonCode)
+	if rc >= 0x80 {
+		return fmt.Errorf("reason code 0x%02x", rc)
 	}
 	return nil
+}
+
+// publishCode publishes p, waiting at most 5 s, and returns the reason
+// code the broker answered with, -1 when no answer came, and paho's error
+// (a refusal comes with both a code and an error).
+func (c *client5) publishCode(ctx context.Context, p *paho.Publish) (int, error) {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	r, err := c.Publish(pctx, p)
+	if r == nil {
+		return -1, err
+	}
+	return int(r.ReasonCode), err
 }
 
 // waitClosed reports whether a raw connection is closed by the peer within d
