@@ -39,8 +39,7 @@ func Merge(rs ...*Result) (*Result, error) {
 	type acc struct {
 		ph    Phase
 		spans []Span
-		hists [numMetrics]*hdrhistogram.Snapshot
-		clamp [numMetrics]int64
+		lat   latencies
 	}
 	var order []*acc
 	byName := map[string]*acc{}
@@ -50,22 +49,7 @@ func Merge(rs ...*Result) (*Result, error) {
 		a.ph.Counts.plus(p.Counts)
 		a.ph.PeakActive += p.PeakActive
 		a.ph.CPUSeconds += p.CPUSeconds
-		for i := range p.Latency {
-			s := &p.Latency[i]
-			m, ok := ParseMetric(s.Metric)
-			if !ok {
-				return fmt.Errorf("%s: unknown latency metric %q", where, s.Metric)
-			}
-			h, err := s.histogram()
-			if err != nil {
-				return fmt.Errorf("%s %s: histogram does not decode: %v", where, s.Metric, err)
-			}
-			if err := mergeInto(&a.hists[m], h); err != nil {
-				return fmt.Errorf("%s %s: %v", where, s.Metric, err)
-			}
-			a.clamp[m] += s.Clamped
-		}
-		return nil
+		return a.lat.add(p.Latency, where)
 	}
 	for _, r := range rs {
 		for i := range r.Phases {
@@ -87,16 +71,7 @@ func Merge(rs ...*Result) (*Result, error) {
 	finish := func(a *acc) Phase {
 		p := a.ph
 		p.setSpans(unionSpans(a.spans))
-		for m, snap := range a.hists {
-			if snap == nil {
-				continue
-			}
-			if h := hdrhistogram.Import(snap); h.TotalCount() > 0 {
-				s := summarize(Metric(m), h)
-				s.Clamped = a.clamp[m]
-				p.Latency = append(p.Latency, s)
-			}
-		}
+		p.Latency = a.lat.summaries()
 		return p
 	}
 	for _, a := range order {
@@ -132,6 +107,53 @@ func Merge(rs ...*Result) (*Result, error) {
 	out.Broker = mergeBrokers(rs)
 	out.deriveCost()
 	return out, nil
+}
+
+// latencies adds up the latency summaries of several results metric by
+// metric: histograms merge bucket by bucket (mergeInto), clamped counts
+// add. Merge keeps one per phase and one for the total, mergeProfiles one
+// per profile.
+type latencies struct {
+	hists [numMetrics]*hdrhistogram.Snapshot
+	clamp [numMetrics]int64
+}
+
+// add merges ls in; where says whose they are in an error
+// (`shard-1.json: phase "ramp"`).
+func (l *latencies) add(ls []Summary, where string) error {
+	for i := range ls {
+		s := &ls[i]
+		m, ok := ParseMetric(s.Metric)
+		if !ok {
+			return fmt.Errorf("%s: unknown latency metric %q", where, s.Metric)
+		}
+		h, err := s.histogram()
+		if err != nil {
+			return fmt.Errorf("%s %s: histogram does not decode: %v", where, s.Metric, err)
+		}
+		if err := mergeInto(&l.hists[m], h); err != nil {
+			return fmt.Errorf("%s %s: %v", where, s.Metric, err)
+		}
+		l.clamp[m] += s.Clamped
+	}
+	return nil
+}
+
+// summaries summarizes every merged metric that holds a sample, in metric
+// order; nil when none does.
+func (l *latencies) summaries() []Summary {
+	var out []Summary
+	for m, snap := range l.hists {
+		if snap == nil {
+			continue
+		}
+		if h := hdrhistogram.Import(snap); h.TotalCount() > 0 {
+			s := summarize(Metric(m), h)
+			s.Clamped = l.clamp[m]
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // mergeInto adds the counts of h to *dst (allocated on first use). Every

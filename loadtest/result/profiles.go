@@ -6,8 +6,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // ProfilePart is one device TLS profile's share of a run (a scenario's
@@ -160,8 +158,7 @@ func sortCauses(m map[string]int64) []Point2 {
 func mergeProfiles(rs []*Result) ([]ProfilePart, error) {
 	type acc struct {
 		part   ProfilePart
-		hists  [numMetrics]*hdrhistogram.Snapshot
-		clamp  [numMetrics]int64
+		lat    latencies
 		causes map[string]int64
 		spans  []Span
 	}
@@ -187,20 +184,8 @@ func mergeProfiles(rs []*Result) ([]ProfilePart, error) {
 			for _, c := range p.Causes {
 				a.causes[c.Cause] += c.N
 			}
-			for j := range p.Latency {
-				s := &p.Latency[j]
-				m, ok := ParseMetric(s.Metric)
-				if !ok {
-					return nil, fmt.Errorf("%s: profile %q: unknown latency metric %q", r.name(), p.Name, s.Metric)
-				}
-				h, err := s.histogram()
-				if err != nil {
-					return nil, fmt.Errorf("%s: profile %q %s: histogram does not decode: %v", r.name(), p.Name, s.Metric, err)
-				}
-				if err := mergeInto(&a.hists[m], h); err != nil {
-					return nil, fmt.Errorf("%s: profile %q %s: %v", r.name(), p.Name, s.Metric, err)
-				}
-				a.clamp[m] += s.Clamped
+			if err := a.lat.add(p.Latency, fmt.Sprintf("%s: profile %q", r.name(), p.Name)); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -208,16 +193,7 @@ func mergeProfiles(rs []*Result) ([]ProfilePart, error) {
 	for _, a := range order {
 		p := a.part
 		p.setSpans(unionSpans(a.spans))
-		for m, snap := range a.hists {
-			if snap == nil {
-				continue
-			}
-			if h := hdrhistogram.Import(snap); h.TotalCount() > 0 {
-				s := summarize(Metric(m), h)
-				s.Clamped = a.clamp[m]
-				p.Latency = append(p.Latency, s)
-			}
-		}
+		p.Latency = a.lat.summaries()
 		p.Causes = sortCauses(a.causes)
 		out = append(out, p)
 	}
