@@ -229,18 +229,7 @@ func Init(opts InitOptions) (*Authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("certs init: %w", err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: opts.CAName, Organization: []string{"mqttstack"}},
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              now.Add(opts.CAValidity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		// One level below the root is allowed: the CI sub-CA for negative
-		// test identities.
-		MaxPathLen: 1,
-	}
+	tmpl := caTemplate(serial, pkix.Name{CommonName: opts.CAName, Organization: []string{"mqttstack"}}, now, opts.CAValidity)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return nil, fmt.Errorf("certs init: sign CA: %w", err)
@@ -460,6 +449,23 @@ func newKey(kt KeyType) (crypto.Signer, error) {
 }
 
 var serialLimit = new(big.Int).Lsh(big.NewInt(1), 128)
+
+// caTemplate is the self-signed certificate of a CA generation, the first
+// (Init) and every successor (Next) alike: it signs certificates and CRLs,
+// valid from now (backdated) for validity. One level below it is allowed:
+// the CI sub-CA for negative test identities.
+func caTemplate(serial *big.Int, subject pkix.Name, now time.Time, validity time.Duration) *x509.Certificate {
+	return &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               subject,
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.Add(validity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            1,
+	}
+}
 
 // newSerial returns a random positive 128-bit serial number.
 func newSerial() (*big.Int, error) {

@@ -305,16 +305,7 @@ func (a *Authority) Next(o NextOptions) (StepResult, error) {
 	if err != nil {
 		return StepResult{}, fmt.Errorf("ca next: %w", err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: cn, Organization: h.Cert.Subject.Organization},
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              now.Add(o.Validity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            1,
-	}
+	tmpl := caTemplate(serial, pkix.Name{CommonName: cn, Organization: h.Cert.Subject.Organization}, now, o.Validity)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return StepResult{}, fmt.Errorf("ca next: sign: %w", err)
