@@ -107,13 +107,7 @@ func (r *Recorder) ProfileObserve(profile string, m Metric, at time.Time, d time
 		return
 	}
 	p := r.profile(profile, at)
-	us := int64(d / time.Microsecond)
-	clamped := false
-	if us < histLowest {
-		us, clamped = histLowest, d < 0
-	} else if us > histHighest {
-		us, clamped = histHighest, true
-	}
+	us, clamped := micros(d)
 	record(&p.ph, m, us, clamped)
 }
 

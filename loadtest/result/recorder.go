@@ -151,15 +151,23 @@ func (r *Recorder) Observe(m Metric, at time.Time, d time.Duration) {
 	}
 	p := r.phase(at)
 	r.seen(at)
-	us := int64(d / time.Microsecond)
-	clamped := false
-	if us < histLowest {
-		us, clamped = histLowest, d < 0
-	} else if us > histHighest {
-		us, clamped = histHighest, true
-	}
+	us, clamped := micros(d)
 	record(p, m, us, clamped)
 	record(&r.total, m, us, clamped)
+}
+
+// micros is d in whole microseconds inside the histograms' range, and
+// whether it counts as clamped: above the range always, below it (1µs)
+// only when d is negative. Observe and ProfileObserve record through it.
+func micros(d time.Duration) (us int64, clamped bool) {
+	us = int64(d / time.Microsecond)
+	if us < histLowest {
+		return histLowest, d < 0
+	}
+	if us > histHighest {
+		return histHighest, true
+	}
+	return us, false
 }
 
 func record(p *phaseRec, m Metric, us int64, clamped bool) {
