@@ -144,6 +144,12 @@ type Broker struct {
 	// MosquittoVersion and NginxVersion are what runs on the host.
 	MosquittoVersion pulumi.StringOutput `pulumi:"mosquittoVersion"`
 	NginxVersion     pulumi.StringOutput `pulumi:"nginxVersion"`
+	// AcmeStatus is "" without Stack.PublicDomain, else the Let's Encrypt
+	// certificate's state on the host: "issued", or "failed: <certbot's
+	// message>" (DNS not pointing here yet, a rate limit): the
+	// configuration is applied all the same, nginx keeps the private-CA
+	// certificate, and the next up runs certbot again.
+	AcmeStatus pulumi.StringOutput `pulumi:"acmeStatus"`
 }
 
 // New creates a broker. Every child is parented to it and named
@@ -202,6 +208,7 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 	b.HostKeyFingerprint = hc.HostKeyFingerprint
 	b.MosquittoVersion = hc.MosquittoVersion
 	b.NginxVersion = hc.NginxVersion
+	b.AcmeStatus = hc.AcmeStatus
 	if err := ctx.RegisterResourceOutputs(b, pulumi.Map{
 		"host":               b.Host,
 		"serverName":         b.ServerName,
@@ -216,6 +223,7 @@ func New(ctx *pulumi.Context, name string, args Args, opts ...pulumi.ResourceOpt
 		"hostKeyFingerprint": b.HostKeyFingerprint,
 		"mosquittoVersion":   b.MosquittoVersion,
 		"nginxVersion":       b.NginxVersion,
+		"acmeStatus":         b.AcmeStatus,
 	}); err != nil {
 		return nil, err
 	}
@@ -232,19 +240,23 @@ func portSuffix(p int) string {
 // HostPlan is exactly what a host receives from New, as HostConfig inputs:
 // files by path (Secret ones carry keys and password hashes: only ever
 // handed to Pulumi as secrets), the directories and packages that must
-// exist, and the daemons' main files that the provider validates.
+// exist, the daemons' main files that the provider validates, and with
+// Stack.PublicDomain the Let's Encrypt request.
 type HostPlan struct {
 	Files           []PlannedFile
 	Directories     map[string]hostres.Directory
 	Packages        []string
 	MosquittoConfig string
 	NginxConfig     string
+	Acme            *hostres.Acme
 }
 
-// PlannedFile is one file with the daemons that read it.
+// PlannedFile is one file with the daemons that read it. Seed files are
+// written only when absent (see hostres.File.Seed).
 type PlannedFile struct {
 	hostconfig.File
 	Secret  bool
+	Seed    bool
 	Daemons []string
 }
 
@@ -267,8 +279,13 @@ func Plan(args Args) (HostPlan, error) {
 	pki := hostconfig.PKIFiles(s, args.PKI.CACert, args.PKI.CRL, args.PKI.ServerCert, args.PKI.ServerKey)
 	p := s.Paths
 	var plan HostPlan
+	// With a public domain nginx's certificate and key are certbot's after
+	// the first issuance (its deploy hook installs each renewal): the
+	// private-CA pair only seeds them, so nginx can start and serve the
+	// ACME webroot before the first certificate exists.
+	seed := func(path string) bool { return s.PublicDomain && (path == p.NginxCert || path == p.NginxKey) }
 	add := func(f hostconfig.File, secret bool) {
-		plan.Files = append(plan.Files, PlannedFile{File: f, Secret: secret, Daemons: daemonsOf(s, f.Path)})
+		plan.Files = append(plan.Files, PlannedFile{File: f, Secret: secret, Seed: seed(f.Path), Daemons: daemonsOf(s, f.Path)})
 	}
 	for _, f := range files {
 		add(f, false)
@@ -295,6 +312,9 @@ func Plan(args Args) (HostPlan, error) {
 	plan.Packages = []string{"certbot", "mosquitto", "nftables", "nginx"}
 	plan.MosquittoConfig = p.MosquittoConf
 	plan.NginxConfig = p.NginxConf
+	if s.PublicDomain {
+		plan.Acme = &hostres.Acme{Domain: s.ServerName, Email: s.ACMEEmail, Webroot: p.ACMERoot, DeployHook: p.DeployHook}
+	}
 	return plan, nil
 }
 
@@ -340,6 +360,7 @@ func hostConfigArgs(args Args, plan HostPlan, host pulumi.StringInput, serverID 
 		MosquittoConfig: plan.MosquittoConfig,
 		NginxConfig:     plan.NginxConfig,
 		RetryBudget:     budget,
+		Acme:            plan.Acme,
 	}
 	if c.HostKey != "" {
 		h.Connection.HostKey = pulumi.String(c.HostKey)
@@ -349,7 +370,7 @@ func hostConfigArgs(args Args, plan HostPlan, host pulumi.StringInput, serverID 
 		if owner == "" {
 			owner = "root:root"
 		}
-		hf := hostres.File{Content: pulumi.String(string(f.Content)), Mode: fmt.Sprintf("%04o", f.Mode.Perm()), Owner: owner, Daemons: f.Daemons}
+		hf := hostres.File{Content: pulumi.String(string(f.Content)), Mode: fmt.Sprintf("%04o", f.Mode.Perm()), Owner: owner, Daemons: f.Daemons, Seed: f.Seed}
 		if f.Secret {
 			h.SecretFiles[f.Path] = hf
 		} else {

@@ -228,6 +228,7 @@ func TestDNSZoneMustContainServerName(t *testing.T) {
 type hostFile struct {
 	content, mode, owner string
 	secret               bool // the content is a Pulumi secret
+	seed                 bool // create only (written when absent)
 	daemons              []string
 }
 
@@ -264,6 +265,9 @@ func hostFiles(t *testing.T, r brokertest.Resource) map[string]hostFile {
 				for _, e := range d.ArrayValue() {
 					f.daemons = append(f.daemons, e.StringValue())
 				}
+			}
+			if sd, ok := o["seed"]; ok {
+				f.seed = sd.BoolValue()
 			}
 			out[string(path)] = f
 		}
@@ -629,6 +633,9 @@ func readableHostConfig(t *testing.T, hc brokertest.Resource) string {
 		d := dirs[k].ObjectValue()
 		fmt.Fprintf(&b, "# directory %s %s %s\n", k, d["mode"].StringValue(), d["owner"].StringValue())
 	}
+	if _, ok := hc.Inputs["acme"]; ok {
+		fmt.Fprintf(&b, "# acme: certbot --webroot -w %s -d %s --email %s --deploy-hook %s\n", str("acme.webroot"), str("acme.domain"), str("acme.email"), str("acme.deployHook"))
+	}
 	files := hostFiles(t, hc)
 	paths := make([]string, 0, len(files))
 	for p := range files {
@@ -637,7 +644,11 @@ func readableHostConfig(t *testing.T, hc brokertest.Resource) string {
 	slices.Sort(paths)
 	for _, p := range paths {
 		f := files[p]
-		fmt.Fprintf(&b, "#>>> %s %s %s daemons=%s\n", p, f.mode, f.owner, strings.Join(f.daemons, ","))
+		seed := ""
+		if f.seed {
+			seed = " seed (create only)"
+		}
+		fmt.Fprintf(&b, "#>>> %s %s %s daemons=%s%s\n", p, f.mode, f.owner, strings.Join(f.daemons, ","), seed)
 		if f.secret {
 			fmt.Fprintf(&b, "(secret, %d bytes)\n", len(f.content))
 		} else {
@@ -783,6 +794,62 @@ func TestPluginVersions(t *testing.T) {
 			}
 			if cloud := string(p); !seen["mqttstack"] || (p != broker.SSH && !seen[cloud]) {
 				t.Errorf("plugins asked for: %v", seen)
+			}
+		})
+	}
+}
+
+// With a public domain nginx's certificate and key are create-only seeds
+// (certbot's deploy hook owns them after the first issuance) and the
+// HostConfig asks for the certificate; without one they stay managed and
+// nothing asks Let's Encrypt.
+func TestPublicDomainSeedsNginxTLSAndRequestsACertificate(t *testing.T) {
+	vps := hostconfig.VPSPaths()
+	public := args(broker.DigitalOcean)
+	public.Stack.PublicDomain = true
+	public.Stack.ACMEEmail = "ops@example.com"
+	tests := []struct {
+		name     string
+		args     broker.Args
+		wantAcme map[string]string
+	}{
+		{"private CA only", args(broker.SSH), nil},
+		{"public domain", public, map[string]string{
+			"acme.domain": public.Stack.ServerName, "acme.email": "ops@example.com",
+			"acme.webroot": vps.ACMERoot, "acme.deployHook": vps.DeployHook,
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hc := one(t, run(t, false, newBroker("mqtt", tc.args)), hostTyp)
+			files := hostFiles(t, hc)
+			for p, f := range files {
+				wantSeed := tc.wantAcme != nil && (p == vps.NginxCert || p == vps.NginxKey)
+				if f.seed != wantSeed {
+					t.Errorf("%s: seed %v, want %v", p, f.seed, wantSeed)
+				}
+			}
+			if _, ok := files[vps.NginxCert]; !ok {
+				t.Errorf("nginx's certificate %s is not shipped (nginx could not start)", vps.NginxCert)
+			}
+			if !files[vps.NginxKey].secret {
+				t.Errorf("nginx's key is not a secret")
+			}
+			_, hasAcme := hc.Inputs["acme"]
+			if hasAcme != (tc.wantAcme != nil) {
+				t.Fatalf("acme input present %v, want %v", hasAcme, tc.wantAcme != nil)
+			}
+			for k, want := range tc.wantAcme {
+				if got, _, _ := hc.Str(k); got != want {
+					t.Errorf("%s = %q, want %q", k, got, want)
+				}
+			}
+			var pk []string
+			for _, v := range hc.Inputs["packages"].ArrayValue() {
+				pk = append(pk, v.StringValue())
+			}
+			if tc.wantAcme != nil && !slices.Contains(pk, "certbot") {
+				t.Errorf("packages %v lack certbot", pk)
 			}
 		})
 	}

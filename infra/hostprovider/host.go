@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The host-side steps: one small bash script each, sent as `bash -c SCRIPT`
@@ -47,6 +48,10 @@ type FileSpec struct {
 	Owner   string // user:group
 	Daemons []string
 	Secret  bool
+	// Seed: create only. Written when absent on the host; a file that
+	// exists is never compared, overwritten or rolled back (its owner after
+	// the first write, e.g. certbot's deploy hook, may replace it).
+	Seed bool
 }
 
 // Sum is the file's content hash (hex SHA-256).
@@ -70,7 +75,29 @@ type Plan struct {
 	MosquittoConfig string
 	NginxConfig     string
 	Sudo            bool // the SSH user is not root: run the steps through sudo -n
+	// Acme, if set, runs certbot once after a successful apply while the
+	// live certificate is absent (see AcmeSpec).
+	Acme *AcmeSpec
 }
+
+// AcmeSpec is a Let's Encrypt certificate obtained with certbot's webroot
+// plugin: `certbot certonly --webroot -w Webroot -d Domain --email Email
+// --agree-tos --non-interactive --deploy-hook DeployHook`, run only while
+// /etc/letsencrypt/live/Domain/fullchain.pem is absent. Renewals are
+// certbot's own (its timer), with the same deploy hook.
+type AcmeSpec struct {
+	Domain     string
+	Email      string
+	Webroot    string
+	DeployHook string // "" means none
+}
+
+// acmeLive is where certbot keeps the current certificate of domain.
+func acmeLive(domain string) string { return "/etc/letsencrypt/live/" + domain + "/fullchain.pem" }
+
+// AcmeTimeout bounds one certbot run (it talks to Let's Encrypt, which
+// then fetches the challenge from the host).
+const AcmeTimeout = 5 * time.Minute
 
 // FileState is what the host holds at one path.
 type FileState struct {
@@ -88,6 +115,11 @@ type Observed struct {
 	// Set by Apply: the paths it wrote and the service actions it ran.
 	Changed []string
 	Actions []string
+	// AcmeIssued: certbot ran and the live certificate now exists.
+	// AcmeErr: it did not (certbot's own message); the configuration
+	// itself is applied all the same.
+	AcmeIssued bool
+	AcmeErr    error
 }
 
 // host runs the scripts over a Runner.
@@ -226,6 +258,9 @@ func Apply(ctx context.Context, r Runner, plan Plan, log func(string)) (Observed
 	}
 	var changed []FileSpec
 	for _, f := range plan.Files {
+		if f.Seed && !before.Files[f.Path].Missing {
+			continue // create only: it exists, it is its owner's
+		}
 		if !before.Files[f.Path].matches(f) {
 			changed = append(changed, f)
 		}
@@ -250,13 +285,54 @@ func Apply(ctx context.Context, r Runner, plan Plan, log func(string)) (Observed
 			after.Actions = append(after.Actions, a)
 		}
 	}
-	return after, err
+	if err != nil || plan.Acme == nil {
+		return after, err
+	}
+	after.AcmeIssued, after.AcmeErr = h.acme(ctx, *plan.Acme)
+	return after, nil
+}
+
+// acme runs certbot once if the live certificate is absent. The files are
+// applied and nginx runs, so the webroot is served for the http-01
+// challenge. Its failure (DNS not pointing here yet, a rate limit) is
+// returned with certbot's own message and left for the next apply.
+func (h *host) acme(ctx context.Context, a AcmeSpec) (issued bool, err error) {
+	present, err := h.acmePresent(ctx, a.Domain)
+	if err != nil || present {
+		return false, err
+	}
+	h.log("certbot: requesting a Let's Encrypt certificate for " + a.Domain)
+	ctx, cancel := context.WithTimeout(ctx, AcmeTimeout)
+	defer cancel()
+	if _, err := h.run(ctx, "acme", []string{"issue", a.Domain, a.Email, a.Webroot, a.DeployHook}, nil); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// acmePresent says whether certbot's live certificate for domain exists.
+func (h *host) acmePresent(ctx context.Context, domain string) (bool, error) {
+	out, err := h.run(ctx, "acme", []string{"check", domain}, nil)
+	if err != nil {
+		return false, err
+	}
+	return strings.TrimSpace(string(out)) == "present", nil
 }
 
 // change stages, validates, commits and activates the changed files.
 func (h *host) change(ctx context.Context, plan Plan, changed []FileSpec, acts []string) error {
 	list := pathList(changed)
 	cleanup := func() { _, _ = h.run(context.WithoutCancel(ctx), "finish", nil, strings.NewReader(list)) }
+	// A rollback restores managed files only; a seed file written by this
+	// apply stays (create only), its markers are dropped.
+	var managed, seeds []FileSpec
+	for _, f := range changed {
+		if f.Seed {
+			seeds = append(seeds, f)
+		} else {
+			managed = append(managed, f)
+		}
+	}
 	for _, f := range changed {
 		h.log("staging " + f.Path)
 		if _, err := h.run(ctx, "stage", []string{f.Path, f.Mode, f.Owner, f.Sum()}, bytes.NewReader(f.Content)); err != nil {
@@ -271,7 +347,10 @@ func (h *host) change(ctx context.Context, plan Plan, changed []FileSpec, acts [
 	rollback := func(step string, cause error) error {
 		e := &ApplyError{Step: step, Msg: errMsg(cause)}
 		rctx := context.WithoutCancel(ctx)
-		if _, err := h.run(rctx, "rollback", nil, strings.NewReader(list)); err != nil {
+		if len(seeds) > 0 {
+			_, _ = h.run(rctx, "finish", nil, strings.NewReader(pathList(seeds)))
+		}
+		if _, err := h.run(rctx, "rollback", nil, strings.NewReader(pathList(managed))); err != nil {
 			e.Restore = err
 			return e
 		}

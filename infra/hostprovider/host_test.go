@@ -36,7 +36,9 @@ func repoRoot(t testing.TB) string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-func startHost(t testing.TB) *testHost {
+// startHost starts the host; pre, if given, runs first in the namespace's
+// setup ($T is the test's temp dir).
+func startHost(t testing.TB, pre ...string) *testHost {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("needs root (mount namespace, sshd, daemons that switch user)")
@@ -50,6 +52,7 @@ func startHost(t testing.TB) *testHost {
 	standIn := filepath.Join(repoRoot(t), "rehearsal", "systemctl")
 	setup := fmt.Sprintf(`
 T=%s
+%s
 mkdir -p $T/etc-mosquitto $T/etc-nginx $T/run $T/log $T/systemd $T/www
 cp -a /etc/nginx/. $T/etc-nginx/
 mount --bind $T/etc-mosquitto /etc/mosquitto
@@ -70,7 +73,7 @@ echo 'deployer ALL=(ALL) NOPASSWD:ALL' >$T/sudoers.d/deployer
 chmod 0440 $T/sudoers.d/deployer
 for f in passwd group shadow; do mount --bind $T/accounts/$f /etc/$f; done
 mount --bind $T/sudoers.d /etc/sudoers.d
-`, d, standIn)
+`, d, strings.Join(pre, "\n"), standIn)
 	h := &testHost{srv: sshdtest.Start(t, sshdtest.Options{Namespace: setup})}
 	h.mqPort, h.ngPort = sshdtest.FreePort(t), sshdtest.FreePort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -317,6 +320,8 @@ func TestApplyOverRealSSHD(t *testing.T) {
 	moved := h.plan(t, acl, "<p>v1</p>\n")
 	moved.Files[2] = plan.Files[2]
 	moved.Files[1].Content = []byte(mosquittoConf(busy.Addr().(*net.TCPAddr).Port))
+	// a seed file (create only) written by this apply is not rolled back
+	moved.Files = append(moved.Files, FileSpec{Path: "/etc/mosquitto/seeded.conf", Content: []byte("seeded\n"), Mode: "0644", Owner: "root:root", Seed: true})
 	_, _, err = applyPlan(t, h, moved)
 	if !errors.As(err, &ae) || ae.Step != "activate" || !ae.RolledBack {
 		t.Fatalf("restart on a busy port: want an activate error rolled back, got %v", err)
@@ -327,6 +332,9 @@ func TestApplyOverRealSSHD(t *testing.T) {
 	t.Logf("failed restart: %v", err)
 	if got := h.sh(t, "cat /etc/mosquitto/mosquitto.conf"); got != strings.TrimSpace(mosquittoConf(h.mqPort)) {
 		t.Errorf("previous mosquitto.conf not restored:\n%s", got)
+	}
+	if got := h.sh(t, "cat /etc/mosquitto/seeded.conf 2>&1 || true"); got != "seeded" {
+		t.Errorf("the seed file written by the failed apply: %q, want it kept (a rollback never touches seed files)", got)
 	}
 	if rc, err := mqttConnect(t, h.mqPort, "dev1", "pw-dev1"); err != nil || rc != 0 {
 		t.Errorf("broker after rollback: rc %d err %v", rc, err)

@@ -84,10 +84,8 @@ func (c *Connection) Annotate(a infer.Annotator) {
 }
 
 // Annotate sets the type tokens of the nested types.
-func (f *File) Annotate(a infer.Annotator)       { a.SetToken("index", "File") }
-func (f *SecretFile) Annotate(a infer.Annotator) { a.SetToken("index", "SecretFile") }
-func (d *Directory) Annotate(a infer.Annotator)  { a.SetToken("index", "Directory") }
-func (f *FileOut) Annotate(a infer.Annotator)    { a.SetToken("index", "FileState") }
+func (d *Directory) Annotate(a infer.Annotator) { a.SetToken("index", "Directory") }
+func (f *FileOut) Annotate(a infer.Annotator)   { a.SetToken("index", "FileState") }
 
 // File is one file (content shown in previews).
 type File struct {
@@ -95,6 +93,7 @@ type File struct {
 	Mode    *string  `pulumi:"mode,optional"`
 	Owner   *string  `pulumi:"owner,optional"`
 	Daemons []string `pulumi:"daemons,optional"`
+	Seed    *bool    `pulumi:"seed,optional"`
 }
 
 // SecretFile is one file whose content is always a secret.
@@ -103,6 +102,40 @@ type SecretFile struct {
 	Mode    *string  `pulumi:"mode,optional"`
 	Owner   *string  `pulumi:"owner,optional"`
 	Daemons []string `pulumi:"daemons,optional"`
+	Seed    *bool    `pulumi:"seed,optional"`
+}
+
+// Annotate describes the seed flag.
+func (f *File) Annotate(a infer.Annotator) {
+	a.SetToken("index", "File")
+	a.Describe(&f.Seed, seedDoc)
+}
+
+// Annotate describes the seed flag.
+func (f *SecretFile) Annotate(a infer.Annotator) {
+	a.SetToken("index", "SecretFile")
+	a.Describe(&f.Seed, seedDoc)
+}
+
+const seedDoc = "Create only: written when absent on the host, never overwritten, never reported as drift, never restored by a rollback " +
+	"(e.g. a certificate that certbot's deploy hook replaces after the first issuance)."
+
+// Acme asks for a Let's Encrypt certificate (certbot --webroot) once the
+// files are applied and nginx serves the webroot.
+type Acme struct {
+	Domain     string  `pulumi:"domain"`
+	Email      string  `pulumi:"email"`
+	Webroot    string  `pulumi:"webroot"`
+	DeployHook *string `pulumi:"deployHook,optional"`
+}
+
+// Annotate describes the fields.
+func (c *Acme) Annotate(a infer.Annotator) {
+	a.SetToken("index", "Acme")
+	a.Describe(&c.Domain, "The name the certificate is for (must resolve to the host; http-01 on port 80).")
+	a.Describe(&c.Email, "Let's Encrypt account e-mail (expiry notices).")
+	a.Describe(&c.Webroot, "Directory nginx serves under /.well-known/acme-challenge/ (certbot --webroot -w).")
+	a.Describe(&c.DeployHook, "certbot --deploy-hook: installs the issued certificate where the daemons read it and reloads them.")
 }
 
 // Directory must exist.
@@ -122,6 +155,7 @@ type Args struct {
 	MosquittoConfig *string               `pulumi:"mosquittoConfig,optional"`
 	NginxConfig     *string               `pulumi:"nginxConfig,optional"`
 	RetryBudget     *string               `pulumi:"retryBudget,optional"`
+	Acme            *Acme                 `pulumi:"acme,optional"`
 }
 
 // FileOut is what the host holds at one managed path.
@@ -131,6 +165,10 @@ type FileOut struct {
 	Owner   string `pulumi:"owner"`
 	Missing bool   `pulumi:"missing"`
 	Secret  bool   `pulumi:"secret"`
+	// Seed: a create-only file. Only its presence is tracked (sha256,
+	// mode and owner stay empty): whoever owns it after the first write
+	// (certbot's deploy hook) may change it without drift.
+	Seed bool `pulumi:"seed,optional"`
 }
 
 // State is the resource's outputs: what the host had at the last apply or
@@ -150,7 +188,20 @@ type State struct {
 	ConfigHash         string             `pulumi:"configHash"`
 	MosquittoVersion   string             `pulumi:"mosquittoVersion"`
 	NginxVersion       string             `pulumi:"nginxVersion"`
+	// Acme is the acme input as last applied; AcmeStatus what came of it:
+	// "issued" (the live certificate exists on the host), "pending" (not
+	// tried yet, or the certificate went missing), or "failed: <certbot's
+	// message>". Anything but "issued" makes the next up run certbot again.
+	Acme       *Acme  `pulumi:"acme,optional"`
+	AcmeStatus string `pulumi:"acmeStatus,optional"`
 }
+
+// ACME statuses (State.AcmeStatus).
+const (
+	AcmeIssued  = "issued"
+	AcmePending = "pending"
+	AcmeFailed  = "failed"
+)
 
 // settings are Args with defaults applied, in the provider's terms.
 type settings struct {
@@ -249,9 +300,9 @@ func resolve(a Args, unknown func(string) bool) (settings, []p.CheckFailure) {
 		}
 	}
 
-	addFile := func(group, fp, content string, mode, owner *string, daemons []string, secret bool) {
+	addFile := func(group, fp, content string, mode, owner *string, daemons []string, secret bool, seed *bool) {
 		prop := fmt.Sprintf("%s[%q]", group, fp)
-		f := FileSpec{Path: fp, Content: []byte(content), Mode: "0644", Owner: "root:root", Daemons: daemons, Secret: secret}
+		f := FileSpec{Path: fp, Content: []byte(content), Mode: "0644", Owner: "root:root", Daemons: daemons, Secret: secret, Seed: seed != nil && *seed}
 		if !plainPath.MatchString(fp) || path.Clean(fp) != fp || path.Dir(fp) == "/" {
 			fail(prop, "path must be absolute, clean, below a directory, and plain (letters, digits, ._@+-)")
 		}
@@ -286,14 +337,14 @@ func resolve(a Args, unknown func(string) bool) (settings, []p.CheckFailure) {
 		s.plan.Files = append(s.plan.Files, f)
 	}
 	for fp, f := range a.Files {
-		addFile("files", fp, f.Content, f.Mode, f.Owner, f.Daemons, false)
+		addFile("files", fp, f.Content, f.Mode, f.Owner, f.Daemons, false, f.Seed)
 	}
 	for fp, f := range a.SecretFiles {
 		if _, dup := a.Files[fp]; dup {
 			fail(fmt.Sprintf("secretFiles[%q]", fp), "also in files: a path is either secret or not")
 			continue
 		}
-		addFile("secretFiles", fp, f.Content, f.Mode, f.Owner, f.Daemons, true)
+		addFile("secretFiles", fp, f.Content, f.Mode, f.Owner, f.Daemons, true, f.Seed)
 	}
 	if len(s.plan.Files) == 0 {
 		fail("files", "at least one file (files or secretFiles)")
@@ -333,7 +384,48 @@ func resolve(a Args, unknown func(string) bool) (settings, []p.CheckFailure) {
 	s.plan.Packages = slices.Clone(a.Packages)
 	sort.Strings(s.plan.Packages)
 	s.plan.Packages = slices.Compact(s.plan.Packages)
+
+	if ac := a.Acme; ac != nil {
+		spec := AcmeSpec{Domain: strings.ToLower(strings.TrimSpace(ac.Domain)), Email: strings.TrimSpace(ac.Email), Webroot: ac.Webroot}
+		if known("acme.domain") && !validDomain(spec.Domain) {
+			fail("acme.domain", "%q is not a DNS name Let's Encrypt can issue for over http-01 (e.g. \"mqtt.example.com\"; no wildcard, no IP address)", ac.Domain)
+		}
+		if known("acme.email") && !emailRE.MatchString(spec.Email) {
+			fail("acme.email", "%q is not an e-mail address (e.g. \"ops@example.com\"; Let's Encrypt sends expiry notices there)", ac.Email)
+		}
+		if known("acme.webroot") && (!plainPath.MatchString(spec.Webroot) || path.Clean(spec.Webroot) != spec.Webroot || spec.Webroot == "/") {
+			fail("acme.webroot", "%q must be an absolute, clean, plain directory path that nginx serves (e.g. \"/var/www/acme\")", ac.Webroot)
+		}
+		if ac.DeployHook != nil && *ac.DeployHook != "" {
+			spec.DeployHook = *ac.DeployHook
+			if known("acme.deployHook") && (!plainPath.MatchString(spec.DeployHook) || path.Clean(spec.DeployHook) != spec.DeployHook) {
+				fail("acme.deployHook", "%q must be an absolute, clean, plain path", *ac.DeployHook)
+			}
+		}
+		s.plan.Acme = &spec
+	}
 	return s, fails
+}
+
+var (
+	emailRE    = regexp.MustCompile(`^[A-Za-z0-9._%+\-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$`)
+	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+)
+
+// validDomain: a fully qualified DNS name (at least two labels, the last not
+// numeric, so no IP address) of at most 253 characters.
+func validDomain(d string) bool {
+	labels := strings.Split(d, ".")
+	if len(d) > 253 || len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if !dnsLabelRE.MatchString(l) {
+			return false
+		}
+	}
+	_, err := strconv.Atoi(labels[len(labels)-1])
+	return err != nil
 }
 
 // Check validates every input at once.
@@ -392,7 +484,11 @@ func (h *HostConfig) Diff(ctx context.Context, req infer.DiffRequest[Args, State
 		switch {
 		case !ok:
 			d[key] = p.PropertyDiff{Kind: p.Add, InputDiff: true}
-		case o.Missing || o.Sha256 != f.Sum() || o.Mode != f.Mode || o.Owner != f.Owner || o.Secret != f.Secret:
+		case o.Seed != f.Seed || o.Secret != f.Secret || o.Missing:
+			d[key] = p.PropertyDiff{Kind: p.Update, InputDiff: true}
+		case f.Seed:
+			// present: whatever it holds now is its owner's (no drift)
+		case o.Sha256 != f.Sum() || o.Mode != f.Mode || o.Owner != f.Owner:
 			d[key] = p.PropertyDiff{Kind: p.Update, InputDiff: true}
 		}
 	}
@@ -422,6 +518,16 @@ func (h *HostConfig) Diff(ctx context.Context, req infer.DiffRequest[Args, State
 	}
 	if s.plan.NginxConfig != old.NginxConfig {
 		d["nginxConfig"] = p.PropertyDiff{Kind: p.Update, InputDiff: true}
+	}
+	// acme: a new request, or a certificate not issued yet (a failed or
+	// interrupted certbot run is retried by the next up).
+	switch {
+	case s.plan.Acme == nil && old.Acme != nil:
+		d["acme"] = p.PropertyDiff{Kind: p.Delete, InputDiff: true}
+	case s.plan.Acme != nil && old.Acme == nil:
+		d["acme"] = p.PropertyDiff{Kind: p.Add, InputDiff: true}
+	case s.plan.Acme != nil && (*s.plan.Acme != acmeSpec(old.Acme) || old.AcmeStatus != AcmeIssued):
+		d["acme"] = p.PropertyDiff{Kind: p.Update, InputDiff: true}
 	}
 	return infer.DiffResponse{HasChanges: len(d) > 0, DetailedDiff: d}, nil
 }
@@ -467,7 +573,8 @@ func (h *HostConfig) Update(ctx context.Context, req infer.UpdateRequest[Args, S
 }
 
 // Read re-reads the managed files on the host (refresh): drift shows as
-// changed hashes.
+// changed hashes. A seed file reports only whether it exists; with acme,
+// whether the live certificate exists.
 func (h *HostConfig) Read(ctx context.Context, req infer.ReadRequest[Args, State]) (infer.ReadResponse[Args, State], error) {
 	st := req.State
 	cfg := sshconn.Config{Host: st.Host, Port: st.Port, User: st.User, PrivateKey: []byte(req.Inputs.Connection.PrivateKey), HostKey: st.HostKey, Budget: 30 * time.Second}
@@ -491,10 +598,20 @@ func (h *HostConfig) Read(ctx context.Context, req infer.ReadRequest[Args, State
 	}
 	files := map[string]FileOut{}
 	for fp, o := range st.Files {
-		n := obs.Files[fp]
-		files[fp] = FileOut{Sha256: n.Sha256, Mode: n.Mode, Owner: n.Owner, Missing: n.Missing, Secret: o.Secret}
+		files[fp] = fileOut(obs.Files[fp], o.Secret, o.Seed)
 	}
 	st.Files = files
+	if st.Acme != nil {
+		present, err := hst.acmePresent(ctx, st.Acme.Domain)
+		switch {
+		case err != nil:
+			return infer.ReadResponse[Args, State](req), fmt.Errorf("refresh: %w", err)
+		case present:
+			st.AcmeStatus = AcmeIssued
+		case st.AcmeStatus == AcmeIssued:
+			st.AcmeStatus = AcmePending + ": " + acmeLive(st.Acme.Domain) + " is gone; the next up runs certbot again"
+		}
+	}
 	st.ConfigHash = configHash(files)
 	st.MosquittoVersion, st.NginxVersion = obs.MosquittoVersion, obs.NginxVersion
 	st.HostKey, st.HostKeyFingerprint = c.HostKey(), c.Fingerprint()
@@ -527,6 +644,13 @@ func apply(ctx context.Context, s settings, recordedKey string) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
+	if obs.AcmeErr != nil {
+		// The configuration stands; only the certificate is missing.
+		log.Warningf("%s: Let's Encrypt certificate for %s not issued (the configuration is applied; nginx keeps its current certificate; the next up runs certbot again): %v",
+			cfg.Addr(), s.plan.Acme.Domain, obs.AcmeErr)
+	} else if obs.AcmeIssued {
+		log.Infof("%s: Let's Encrypt certificate for %s issued and installed by certbot's deploy hook", cfg.Addr(), s.plan.Acme.Domain)
+	}
 	if len(obs.Changed) > 0 {
 		log.Infof("%s: wrote %s; then %s", cfg.Addr(), strings.Join(obs.Changed, ", "), strings.Join(obs.Actions, ", "))
 	} else {
@@ -535,14 +659,40 @@ func apply(ctx context.Context, s settings, recordedKey string) (State, error) {
 	st := planned(s, State{})
 	files := map[string]FileOut{}
 	for _, f := range s.plan.Files {
-		o := obs.Files[f.Path]
-		files[f.Path] = FileOut{Sha256: o.Sha256, Mode: o.Mode, Owner: o.Owner, Missing: o.Missing, Secret: f.Secret}
+		files[f.Path] = fileOut(obs.Files[f.Path], f.Secret, f.Seed)
 	}
 	st.Files = files
 	st.ConfigHash = configHash(files)
 	st.MosquittoVersion, st.NginxVersion = obs.MosquittoVersion, obs.NginxVersion
 	st.HostKey, st.HostKeyFingerprint = c.HostKey(), c.Fingerprint()
+	if s.plan.Acme != nil {
+		st.AcmeStatus = AcmeIssued
+		if obs.AcmeErr != nil {
+			st.AcmeStatus = AcmeFailed + ": " + obs.AcmeErr.Error()
+		}
+	}
 	return st, nil
+}
+
+// fileOut is the state of one managed path; a seed file records only
+// whether it exists.
+func fileOut(o FileState, secret, seed bool) FileOut {
+	if seed {
+		return FileOut{Missing: o.Missing, Secret: secret, Seed: true}
+	}
+	return FileOut{Sha256: o.Sha256, Mode: o.Mode, Owner: o.Owner, Missing: o.Missing, Secret: secret}
+}
+
+// acmeSpec is the applied acme input in the plan's terms.
+func acmeSpec(a *Acme) AcmeSpec {
+	if a == nil {
+		return AcmeSpec{}
+	}
+	s := AcmeSpec{Domain: a.Domain, Email: a.Email, Webroot: a.Webroot}
+	if a.DeployHook != nil {
+		s.DeployHook = *a.DeployHook
+	}
+	return s
 }
 
 // planned is the state the plan will produce (previews), on top of prev for
@@ -558,10 +708,21 @@ func planned(s settings, prev State) State {
 	st.MosquittoConfig, st.NginxConfig = s.plan.MosquittoConfig, s.plan.NginxConfig
 	files := map[string]FileOut{}
 	for _, f := range s.plan.Files {
-		files[f.Path] = FileOut{Sha256: f.Sum(), Mode: f.Mode, Owner: f.Owner, Secret: f.Secret}
+		files[f.Path] = fileOut(FileState{Sha256: f.Sum(), Mode: f.Mode, Owner: f.Owner}, f.Secret, f.Seed)
 	}
 	st.Files = files
 	st.ConfigHash = configHash(files)
+	st.Acme, st.AcmeStatus = nil, ""
+	if a := s.plan.Acme; a != nil {
+		st.Acme = &Acme{Domain: a.Domain, Email: a.Email, Webroot: a.Webroot}
+		if a.DeployHook != "" {
+			st.Acme.DeployHook = &a.DeployHook
+		}
+		st.AcmeStatus = prev.AcmeStatus
+		if st.AcmeStatus != AcmeIssued {
+			st.AcmeStatus = AcmePending
+		}
+	}
 	if s.ssh.HostKey != "" {
 		st.HostKey, st.HostKeyFingerprint = s.ssh.HostKey, sshconn.Fingerprint(s.ssh.HostKey)
 	}
@@ -579,6 +740,10 @@ func configHash(files map[string]FileOut) string {
 	h := sha256.New()
 	for _, fp := range paths {
 		f := files[fp]
+		if f.Seed {
+			fmt.Fprintf(h, "%s seed %t\n", strconv.Quote(fp), f.Missing)
+			continue
+		}
 		fmt.Fprintf(h, "%s %s %s %s %t\n", strconv.Quote(fp), f.Mode, f.Owner, f.Sha256, f.Missing)
 	}
 	return hex.EncodeToString(h.Sum(nil))

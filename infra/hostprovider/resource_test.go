@@ -85,6 +85,7 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 		"retryBudget":     str("soon"),
 		"directories":     obj("/var/lib/../x", obj("mode", str("0755"))),
 		"mosquittoConfig": str("mosquitto.conf"),
+		"acme":            obj("domain", str("*.example.com"), "email", str("ops at example.com"), "webroot", str("var/www/acme"), "deployHook", str("/etc/../hook")),
 	})
 	resp, err := s.Check(p.CheckRequest{Urn: testURN, Inputs: in})
 	if err != nil {
@@ -99,6 +100,7 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 		`files["relative/path"]`, `files["/etc/mosquitto/acl"].mode`, `files["/etc/mosquitto/acl"].owner`,
 		`files["/etc/mosquitto/acl"].daemons[0]`, `files["/etc/x.conf"].daemons[0]`, `secretFiles["/etc/mosquitto/acl"]`,
 		"packages[0]", "retryBudget", `directories["/var/lib/../x"]`, "mosquittoConfig",
+		"acme.domain", "acme.email", "acme.webroot", "acme.deployHook",
 	} {
 		if _, ok := got[want]; !ok {
 			t.Errorf("no failure for %s (got %v)", want, got)
@@ -167,6 +169,23 @@ func TestDiff(t *testing.T) {
 		return planned(s, State{})
 	}
 	old := applied(base("topic read a\n"))
+	withSeed := func(a Args) Args {
+		a.SecretFiles["/etc/nginx/tls/server.key"] = SecretFile{Content: "SEED", Mode: ptr("0600"), Seed: ptr(true)}
+		return a
+	}
+	withAcme := func(a Args) Args {
+		a.Acme = &Acme{Domain: "mqtt.example.com", Email: "ops@example.com", Webroot: "/var/www/acme"}
+		return a
+	}
+	seeded := applied(withSeed(base("topic read a\n")))
+	// certbot replaced the seed: apply and refresh record only presence, so
+	// the state holds no hash to compare with
+	seededGone := applied(withSeed(base("topic read a\n")))
+	seededGone.Files["/etc/nginx/tls/server.key"] = FileOut{Missing: true, Secret: true, Seed: true}
+	issued := applied(withAcme(base("topic read a\n")))
+	issued.AcmeStatus = AcmeIssued
+	failed := issued
+	failed.AcmeStatus = AcmeFailed + ": certbot: DNS problem"
 	drifted := applied(base("topic read a\n"))
 	f := drifted.Files["/etc/mosquitto/acl"]
 	f.Sha256 = strings.Repeat("0", 64)
@@ -213,6 +232,27 @@ func TestDiff(t *testing.T) {
 			a.ServerID = ptr("4711")
 			return a
 		}(), map[string]p.DiffKind{"serverId": p.UpdateReplace}},
+		{"seed present, content changed by its owner", seeded, withSeed(base("topic read a\n")), map[string]p.DiffKind{}},
+		{"seed content input changes: not written over the host's", seeded, func() Args {
+			a := withSeed(base("topic read a\n"))
+			a.SecretFiles["/etc/nginx/tls/server.key"] = SecretFile{Content: "OTHER", Mode: ptr("0644"), Seed: ptr(true)}
+			return a
+		}(), map[string]p.DiffKind{}},
+		{"seed gone from the host is written again", seededGone, withSeed(base("topic read a\n")), map[string]p.DiffKind{`secretFiles["/etc/nginx/tls/server.key"]`: p.Update}},
+		{"managed file becomes a seed", applied(func() Args {
+			a := withSeed(base("topic read a\n"))
+			a.SecretFiles["/etc/nginx/tls/server.key"] = SecretFile{Content: "SEED", Mode: ptr("0600")}
+			return a
+		}()), withSeed(base("topic read a\n")), map[string]p.DiffKind{`secretFiles["/etc/nginx/tls/server.key"]`: p.Update}},
+		{"acme added", old, withAcme(base("topic read a\n")), map[string]p.DiffKind{"acme": p.Add}},
+		{"acme issued: no change", issued, withAcme(base("topic read a\n")), map[string]p.DiffKind{}},
+		{"acme failed: the next up tries again", failed, withAcme(base("topic read a\n")), map[string]p.DiffKind{"acme": p.Update}},
+		{"acme domain changes", issued, func() Args {
+			a := withAcme(base("topic read a\n"))
+			a.Acme.Domain = "broker.example.com"
+			return a
+		}(), map[string]p.DiffKind{"acme": p.Update}},
+		{"acme dropped", issued, base("topic read a\n"), map[string]p.DiffKind{"acme": p.Delete}},
 		{"package added", old, func() Args {
 			a := base("topic read a\n")
 			a.Packages = append(a.Packages, "nginx")

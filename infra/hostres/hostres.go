@@ -65,6 +65,25 @@ type File struct {
 	Mode    string   // octal, e.g. "0640"
 	Owner   string   // user:group
 	Daemons []string // which daemons read it (Mosquitto, Nginx, Nftables, Systemd); empty: none (e.g. a web page)
+	// Seed: create only. Written when absent on the host, never
+	// overwritten, never reported as drift, never restored by a rollback:
+	// after the first write the file is someone else's (e.g. nginx's
+	// certificate, which certbot's deploy hook replaces).
+	Seed bool
+}
+
+// Acme asks the provider for a Let's Encrypt certificate once the files are
+// applied and nginx serves Webroot: while
+// /etc/letsencrypt/live/<Domain>/fullchain.pem is absent it runs `certbot
+// certonly --webroot -w Webroot -d Domain --email Email --agree-tos
+// --non-interactive --deploy-hook DeployHook`. A certbot failure does not
+// fail the apply: it is a warning with certbot's message, the output
+// acmeStatus says "failed: ...", and the next up tries again.
+type Acme struct {
+	Domain     string
+	Email      string
+	Webroot    string
+	DeployHook string // "" means none
 }
 
 // Directory is a directory that must exist (created with Mode and Owner if
@@ -99,6 +118,8 @@ type HostConfigArgs struct {
 	// RetryBudget bounds waiting for SSH on a booting server; 0 means the
 	// provider's default (5m).
 	RetryBudget time.Duration
+	// Acme, if set, obtains a Let's Encrypt certificate (see Acme).
+	Acme *Acme
 }
 
 // HostConfig is the resource. Outputs are what the host has after the last
@@ -120,6 +141,9 @@ type HostConfig struct {
 	// target file's ssh.host_key.
 	HostKey            pulumi.StringOutput `pulumi:"hostKey"`
 	HostKeyFingerprint pulumi.StringOutput `pulumi:"hostKeyFingerprint"`
+	// AcmeStatus is "" without Acme, else "issued", "pending" or
+	// "failed: <certbot's message>" (the next up runs certbot again).
+	AcmeStatus pulumi.StringOutput `pulumi:"acmeStatus"`
 }
 
 // NewHostConfig registers a HostConfig. It validates the plain parts of
@@ -165,6 +189,17 @@ func (a *HostConfigArgs) props() (pulumi.Map, error) {
 		}
 		if _, dup := a.Files[p]; dup {
 			errs = append(errs, fmt.Errorf("secretFiles[%q]: also in files; a path is either secret or not", p))
+		}
+	}
+	if ac := a.Acme; ac != nil {
+		if ac.Domain == "" {
+			errs = append(errs, errors.New("acme.domain: required (the certificate's name)"))
+		}
+		if ac.Email == "" {
+			errs = append(errs, errors.New("acme.email: required (Let's Encrypt's expiry notices)"))
+		}
+		if ac.Webroot == "" {
+			errs = append(errs, errors.New("acme.webroot: required (the directory nginx serves for /.well-known/acme-challenge/)"))
 		}
 	}
 	if a.RetryBudget < 0 {
@@ -223,6 +258,13 @@ func (a *HostConfigArgs) props() (pulumi.Map, error) {
 	if a.RetryBudget > 0 {
 		m["retryBudget"] = pulumi.String(a.RetryBudget.String())
 	}
+	if ac := a.Acme; ac != nil {
+		am := pulumi.Map{"domain": pulumi.String(ac.Domain), "email": pulumi.String(ac.Email), "webroot": pulumi.String(ac.Webroot)}
+		if ac.DeployHook != "" {
+			am["deployHook"] = pulumi.String(ac.DeployHook)
+		}
+		m["acme"] = am
+	}
 	return m, nil
 }
 
@@ -242,6 +284,9 @@ func fileMap(files map[string]File, secret bool) pulumi.Map {
 		}
 		if len(f.Daemons) > 0 {
 			fm["daemons"] = pulumi.ToStringArray(f.Daemons)
+		}
+		if f.Seed {
+			fm["seed"] = pulumi.Bool(true)
 		}
 		out[p] = fm
 	}

@@ -43,7 +43,9 @@ func TestNewHostConfigRegistersPerPathSecretInputs(t *testing.T) {
 			},
 			SecretFiles: map[string]hostres.File{
 				"/etc/mosquitto/certs/server.key": {Content: pulumi.String("SECRET"), Mode: "0600", Daemons: []string{hostres.Mosquitto}},
+				"/etc/nginx/tls/server.key":       {Content: pulumi.String("SEED"), Mode: "0600", Daemons: []string{hostres.Nginx}, Seed: true},
 			},
+			Acme:        &hostres.Acme{Domain: "mqtt.example.com", Email: "ops@example.com", Webroot: "/var/www/acme", DeployHook: "/etc/letsencrypt/renewal-hooks/deploy/mqttstack"},
 			Directories: map[string]hostres.Directory{"/var/lib/mosquitto": {Mode: "0750", Owner: "mosquitto:mosquitto"}},
 			Packages:    []string{"nginx", "mosquitto"},
 			RetryBudget: 2 * time.Minute,
@@ -74,6 +76,18 @@ func TestNewHostConfigRegistersPerPathSecretInputs(t *testing.T) {
 	if got := in["packages"].ArrayValue(); len(got) != 2 || got[0].StringValue() != "mosquitto" {
 		t.Errorf("packages %v (want sorted)", got)
 	}
+	if _, ok := key["seed"]; ok {
+		t.Errorf("secretFiles[server.key] is a seed without Seed: %v", key)
+	}
+	seed := in["secretFiles"].ObjectValue()["/etc/nginx/tls/server.key"].ObjectValue()
+	if !seed["seed"].BoolValue() || !seed["content"].IsSecret() {
+		t.Errorf("secretFiles[nginx key] = %v, want seed: true and secret content", seed)
+	}
+	acme := in["acme"].ObjectValue()
+	if acme["domain"].StringValue() != "mqtt.example.com" || acme["email"].StringValue() != "ops@example.com" ||
+		acme["webroot"].StringValue() != "/var/www/acme" || acme["deployHook"].StringValue() != "/etc/letsencrypt/renewal-hooks/deploy/mqttstack" {
+		t.Errorf("acme = %v", acme)
+	}
 	if in["retryBudget"].StringValue() != "2m0s" {
 		t.Errorf("retryBudget %v", in["retryBudget"])
 	}
@@ -85,13 +99,14 @@ func TestNewHostConfigCollectsAllErrors(t *testing.T) {
 			Files:       map[string]hostres.File{"/a": {}},
 			SecretFiles: map[string]hostres.File{"/a": {Content: pulumi.String("x")}},
 			RetryBudget: -time.Second,
+			Acme:        &hostres.Acme{},
 		})
 		return err
 	}, pulumi.WithMocks("p", "s", &mocks{}))
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"connection.host", "connection.privateKey", `files["/a"].content`, `secretFiles["/a"]: also in files`, "retryBudget"} {
+	for _, want := range []string{"connection.host", "connection.privateKey", `files["/a"].content`, `secretFiles["/a"]: also in files`, "retryBudget", "acme.domain", "acme.email", "acme.webroot"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s: %v", want, err)
 		}
