@@ -114,24 +114,8 @@ func runCRT10(ctx context.Context, e *Env) Outcome {
 	if e.host == nil {
 		return needsHost("reloading the broker's CRL")
 	}
-	sub, err := e.negAuthority()
+	sub, cn, pair, err := e.toRevoke(ctx, "sec-crt10-", certs.ClientOptions{}, host.Mosquitto)
 	if err != nil {
-		return inconclusive("CI sub-CA: %v", err)
-	}
-	cn := "sec-crt10-" + nonce()[:8]
-	if err := sub.IssueClient(cn, certs.ClientOptions{}); err != nil {
-		return inconclusive("issue %s: %v", cn, err)
-	}
-	pair, err := e.loadPair(filepath.Join(sub.Dir, "clients"), cn)
-	if err != nil {
-		return inconclusive("%v", err)
-	}
-	// the broker checks CRLs for the whole chain: the sub-CA's must be
-	// loaded (whether or not another check wrote it in this run)
-	if err := sub.WriteCRL(certs.DefaultCRLNextUpdate); err != nil {
-		return inconclusive("write CRL: %v", err)
-	}
-	if err := e.reload(ctx, host.Mosquitto); err != nil {
 		return inconclusive("%v", err)
 	}
 	live, err := e.connect311TLS(ctx, cn, e.certTLS(pair))
@@ -194,6 +178,33 @@ func runCRT10(ctx context.Context, e *Env) Outcome {
 		return fail("%s; ended by takeover, but %s reconnected with its revoked certificate", survived, cn)
 	}
 	return pass("new handshakes and its pre-revocation TLS session refused after the reload; %s; a same-CN takeover (short-lived certificate, CONNACK session-present=%v, then clean session) ended it, and the revoked certificate cannot reconnect", survived, present)
+}
+
+// toRevoke prepares a revocation check (CRT-10, WEB-10): a fresh identity
+// prefix+nonce issued by the CI sub-CA with o, its certificate, and daemon d
+// reloaded on the sub-CA's current CRL. d checks CRLs for the whole chain,
+// so the sub-CA's must be loaded whether or not another check wrote it in
+// this run; afterwards revoking the identity is the only change.
+func (e *Env) toRevoke(ctx context.Context, prefix string, o certs.ClientOptions, d host.Daemon) (sub *certs.Authority, id string, pair tls.Certificate, err error) {
+	sub, err = e.negAuthority()
+	if err != nil {
+		return nil, "", pair, fmt.Errorf("CI sub-CA: %v", err)
+	}
+	id = prefix + nonce()[:8]
+	if err := sub.IssueClient(id, o); err != nil {
+		return nil, "", pair, fmt.Errorf("issue %s: %v", id, err)
+	}
+	pair, err = e.loadPair(filepath.Join(sub.Dir, "clients"), id)
+	if err != nil {
+		return nil, "", pair, err
+	}
+	if err := sub.WriteCRL(certs.DefaultCRLNextUpdate); err != nil {
+		return nil, "", pair, fmt.Errorf("write CRL: %v", err)
+	}
+	if err := e.reload(ctx, d); err != nil {
+		return nil, "", pair, err
+	}
+	return sub, id, pair, nil
 }
 
 // handshake12 makes a TLS 1.2 handshake to the broker presenting pair and

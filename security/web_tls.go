@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -155,24 +154,8 @@ func runWEB10(ctx context.Context, e *Env) Outcome {
 	if e.host == nil {
 		return needsHost("reloading nginx's CRL")
 	}
-	sub, err := e.negAuthority()
+	sub, id, pair, err := e.toRevoke(ctx, "sec-web10-", certs.ClientOptions{RawCN: e.opts.PasswordIdentity}, host.Nginx)
 	if err != nil {
-		return inconclusive("CI sub-CA: %v", err)
-	}
-	id := "sec-web10-" + nonce()[:8]
-	if err := sub.IssueClient(id, certs.ClientOptions{RawCN: e.opts.PasswordIdentity}); err != nil {
-		return inconclusive("issue %s: %v", id, err)
-	}
-	pair, err := e.loadPair(filepath.Join(sub.Dir, "clients"), id)
-	if err != nil {
-		return inconclusive("%v", err)
-	}
-	// nginx checks CRLs for the whole chain: the sub-CA's must be loaded
-	// (whether or not another check wrote it in this run)
-	if err := sub.WriteCRL(certs.DefaultCRLNextUpdate); err != nil {
-		return inconclusive("write CRL: %v", err)
-	}
-	if err := e.reload(ctx, host.Nginx); err != nil {
 		return inconclusive("%v", err)
 	}
 	cache := tls.NewLRUClientSessionCache(4)
