@@ -592,15 +592,11 @@ func (e *OldOnlyError) Error() string {
 		len(e.IDs), e.Retiring, strings.Join(show, ", "), more, e.Active)
 }
 
-// OldOnly lists the identities of the previous generation that have no
-// certificate from the active CA, sorted. Revoked identities are left out:
-// they are locked out already.
-func (a *Authority) OldOnly() ([]string, error) {
-	h := a.pkiHome()
-	prev, err := h.Generation(GenPrevious)
-	if err != nil {
-		return nil, err
-	}
+// oldOnly lists the identities of the previous generation prev that have
+// no certificate from the active CA h (the PKI home), sorted. Revoked
+// identities are left out: they are locked out already. Retire passes
+// the generation it opened for its other checks.
+func (h *Authority) oldOnly(prev *Authority) ([]string, error) {
 	ids, err := clientIDs(prev.Dir)
 	if err != nil {
 		return nil, err
@@ -646,7 +642,7 @@ func (a *Authority) Retire(force bool, crlNext time.Duration) (StepResult, error
 	if lc, err := readCertFile(filepath.Join(h.Dir, legacyServerCert)); err == nil && lc.CheckSignatureFrom(h.Cert) != nil {
 		return StepResult{}, fmt.Errorf("ca retire: the legacy listener's server certificate %s is not issued by %s: re-issue it under %s first", filepath.Join(h.Dir, legacyServerCert), newName, newName)
 	}
-	old, err := h.OldOnly()
+	old, err := h.oldOnly(prev)
 	if err != nil {
 		return StepResult{}, fmt.Errorf("ca retire: %w", err)
 	}
