@@ -20,6 +20,13 @@ func BenchmarkCompatCPU(b *testing.B) {
 	s := stacktest.Start(b)
 	o := benchOptions(b, s)
 	o.CostHandshakes = 500
+	benchBrokerCPU(b, o)
+}
+
+// benchBrokerCPU runs o b.N times (within 15 minutes), logs each matrix
+// and reports the broker's CPU per handshake of every profile it measured.
+func benchBrokerCPU(b *testing.B, o devices.Options) {
+	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	for range b.N {
@@ -51,20 +58,5 @@ func BenchmarkLegacyCPU(b *testing.B) {
 		b.Fatal(err)
 	}
 	o.Profiles = ps
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	for range b.N {
-		m, err := devices.Run(ctx, o)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var out bytes.Buffer
-		devices.WriteConsole(&out, m)
-		b.Logf("\n%s", out.String())
-		for _, r := range m.Rows {
-			if r.BrokerCPUus >= 0 {
-				b.ReportMetric(r.BrokerCPUus, r.Profile+"-µs/hs")
-			}
-		}
-	}
+	benchBrokerCPU(b, o)
 }
