@@ -97,6 +97,17 @@ type counts struct {
 	causes map[string]int
 }
 
+// requireConnected stops the test unless n devices are connected, naming
+// the causes of the failed attempts.
+func (h *harness) requireConnected(t testing.TB, n int) {
+	t.Helper()
+	if got := h.fleet.ConnectedCount(); got != n {
+		var c counts
+		h.drain(&c)
+		t.Fatalf("connected %d of %d; causes %v", got, n, c.causes)
+	}
+}
+
 func (h *harness) drain(c *counts) {
 	if c.kinds == nil {
 		c.kinds, c.causes = map[Kind]int{}, map[string]int{}
@@ -122,11 +133,7 @@ func TestFleetConnectPublishObserve(t *testing.T) {
 	if started != n {
 		t.Fatalf("started %d of %d", started, n)
 	}
-	if got := h.fleet.ConnectedCount(); got != n {
-		var c counts
-		h.drain(&c)
-		t.Fatalf("connected %d of %d; causes %v", got, n, c.causes)
-	}
+	h.requireConnected(t, n)
 	stage, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
 	h.fleet.PublishEvery(stage, h.fleet.Devices(), 250*time.Millisecond, Shape{Payload: PayloadHTU21D})
 	cancel()
@@ -319,11 +326,7 @@ func TestQoS2(t *testing.T) {
 	h, ctx := newHarness(t, n, func(c *Config) { c.QoS = 2 })
 	devs := h.fleet.Devices()
 	h.fleet.Connect(ctx, devs, PerSecond(100))
-	if got := h.fleet.ConnectedCount(); got != n {
-		var c counts
-		h.drain(&c)
-		t.Fatalf("connected %d of %d; causes %v", got, n, c.causes)
-	}
+	h.requireConnected(t, n)
 	for _, d := range devs {
 		for range 3 {
 			if err := d.Publish(ctx, Shape{Payload: PayloadDHT11}); err != nil {

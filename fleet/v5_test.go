@@ -19,11 +19,7 @@ func TestV5(t *testing.T) {
 		})
 		devs := h.fleet.Devices()
 		h.fleet.Connect(ctx, devs, PerSecond(300))
-		if got := h.fleet.ConnectedCount(); got != n {
-			var c counts
-			h.drain(&c)
-			t.Fatalf("connected %d of %d; causes %v", got, n, c.causes)
-		}
+		h.requireConnected(t, n)
 		stage, cancel := context.WithTimeout(ctx, 3*time.Second)
 		go func() {
 			time.Sleep(time.Second)
@@ -69,11 +65,7 @@ func TestV5(t *testing.T) {
 		h, ctx := newHarnessOn(t, s, n, func(c *Config) { c.Protocol = MQTT5 })
 		devs := h.fleet.Devices()
 		h.fleet.Connect(ctx, devs, PerSecond(100))
-		if got := h.fleet.ConnectedCount(); got != n {
-			var c counts
-			h.drain(&c)
-			t.Fatalf("connected %d of %d; causes %v", got, n, c.causes)
-		}
+		h.requireConnected(t, n)
 		err := devs[0].Publish(ctx, Shape{Payload: PayloadDHT11})
 		var re *ReasonError
 		if !errors.As(err, &re) || re.Code != 0x87 || re.Packet != "PUBACK" {
