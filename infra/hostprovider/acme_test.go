@@ -55,7 +55,9 @@ func selfSigned(t *testing.T, cn string) (certPEM, keyPEM []byte) {
 }
 
 // servedBy says whether nginx's TLS listener presents the certificate
-// certPEM (the handshake verifies against exactly that certificate).
+// certPEM (the handshake verifies against exactly that certificate). A
+// reload replaces nginx's workers asynchronously, so it asks for up to 10 s
+// (50 attempts).
 func servedBy(t *testing.T, port int, certPEM []byte) bool {
 	t.Helper()
 	pool := x509.NewCertPool()
@@ -63,12 +65,16 @@ func servedBy(t *testing.T, port int, certPEM []byte) bool {
 		t.Fatal("bad test certificate")
 	}
 	d := &net.Dialer{Timeout: 5 * time.Second}
-	c, err := tls.DialWithDialer(d, "tcp", "127.0.0.1:"+strconv.Itoa(port), &tls.Config{RootCAs: pool, ServerName: acmeDomain})
-	if err != nil {
-		return false
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; i < 50 && time.Now().Before(deadline); i++ {
+		c, err := tls.DialWithDialer(d, "tcp", "127.0.0.1:"+strconv.Itoa(port), &tls.Config{RootCAs: pool, ServerName: acmeDomain})
+		if err == nil {
+			_ = c.Close()
+			return true
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	_ = c.Close()
-	return true
+	return false
 }
 
 // certbotStandIn is a fault injection: the real certbot needs Let's
