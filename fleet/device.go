@@ -344,6 +344,37 @@ func classifyConnect(stage Stage, err error) string {
 	return Classify(stage, err)
 }
 
+// lost handles the end of a connection of generation gen (err says why),
+// for lost3 and lost5. current, called with d.mu held, says whether the
+// session that ended is still the device's; a report about an older one
+// is ignored. Otherwise the session is forgotten, closeConn (if any) runs,
+// the loss of a device that was up is reported (a cut on purpose, Drop, as
+// a disconnect) and the reconnect loop starts. A device lost during its
+// own setup reports nothing here: connect reports the failed attempt.
+func (d *Device) lost(gen uint64, current func() bool, closeConn func(), err error) {
+	d.mu.Lock()
+	if d.gen != gen || !current() {
+		d.mu.Unlock()
+		return
+	}
+	d.endSession()
+	dropped := d.dropping
+	d.dropping = false
+	wasUp := d.up.Swap(false)
+	d.mu.Unlock()
+	if closeConn != nil {
+		closeConn()
+	}
+	if wasUp {
+		if dropped {
+			d.emit(Event{Kind: KindDisconnected})
+		} else {
+			d.emit(Event{Kind: KindLost, Cause: Classify(StageLost, err)})
+		}
+	}
+	d.fleet.reconnect(d)
+}
+
 // endSession forgets the current session; d.mu must be held.
 func (d *Device) endSession() {
 	d.s3, d.s5, d.conn = nil, nil, nil

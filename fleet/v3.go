@@ -349,25 +349,8 @@ func (d *Device) discard3(s *session3) {
 }
 
 // lost3 is lost for an MQTT 3.1.1 session (on its reader goroutine, once
-// the connection ended).
+// the connection ended); it closes the connection before the loss is
+// reported and the reconnect loop starts.
 func (d *Device) lost3(s *session3, gen uint64, err error) {
-	d.mu.Lock()
-	if d.gen != gen || d.s3 != s {
-		d.mu.Unlock()
-		return
-	}
-	d.endSession()
-	dropped := d.dropping
-	d.dropping = false
-	wasUp := d.up.Swap(false)
-	d.mu.Unlock()
-	s.conn.Close()
-	if wasUp {
-		if dropped {
-			d.emit(Event{Kind: KindDisconnected})
-		} else {
-			d.emit(Event{Kind: KindLost, Cause: Classify(StageLost, err)})
-		}
-	}
-	d.fleet.reconnect(d)
+	d.lost(gen, func() bool { return d.s3 == s }, func() { s.conn.Close() }, err)
 }

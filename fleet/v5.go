@@ -209,24 +209,7 @@ func (d *Device) discard5(s *session5) {
 // lost5 is lost for an MQTT 5 session (paho.golang calls OnClientError or
 // OnServerDisconnect once the connection is closed).
 func (d *Device) lost5(s *session5, gen uint64, err error) {
-	d.mu.Lock()
-	if d.gen != gen || d.s5 != s {
-		d.mu.Unlock()
-		return
-	}
-	d.endSession()
-	dropped := d.dropping
-	d.dropping = false
-	wasUp := d.up.Swap(false)
-	d.mu.Unlock()
-	if wasUp {
-		if dropped {
-			d.emit(Event{Kind: KindDisconnected})
-		} else {
-			d.emit(Event{Kind: KindLost, Cause: Classify(StageLost, err)})
-		}
-	}
-	d.fleet.reconnect(d)
+	d.lost(gen, func() bool { return d.s5 == s }, nil, err)
 }
 
 // publish5 sends one telemetry message on s; see Publish.
