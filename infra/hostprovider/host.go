@@ -305,9 +305,21 @@ func (h *host) acme(ctx context.Context, a AcmeSpec) (issued bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, AcmeTimeout)
 	defer cancel()
 	if _, err := h.run(ctx, "acme", []string{"issue", a.Domain, a.Email, a.Webroot, a.DeployHook}, nil); err != nil {
-		return false, err
+		// one line: the engine's progress shows a warning's first line only
+		return false, errors.New(oneLine(strings.TrimPrefix(err.Error(), "acme: ")))
 	}
 	return true, nil
+}
+
+// oneLine joins a multi-line message's non-empty lines with "; ".
+func oneLine(msg string) string {
+	var parts []string
+	for _, l := range strings.Split(msg, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // acmePresent says whether certbot's live certificate for domain exists.

@@ -37,6 +37,10 @@ const (
 	HostKeyFingerprint = "hostKeyFingerprint"
 	MosquittoVersion   = "mosquittoVersion"
 	NginxVersion       = "nginxVersion"
+	// AcmeStatus (with mqttstack:domain only): "issued", or "failed:
+	// <certbot's message>" until an up obtains nginx's Let's Encrypt
+	// certificate.
+	AcmeStatus = "acmeStatus"
 )
 
 // Hidden is how `pulumi stack output --json` prints a secret without

@@ -65,4 +65,7 @@ func exportTarget(ctx *pulumi.Context, cfg stackConfig, b *broker.Broker) {
 	ctx.Export(outputs.HostKeyFingerprint, b.HostKeyFingerprint)
 	ctx.Export(outputs.MosquittoVersion, b.MosquittoVersion)
 	ctx.Export(outputs.NginxVersion, b.NginxVersion)
+	if cfg.public {
+		ctx.Export(outputs.AcmeStatus, b.AcmeStatus)
+	}
 }

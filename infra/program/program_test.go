@@ -308,11 +308,18 @@ func TestDigitalOceanDomainCreatesRecordAndShipsTheCertbotHook(t *testing.T) {
 	if v, _, _ := rec[0].Str("value"); v != brokertest.DigitalOceanIPv4 {
 		t.Errorf("record value %q, want the droplet's %s", v, brokertest.DigitalOceanIPv4)
 	}
-	// The first issuance is the operator's step (README "Deploying");
-	// the host gets the webroot and the deploy hook that installs renewals.
-	hook, _, ok := m.OfType(hostres.HostConfigToken)[0].Str(`files./etc/letsencrypt/renewal-hooks/deploy/mqttstack.content`)
+	// The host gets the webroot and the deploy hook that installs each
+	// certificate, and the HostConfig asks for the first one (acme).
+	hc := m.OfType(hostres.HostConfigToken)[0]
+	hook, _, ok := hc.Str(`files./etc/letsencrypt/renewal-hooks/deploy/mqttstack.content`)
 	if !ok || !strings.Contains(hook, "/etc/letsencrypt/live/mqtt.example.com") {
 		t.Errorf("a public domain does not ship certbot's deploy hook (got %q)", hook)
+	}
+	if d, _, _ := hc.Str("acme.domain"); d != "mqtt.example.com" {
+		t.Errorf("acme.domain %q, want the public domain", d)
+	}
+	if e, _, _ := hc.Str("acme.email"); e != "ops@example.com" {
+		t.Errorf("acme.email %q", e)
 	}
 }
 
