@@ -529,7 +529,8 @@ func (d *Device) publishStatus(ctx context.Context) {
 	}
 }
 
-// errSessionGone: the session ended while a publish waited for its PUBACK.
+// errSessionGone: the session ended while a request waited for its
+// acknowledgement (PUBACK, SUBACK; both protocols).
 var errSessionGone = errors.New("connection lost")
 
 // waitToken bridges a paho token to a context: the one place the package

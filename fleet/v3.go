@@ -45,9 +45,6 @@ type session3 struct {
 // maxDevicePacket bounds what the broker may announce to a device.
 const maxDevicePacket = 1 << 20
 
-// errNoAck: the connection ended before the acknowledgement came.
-var errNoAck = errors.New("connection lost")
-
 // connect3 is connect for an MQTT 3.1.1 device.
 func (d *Device) connect3(ctx context.Context) error {
 	cfg := &d.fleet.cfg
@@ -241,7 +238,7 @@ func (s *session3) requestWithin(ctx context.Context, timeout time.Duration, enc
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
-		return 0, errNoAck
+		return 0, errSessionGone
 	}
 	for {
 		s.nextID++
@@ -265,7 +262,7 @@ func (s *session3) requestWithin(ctx context.Context, timeout time.Duration, enc
 	select {
 	case rc, ok := <-ch:
 		if !ok {
-			return 0, errNoAck
+			return 0, errSessionGone
 		}
 		return rc, nil
 	case <-ctx.Done():
