@@ -307,8 +307,12 @@ func (r *runner) open(ctx context.Context) error {
 		})
 	}
 	fmt.Fprintf(o.Log, "run %s: %d devices (shard %d/%d), target %s\n", sc.Name, n, p.Shard.Index+1, p.Shard.Count, p.Target.MQTTSAddr())
-	fmt.Fprintf(o.Log, "delivery check: %d observer identities (%s) for up to %.0f messages/s, each watched against a per-client queue of %d (%s)\n",
-		k, strings.Join(obsIDs, ", "), p.PeakRate, limit, limitFrom)
+	identities := "identities"
+	if k == 1 {
+		identities = "identity"
+	}
+	fmt.Fprintf(o.Log, "delivery check: %d observer %s (%s) for up to %.0f messages/s, each watched against a per-client queue of %d (%s)\n",
+		k, identities, strings.Join(obsIDs, ", "), p.PeakRate, limit, limitFrom)
 	if need := observersFor(p.PeakRate); need > k {
 		fmt.Fprintf(o.Log, "delivery check: %.0f messages/s would need %d observers, the pool has %d for this shard: expect an observer overload (shard the run, or add observer identities to the ACL)\n", p.PeakRate, need, k)
 	}
