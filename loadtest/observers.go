@@ -1,8 +1,6 @@
 package loadtest
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -178,13 +176,13 @@ func queueLimit(ctx context.Context, h host.Host) (limit int64, source string) {
 	source = "the rendered defaults"
 	if h != nil {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		conf, err := h.ReadFile(rctx, h.ConfigPath(host.Mosquitto))
+		conf, err := hostconfig.ReadBrokerConfig(rctx, h, h.ConfigPath(host.Mosquitto))
 		cancel()
 		if err == nil {
-			if v, ok := directive(conf, "max_inflight_messages"); ok {
+			if v, ok := lastInt(conf, "max_inflight_messages"); ok {
 				inflight = v
 			}
-			if v, ok := directive(conf, "max_queued_messages"); ok {
+			if v, ok := lastInt(conf, "max_queued_messages"); ok {
 				queued = v
 			}
 			source = h.Name() + ":" + h.ConfigPath(host.Mosquitto)
@@ -196,19 +194,14 @@ func queueLimit(ctx context.Context, h host.Host) (limit int64, source string) {
 	return inflight + queued, source
 }
 
-// directive returns the integer value of a top-level mosquitto.conf
-// directive (the last one wins, as in Mosquitto).
-func directive(conf []byte, name string) (int64, bool) {
-	var v int64
-	found := false
-	sc := bufio.NewScanner(bytes.NewReader(conf))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 2 && f[0] == name {
-			if n, err := strconv.ParseInt(f[1], 10, 64); err == nil {
-				v, found = n, true
-			}
-		}
+// lastInt returns the integer value of a mosquitto.conf directive, read
+// through the one config reader (include_dir followed in the broker's
+// order); the last one wins, as in Mosquitto.
+func lastInt(conf *hostconfig.BrokerConfig, name string) (int64, bool) {
+	vs := conf.Values(name)
+	if len(vs) == 0 {
+		return 0, false
 	}
-	return v, found
+	n, err := strconv.ParseInt(strings.TrimSpace(vs[len(vs)-1]), 10, 64)
+	return n, err == nil
 }
