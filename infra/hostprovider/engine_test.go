@@ -34,8 +34,17 @@ func TestEngine(t *testing.T) {
 	if _, err := os.Stat(cli); err != nil {
 		t.Skipf("no Pulumi CLI at %s: build it with `make pulumi` (this test needs the real engine)", cli)
 	}
-	h := startHost(t)
+	// certbot on the host is a stand-in that fails like a rate-limited
+	// one (fault injection: the real one would need Let's Encrypt)
 	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	standIn := "#!/bin/sh\necho 'An unexpected error occurred:' >&2\necho 'Error creating new order :: too many certificates already issued for exact set of domains (stand-in certbot)' >&2\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(dir, "bin", "certbot"), []byte(standIn), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := startHost(t, "mount --bind "+filepath.Join(dir, "bin")+" /usr/local/bin")
 	home, state := filepath.Join(dir, "home"), filepath.Join(dir, "state")
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		t.Fatal(err)
@@ -68,6 +77,7 @@ func TestEngine(t *testing.T) {
 
 	const secretLine = "dev1:$7$secret-marker"
 	acl := "topic read a\n"
+	var acme *hostres.Acme
 	program := func(pctx *pulumi.Context) error {
 		hc, err := hostres.NewHostConfig(pctx, "host", &hostres.HostConfigArgs{
 			Connection: hostres.Connection{
@@ -77,7 +87,9 @@ func TestEngine(t *testing.T) {
 			Files: map[string]hostres.File{
 				"/etc/mosquitto/mosquitto.conf": {Content: pulumi.String(mosquittoConf(h.mqPort)), Daemons: []string{hostres.Mosquitto}},
 				"/etc/mosquitto/acl":            {Content: pulumi.String(acl), Mode: "0640", Owner: "root:mosquitto", Daemons: []string{hostres.Mosquitto}},
+				"/etc/mosquitto/seeded.conf":    {Content: pulumi.String("# seeded\n"), Seed: true},
 			},
+			Acme: acme,
 			SecretFiles: map[string]hostres.File{
 				// not a valid hash: Mosquitto 2.0.11 skips such a line
 				"/etc/mosquitto/passwd": {Content: pulumi.String(secretLine + "\n"), Mode: "0640", Owner: "root:mosquitto", Daemons: []string{hostres.Mosquitto}},
@@ -90,6 +102,7 @@ func TestEngine(t *testing.T) {
 		pctx.Export("configHash", hc.ConfigHash)
 		pctx.Export("fingerprint", hc.HostKeyFingerprint)
 		pctx.Export("mosquittoVersion", hc.MosquittoVersion)
+		pctx.Export("acmeStatus", hc.AcmeStatus)
 		return nil
 	}
 	cmd, err := auto.NewPulumiCommand(&auto.PulumiCommandOptions{Root: root, SkipVersionCheck: true})
@@ -131,6 +144,7 @@ func TestEngine(t *testing.T) {
 
 	// drift: refresh sees the hand edit; the preview names the file
 	h.sh(t, "echo 'topic readwrite #' >> /etc/mosquitto/acl")
+	h.sh(t, "echo '# the owner of a seed file changed it' >> /etc/mosquitto/seeded.conf")
 	if _, err := stack.Refresh(ctx, optrefresh.ProgressStreams(&out)); err != nil {
 		t.Fatalf("refresh: %v", err)
 	}
@@ -145,6 +159,9 @@ func TestEngine(t *testing.T) {
 	if !strings.Contains(prev.String(), `/etc/mosquitto/acl`) {
 		t.Errorf("preview does not name the drifted file:\n%s", prev.String())
 	}
+	if strings.Contains(prev.String(), "seeded.conf") {
+		t.Errorf("preview names a changed seed file (create only: no drift):\n%s", prev.String())
+	}
 	t.Logf("preview after drift:\n%s", prev.String())
 	var repair bytes.Buffer
 	if _, err := stack.Up(ctx, optup.ProgressStreams(&repair)); err != nil {
@@ -157,6 +174,9 @@ func TestEngine(t *testing.T) {
 	}
 	if got := h.sh(t, "cat /etc/mosquitto/acl"); got != strings.TrimSpace(acl) {
 		t.Errorf("drift not repaired: %q", got)
+	}
+	if got := h.sh(t, "cat /etc/mosquitto/seeded.conf"); !strings.Contains(got, "owner of a seed file") {
+		t.Errorf("the seed file was rewritten: %q", got)
 	}
 
 	// a changed ACL: the preview names exactly that file
@@ -174,6 +194,35 @@ func TestEngine(t *testing.T) {
 		t.Errorf("preview names an unchanged file:\n%s", prev.String())
 	}
 	t.Logf("preview of an ACL change:\n%s", prev.String())
+
+	// acme with a failing certbot: the up succeeds, the engine shows
+	// certbot's message as a warning, acmeStatus says failed, and the next
+	// preview wants to try again
+	acme = &hostres.Acme{Domain: "mqtt.example.com", Email: "ops@example.com", Webroot: "/var/www/acme"}
+	var acmeUp bytes.Buffer
+	up3, err := stack.Up(ctx, optup.ProgressStreams(&acmeUp))
+	if err != nil {
+		t.Fatalf("up with a failing certbot: %v (must not fail the apply)\n%s", err, acmeUp.String())
+	}
+	out.Write(acmeUp.Bytes())
+	if !strings.Contains(acmeUp.String(), "warning:") || !strings.Contains(acmeUp.String(), "too many certificates already issued") {
+		t.Errorf("the up does not warn with certbot's message:\n%s", acmeUp.String())
+	}
+	if st, _ := up3.Outputs["acmeStatus"].Value.(string); !strings.HasPrefix(st, "failed: ") || !strings.Contains(st, "too many certificates") {
+		t.Errorf("acmeStatus output %q", st)
+	}
+	if got := h.sh(t, "cat /etc/mosquitto/acl"); got != strings.TrimSpace(acl) {
+		t.Errorf("the configuration was not applied alongside a failing certbot: acl %q", got)
+	}
+	prev.Reset()
+	pr, err = stack.Preview(ctx, optpreview.Diff(), optpreview.ProgressStreams(&prev))
+	if err != nil {
+		t.Fatalf("preview: %v", err)
+	}
+	if pr.ChangeSummary["update"] != 1 || !strings.Contains(prev.String(), "acme") {
+		t.Errorf("preview after a failed certbot: %v, want the acme retry\n%s", pr.ChangeSummary, prev.String())
+	}
+	t.Logf("up with a failing certbot:\n%s", acmeUp.String())
 
 	// no secret in the output or in any file of the backend (state,
 	// history, backups): secrets there are ciphertext
@@ -204,7 +253,7 @@ func TestEngine(t *testing.T) {
 	if _, err := stack.Destroy(ctx); err != nil {
 		t.Fatalf("destroy: %v", err)
 	}
-	if got := h.sh(t, "cat /etc/mosquitto/acl"); got != "topic read a" {
+	if got := h.sh(t, "cat /etc/mosquitto/acl"); got != strings.TrimSpace(acl) {
 		t.Errorf("destroy changed the host: %q", got)
 	}
 }
