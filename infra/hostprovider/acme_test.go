@@ -168,7 +168,7 @@ func TestSeedFilesAndAcmeOverSSHD(t *testing.T) {
 	httpPort := sshdtest.FreePort(t)
 	seedCert, seedKey := selfSigned(t, "private CA seed")
 	leCert, leKey := selfSigned(t, "issued by the stand-in")
-	for name, b := range map[string][]byte{"issued.crt": leCert, "issued.key": leKey, "bin/certbot": []byte(certbotStandIn(dir, httpPort)), "certbot-fail": nil} {
+	for name, b := range map[string][]byte{"issued.crt": leCert, "issued.key": leKey, "seed.crt": seedCert, "seed.key": seedKey, "bin/certbot": []byte(certbotStandIn(dir, httpPort)), "certbot-fail": nil} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -313,5 +313,29 @@ mount --bind %s/bin /usr/local/bin`, dir))
 	}
 	if got := acmeStatus(read.Properties); !strings.HasPrefix(got, AcmePending) {
 		t.Errorf("acmeStatus after the live certificate went away: %q", got)
+	}
+
+	// 6. a live certificate this resource has not seen issued (certbot run
+	// by hand, or a host whose nginx got the private-CA pair back from an
+	// older provider): the next up hands it to the deploy hook instead of
+	// asking Let's Encrypt again
+	h.sh(t, fmt.Sprintf(`set -e; mkdir -p /etc/letsencrypt/live/%[1]s
+cp %[2]s/issued.crt /etc/letsencrypt/live/%[1]s/fullchain.pem; cp %[2]s/issued.key /etc/letsencrypt/live/%[1]s/privkey.pem
+install -m 0644 %[2]s/seed.crt %[3]s; install -m 0600 %[2]s/seed.key %[4]s; systemctl reload nginx`, acmeDomain, dir, paths.NginxCert, paths.NginxKey))
+	if !servedBy(t, h.ngPort, seedCert) {
+		t.Fatal("precondition: nginx does not serve the private-CA pair")
+	}
+	upd, err = s.Update(p.UpdateRequest{ID: created.ID, Urn: testURN, State: read.Properties, Inputs: in("v2")})
+	if err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	if got := acmeStatus(upd.Properties); got != AcmeIssued {
+		t.Errorf("acmeStatus %q after installing the existing certificate", got)
+	}
+	if n := callCount(); n != 2 {
+		t.Errorf("certbot ran %d times, want 2 (the live certificate existed)", n)
+	}
+	if !servedBy(t, h.ngPort, leCert) {
+		t.Error("the existing live certificate was not handed to the deploy hook")
 	}
 }

@@ -78,6 +78,11 @@ type Plan struct {
 	// Acme, if set, runs certbot once after a successful apply while the
 	// live certificate is absent (see AcmeSpec).
 	Acme *AcmeSpec
+	// AcmeInstall: if the live certificate already exists (issued by hand,
+	// or before the host came under this resource), run the deploy hook
+	// once so the daemons use it. Set while the last apply did not see the
+	// certificate issued.
+	AcmeInstall bool
 }
 
 // AcmeSpec is a Let's Encrypt certificate obtained with certbot's webroot
@@ -115,11 +120,12 @@ type Observed struct {
 	// Set by Apply: the paths it wrote and the service actions it ran.
 	Changed []string
 	Actions []string
-	// AcmeIssued: certbot ran and the live certificate now exists.
-	// AcmeErr: it did not (certbot's own message); the configuration
-	// itself is applied all the same.
-	AcmeIssued bool
-	AcmeErr    error
+	// Acme is what the acme step did: "issued" (certbot ran), "installed"
+	// (an existing live certificate, handed to the deploy hook), "present"
+	// (it exists; nothing to do). AcmeErr: it failed (certbot's own
+	// message); the configuration itself is applied all the same.
+	Acme    string
+	AcmeErr error
 }
 
 // host runs the scripts over a Runner.
@@ -288,7 +294,7 @@ func Apply(ctx context.Context, r Runner, plan Plan, log func(string)) (Observed
 	if err != nil || plan.Acme == nil {
 		return after, err
 	}
-	after.AcmeIssued, after.AcmeErr = h.acme(ctx, *plan.Acme)
+	after.Acme, after.AcmeErr = h.acme(ctx, *plan.Acme, plan.AcmeInstall)
 	return after, nil
 }
 
@@ -296,19 +302,29 @@ func Apply(ctx context.Context, r Runner, plan Plan, log func(string)) (Observed
 // applied and nginx runs, so the webroot is served for the http-01
 // challenge. Its failure (DNS not pointing here yet, a rate limit) is
 // returned with certbot's own message and left for the next apply.
-func (h *host) acme(ctx context.Context, a AcmeSpec) (issued bool, err error) {
+func (h *host) acme(ctx context.Context, a AcmeSpec, install bool) (string, error) {
 	present, err := h.acmePresent(ctx, a.Domain)
-	if err != nil || present {
-		return false, err
+	if err != nil {
+		return "", err
 	}
-	h.log("certbot: requesting a Let's Encrypt certificate for " + a.Domain)
+	verb := "issue"
+	switch {
+	case present && (!install || a.DeployHook == ""):
+		return "present", nil
+	case present:
+		verb = "install"
+		h.log("certbot: the certificate for " + a.Domain + " exists; running the deploy hook")
+	default:
+		h.log("certbot: requesting a Let's Encrypt certificate for " + a.Domain)
+	}
 	ctx, cancel := context.WithTimeout(ctx, AcmeTimeout)
 	defer cancel()
-	if _, err := h.run(ctx, "acme", []string{"issue", a.Domain, a.Email, a.Webroot, a.DeployHook}, nil); err != nil {
+	out, err := h.run(ctx, "acme", []string{verb, a.Domain, a.Email, a.Webroot, a.DeployHook}, nil)
+	if err != nil {
 		// one line: the engine's progress shows a warning's first line only
-		return false, errors.New(oneLine(strings.TrimPrefix(err.Error(), "acme: ")))
+		return "", errors.New(oneLine(strings.TrimPrefix(err.Error(), "acme: ")))
 	}
-	return true, nil
+	return strings.TrimSpace(string(out)), nil
 }
 
 // oneLine joins a multi-line message's non-empty lines with "; ".

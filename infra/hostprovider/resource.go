@@ -551,6 +551,7 @@ func (h *HostConfig) Create(ctx context.Context, req infer.CreateRequest[Args]) 
 	if req.DryRun {
 		return infer.CreateResponse[State]{ID: id, Output: planned(s, State{})}, nil
 	}
+	s.plan.AcmeInstall = true
 	st, err := apply(ctx, s, "")
 	return infer.CreateResponse[State]{ID: id, Output: st}, err
 }
@@ -564,6 +565,7 @@ func (h *HostConfig) Update(ctx context.Context, req infer.UpdateRequest[Args, S
 	if req.DryRun {
 		return infer.UpdateResponse[State]{Output: planned(s, req.State)}, nil
 	}
+	s.plan.AcmeInstall = req.State.AcmeStatus != AcmeIssued
 	st, err := apply(ctx, s, req.State.HostKey)
 	if err != nil {
 		// Keep the last known state: a failed apply left the previous files.
@@ -648,8 +650,10 @@ func apply(ctx context.Context, s settings, recordedKey string) (State, error) {
 		// The configuration stands; only the certificate is missing.
 		log.Warningf("%s: Let's Encrypt certificate for %s not issued (the configuration is applied; nginx keeps its current certificate; the next up runs certbot again): %v",
 			cfg.Addr(), s.plan.Acme.Domain, obs.AcmeErr)
-	} else if obs.AcmeIssued {
-		log.Infof("%s: Let's Encrypt certificate for %s issued and installed by certbot's deploy hook", cfg.Addr(), s.plan.Acme.Domain)
+	} else if obs.Acme == "issued" {
+		log.Infof("%s: Let's Encrypt certificate for %s issued (certbot's deploy hook installed it)", cfg.Addr(), s.plan.Acme.Domain)
+	} else if obs.Acme == "installed" {
+		log.Infof("%s: the existing Let's Encrypt certificate for %s handed to the deploy hook", cfg.Addr(), s.plan.Acme.Domain)
 	}
 	if len(obs.Changed) > 0 {
 		log.Infof("%s: wrote %s; then %s", cfg.Addr(), strings.Join(obs.Changed, ", "), strings.Join(obs.Actions, ", "))
