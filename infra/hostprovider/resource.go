@@ -14,6 +14,13 @@
 //     daemons whose files changed, and restore the previous files on failure.
 //   - Read (refresh) hashes the files on the host: a hand edit is drift that
 //     the next update repairs.
+//   - Seed files (seed: true) are create only: written when absent, never
+//     compared, overwritten, reported as drift or rolled back (nginx's
+//     certificate once certbot's deploy hook owns it).
+//   - acme: after a successful apply, certbot's first issuance (webroot)
+//     while the live certificate is absent. Its failure is a warning and
+//     acmeStatus "failed: ...", never a failed apply; Diff reports acme
+//     until the status is "issued", so the next up tries again.
 //   - Delete leaves the host as it is (files, packages and running daemons)
 //     and only forgets it: removing a broker's configuration from under
 //     connected devices is never what a state change should do by accident.
@@ -61,7 +68,8 @@ type HostConfig struct{}
 func (h *HostConfig) Annotate(a infer.Annotator) {
 	a.SetToken("index", "HostConfig")
 	a.Describe(h, "Files, directories and packages on one Debian host, applied over SSH with a pinned host key: "+
-		"validated before reload, per-file diff, drift on refresh, rollback on failure. Delete leaves the host as it is.")
+		"validated before reload, per-file diff, drift on refresh, rollback on failure; create-only (seed) files; "+
+		"optionally a Let's Encrypt certificate via certbot (acme). Delete leaves the host as it is.")
 }
 
 // Connection is how the provider reaches the host.
