@@ -5,7 +5,9 @@
 # files exactly as the service would (same binary, same user switch). Sound
 # when it logs "running" (every listener open, security loaded); a failure
 # is its exit with its own error lines. A port taken between the choice and
-# the bind is retried with other ports (at most 3 attempts).
+# the bind is retried with other ports (at most 3 attempts). Ports come from
+# 20000-31999, below Linux's ephemeral range (32768-60999), where the
+# kernel hands out the ports of outgoing connections and of ":0" listeners.
 set -u
 dir=$(mktemp -d /tmp/mqttstack-check.XXXXXX) || exit 1
 pid=
@@ -15,7 +17,7 @@ in_use() { grep -qi ":$(printf '%04X' "$1") " /proc/net/tcp /proc/net/tcp6 2>/de
 clean() { sed -e 's/^[0-9][0-9T:.-]*: //' -e '/ starting$/d' -e '/^Config loaded from/d' -e '/^Opening .* listen socket/d' "$dir/log"; }
 
 attempt() { # 0 running, 1 refused, 2 port clash
-	local port=$((20000 + RANDOM % 30000)) line
+	local port=$((20000 + RANDOM % 12000)) line
 	while IFS= read -r line; do
 		case $line in
 		*@MQTTSTACK_PORT@*)
@@ -33,7 +35,9 @@ attempt() { # 0 running, 1 refused, 2 port clash
 		grep -q ' running$' "$dir/log" && return 0
 		if ! kill -0 "$pid" 2>/dev/null; then
 			pid=
-			grep -q 'Address already in use' "$dir/log" && return 2
+			# plain listeners say "Address already in use"; a websockets
+			# listener (libwebsockets) only "Unable to create websockets listener"
+			grep -qE 'Address already in use|Unable to create websockets listener' "$dir/log" && return 2
 			return 1
 		fi
 		sleep 0.1
