@@ -444,7 +444,16 @@ func (d *Device) Publish(ctx context.Context, sh Shape) error {
 	d.sensor.Step()
 	seq := d.seq.Add(1)
 	sent := time.Now()
-	payload := d.sensor.AppendTelemetry(make([]byte, 0, max(160, sh.Size+8)), sh.Payload, d.ID, seq, sent, sh.Size)
+	var payload []byte
+	if s5 != nil {
+		// paho.golang may keep the packet for its session state.
+		payload = d.sensor.AppendTelemetry(make([]byte, 0, max(160, sh.Size+8)), sh.Payload, d.ID, seq, sent, sh.Size)
+	} else {
+		bp := packetBufs.Get().(*[]byte)
+		defer packetBufs.Put(bp)
+		*bp = d.sensor.AppendTelemetry((*bp)[:0], sh.Payload, d.ID, seq, sent, sh.Size)
+		payload = *bp
+	}
 	d.mu.Unlock()
 
 	var err error

@@ -45,6 +45,8 @@ type obsConn struct {
 
 	done chan struct{} // closed when the reader ends
 	err  error         // why it ended (read after done)
+
+	body []byte // the reader's packet body, reused for every packet (a message is handled where it is read)
 }
 
 // maxObserverPacket bounds what one packet may announce: telemetry is a few
@@ -120,10 +122,11 @@ func (c *obsConn) run(lost func(*obsConn, error)) {
 
 func (c *obsConn) read() error {
 	for {
-		p, err := mqttwire.ReadPacket(c.br, maxObserverPacket)
+		p, err := mqttwire.ReadPacketInto(c.br, maxObserverPacket, c.body)
 		if err != nil {
 			return err
 		}
+		c.body = p.Body[:0] // the largest so far
 		switch p.Type {
 		case mqttwire.TypePublish >> 4:
 			if err := c.publish(p); err != nil {
@@ -139,7 +142,7 @@ func (c *obsConn) read() error {
 			delete(c.subacks, id)
 			c.mu.Unlock()
 			if ch != nil {
-				ch <- p.Body[2:]
+				ch <- bytes.Clone(p.Body[2:])
 			}
 		case mqttwire.TypePingresp >> 4:
 		default:

@@ -37,6 +37,13 @@ type session3 struct {
 	mu      sync.Mutex
 	nextID  uint16
 	waiting map[uint16]chan byte // PUBACK/SUBACK waiters by packet id (the SUBACK's return code)
+	// What the last request left for the next one, so that a device
+	// publishing back to back allocates neither per publish: a waiter's
+	// channel once its acknowledgement was taken (never one that was
+	// forgotten: a late acknowledgement may still be sent to it), and the
+	// stopped timer.
+	spareCh    chan byte
+	spareTimer *time.Timer
 
 	done chan struct{} // closed when the reader ends
 	err  error         // why (read after done)
@@ -234,11 +241,19 @@ func (s *session3) request(ctx context.Context, encode func(id uint16) []byte) (
 // timer instead of a context derived from ctx, because a hundred workers
 // deriving from one parent contend for its lock.
 func (s *session3) requestWithin(ctx context.Context, timeout time.Duration, encode func(id uint16) []byte) (byte, error) {
-	ch := make(chan byte, 1)
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
 		return 0, errSessionGone
+	}
+	ch := s.spareCh
+	s.spareCh = nil
+	if ch == nil {
+		ch = make(chan byte, 1)
+	}
+	var t *time.Timer
+	if timeout > 0 {
+		t, s.spareTimer = s.spareTimer, nil
 	}
 	for {
 		s.nextID++
@@ -255,23 +270,46 @@ func (s *session3) requestWithin(ctx context.Context, timeout time.Duration, enc
 	}
 	var expired <-chan time.Time
 	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
+		if t == nil {
+			t = time.NewTimer(timeout)
+		} else {
+			t.Reset(timeout) // stopped; since Go 1.23 no stale tick survives Stop or Reset
+		}
 		expired = t.C
 	}
 	select {
 	case rc, ok := <-ch:
 		if !ok {
+			s.spare(nil, t)
 			return 0, errSessionGone
 		}
+		s.spare(ch, t)
 		return rc, nil
 	case <-ctx.Done():
 		s.forget(id)
+		s.spare(nil, t)
 		return 0, ctx.Err()
 	case <-expired:
 		s.forget(id)
+		s.spare(nil, t)
 		return 0, context.DeadlineExceeded
 	}
+}
+
+// spare keeps a drained waiter channel and a timer (stopped here) for the
+// next request.
+func (s *session3) spare(ch chan byte, t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+	s.mu.Lock()
+	if ch != nil {
+		s.spareCh = ch
+	}
+	if t != nil {
+		s.spareTimer = t
+	}
+	s.mu.Unlock()
 }
 
 // write writes one packet, bounded by the write timeout (a broker that
@@ -301,9 +339,20 @@ func (s *session3) publish(ctx context.Context, timeout time.Duration, topic str
 	if qos == 0 {
 		return s.write(mqttwire.Publish{Topic: topic, Retain: retain, Payload: payload}.Encode())
 	}
-	_, err := s.requestWithin(ctx, timeout, func(id uint16) []byte { return appendPublish(nil, topic, qos, retain, id, payload) })
+	bp := packetBufs.Get().(*[]byte)
+	defer packetBufs.Put(bp)
+	_, err := s.requestWithin(ctx, timeout, func(id uint16) []byte {
+		*bp = appendPublish((*bp)[:0], topic, qos, retain, id, payload)
+		return *bp
+	})
 	return err
 }
+
+// packetBufs are the buffers devices build telemetry and PUBLISH packets
+// in: every writer copies what it sends (TLS into its record, WebSocket
+// into its frame), so a buffer is free again once its write returned and a
+// publish allocates neither.
+var packetBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // appendPublish appends a QoS 1 or 2 PUBLISH in one allocation (mqttwire's
 // Publish.Encode builds the body, then the packet around it).

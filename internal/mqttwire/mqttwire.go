@@ -274,6 +274,13 @@ type Raw struct {
 // (0 = MaxRemainingLength): a lying length must not make the reader
 // allocate what it says.
 func ReadPacket(r io.Reader, maxBody int) (Raw, error) {
+	return ReadPacketInto(r, maxBody, nil)
+}
+
+// ReadPacketInto is ReadPacket reading the body into buf when it fits (the
+// body then shares buf's memory: it is valid until buf is reused), so that
+// a reader that handles each packet before the next allocates nothing.
+func ReadPacketInto(r io.Reader, maxBody int, buf []byte) (Raw, error) {
 	br, ok := r.(io.ByteReader)
 	if !ok {
 		br = oneByte{r}
@@ -289,7 +296,12 @@ func ReadPacket(r io.Reader, maxBody int) (Raw, error) {
 	if maxBody > 0 && n > maxBody {
 		return Raw{}, fmt.Errorf("mqtt: packet of type %d announces %d bytes, more than the %d allowed", h>>4, n, maxBody)
 	}
-	body := make([]byte, n)
+	var body []byte
+	if n <= cap(buf) {
+		body = buf[:n]
+	} else {
+		body = make([]byte, n)
+	}
 	if _, err := io.ReadFull(r, body); err != nil {
 		return Raw{}, err
 	}
