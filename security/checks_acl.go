@@ -34,9 +34,23 @@ func (c *client311) subscribeAll(ctx context.Context, filters []string) (string,
 func (c *client311) received() *recorder { return c.rec }
 
 func (c *client5) subscribeAll(ctx context.Context, filters []string) (string, error) {
+	return c.subscribeWith(ctx, filters, 0)
+}
+
+// subscribeLive subscribes with Retain Handling 2: the broker sends no
+// retained messages at subscribe time, only what is published from now on.
+// A check that watches for a live echo uses it, so that a stack full of
+// retained device statuses (a load run leaves one per device) cannot fill
+// the client's queue at the broker (max_queued_messages) and drop the
+// check's own control message.
+func (c *client5) subscribeLive(ctx context.Context, filters []string) (string, error) {
+	return c.subscribeWith(ctx, filters, 2)
+}
+
+func (c *client5) subscribeWith(ctx context.Context, filters []string, retainHandling byte) (string, error) {
 	s := &paho.Subscribe{}
 	for _, f := range filters {
-		s.Subscriptions = append(s.Subscriptions, paho.SubscribeOptions{Topic: f, QoS: 1})
+		s.Subscriptions = append(s.Subscriptions, paho.SubscribeOptions{Topic: f, QoS: 1, RetainHandling: retainHandling})
 	}
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
