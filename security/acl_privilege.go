@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 
@@ -436,6 +437,9 @@ func runACL13(ctx context.Context, e *Env) Outcome {
 		if _, err := c.subscribe(ctx, filters...); err != nil {
 			return inconclusive("%s subscribe: %v", s.who, err)
 		}
+	}
+	for _, s := range subs {
+		s.c.rec.settle(ctx, 300*time.Millisecond, 10*time.Second)
 	}
 	msg := "src-" + nonce()
 	if err := src.publish(ctx, "devices/"+a+"/telemetry", 1, false, []byte(msg)); err != nil {

@@ -82,6 +82,26 @@ func (r *recorder) waitFor(ctx context.Context, d time.Duration, pred func(Msg) 
 	}
 }
 
+// settle waits until r has received nothing new for quiet (at most max):
+// the retained messages a wide subscription draws have then been delivered,
+// so a control published next does not meet a client queue at the broker
+// that they filled (after a load run there is one retained status per
+// device, and overlapping filters queue each once per filter).
+func (r *recorder) settle(ctx context.Context, quiet, max time.Duration) {
+	deadline := time.Now().Add(max)
+	n := len(r.all())
+	for time.Now().Before(deadline) {
+		if sleepCtx(ctx, quiet) != nil {
+			return
+		}
+		m := len(r.all())
+		if m == n {
+			return
+		}
+		n = m
+	}
+}
+
 func payloadHas(s string) func(Msg) bool {
 	return func(m Msg) bool { return bytes.Contains(m.Payload, []byte(s)) }
 }
