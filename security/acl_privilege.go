@@ -439,7 +439,9 @@ func runACL13(ctx context.Context, e *Env) Outcome {
 		}
 	}
 	for _, s := range subs {
-		s.c.rec.settle(ctx, 300*time.Millisecond, 10*time.Second)
+		if _, err := s.c.rec.settle(ctx, 300*time.Millisecond, 10*time.Second); err != nil {
+			return inconclusive("%v", err)
+		}
 	}
 	msg := "src-" + nonce()
 	if err := src.publish(ctx, "devices/"+a+"/telemetry", 1, false, []byte(msg)); err != nil {

@@ -304,16 +304,9 @@ func runDOS05(ctx context.Context, e *Env) Outcome {
 	}
 	defer dev2.close()
 	// Count until the stream is quiet for 1 s.
-	last := -1
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
-		if err := sleepCtx(ctx, time.Second); err != nil {
-			return inconclusive("%v", err)
-		}
-		got := len(dev2.rec.all())
-		if got == last {
-			break
-		}
-		last = got
+	last, err := dev2.rec.settle(ctx, time.Second, 20*time.Second)
+	if err != nil {
+		return inconclusive("%v", err)
 	}
 	limit := e.confInt(ctx, "max_queued_messages", 1000) + e.confInt(ctx, "max_inflight_messages", 20)
 	if last == 0 {

@@ -82,24 +82,26 @@ func (r *recorder) waitFor(ctx context.Context, d time.Duration, pred func(Msg) 
 	}
 }
 
-// settle waits until r has received nothing new for quiet (at most max):
-// the retained messages a wide subscription draws have then been delivered,
-// so a control published next does not meet a client queue at the broker
-// that they filled (after a load run there is one retained status per
-// device, and overlapping filters queue each once per filter).
-func (r *recorder) settle(ctx context.Context, quiet, max time.Duration) {
-	deadline := time.Now().Add(max)
-	n := len(r.all())
-	for time.Now().Before(deadline) {
-		if sleepCtx(ctx, quiet) != nil {
-			return
+// settle waits until r has received nothing new for quiet (at least one
+// quiet period after the first look, at most max) and returns how many
+// messages it then holds. A wide subscription's retained messages have
+// then been delivered, so a control published next does not meet a client
+// queue at the broker that they filled (after a load run there is one
+// retained status per device, queued once per overlapping filter); a
+// reconnecting client's offline queue has been drained.
+func (r *recorder) settle(ctx context.Context, quiet, max time.Duration) (int, error) {
+	n := -1
+	for deadline := time.Now().Add(max); time.Now().Before(deadline); {
+		if err := sleepCtx(ctx, quiet); err != nil {
+			return n, err
 		}
 		m := len(r.all())
 		if m == n {
-			return
+			break
 		}
 		n = m
 	}
+	return n, nil
 }
 
 func payloadHas(s string) func(Msg) bool {
