@@ -1,8 +1,10 @@
-// Package procfs parses the few Linux /proc files a host.Host reads: a
-// process's stat and status (CPU time, parent, resident memory) and the
-// kernel's TCP socket tables (listening sockets by inode). It parses bytes
-// only, so the local stack reads them with os.ReadFile and package
-// host/sshhost reads the same files with cat over SSH.
+// Package procfs parses the few Linux /proc files mqttstack reads: a
+// process's stat and status (CPU time, parent, resident and peak memory)
+// and the kernel's TCP socket tables (listening sockets by inode). It is
+// the one parser of each of these formats: it parses bytes only, so the
+// local stack and the load tester (its own cost) read the files with
+// os.ReadFile and package host/sshhost reads the same files with cat over
+// SSH.
 package procfs
 
 import (
@@ -27,7 +29,10 @@ type Stat struct {
 	Comm  string // command name (without the parentheses)
 	State byte   // R, S, D, Z, X, …
 	PPID  int
-	CPU   time.Duration // utime + stime
+	// User and System are the CPU time spent in user mode (utime, field
+	// 14) and in the kernel (stime, field 15); CPU is their sum.
+	User, System time.Duration
+	CPU          time.Duration
 	// RSSPages is the resident set in pages (field 24; the same counters
 	// as status's VmRSS, in pages of the machine's page size).
 	RSSPages int64
@@ -65,30 +70,51 @@ func ParseStat(b []byte) (Stat, error) {
 	if err != nil {
 		return Stat{}, fmt.Errorf("proc stat of pid %d: rss %q is not a number", pid, rest[21])
 	}
-	return Stat{PID: pid, Comm: s[open+1 : closing], State: rest[0][0], PPID: ppid, CPU: time.Duration(utime+stime) * ClockTick, RSSPages: rss}, nil
+	user, system := time.Duration(utime)*ClockTick, time.Duration(stime)*ClockTick
+	return Stat{PID: pid, Comm: s[open+1 : closing], State: rest[0][0], PPID: ppid,
+		User: user, System: system, CPU: user + system, RSSPages: rss}, nil
 }
 
-// ParseRSS returns the resident set size in bytes from /proc/<pid>/status
-// (its VmRSS line, in kB). A process without one (a kernel thread, a
-// zombie) has 0.
-func ParseRSS(status []byte) (int64, error) {
-	sc := bufio.NewScanner(bytes.NewReader(status))
+// Status is what mqttstack uses of /proc/<pid>/status.
+type Status struct {
+	// RSS is the resident set now (VmRSS) and HWM its peak over the
+	// process's life (VmHWM), both in bytes. A line the file lacks reads
+	// 0: a kernel thread or a zombie has neither.
+	RSS, HWM int64
+}
+
+// ParseStatus parses the memory lines of one /proc/<pid>/status (VmRSS,
+// VmHWM, each "<n> kB"); other lines are ignored.
+func ParseStatus(b []byte) (Status, error) {
+	var st Status
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || k != "VmRSS" {
+		var dst *int64
+		switch {
+		case !ok:
+			continue
+		case k == "VmRSS":
+			dst = &st.RSS
+		case k == "VmHWM":
+			dst = &st.HWM
+		default:
 			continue
 		}
 		f := strings.Fields(v)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("proc status: VmRSS %q: want \"<n> kB\"", strings.TrimSpace(v))
+			return Status{}, fmt.Errorf("proc status: %s %q: want \"<n> kB\"", k, strings.TrimSpace(v))
 		}
 		n, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("proc status: VmRSS %q: %w", f[0], err)
+		if err != nil || n < 0 {
+			return Status{}, fmt.Errorf("proc status: %s %q: want a count of kB", k, f[0])
 		}
-		return n * 1024, nil
+		*dst = n * 1024
 	}
-	return 0, sc.Err()
+	if err := sc.Err(); err != nil {
+		return Status{}, fmt.Errorf("proc status: %w", err)
+	}
+	return st, nil
 }
 
 // Socket is one listening TCP socket from /proc/net/tcp or tcp6.

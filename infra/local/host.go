@@ -203,12 +203,12 @@ func processCost(pid int) (host.Cost, error) {
 		if err != nil {
 			return c, err
 		}
-		rss, err := procfs.ParseRSS(status)
+		mem, err := procfs.ParseStatus(status)
 		if err != nil {
 			return c, err
 		}
 		c.CPU += s.CPU
-		c.RSS += rss
+		c.RSS += mem.RSS
 	}
 	return c, nil
 }
