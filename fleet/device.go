@@ -438,20 +438,15 @@ func (d *Device) Publish(ctx context.Context, sh Shape) error {
 		d.emit(Event{Kind: KindPublishFailed, Cause: Classify(StagePublish, mqtt.ErrNotConnected)})
 		return fmt.Errorf("device %s: publish: %w", d.ID, mqtt.ErrNotConnected)
 	}
-	if d.sensor == nil {
-		d.sensor = NewSensor(d.seed)
-	}
-	d.sensor.Step()
-	seq := d.seq.Add(1)
-	sent := time.Now()
 	var payload []byte
+	var sent time.Time
 	if s5 != nil {
 		// paho.golang may keep the packet for its session state.
-		payload = d.sensor.AppendTelemetry(make([]byte, 0, max(160, sh.Size+8)), sh.Payload, d.ID, seq, sent, sh.Size)
+		payload, sent = d.appendTelemetry(make([]byte, 0, max(160, sh.Size+8)), sh)
 	} else {
 		bp := packetBufs.Get().(*[]byte)
 		defer packetBufs.Put(bp)
-		*bp = d.sensor.AppendTelemetry((*bp)[:0], sh.Payload, d.ID, seq, sent, sh.Size)
+		*bp, sent = d.appendTelemetry((*bp)[:0], sh)
 		payload = *bp
 	}
 	d.mu.Unlock()
@@ -470,16 +465,35 @@ func (d *Device) Publish(ctx context.Context, sh Shape) error {
 		d.emit(Event{Kind: KindPublishFailed, At: now, Cause: Classify(StagePublish, err)})
 		return fmt.Errorf("device %s: publish: %w", d.ID, err)
 	}
+	d.published(sent, now)
+	return nil
+}
+
+// appendTelemetry steps the sensor and appends the next telemetry message
+// (the next sequence number, stamped now) to b; d.mu must be held.
+func (d *Device) appendTelemetry(b []byte, sh Shape) ([]byte, time.Time) {
+	if d.sensor == nil {
+		d.sensor = NewSensor(d.seed)
+	}
+	d.sensor.Step()
+	seq := d.seq.Add(1)
+	sent := time.Now()
+	return d.sensor.AppendTelemetry(b, sh.Payload, d.ID, seq, sent, sh.Size), sent
+}
+
+// published counts a telemetry message sent at sent as acknowledged (QoS
+// ≥ 1) or written (QoS 0) at now, for the observer too, and emits
+// KindPublished with the acknowledgement's latency.
+func (d *Device) published(sent, now time.Time) {
 	d.acked.Add(1)
 	if d.observer != nil {
 		d.observer.ackedOne()
 	}
 	e := Event{Kind: KindPublished, At: now}
-	if cfg.QoS > 0 {
+	if d.fleet.cfg.QoS > 0 {
 		e.D = now.Sub(sent)
 	}
 	d.emit(e)
-	return nil
 }
 
 // command acts on a command's payload (both protocols).

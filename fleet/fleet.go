@@ -277,11 +277,7 @@ func (f *Fleet) worker() {
 			case jobPublish:
 				j.d.Publish(f.ctx, j.shape)
 			case jobBurst:
-				for i := 0; i < j.n && f.ctx.Err() == nil; i++ {
-					if j.d.Publish(f.ctx, j.shape) != nil && !j.d.Connected() {
-						break
-					}
-				}
+				j.d.burst(f.ctx, j.n, j.shape)
 			case jobStatus:
 				j.d.publishStatus(f.ctx)
 			}

@@ -21,7 +21,7 @@ func TestSession3RequestsReuseWaiters(t *testing.T) {
 	client, broker := net.Pipe()
 	defer client.Close()
 	defer broker.Close()
-	s := &session3{conn: client, br: bufio.NewReaderSize(client, 128), writeTimeout: 5 * time.Second, waiting: map[uint16]chan byte{}, done: make(chan struct{})}
+	s := &session3{conn: client, br: bufio.NewReaderSize(client, 128), writeTimeout: 5 * time.Second, waiting: map[uint16]waiter{}, done: make(chan struct{})}
 	go s.readLoop(nil) // ends when the pipe closes
 	ctx := context.Background()
 	pkt := func(id uint16) []byte {

@@ -36,7 +36,7 @@ type session3 struct {
 
 	mu      sync.Mutex
 	nextID  uint16
-	waiting map[uint16]chan byte // PUBACK/SUBACK waiters by packet id (the SUBACK's return code)
+	waiting map[uint16]waiter // PUBACK/SUBACK/PUBCOMP waiters by packet id
 	// What the last request left for the next one, so that a device
 	// publishing back to back allocates neither per publish: a waiter's
 	// channel once its acknowledgement was taken (never one that was
@@ -47,6 +47,15 @@ type session3 struct {
 
 	done chan struct{} // closed when the reader ends
 	err  error         // why (read after done)
+}
+
+// waiter is what an acknowledgement wakes: a request's channel (it gets
+// the SUBACK's return code; closed when the connection ends) or, for a
+// burst (burst3.go), a function the reader itself calls (ok false when the
+// connection ended).
+type waiter struct {
+	ch chan byte
+	fn func(id uint16, rc byte, ok bool)
 }
 
 // maxDevicePacket bounds what the broker may announce to a device.
@@ -81,7 +90,7 @@ func (d *Device) connect3(ctx context.Context) error {
 
 	// A small read buffer: one TLS read per packet instead of one per
 	// header byte (a PUBACK is 4 bytes, a command a few dozen).
-	s := &session3{conn: conn, br: bufio.NewReaderSize(conn, 128), writeTimeout: cfg.WriteTimeout, waiting: map[uint16]chan byte{}, done: make(chan struct{})}
+	s := &session3{conn: conn, br: bufio.NewReaderSize(conn, 128), writeTimeout: cfg.WriteTimeout, waiting: map[uint16]waiter{}, done: make(chan struct{})}
 	d.mu.Lock()
 	d.s3, d.conn = s, conn
 	d.dropping = false
@@ -147,11 +156,19 @@ func (s *session3) read(d *Device, gen uint64) {
 	err := s.readLoop(d)
 	s.mu.Lock()
 	s.err = err
-	for id, ch := range s.waiting {
-		close(ch)
+	var gone []func()
+	for id, w := range s.waiting {
+		if w.fn != nil {
+			gone = append(gone, func() { w.fn(id, 0, false) })
+		} else {
+			close(w.ch)
+		}
 		delete(s.waiting, id)
 	}
 	s.mu.Unlock()
+	for _, fn := range gone {
+		fn()
+	}
 	close(s.done)
 	d.lost3(s, gen, err)
 }
@@ -222,12 +239,32 @@ func (s *session3) command(d *Device, p mqttwire.Raw) error {
 
 func (s *session3) ack(id uint16, rc byte) {
 	s.mu.Lock()
-	ch := s.waiting[id]
+	w, ok := s.waiting[id]
 	delete(s.waiting, id)
 	s.mu.Unlock()
-	if ch != nil {
-		ch <- rc
+	switch {
+	case !ok:
+	case w.fn != nil:
+		w.fn(id, rc, true)
+	default:
+		w.ch <- rc
 	}
+}
+
+// register gives w the next free packet id; errSessionGone once the
+// reader has ended. s.mu must be held.
+func (s *session3) register(w waiter) (uint16, error) {
+	if s.err != nil {
+		return 0, errSessionGone
+	}
+	for {
+		s.nextID++
+		if _, busy := s.waiting[s.nextID]; s.nextID != 0 && !busy {
+			break
+		}
+	}
+	s.waiting[s.nextID] = w
+	return s.nextID, nil
 }
 
 // request writes the packet encode builds for a fresh packet id and waits
@@ -255,14 +292,7 @@ func (s *session3) requestWithin(ctx context.Context, timeout time.Duration, enc
 	if timeout > 0 {
 		t, s.spareTimer = s.spareTimer, nil
 	}
-	for {
-		s.nextID++
-		if _, busy := s.waiting[s.nextID]; s.nextID != 0 && !busy {
-			break
-		}
-	}
-	id := s.nextID
-	s.waiting[id] = ch
+	id, _ := s.register(waiter{ch: ch})
 	s.mu.Unlock()
 	if err := s.write(encode(id)); err != nil {
 		s.forget(id)

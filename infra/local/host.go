@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/mqttstack/mqttstack/host"
 	"github.com/mqttstack/mqttstack/host/procfs"
@@ -213,8 +215,34 @@ func processCost(pid int) (host.Cost, error) {
 	return c, nil
 }
 
-// children lists the pids whose parent is pid (one pass over /proc).
+// children lists the pids whose parent is pid. The kernel lists each
+// thread's children in /proc/<pid>/task/<tid>/children: a few small reads,
+// where a pass over /proc reads every process's stat (this runs once a
+// second during a load run, and the pass was most of the tool's CPU while
+// it waited). Without those files (a kernel built without
+// CONFIG_PROC_CHILDREN) it falls back to the pass.
 func children(pid int) []int {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	if err == nil && len(tasks) > 0 {
+		var out []int
+		for _, t := range tasks {
+			b, err := os.ReadFile(t)
+			if err != nil {
+				continue // a thread that just exited
+			}
+			for _, f := range strings.Fields(string(b)) {
+				if p, err := strconv.Atoi(f); err == nil {
+					out = append(out, p)
+				}
+			}
+		}
+		return out
+	}
+	return scanChildren(pid)
+}
+
+// scanChildren is children by one pass over /proc.
+func scanChildren(pid int) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
