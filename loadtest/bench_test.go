@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
@@ -104,6 +105,11 @@ func BenchmarkToolCost(b *testing.B) {
 			}
 			defer pprof.StopCPUProfile()
 		}
+		// The cores `mqttstack run` gives the tool against a local stack
+		// (see Procs), unless GOMAXPROCS is set.
+		if os.Getenv("GOMAXPROCS") == "" {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(Procs(runtime.NumCPU(), true)))
+		}
 		r, err := Run(ctx, p, Options{Log: &log, Quiet: true, Host: h, ObserverQoS1: qos1})
 		if err != nil {
 			b.Fatalf("run: %v\n%s", err, log.String())
@@ -153,6 +159,12 @@ stages:
 				b.ReportMetric(r.Broker.CPUPerPublishMicros, "broker-µs-cpu/publish")
 			}
 			b.ReportMetric(float64(r.Total.Counts.Published), "publishes")
+			for _, m := range []result.Metric{result.PUBACK, result.E2E} {
+				if sm, ok := r.Total.Summary(m); ok {
+					b.ReportMetric(float64(sm.P50), m.String()+"-p50-µs/publish")
+					b.ReportMetric(float64(sm.P99), m.String()+"-p99-µs/publish")
+				}
+			}
 		}
 	})
 	b.Run(fmt.Sprintf("memory-%d", n), func(b *testing.B) {

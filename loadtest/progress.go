@@ -118,6 +118,9 @@ func (pr *progress) stageDone(i int) {
 }
 
 // update moves the bars to a snapshot of the recorder.
+// drawn reports whether bars are drawn (a terminal, not --quiet).
+func (pr *progress) drawn() bool { return pr.p != nil }
+
 func (pr *progress) update(l result.Live) {
 	if pr.p == nil {
 		return

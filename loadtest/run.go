@@ -443,6 +443,8 @@ func (r *runner) finish() (*result.Result, error) {
 		CPUUser:         self.User,
 		CPUSystem:       self.System,
 		MaxRSSBytes:     self.HWM,
+		Procs:           runtime.GOMAXPROCS(0),
+		CPUs:            runtime.NumCPU(),
 		DroppedEvents:   r.sink.Dropped(),
 		Interrupted:     r.interrupted,
 		InterruptReason: r.reason,
@@ -595,13 +597,19 @@ func waitIdle(ctx context.Context, fl *fleet.Fleet) {
 func monitor(ctx context.Context, col *collector, prog *progress, deadAfter time.Duration, stop context.CancelCauseFunc) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	fast := time.NewTicker(200 * time.Millisecond)
-	defer fast.Stop()
+	// The bars' refresh; without bars (not a terminal, --quiet) nothing
+	// to refresh, and no wake-up five times a second.
+	var refresh <-chan time.Time
+	if prog.drawn() {
+		fast := time.NewTicker(200 * time.Millisecond)
+		defer fast.Stop()
+		refresh = fast.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-fast.C:
+		case <-refresh:
 			var live result.Live
 			col.do(func(r *result.Recorder) { live = r.Snapshot() })
 			prog.update(live)

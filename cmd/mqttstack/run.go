@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -146,6 +147,11 @@ func runRun(c *cobra.Command, a *app, scenario string, f runFlags) error {
 		// from ~55-59 KiB to ~49 KiB in BenchmarkConnect5000, with no
 		// measurable CPU cost per connect. GOGC in the environment wins.
 		debug.SetGCPercent(50)
+	}
+	if a.getenv("GOMAXPROCS") == "" {
+		// A local stack's broker shares this machine: leave it a core
+		// (loadtest.Procs says why). GOMAXPROCS in the environment wins.
+		runtime.GOMAXPROCS(loadtest.Procs(runtime.NumCPU(), tg.Local != nil))
 	}
 	h, err := openHost(ctx, tg)
 	if err != nil {

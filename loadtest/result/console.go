@@ -335,6 +335,12 @@ func writeCost(f *fmtErr, r *Result) {
 	if secs := r.Meta.End.Sub(r.Meta.Start).Seconds(); secs > 0 {
 		f.printf(", %s of one core", pct(100*cpu/secs))
 	}
+	switch {
+	case c.Procs > 0 && c.CPUs > 0:
+		f.printf("; ran on %d of %d cores", c.Procs, c.CPUs)
+	case c.Procs > 0:
+		f.printf("; ran on %d cores in all", c.Procs)
+	}
 	f.printf("\n")
 	if per := perOperation(c); per != "" {
 		f.printf("  %s\n", per)

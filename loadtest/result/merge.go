@@ -102,6 +102,7 @@ func Merge(rs ...*Result) (*Result, error) {
 		out.Cost.CPUUserSeconds += r.Cost.CPUUserSeconds
 		out.Cost.CPUSystemSeconds += r.Cost.CPUSystemSeconds
 		out.Cost.MaxRSSBytes += r.Cost.MaxRSSBytes
+		out.Cost.Procs += r.Cost.Procs // CPUs stays 0: shards may run on different machines
 		out.Cost.DroppedEvents += r.Cost.DroppedEvents
 	}
 	out.Broker = mergeBrokers(rs)

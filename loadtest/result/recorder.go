@@ -399,6 +399,8 @@ func (r *Recorder) Finish(end time.Time, f Final) *Result {
 		CPUUserSeconds:   f.CPUUser.Seconds(),
 		CPUSystemSeconds: f.CPUSystem.Seconds(),
 		MaxRSSBytes:      f.MaxRSSBytes,
+		Procs:            f.Procs,
+		CPUs:             f.CPUs,
 		DroppedEvents:    f.DroppedEvents,
 	}
 	if r.broker != nil {

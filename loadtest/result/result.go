@@ -213,6 +213,11 @@ type Cost struct {
 	// MaxRSSBytes is the peak resident memory (summed over shards: each
 	// shard is its own process).
 	MaxRSSBytes int64 `json:"max_rss_bytes"`
+	// Procs is how many cores the tool ran on (GOMAXPROCS; summed over
+	// shards), of the CPUs of its machine (0 when merged: shards may run
+	// on different machines).
+	Procs int `json:"procs,omitempty"`
+	CPUs  int `json:"cpus,omitempty"`
 	// PeakConnected is the most devices connected at once.
 	PeakConnected int64 `json:"peak_connected"`
 	// RSSPerDeviceBytes is MaxRSSBytes / PeakConnected.
@@ -239,6 +244,9 @@ type Final struct {
 	// CPU and memory of the tool's own process (getrusage).
 	CPUUser, CPUSystem time.Duration
 	MaxRSSBytes        int64
+	// Procs is the Go processors (GOMAXPROCS) the tool ran with, of the
+	// machine's CPUs.
+	Procs, CPUs int
 	// DroppedEvents is how many events never reached the Recorder (a full
 	// event buffer).
 	DroppedEvents   int64

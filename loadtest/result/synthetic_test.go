@@ -111,6 +111,8 @@ func synthetic(t testing.TB, index, count, from, to int) *Result {
 		CPUUser:     usageCPU(50, n) * 3 / 4,
 		CPUSystem:   usageCPU(50, n) / 4,
 		MaxRSSBytes: 40<<20 + n*60<<10,
+		Procs:       1,
+		CPUs:        2,
 	})
 }
 
