@@ -24,12 +24,7 @@ func TestNginxAcceptsPKI(t *testing.T) {
 	bin := lookTool(t, "nginx", "nginx")
 	n := newNegativePKI(t)
 	p := PathsOf(n.root.Dir)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := lowFreePort(t)
 	prefix := t.TempDir()
 	conf := filepath.Join(prefix, "nginx.conf")
 	text := fmt.Sprintf(`daemon off;

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mqttstack/mqttstack/internal/stacktest"
 )
 
 // TestLocalCommand drives `mqttstack local up/status/down` end to end with
@@ -17,28 +19,23 @@ import (
 func TestLocalCommand(t *testing.T) {
 	dir := t.TempDir()
 	state, pki := filepath.Join(dir, "state"), filepath.Join(dir, "pki")
-	// pick four free ports (all held while picking, so they differ), then
-	// release them for the daemons
+	// five free ports, below the ephemeral range (tests beside this one
+	// make thousands of connections): four for the daemons, one held to
+	// see the in-use error
+	free, _, err := stacktest.FreePorts(5, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var ports []string
-	var ls []net.Listener
-	for range 4 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+	for _, p := range free[:4] {
+		ports = append(ports, strconv.Itoa(p))
 	}
-	for _, l := range ls {
-		l.Close()
-	}
-	// hold one port to see the in-use error, release the rest
-	held, err := net.Listen("tcp", "127.0.0.1:0")
+	heldPort := strconv.Itoa(free[4])
+	held, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", heldPort))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer held.Close()
-	heldPort := strconv.Itoa(held.Addr().(*net.TCPAddr).Port)
 
 	cli := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer

@@ -318,6 +318,11 @@ func portRace(err error) bool {
 		strings.Contains(m, "Unable to create websockets listener")
 }
 
+// lowPorts to highPorts is where FreePorts chooses: below the kernel's
+// ephemeral range (32768-60999 by default), from which every outgoing
+// connection on the machine takes its local port.
+const lowPorts, highPorts = 20000, 32000
+
 // FreePorts returns n distinct loopback ports and the first of a block of
 // `block` consecutive ports (0 when block is 0), all free a moment ago and
 // all distinct. Every port is held until all are chosen. The broker's
@@ -330,11 +335,10 @@ func FreePorts(n, block int) (ports []int, blockBase int, err error) {
 		}
 	}()
 	if block > 0 {
-		// The block comes from below the kernel's ephemeral range
-		// (32768-60999 by default): there, every outgoing connection on
-		// the machine may take a port between our probe and the broker's
-		// bind, and a block of ~20 is a large target.
-		const lo, hi = 20000, 32000
+		// The block especially: in the ephemeral range an outgoing
+		// connection may take one of ~20 ports between our probe and the
+		// broker's bind.
+		lo, hi := lowPorts, highPorts
 		for attempt := 0; blockBase == 0; attempt++ {
 			if attempt == 200 {
 				return nil, 0, fmt.Errorf("no %d consecutive free loopback ports found in %d-%d after 200 attempts", block, lo, hi)
@@ -364,10 +368,15 @@ func FreePorts(n, block int) (ports []int, blockBase int, err error) {
 			blockBase = p
 		}
 	}
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	// Single ports from the same range, for the same reason: a test that
+	// makes thousands of connections (loadtest) runs beside this one.
+	for attempt := 0; len(ports) < n; attempt++ {
+		if attempt == 200*n {
+			return nil, 0, fmt.Errorf("no %d free loopback ports found in %d-%d after %d attempts", n, lowPorts, highPorts, attempt)
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(lowPorts+mrand.IntN(highPorts-lowPorts))))
 		if err != nil {
-			return nil, 0, err
+			continue // taken, or held by us already
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
