@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -175,17 +176,41 @@ LogLevel VERBOSE
 	}
 }
 
-// FreePort returns a 127.0.0.1 TCP port that was free a moment ago.
+// FreePort returns a 127.0.0.1 TCP port that was free a moment ago and
+// that no earlier call in this process returned.
 func FreePort(t testing.TB) int { t.Helper(); return freePort(t) }
 
+// given holds the ports freePort returned, so that two calls in a row
+// never return the same one.
+var given struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// freePort chooses below the kernel's ephemeral range (32768-60999 by
+// default): tests beside this one (loadtest) make thousands of outgoing
+// connections, each on an ephemeral port, and one may take a port from
+// that range between our probe and the daemon's bind.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	given.Lock()
+	defer given.Unlock()
+	if given.ports == nil {
+		given.ports = map[int]bool{}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for range 200 {
+		p := 20000 + mrand.IntN(12000)
+		if given.ports[p] {
+			continue
+		}
+		if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err == nil {
+			l.Close()
+			given.ports[p] = true
+			return p
+		}
+	}
+	t.Fatal("no free loopback port in 20000-32000 after 200 attempts")
+	return 0
 }
 
 func pemKey(t testing.TB, key any) []byte {
