@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -17,28 +16,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mqttstack/mqttstack/internal/freeport"
 )
 
 // These tests run the real Mosquitto 2.0 broker and clients from Debian's
 // mosquitto and mosquitto-clients packages.
-
-// lowFreePort returns a loopback port that was free a moment ago, chosen
-// below the kernel's ephemeral range (32768-60999 by default): tests
-// beside this one (loadtest) make thousands of outgoing connections, each
-// on an ephemeral port, and one of them may take a port from that range
-// between our probe and the daemon's bind.
-func lowFreePort(t *testing.T) int {
-	t.Helper()
-	for range 200 {
-		p := 20000 + mrand.IntN(12000)
-		if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err == nil {
-			ln.Close()
-			return p
-		}
-	}
-	t.Fatal("no free loopback port in 20000-32000 after 200 attempts")
-	return 0
-}
 
 func lookTool(t *testing.T, name, pkg string) string {
 	t.Helper()
@@ -88,7 +71,7 @@ func startMosquitto(t *testing.T, body string) (int, *syncBuffer) {
 func tryMosquitto(t *testing.T, body string) (int, *syncBuffer, error) {
 	t.Helper()
 	bin := lookTool(t, "mosquitto", "mosquitto")
-	port := lowFreePort(t)
+	port := freeport.One(t)
 	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
 	// user root: as root, mosquitto would otherwise drop to the mosquitto
 	// user, which cannot read the test's 0700 directories.

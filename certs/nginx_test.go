@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mqttstack/mqttstack/internal/freeport"
 )
 
 // TestNginxAcceptsPKI checks the CRL layout against nginx, which (unlike
@@ -24,7 +26,7 @@ func TestNginxAcceptsPKI(t *testing.T) {
 	bin := lookTool(t, "nginx", "nginx")
 	n := newNegativePKI(t)
 	p := PathsOf(n.root.Dir)
-	port := lowFreePort(t)
+	port := freeport.One(t)
 	prefix := t.TempDir()
 	conf := filepath.Join(prefix, "nginx.conf")
 	text := fmt.Sprintf(`daemon off;

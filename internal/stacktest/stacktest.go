@@ -21,11 +21,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,6 +35,7 @@ import (
 	"github.com/mqttstack/mqttstack/host/sshhost"
 	"github.com/mqttstack/mqttstack/infra/hostconfig"
 	"github.com/mqttstack/mqttstack/infra/local"
+	"github.com/mqttstack/mqttstack/internal/freeport"
 	"github.com/mqttstack/mqttstack/internal/sshconn"
 	"github.com/mqttstack/mqttstack/internal/sshconn/sshdtest"
 	"github.com/mqttstack/mqttstack/target"
@@ -318,70 +317,12 @@ func portRace(err error) bool {
 		strings.Contains(m, "Unable to create websockets listener")
 }
 
-// lowPorts to highPorts is where FreePorts chooses: below the kernel's
-// ephemeral range (32768-60999 by default), from which every outgoing
-// connection on the machine takes its local port.
-const lowPorts, highPorts = 20000, 32000
-
 // FreePorts returns n distinct loopback ports and the first of a block of
-// `block` consecutive ports (0 when block is 0), all free a moment ago and
-// all distinct. Every port is held until all are chosen. The broker's
+// `block` consecutive ports (0 when block is 0), all free a moment ago,
+// below the ephemeral range (package internal/freeport). The broker's
 // WebSocket listeners need such a block (one per WSS identity).
 func FreePorts(n, block int) (ports []int, blockBase int, err error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	if block > 0 {
-		// The block especially: in the ephemeral range an outgoing
-		// connection may take one of ~20 ports between our probe and the
-		// broker's bind.
-		lo, hi := lowPorts, highPorts
-		for attempt := 0; blockBase == 0; attempt++ {
-			if attempt == 200 {
-				return nil, 0, fmt.Errorf("no %d consecutive free loopback ports found in %d-%d after 200 attempts", block, lo, hi)
-			}
-			p := lo + mrand.IntN(hi-lo-block)
-			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-			if err != nil {
-				continue
-			}
-			held := []net.Listener{l}
-			ok := true
-			for q := p + 1; ok && q < p+block; q++ {
-				lq, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(q)))
-				if err != nil {
-					ok = false
-					break
-				}
-				held = append(held, lq)
-			}
-			if !ok {
-				for _, h := range held {
-					h.Close()
-				}
-				continue
-			}
-			ls = append(ls, held...)
-			blockBase = p
-		}
-	}
-	// Single ports from the same range, for the same reason: a test that
-	// makes thousands of connections (loadtest) runs beside this one.
-	for attempt := 0; len(ports) < n; attempt++ {
-		if attempt == 200*n {
-			return nil, 0, fmt.Errorf("no %d free loopback ports found in %d-%d after %d attempts", n, lowPorts, highPorts, attempt)
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(lowPorts+mrand.IntN(highPorts-lowPorts))))
-		if err != nil {
-			continue // taken, or held by us already
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, blockBase, nil
+	return freeport.Take(n, block)
 }
 
 // Stop stops both daemons (and removes the target file). Cleanup calls it

@@ -2,9 +2,7 @@ package stacktest_test
 
 import (
 	"context"
-	"net"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -123,40 +121,6 @@ func TestMutationHelpers(t *testing.T) {
 			}()
 			f(files)
 		})
-	}
-}
-
-// TestFreePorts: the other ports and the WebSocket block are all distinct,
-// the block is consecutive, below the ephemeral range, and free.
-func TestFreePorts(t *testing.T) {
-	ps, base, err := stacktest.FreePorts(4, 19)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[int]bool{}
-	all := append([]int{}, ps...)
-	for i := range 19 {
-		all = append(all, base+i)
-	}
-	for _, p := range all {
-		if seen[p] {
-			t.Fatalf("port %d twice in %v (block from %d)", p, ps, base)
-		}
-		seen[p] = true
-	}
-	if len(ps) != 4 || base < 20000 || base+18 >= 32000 {
-		t.Fatalf("ports %v, block %d-%d: want 4 ports and a block in 20000-32000", ps, base, base+18)
-	}
-	for _, p := range all {
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
-			t.Errorf("port %d not free after FreePorts: %v", p, err)
-			continue
-		}
-		l.Close()
-	}
-	if _, base, err := stacktest.FreePorts(1, 0); err != nil || base != 0 {
-		t.Errorf("FreePorts(1, 0) = base %d, %v; want no block", base, err)
 	}
 }
 

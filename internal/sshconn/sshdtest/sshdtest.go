@@ -14,7 +14,6 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
-	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -28,6 +27,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/mqttstack/mqttstack/internal/freeport"
 	"github.com/mqttstack/mqttstack/internal/sshconn"
 )
 
@@ -177,41 +177,10 @@ LogLevel VERBOSE
 }
 
 // FreePort returns a 127.0.0.1 TCP port that was free a moment ago and
-// that no earlier call in this process returned.
+// that no earlier call in this process returned (package internal/freeport).
 func FreePort(t testing.TB) int { t.Helper(); return freePort(t) }
 
-// given holds the ports freePort returned, so that two calls in a row
-// never return the same one.
-var given struct {
-	sync.Mutex
-	ports map[int]bool
-}
-
-// freePort chooses below the kernel's ephemeral range (32768-60999 by
-// default): tests beside this one (loadtest) make thousands of outgoing
-// connections, each on an ephemeral port, and one may take a port from
-// that range between our probe and the daemon's bind.
-func freePort(t testing.TB) int {
-	t.Helper()
-	given.Lock()
-	defer given.Unlock()
-	if given.ports == nil {
-		given.ports = map[int]bool{}
-	}
-	for range 200 {
-		p := 20000 + mrand.IntN(12000)
-		if given.ports[p] {
-			continue
-		}
-		if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err == nil {
-			l.Close()
-			given.ports[p] = true
-			return p
-		}
-	}
-	t.Fatal("no free loopback port in 20000-32000 after 200 attempts")
-	return 0
-}
+func freePort(t testing.TB) int { t.Helper(); return freeport.One(t) }
 
 func pemKey(t testing.TB, key any) []byte {
 	t.Helper()
