@@ -553,6 +553,11 @@ type Paths struct {
 	Clients    string // directory of <id>.crt/.key/.pass
 }
 
+// PKIDir is the directory of the PKI a belongs to (the active CA's, whose
+// ca.crt and ca.crl the daemons read), for an authority of any generation
+// or sub-CA.
+func (a *Authority) PKIDir() string { return a.pkiHome().Dir }
+
 // PathsOf returns the file paths inside the PKI directory dir.
 func PathsOf(dir string) Paths {
 	return Paths{

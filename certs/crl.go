@@ -31,8 +31,11 @@ type revokedEntry struct {
 	RevokedAt time.Time `json:"revoked_at"`
 }
 
-func readRevoked(a *Authority) (revokedList, error) {
-	p := filepath.Join(a.Dir, revokedFile)
+func readRevoked(a *Authority) (revokedList, error) { return readRevokedDir(a.Dir) }
+
+// readRevokedDir reads the revoked.json of the CA in dir (none: empty).
+func readRevokedDir(dir string) (revokedList, error) {
+	p := filepath.Join(dir, revokedFile)
 	data, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return revokedList{}, nil
@@ -66,6 +69,12 @@ func writeRevoked(a *Authority, l revokedList) error {
 // rewrites the CRL (nextUpdate DefaultCRLNextUpdate). The identity's files
 // stay, so a test can still present the revoked certificate. Revoking an
 // already revoked certificate is a no-op.
+//
+// Once every trusted generation's certificate of id is revoked, its
+// password leaves the broker's password file too: MosquittoPasswordFile
+// (and infra/broker) skip the identities RevokedIDs names, so the next
+// rendering of the password files (local: `mqttstack local passwords`;
+// deployed: `mqttstack deploy up`) drops it.
 //
 // On the active root of a PKI in a CA rollover, every trusted generation's
 // certificate of id is revoked (a device may still present either), and

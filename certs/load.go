@@ -191,13 +191,24 @@ func mosquittoHash(password string, salt []byte, iterations int) (string, error)
 // MosquittoPasswordFile returns a Mosquitto password file ("id:$7$…"
 // lines, in the order of ids) for the given identities, with each
 // password read from pkiDir/clients/<id>.pass. Hashing runs in parallel.
+// Revoked identities (RevokedIDs: every certificate they hold is revoked)
+// get no line: the CRL keeps a revoked certificate out of mTLS and nginx's
+// wss path, and this keeps its password out of the password listeners
+// (the ops listener, the WebSocket listeners) that read this file.
 func MosquittoPasswordFile(pkiDir string, ids []string) ([]byte, error) {
+	revoked, err := RevokedIDs(pkiDir, ids)
+	if err != nil {
+		return nil, fmt.Errorf("mosquitto password file: %w", err)
+	}
 	lines := make([]string, len(ids))
 	errs := make([]error, len(ids))
 	forEachParallel(len(ids), func(i int) {
 		// The id is the user name before ':' in the file.
 		if err := ValidateID(ids[i]); err != nil {
 			errs[i] = err
+			return
+		}
+		if revoked[ids[i]] {
 			return
 		}
 		pw, err := ClientPassword(pkiDir, ids[i])

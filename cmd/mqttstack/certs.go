@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/infra/local"
 	"github.com/mqttstack/mqttstack/internal/atomicfile"
 )
 
@@ -223,15 +225,25 @@ command is safe to repeat. --dir may name a sub-CA directory inside the PKI.`,
 func newCertsRevokeCmd(a *app) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "revoke ID",
-		Short: "Revoke an identity and rewrite the CRL",
-		Long: `Revokes the identity's certificate and rewrites the CRL. Reload the broker
-(SIGHUP) so new handshakes see it; restart it to evict a connected device.
+		Short: "Revoke an identity: CRL rewritten, its password leaves the password files",
+		Long: `Revokes the identity's certificate (during a CA rollover: every trusted
+generation's) and rewrites the CRL. Its password leaves the broker's
+password files too: they are rendered from the PKI without revoked
+identities, so the ops listener and the WebSocket listeners refuse it.
+
+The command names the files that changed. Load them: on the local stack
+with --reload-local (rewrites the password files, SIGHUP to mosquitto and
+nginx); on a deployed stack 'mqttstack deploy preview' names them and
+'mqttstack deploy up' ships them. A connected device keeps its session
+until 'mqttstack security --end-sessions ID'.
 For a client of a sub-CA, give --dir <pki>/<sub-ca>.`,
 		Example: `  mqttstack certs revoke dev-00042
+  mqttstack certs revoke dev-00042 --reload-local
   mqttstack certs revoke dev-00001 --dir .mqttstack/pki/ci`,
 		Args: oneArg("the identity to revoke, e.g. dev-00042"),
 	}
 	dir := pkiDirFlag(c, "PKI directory (a sub-CA directory for its clients)")
+	reload, state := reloadFlags(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
 		id := args[0]
 		ca, err := openPKI(c, *dir)
@@ -241,8 +253,35 @@ For a client of a sub-CA, give --dir <pki>/<sub-ca>.`,
 		if err := ca.Revoke(id); err != nil {
 			return badInput(c, err)
 		}
-		_, err = fmt.Fprintf(a.stdout, "revoked %s; CRL rewritten: %s\nreload the broker (SIGHUP) so new handshakes see it; restart it to evict a connected device\n",
-			id, certs.PathsOf(ca.Dir).CRL)
+		home := ca.PKIDir()
+		// The password files lose id's line when it held a password and
+		// no certificate of it is left unrevoked (certs.RevokedIDs).
+		dropped := false
+		if _, err := os.Stat(filepath.Join(certs.PathsOf(home).Clients, id+".pass")); err == nil {
+			rv, err := certs.RevokedIDs(home, []string{id})
+			if err != nil {
+				return couldNotRun(c, err)
+			}
+			dropped = rv[id]
+		}
+		w := a.stdout
+		fmt.Fprintf(w, "revoked %s\n", id)
+		printChanged(w, []string{certs.PathsOf(home).CRL})
+		if dropped {
+			fmt.Fprintf(w, "password files: %s leaves the broker's password files (rendered from the PKI without revoked identities); local stack: --reload-local (or `mqttstack local passwords`) rewrites them; deployed stack: `mqttstack deploy preview` names them, `mqttstack deploy up` ships them\n", id)
+		}
+		if *reload {
+			if err := reloadLocal(c, w, *state, home); err != nil {
+				return err
+			}
+			if dropped {
+				if err := local.RefreshPasswords(c.Context(), *state); err != nil {
+					return couldNotRun(c, fmt.Errorf("--reload-local: password files: %w", err))
+				}
+				fmt.Fprintf(w, "local stack in %s: password files rewritten without %s (mosquitto reloaded)\n", *state, id)
+			}
+		}
+		_, err = fmt.Fprintf(w, "a connected %s keeps its session until `mqttstack security --end-sessions %s` (after the CRL is loaded)\n", id, id)
 		return err
 	}
 	return c

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/internal/mqttwire"
+	"github.com/mqttstack/mqttstack/internal/stacktest"
 )
 
 // TestCertsCLI drives `mqttstack certs` end to end through the command tree and the
@@ -32,7 +37,7 @@ func TestCertsCLI(t *testing.T) {
 		{"issue-again", []string{"certs", "issue", "--dir", dir, "--count", "3", "--id", "extra-1"}, exitOK, "issued 1, kept 3", ""},
 		{"issue-bad-id", []string{"certs", "issue", "--dir", dir, "--id", "devA/sub"}, exitUsage, "", `"devA/sub"`},
 		{"issue-nothing", []string{"certs", "issue", "--dir", dir}, exitUsage, "", "nothing to issue"},
-		{"revoke", []string{"certs", "revoke", "dev-00002", "--dir", dir}, exitOK, "revoked dev-00002", ""},
+		{"revoke", []string{"certs", "revoke", "dev-00002", "--dir", dir}, exitOK, "password files: dev-00002 leaves the broker's password files", ""},
 		{"revoke-unknown", []string{"certs", "revoke", "nobody", "--dir", dir}, exitUsage, "", "nobody"},
 		{"check-ok", []string{"certs", "check", "--dir", dir, "--within", "30d"}, exitOK, "22 client certificates", ""},
 		{"check-inside", []string{"certs", "check", "--dir", dir, "--within", "1200d"}, exitFailed, "EXPIRES SOON", "item(s) due ("},
@@ -78,5 +83,62 @@ func TestParseDays(t *testing.T) {
 		if _, err := parseDays(in); err == nil {
 			t.Errorf("parseDays(%q) accepted", in)
 		}
+	}
+}
+
+// opsLogin sends a 3.1.1 CONNECT with id's password from the PKI to the
+// stack's ops (password) listener and returns the CONNACK code, or an
+// error when the broker closed the connection without one.
+func opsLogin(t *testing.T, s *stacktest.Stack, id string) (byte, error) {
+	t.Helper()
+	pw, err := certs.ClientPassword(s.PKIDir, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", fmt.Sprint(s.Target.Local.OpsPort)), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(mqttwire.Connect{ClientID: id, Username: &id, Password: &pw, KeepAlive: 30}.Encode()); err != nil {
+		return 0, err
+	}
+	p, err := mqttwire.ReadPacket(c, 64)
+	if err != nil {
+		return 0, err
+	}
+	code, _, err := mqttwire.ConnackCode(p)
+	return code, err
+}
+
+// TestCertsRevokeReloadLocal: after `certs revoke ID --reload-local` the
+// running local stack refuses ID's correct password on its ops listener
+// (the password file was rewritten without it), and a valid identity's
+// password still logs in there.
+func TestCertsRevokeReloadLocal(t *testing.T) {
+	s := stacktest.Start(t, stacktest.WithOpsPort(), stacktest.WithPrivatePKI())
+	a, err := certs.Open(s.PKIDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.IssueClients(t.Context(), []string{"dev-revoked", "dev-kept"}); err != nil {
+		t.Fatal(err)
+	}
+	s.RefreshPasswords()
+	for _, id := range []string{"dev-revoked", "dev-kept"} {
+		if code, err := opsLogin(t, s, id); err != nil || code != 0 {
+			t.Fatalf("%s before the revocation: CONNACK %d %v, want 0", id, code, err)
+		}
+	}
+	stdout, stderr, code := runCLI("certs", "revoke", "dev-revoked", "--dir", s.PKIDir, "--reload-local", "--state-dir", s.StateDir)
+	if code != exitOK || !strings.Contains(stdout, "password files rewritten without dev-revoked") {
+		t.Fatalf("revoke --reload-local: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	if code, err := opsLogin(t, s, "dev-revoked"); err == nil && code == 0 {
+		t.Errorf("revoked dev-revoked logged in with its password on the ops listener (CONNACK 0)")
+	}
+	if code, err := opsLogin(t, s, "dev-kept"); err != nil || code != 0 {
+		t.Errorf("dev-kept after the revocation of another identity: CONNACK %d %v, want 0", code, err)
 	}
 }

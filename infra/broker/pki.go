@@ -27,7 +27,8 @@ type PKI struct {
 	// pulumi.ToSecret, so the state stores it encrypted.
 	ServerKey []byte
 	// Passwords maps every client id with a <id>.pass to its password, for
-	// the WebSocket listener's password file. Only hashes leave the machine.
+	// the WebSocket listener's password file, except revoked identities
+	// (certs.RevokedIDs). Only hashes leave the machine.
 	Passwords map[string]string
 }
 
@@ -62,8 +63,17 @@ func LoadPKI(dir, serverName string) (PKI, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	// A revoked identity's password must not open the host's password
+	// listeners: it gets no line (the rule of certs.MosquittoPasswordFile).
+	revoked, err := certs.RevokedIDs(dir, ids)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	p.Passwords = make(map[string]string, len(ids))
 	for _, id := range ids {
+		if revoked[id] {
+			continue
+		}
 		pw, err := certs.ClientPassword(dir, id)
 		if err != nil {
 			errs = append(errs, err)

@@ -40,6 +40,15 @@ func OpenHost(stateDir string) (*Host, error) {
 	}, nil
 }
 
+// RefreshPasswords rewrites the broker's password files from the PKI and
+// makes mosquitto reload them (RefreshPasswords of the state directory):
+// identities issued since `up` gain their line, revoked ones lose it. The
+// security suite calls it through an interface check, as only the local
+// stack renders its password files on this machine.
+func (h *Host) RefreshPasswords(ctx context.Context) error {
+	return RefreshPasswords(ctx, h.stateDir)
+}
+
 // Name is "local".
 func (h *Host) Name() string { return "local" }
 

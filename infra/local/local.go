@@ -398,9 +398,10 @@ func ensurePKI(ctx context.Context, o Options) (*certs.Authority, error) {
 }
 
 // passwordFiles renders the broker's password files from every
-// <pki>/clients/<id>.pass (hashed in parallel): the shared file of every
-// identity (ops listener; the device listener with DeviceWSS) and one file
-// per WSS identity holding only its own hash (hostconfig.PasswordFiles).
+// <pki>/clients/<id>.pass (hashed in parallel) but those of revoked
+// identities (certs.MosquittoPasswordFile skips them): the shared file of
+// every identity (ops listener; the device listener with DeviceWSS) and one
+// file per WSS identity holding only its own hash (hostconfig.PasswordFiles).
 func passwordFiles(st hostconfig.Stack, pkiDir string) ([]hostconfig.File, error) {
 	passes, err := filepath.Glob(filepath.Join(pkiDir, "clients", "*.pass"))
 	if err != nil {
@@ -421,7 +422,8 @@ func passwordFiles(st hostconfig.Stack, pkiDir string) ([]hostconfig.File, error
 // RefreshPasswords rewrites the password files of the running stack in
 // stateDir from every identity in its PKI and makes mosquitto reload them
 // (SIGHUP). Call it after issuing identities that will use wss (devices
-// only with DeviceWSS). Which files exist is read from the rendered
+// only with DeviceWSS), and after revoking one (its line goes). Each file
+// is replaced atomically. Which files exist is read from the rendered
 // mosquitto.conf, so the WSS identities and DeviceWSS of `up` are kept.
 func RefreshPasswords(ctx context.Context, stateDir string) error {
 	t, err := loadTarget(stateDir)
