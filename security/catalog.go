@@ -97,7 +97,8 @@ type Check struct {
 	// kicking each other (use_username_as_clientid makes the CN the id).
 	Actors []string
 	// Negative lists the CI-only negative identities the check needs
-	// (see NegativeKind); Prepare issues them under the CI sub-CA.
+	// (see NegativeKind); Prepare issues them under the CI sub-CA (those of
+	// the broker's password file under the root CA).
 	Negative []NegativeKind
 	// Standalone checks do not use the watcher; they still run when the
 	// watcher cannot connect (e.g. a broker that no longer asks for client

@@ -115,18 +115,7 @@ func (e *Env) passwordListeners() []pwListener {
 // passwordListenersOf are the password-authenticated ways in for identity
 // id (its own websocket listener, its certificate on the wss path).
 func (e *Env) passwordListenersOf(id string) []pwListener {
-	var out []pwListener
-	if e.T.Local != nil && e.T.Local.OpsPort > 0 {
-		port := e.T.Local.OpsPort
-		out = append(out, pwListener{name: "ops listener 127.0.0.1:" + strconv.Itoa(port), dial: func(ctx context.Context, e *Env) (*rawConn, string, error) {
-			d := net.Dialer{Timeout: 3 * time.Second}
-			c, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-			if err != nil {
-				return nil, "", err
-			}
-			return newRawConn(c), "", nil
-		}})
-	}
+	out := e.opsListeners()
 	// the broker's websocket listeners are loopback-only on the host: dialled
 	// directly only when that host is this machine
 	if port := e.wsPortOf(id); port > 0 && e.T.Local != nil {
@@ -148,6 +137,24 @@ func (e *Env) passwordListenersOf(id string) []pwListener {
 		}})
 	}
 	return out
+}
+
+// opsListeners is the local stack's ops listener, the password listener
+// that reads the broker's shared password file of every identity (none
+// without Local.OpsPort, or remotely: it is loopback on the host).
+func (e *Env) opsListeners() []pwListener {
+	if e.T.Local == nil || e.T.Local.OpsPort <= 0 {
+		return nil
+	}
+	port := e.T.Local.OpsPort
+	return []pwListener{{name: "ops listener 127.0.0.1:" + strconv.Itoa(port), dial: func(ctx context.Context, e *Env) (*rawConn, string, error) {
+		d := net.Dialer{Timeout: 3 * time.Second}
+		c, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			return nil, "", err
+		}
+		return newRawConn(c), "", nil
+	}}}
 }
 
 func (e *Env) passwordListener() (pwListener, bool) {
@@ -224,6 +231,15 @@ func authChecks() []Check {
 			Proves: "an empty client id is refused on 8883 and on the password listeners (3.1.1 and v5)",
 			Actors: []string{"a"},
 			Run:    runAUTH03,
+		},
+		{
+			ID: "AUTH-05", Tier: 1, Title: "A revoked identity's password is refused",
+			Attack:   "CONNECT on the ops listener as a revoked CI identity of the root CA (" + revokedPwID + ") with its correct password, after the stack rewrote its password files from the PKI; control: its valid twin " + goodPwID + ", issued with it, logs in; every password file the broker names is read on the host",
+			Fix:      "the broker's password files are rendered without revoked identities (certs.MosquittoPasswordFile, infra/broker); after `certs revoke` load them: --reload-local, or deploy up",
+			Proves:   "revocation reaches the password listeners too: a revoked identity's password no longer logs in where the CRL does not apply (the ops listener, the WebSocket listeners), and no password file of the broker lists it",
+			Gaps:     "Mosquitto reads a password file at start and on a reload (SIGHUP) only: a file rewritten without the identity changes nothing until the broker reloads it",
+			Negative: []NegativeKind{NegRevokedPassword},
+			Run:      runAUTH05,
 		},
 		{
 			ID: "AUTH-04", Tier: 2, Title: "Password brute force is throttled outside Mosquitto",
@@ -397,4 +413,99 @@ func runAUTH03(ctx context.Context, e *Env) Outcome {
 		}
 	}
 	return pass("%s; control with an id connected", strings.Join(parts, "; "))
+}
+
+// runAUTH05 runs AUTH-05 (its catalog entry is in this file).
+func runAUTH05(ctx context.Context, e *Env) Outcome {
+	if err := e.negErr[NegRevokedPassword]; err != nil {
+		return inconclusive("could not prepare the revoked identity %s: %v", revokedPwID, err)
+	}
+	revoked, good := revokedPwID, goodPwID
+	pwRevoked, err := certs.ClientPassword(e.T.PKIDir, revoked)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	pwGood, err := certs.ClientPassword(e.T.PKIDir, good)
+	if err != nil {
+		return inconclusive("%v", err)
+	}
+	hint := " (the files predate the suite's preparation: on the local stack `mqttstack local passwords` rewrites them; a deployed one needs `deploy up` after the suite's first run)"
+	var parts []string
+	ops := e.opsListeners()
+	for _, l := range ops {
+		if err := e.pwLogin(ctx, l, rawConnect{ClientID: good, Username: &good, Password: &pwGood, KeepAlive: 30}, 0); err != nil {
+			return inconclusive("positive control on %s: %s, the valid twin issued with %s, could not log in with its password: %v%s", l.name, good, revoked, err, hint)
+		}
+		code, err := e.pwAttempt(ctx, l, rawConnect{ClientID: revoked, Username: &revoked, Password: &pwRevoked, KeepAlive: 30})
+		switch {
+		case err == nil && code == 0:
+			return fail("REVOKED identity %s logged in with its correct password on %s (CONNACK 0): the broker's password file still lists it, though its certificate is on the CRL", revoked, l.name)
+		case err != nil:
+			parts = append(parts, fmt.Sprintf("%s: revoked %s's correct password refused (closed: %s), valid twin %s logged in", l.name, revoked, shortErr(err), good))
+		default:
+			parts = append(parts, fmt.Sprintf("%s: revoked %s's correct password refused (CONNACK 0x%02x), valid twin %s logged in", l.name, revoked, code, good))
+		}
+	}
+	if e.host == nil {
+		if len(ops) == 0 {
+			return skipped("no ops listener reads the broker's shared password file here (local up --ops-port), and the files cannot be read: %v", errNoHost)
+		}
+		return pass("%s; the password files were not read: %v", strings.Join(parts, "; "), errNoHost)
+	}
+	files, err := e.passwordFileUsers(ctx)
+	if err != nil {
+		return inconclusive("%s; %v", strings.Join(parts, "; "), err)
+	}
+	twin := false
+	for _, f := range files {
+		if f.users[revoked] {
+			return fail("%s lists the REVOKED identity %s: every listener that reads it accepts its password", f.path, revoked)
+		}
+		twin = twin || f.users[good]
+	}
+	if len(ops) == 0 {
+		if !twin {
+			return inconclusive("no password file of the broker lists the valid twin %s%s", good, hint)
+		}
+		parts = append(parts, "no ops listener reads the shared password file here (local up --ops-port proves it by login)")
+	}
+	return pass("%s; %d password files the broker names, read on the host: none lists revoked %s, the shared one lists its twin %s", strings.Join(parts, "; "), len(files), revoked, good)
+}
+
+// passwordFile is one password file of the broker and its users.
+type passwordFile struct {
+	path  string
+	users map[string]bool
+}
+
+// passwordFileUsers reads every password_file the broker's configuration
+// names (the shared one, each WSS identity's) on the host.
+func (e *Env) passwordFileUsers(ctx context.Context) ([]passwordFile, error) {
+	conf, err := e.brokerConf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []passwordFile
+	seen := map[string]bool{}
+	for _, d := range conf {
+		if d.key != "password_file" || seen[d.value] {
+			continue
+		}
+		seen[d.value] = true
+		b, err := e.hostFile(ctx, d.value)
+		if err != nil {
+			return nil, err
+		}
+		f := passwordFile{path: d.value, users: map[string]bool{}}
+		for _, line := range strings.Split(string(b), "\n") {
+			if user, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+				f.users[user] = true
+			}
+		}
+		out = append(out, f)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: the broker's configuration names no password_file", e.host.Name())
+	}
+	return out, nil
 }

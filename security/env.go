@@ -41,8 +41,10 @@ type Options struct {
 	// (infra/local) or a deployed VPS's over SSH (host/sshhost). The
 	// host-side checks read the broker's and nginx's configuration, the
 	// ACL the broker loaded and the listening sockets through it, and the
-	// suite reloads the daemons' CRL with it on a local target. nil: no
-	// host access; those checks are Skipped with the reason, never passed.
+	// suite reloads the daemons' CRL with it on a local target (and, when
+	// the Host can, has it rewrite the broker's password files: AUTH-05).
+	// nil: no host access; those checks are Skipped with the reason, never
+	// passed.
 	Host host.Host
 	// Log receives progress lines (nil: discarded).
 	Log io.Writer

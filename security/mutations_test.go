@@ -1,6 +1,7 @@
 package security
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -9,7 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/host"
 	"github.com/mqttstack/mqttstack/infra/hostconfig"
+	"github.com/mqttstack/mqttstack/infra/local"
+	"github.com/mqttstack/mqttstack/internal/atomicfile"
 	"github.com/mqttstack/mqttstack/internal/stacktest"
 )
 
@@ -165,6 +170,9 @@ func TestEveryCheckMutated(t *testing.T) {
 		}
 	}
 	for _, m := range wssMutations() {
+		proven[m.fails] = true
+	}
+	for _, m := range hostMutations() {
 		proven[m.fails] = true
 	}
 	for _, c := range Catalog() {
@@ -429,4 +437,82 @@ func catchAllServesCertificate(files []hostconfig.File) []hostconfig.File {
 		return files
 	}
 	panic("catchAllServesCertificate: no nginx.conf")
+}
+
+// hostMutation weakens what the stack's host does rather than the rendered
+// configuration: wrap replaces the suite's Host of a started stack.
+type hostMutation struct {
+	name  string
+	wrap  func(t *testing.T, o Options) Options
+	fails string
+}
+
+func hostMutations() []hostMutation {
+	return []hostMutation{
+		{"a revoked identity's line back in the password file", revokedPasswordBack, "AUTH-05"},
+	}
+}
+
+// TestMutationsHost requires each hostMutation's check to FAIL.
+func TestMutationsHost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a stack per mutation")
+	}
+	for _, tc := range hostMutations() {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			opts := tc.wrap(t, startStack(t))
+			checks, err := Select(Catalog(), 1, []string{tc.fails})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range runSuite(t, opts, checks) {
+				t.Logf("%s %s: %s", r.Check.ID, r.Outcome.Status, r.Outcome.Evidence)
+				if r.Outcome.Status != Fail || !strings.Contains(r.Outcome.Evidence, "REVOKED") {
+					t.Errorf("with %s, %s is %s, want FAIL naming the revoked identity: %s", tc.name, tc.fails, r.Outcome.Status, r.Outcome.Evidence)
+				}
+			}
+		})
+	}
+}
+
+// linePutBack is the local stack's Host whose password refresh writes the
+// files as the stack does and then puts revokedPwID's line back into the
+// shared password file (what a renderer that ignores revocation writes)
+// and reloads mosquitto.
+type linePutBack struct {
+	*local.Host
+	passwd, pkiDir string
+}
+
+func (h linePutBack) RefreshPasswords(ctx context.Context) error {
+	if err := h.Host.RefreshPasswords(ctx); err != nil {
+		return err
+	}
+	pw, err := certs.ClientPassword(h.pkiDir, revokedPwID)
+	if err != nil {
+		return err
+	}
+	hash, err := certs.MosquittoPasswordHash(pw)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(h.passwd)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(h.passwd, append(b, revokedPwID+":"+hash+"\n"...), 0o600); err != nil {
+		return err
+	}
+	return h.Reload(ctx, host.Mosquitto)
+}
+
+func revokedPasswordBack(t *testing.T, o Options) Options {
+	lh, ok := o.Host.(*local.Host)
+	if !ok {
+		t.Fatalf("the stack's host is a %T, not infra/local's", o.Host)
+	}
+	l := o.Target.Local
+	o.Host = linePutBack{Host: lh, passwd: hostconfig.LocalStack(l.StateDir, o.Target.PKIDir, "").Paths.PasswordFile, pkiDir: o.Target.PKIDir}
+	return o
 }

@@ -43,7 +43,64 @@ const (
 	// NegWSSGood is its valid twin (not negative: WEB-08's control).
 	NegRevokedWSS NegativeKind = "revoked-wss"
 	NegWSSGood    NegativeKind = "wss-good"
+	// NegRevokedPassword is revokedPwID, an identity of the root CA (not
+	// the CI sub-CA: only the root's identities have their password in the
+	// broker's password file) whose certificate is revoked, with its
+	// valid twin goodPwID (AUTH-05).
+	NegRevokedPassword NegativeKind = "revoked-password"
 )
+
+// AUTH-05's identities of the root CA: the revoked one and its valid twin,
+// issued together, so the twin's line in the broker's password file shows
+// that the file was rendered after both existed.
+const (
+	revokedPwID = "sec-ci-revoked-pw"
+	goodPwID    = "sec-ci-pw-good"
+)
+
+// passwordRefresher is a Host that rewrites the broker's password files
+// from the PKI and reloads the broker (infra/local's Host does).
+type passwordRefresher interface {
+	RefreshPasswords(ctx context.Context) error
+}
+
+// preparePasswordNegatives issues revokedPwID and goodPwID under the root
+// CA (idempotent) and revokes revokedPwID in every trusted generation
+// unless it is already. On the local stack the stack itself then rewrites
+// the broker's password files from the PKI (the Host's RefreshPasswords,
+// which reloads mosquitto): what they hold is the product's rule, not the
+// suite's. A deployed broker holds the files the last `deploy up` rendered,
+// so the identities must exist before it (the suite's preparation pass);
+// an identity already revoked is reused as it is, since revoking it again
+// would only rewrite the CRL.
+func (e *Env) preparePasswordNegatives(ctx context.Context) error {
+	if _, err := e.root.IssueClients(ctx, []string{revokedPwID, goodPwID}); err != nil {
+		return fmt.Errorf("issue: %w", err)
+	}
+	rv, err := certs.RevokedIDs(e.T.PKIDir, []string{revokedPwID})
+	if err != nil {
+		return err
+	}
+	if !rv[revokedPwID] {
+		if err := e.root.Revoke(revokedPwID); err != nil {
+			return fmt.Errorf("revoke %s: %w", revokedPwID, err)
+		}
+	}
+	if e.T.Local == nil {
+		return nil
+	}
+	r, ok := e.host.(passwordRefresher)
+	if !ok {
+		// not fatal: AUTH-05's control shows whether the files already
+		// hold the twin
+		fmt.Fprintf(e.opts.Log, "security: the local stack's password files cannot be rewritten here: %v\n", errNoHost)
+		return nil
+	}
+	if err := r.RefreshPasswords(ctx); err != nil {
+		return fmt.Errorf("rewrite the local stack's password files: %w", err)
+	}
+	return nil
+}
 
 // ciSubCA is the name of the sub-CA the suite's negative identities come
 // from: never the production CA itself (docs/SECURITY.md §2).
@@ -77,7 +134,15 @@ func (e *Env) prepareNegatives(ctx context.Context, kinds map[NegativeKind]bool)
 			e.neg[NegForeignWSS] = c
 		}
 	}
-	inMemory := func(k NegativeKind) bool { return k == NegForeign || k == NegSelfSigned || k == NegForeignWSS }
+	if kinds[NegRevokedPassword] {
+		if err := e.preparePasswordNegatives(ctx); err != nil {
+			e.negErr[NegRevokedPassword] = err
+		}
+	}
+	// inMemory: kinds that need no CI sub-CA
+	inMemory := func(k NegativeKind) bool {
+		return k == NegForeign || k == NegSelfSigned || k == NegForeignWSS || k == NegRevokedPassword
+	}
 	needSub := false
 	for k := range kinds {
 		needSub = needSub || !inMemory(k)

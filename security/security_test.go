@@ -57,8 +57,8 @@ func TestTier1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(checks) != 47 {
-		t.Errorf("tier 1 has %d checks, the catalog says 47", len(checks))
+	if len(checks) != 48 {
+		t.Errorf("tier 1 has %d checks, the catalog says 48", len(checks))
 	}
 	rs := runLogged(t, opts, checks)
 	for _, r := range rs {
