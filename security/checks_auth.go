@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/infra/hostconfig"
 )
 
 // wsConn adapts a WebSocket to net.Conn so hand-built MQTT packets travel
@@ -234,9 +235,9 @@ func authChecks() []Check {
 		},
 		{
 			ID: "AUTH-05", Tier: 1, Title: "A revoked identity's password is refused",
-			Attack:   "CONNECT on the ops listener as a revoked CI identity of the root CA (" + revokedPwID + ") with its correct password, after the stack rewrote its password files from the PKI; control: its valid twin " + goodPwID + ", issued with it, logs in; every password file the broker names is read on the host",
+			Attack:   "CONNECT on the ops listener as a revoked CI identity of the root CA (" + revokedPwID + ") with its correct password, after the stack rewrote its password files from the PKI; control: its valid twin " + goodPwID + ", issued with it, logs in; the shared password file and every one the broker names are read on the host",
 			Fix:      "the broker's password files are rendered without revoked identities (certs.MosquittoPasswordFile, infra/broker); after `certs revoke` load them: --reload-local, or deploy up",
-			Proves:   "revocation reaches the password listeners too: a revoked identity's password no longer logs in where the CRL does not apply (the ops listener, the WebSocket listeners), and no password file of the broker lists it",
+			Proves:   "revocation reaches the password listeners too: a revoked identity's password no longer logs in where the CRL does not apply (the ops listener, the WebSocket listeners), and no password file of the broker lists it (without an ops listener, as on `local up`'s default stack, the verdict rests on that read)",
 			Gaps:     "Mosquitto reads a password file at start and on a reload (SIGHUP) only: a file rewritten without the identity changes nothing until the broker reloads it",
 			Negative: []NegativeKind{NegRevokedPassword},
 			Run:      runAUTH05,
@@ -456,20 +457,18 @@ func runAUTH05(ctx context.Context, e *Env) Outcome {
 	if err != nil {
 		return inconclusive("%s; %v", strings.Join(parts, "; "), err)
 	}
-	twin := false
 	for _, f := range files {
 		if f.users[revoked] {
 			return fail("%s lists the REVOKED identity %s: every listener that reads it accepts its password", f.path, revoked)
 		}
-		twin = twin || f.users[good]
+	}
+	if !files[0].users[good] {
+		return inconclusive("%s; the shared password file %s does not list the valid twin %s%s", strings.Join(parts, "; "), files[0].path, good, hint)
 	}
 	if len(ops) == 0 {
-		if !twin {
-			return inconclusive("no password file of the broker lists the valid twin %s%s", good, hint)
-		}
 		parts = append(parts, "no ops listener reads the shared password file here (local up --ops-port proves it by login)")
 	}
-	return pass("%s; %d password files the broker names, read on the host: none lists revoked %s, the shared one lists its twin %s", strings.Join(parts, "; "), len(files), revoked, good)
+	return pass("%s; read on the host: the shared password file and the %d the broker names list no revoked %s, the shared one lists its twin %s", strings.Join(parts, "; "), len(files)-1, revoked, good)
 }
 
 // passwordFile is one password file of the broker and its users.
@@ -478,34 +477,41 @@ type passwordFile struct {
 	users map[string]bool
 }
 
-// passwordFileUsers reads every password_file the broker's configuration
-// names (the shared one, each WSS identity's) on the host.
+// passwordFileUsers reads on the host every password_file the broker's
+// configuration names (each WSS identity's; the shared one with an ops
+// listener) and the shared password file of every identity, which the
+// stack renders whether or not a listener reads it (each WSS identity's
+// file is cut from it: hostconfig.PasswordFiles). The shared one is first.
 func (e *Env) passwordFileUsers(ctx context.Context) ([]passwordFile, error) {
 	conf, err := e.brokerConf(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []passwordFile
-	seen := map[string]bool{}
+	shared := hostconfig.VPSPaths().PasswordFile
+	if e.T.Local != nil {
+		shared = hostconfig.LocalPaths(e.T.Local.StateDir, e.T.PKIDir).PasswordFile
+	}
+	paths := []string{shared}
+	seen := map[string]bool{shared: true}
 	for _, d := range conf {
-		if d.key != "password_file" || seen[d.value] {
-			continue
+		if d.key == "password_file" && !seen[d.value] {
+			seen[d.value] = true
+			paths = append(paths, d.value)
 		}
-		seen[d.value] = true
-		b, err := e.hostFile(ctx, d.value)
+	}
+	var out []passwordFile
+	for _, p := range paths {
+		b, err := e.hostFile(ctx, p)
 		if err != nil {
 			return nil, err
 		}
-		f := passwordFile{path: d.value, users: map[string]bool{}}
+		f := passwordFile{path: p, users: map[string]bool{}}
 		for _, line := range strings.Split(string(b), "\n") {
 			if user, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
 				f.users[user] = true
 			}
 		}
 		out = append(out, f)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: the broker's configuration names no password_file", e.host.Name())
 	}
 	return out, nil
 }
