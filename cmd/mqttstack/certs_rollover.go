@@ -205,7 +205,9 @@ func newCertsCARetireCmd(a *app) *cobra.Command {
 moves it to <dir>/retired (key included, for audit). Refused while
 identities hold only a certificate of the old CA (it names how many and
 which; revoked ones do not count) and while the server certificate is
-still issued by it. --force locks those identities out.`,
+still issued by it. --force locks those identities out, and their passwords
+leave the broker's password files: --reload-local then rewrites the local
+stack's password files as well as reloading both daemons.`,
 		Example: `  mqttstack certs ca retire
   mqttstack certs ca retire --force`,
 		Args: noArgs,
@@ -237,8 +239,21 @@ still issued by it. --force locks those identities out.`,
 			fmt.Fprintf(w, "--force: %d identities locked out: %s\n", len(res.OldOnly), strings.Join(res.OldOnly, " "))
 		}
 		printChanged(w, res.Changed)
-		if *reload {
-			return reloadLocal(c, w, *state, *dir)
+		if len(res.Dropped) > 0 {
+			fmt.Fprintf(w, "password files: %s leave the broker's password files; local stack: --reload-local (or `mqttstack local passwords`) rewrites them; deployed stack: `mqttstack deploy preview` names them, `mqttstack deploy up` ships them\n", strings.Join(res.Dropped, " "))
+		}
+		if !*reload {
+			return nil
+		}
+		if err := reloadLocal(c, w, *state, *dir); err != nil {
+			return err
+		}
+		if len(res.Dropped) > 0 {
+			// the locked-out identities' passwords must stop working too
+			if err := local.RefreshPasswords(c.Context(), *state); err != nil {
+				return couldNotRun(c, fmt.Errorf("--reload-local: password files: %w", err))
+			}
+			fmt.Fprintf(w, "local stack in %s: password files rewritten without %s (mosquitto reloaded)\n", *state, strings.Join(res.Dropped, " "))
 		}
 		return nil
 	}

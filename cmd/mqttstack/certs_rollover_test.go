@@ -116,3 +116,33 @@ func TestCertsRolloverReloadLocal(t *testing.T) {
 	}
 	conn.Close()
 }
+
+// TestCertsRetireNamesDroppedPasswords: a retire that locks identities out
+// says that their passwords leave the broker's password files and how to
+// load that, and their password files are gone from the PKI.
+func TestCertsRetireNamesDroppedPasswords(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pki")
+	for _, args := range [][]string{
+		{"certs", "init", "--dir", dir},
+		{"certs", "issue", "--dir", dir, "--count", "4"},
+		{"certs", "ca", "next", "--dir", dir},
+		{"certs", "issue", "--dir", dir, "--ca", "next", "--from", "1", "--count", "2"},
+		{"certs", "ca", "promote", "--dir", dir},
+		{"certs", "server", "renew", "--dir", dir},
+		{"certs", "server", "switch", "--dir", dir},
+	} {
+		if stdout, stderr, code := runCLI(args...); code != exitOK {
+			t.Fatalf("%v: exit %d\nstdout: %s\nstderr: %s", args, code, stdout, stderr)
+		}
+	}
+	stdout, stderr, code := runCLI("certs", "ca", "retire", "--dir", dir, "--force")
+	if code != exitOK || !strings.Contains(stdout, "password files: dev-00003 dev-00004 leave the broker's password files") || !strings.Contains(stdout, "--reload-local") {
+		t.Fatalf("retire --force: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	for id, want := range map[string]bool{"dev-00001": true, "dev-00003": false, "dev-00004": false} {
+		_, err := os.Stat(filepath.Join(dir, "clients", id+".pass"))
+		if got := err == nil; got != want {
+			t.Errorf("%s.pass present: %v, want %v", id, got, want)
+		}
+	}
+}
