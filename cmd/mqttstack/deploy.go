@@ -82,9 +82,10 @@ A file edited by hand shows as drift; the next 'deploy up' restores it.`,
 		"  mqttstack deploy refresh --stack prod")
 	refresh.RunE = func(c *cobra.Command, _ []string) error { return runDeploy(c, a, f, deploy.Refresh, "") }
 
-	destroy := sub(deploy.Destroy, "Delete the stack's resources and its target file",
+	destroy := sub(deploy.Destroy, "Delete the stack's resources and its target files",
 		`Deletes what the stack created (cloud server, firewall, DNS record) and
-empties the state. On provider ssh the host is left as it is: Mosquitto and
+empties the state, then removes every target file 'deploy up' wrote for the
+stack (with --target too) and the CA certificate and SSH key beside each. On provider ssh the host is left as it is: Mosquitto and
 nginx keep running with the last configuration (see README "Deploying").`,
 		"  mqttstack deploy destroy --stack prod")
 	destroy.RunE = func(c *cobra.Command, _ []string) error { return runDeploy(c, a, f, deploy.Destroy, "") }

@@ -235,12 +235,20 @@ func TestEngineRunsAnInlineProgram(t *testing.T) {
 		t.Errorf("pki_dir %s, want %s", tg.PKIDir, pki)
 	}
 
-	res, err = Run(ctx, Up, o)
+	// The second up writes its target elsewhere (--target): destroy must
+	// remove that one too.
+	defaultTarget := res.TargetPath
+	custom := o
+	custom.TargetPath = filepath.Join(t.TempDir(), "prod.json")
+	res, err = Run(ctx, Up, custom)
 	if err != nil {
 		t.Fatalf("second up: %v\n%s", err, out.String())
 	}
 	if res.Changed() {
 		t.Errorf("second up changed %v\n%s", res.Changes, out.String())
+	}
+	if res.TargetPath != custom.TargetPath {
+		t.Errorf("second up wrote %s, want %s", res.TargetPath, custom.TargetPath)
 	}
 	res, err = Run(ctx, Outputs, o)
 	if err != nil || res.Outputs["host"] != "192.0.2.1" {
@@ -249,9 +257,12 @@ func TestEngineRunsAnInlineProgram(t *testing.T) {
 	if _, err := Run(ctx, Destroy, o); err != nil {
 		t.Fatalf("destroy: %v\n%s", err, out.String())
 	}
-	if _, err := os.Stat(res.TargetPath); err == nil || res.TargetPath == "" {
-		if _, err := os.Stat(filepath.Join(StackDir(dir, "t"), "target.json")); err == nil {
-			t.Errorf("target still there after destroy")
+	for _, tp := range []string{defaultTarget, custom.TargetPath} {
+		ca, key := companions(tp)
+		for _, p := range []string{tp, ca, key} {
+			if _, err := os.Stat(p); err == nil {
+				t.Errorf("%s still there after destroy", p)
+			}
 		}
 	}
 	res, err = Run(ctx, Outputs, o)

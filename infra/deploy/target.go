@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -61,15 +62,56 @@ func writeTarget(s *setup, cfg auto.ConfigMap, outs map[string]any) error {
 	if err := check.Validate(); err != nil {
 		return fmt.Errorf("target from the stack outputs: %w", err)
 	}
-	return t.Save(s.targetPath)
+	if err := t.Save(s.targetPath); err != nil {
+		return err
+	}
+	return recordTarget(s)
 }
 
-// removeTarget removes what writeTarget wrote (after destroy).
-func removeTarget(s *setup) {
-	ca, key := companions(s.targetPath)
-	for _, p := range []string{s.targetPath, ca, key} {
-		_ = os.Remove(p)
+// writtenTargets is the file, in the stack's directory, that lists every
+// target file up wrote (one absolute path per line), so that destroy
+// removes the ones written with --target too.
+func writtenTargets(s *setup) string {
+	return filepath.Join(StackDir(s.dir, s.o.Stack), "targets")
+}
+
+// readTargets returns the paths writtenTargets lists (none when absent).
+func readTargets(s *setup) []string {
+	b, err := os.ReadFile(writtenTargets(s))
+	if err != nil {
+		return nil
 	}
+	return strings.Fields(string(b))
+}
+
+// recordTarget adds s.targetPath to writtenTargets.
+func recordTarget(s *setup) error {
+	abs, err := filepath.Abs(s.targetPath)
+	if err != nil {
+		return err
+	}
+	paths := readTargets(s)
+	if slices.Contains(paths, abs) {
+		return nil
+	}
+	paths = append(paths, abs)
+	if err := os.MkdirAll(filepath.Dir(writtenTargets(s)), 0o700); err != nil {
+		return err
+	}
+	return atomicfile.Write(writtenTargets(s), []byte(strings.Join(paths, "\n")+"\n"), 0o600)
+}
+
+// removeTarget removes what writeTarget wrote (after destroy): every
+// target file up wrote for the stack, with their CA certificate and SSH
+// key, then the list of them.
+func removeTarget(s *setup) {
+	for _, t := range append(readTargets(s), s.targetPath) {
+		ca, key := companions(t)
+		for _, p := range []string{t, ca, key} {
+			_ = os.Remove(p)
+		}
+	}
+	_ = os.Remove(writtenTargets(s))
 }
 
 // targetFromOutputs maps the program's outputs to a target (package
