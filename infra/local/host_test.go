@@ -89,8 +89,9 @@ func TestHost(t *testing.T) {
 		if err := h.Reload(ctx, host.Mosquitto); err != nil {
 			t.Fatalf("Reload(mosquitto): %v", err)
 		}
-		if after := strings.Count(s.MosquittoLog(), "Reloading config."); after != before+1 {
-			t.Fatalf("reload lines %d -> %d, want one more", before, after)
+		// at least one more: a reload slower than a second is signalled again
+		if after := strings.Count(s.MosquittoLog(), "Reloading config."); after <= before {
+			t.Fatalf("reload lines %d -> %d, want more", before, after)
 		}
 		if err := h.Reload(ctx, host.Nginx); err != nil {
 			t.Fatalf("Reload(nginx): %v", err)

@@ -87,8 +87,9 @@ func TestReloadWaitsForTheBroker(t *testing.T) {
 	s := stacktest.Start(t)
 	n := strings.Count(s.MosquittoLog(), "Reloading config.")
 	s.Reload()
-	if got := strings.Count(s.MosquittoLog(), "Reloading config."); got != n+1 {
-		t.Fatalf("Reload returned with %d reloads logged, want %d", got, n+1)
+	// at least one more: a reload slower than a second is signalled again
+	if got := strings.Count(s.MosquittoLog(), "Reloading config."); got <= n {
+		t.Fatalf("Reload returned with %d reloads logged, want more than %d", got, n)
 	}
 	s.ReloadNginx()
 	if !strings.Contains(s.NginxLog(), "gracefully shutting down") {
