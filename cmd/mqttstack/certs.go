@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqttstack/mqttstack/certs"
-	"github.com/mqttstack/mqttstack/infra/local"
 	"github.com/mqttstack/mqttstack/internal/atomicfile"
 )
 
@@ -256,29 +255,23 @@ For a client of a sub-CA, give --dir <pki>/<sub-ca>.`,
 		home := ca.PKIDir()
 		// The password files lose id's line when it held a password and
 		// no certificate of it is left unrevoked (certs.RevokedIDs).
-		dropped := false
+		var dropped []string
 		if _, err := os.Stat(filepath.Join(certs.PathsOf(home).Clients, id+".pass")); err == nil {
 			rv, err := certs.RevokedIDs(home, []string{id})
 			if err != nil {
 				return couldNotRun(c, err)
 			}
-			dropped = rv[id]
+			if rv[id] {
+				dropped = []string{id}
+			}
 		}
 		w := a.stdout
 		fmt.Fprintf(w, "revoked %s\n", id)
 		printChanged(w, []string{certs.PathsOf(home).CRL})
-		if dropped {
-			fmt.Fprintf(w, "password files: %s leaves the broker's password files (rendered from the PKI without revoked identities); local stack: --reload-local (or `mqttstack local passwords`) rewrites them; deployed stack: `mqttstack deploy preview` names them, `mqttstack deploy up` ships them\n", id)
-		}
+		printDropped(w, dropped)
 		if *reload {
-			if err := reloadLocal(c, w, *state, home); err != nil {
+			if err := reloadLocal(c, w, *state, home, dropped); err != nil {
 				return err
-			}
-			if dropped {
-				if err := local.RefreshPasswords(c.Context(), *state); err != nil {
-					return couldNotRun(c, fmt.Errorf("--reload-local: password files: %w", err))
-				}
-				fmt.Fprintf(w, "local stack in %s: password files rewritten without %s (mosquitto reloaded)\n", *state, id)
 			}
 		}
 		_, err = fmt.Fprintf(w, "a connected %s keeps its session until `mqttstack security --end-sessions %s` (after the CRL is loaded)\n", id, id)

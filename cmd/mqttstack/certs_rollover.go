@@ -64,8 +64,10 @@ func reloadFlags(c *cobra.Command) (*bool, *string) {
 
 // reloadLocal makes the local stack in stateDir re-read its trust files
 // and server certificate: Mosquitto 2.0.11 reloads cafile, crlfile and
-// certfile on SIGHUP, nginx its whole configuration.
-func reloadLocal(c *cobra.Command, w io.Writer, stateDir, pkiDir string) error {
+// certfile on SIGHUP, nginx its whole configuration. When a step locked
+// identities out (dropped), the stack's password files are first rewritten
+// without them, which reloads mosquitto (once).
+func reloadLocal(c *cobra.Command, w io.Writer, stateDir, pkiDir string, dropped []string) error {
 	t, err := target.Load(local.TargetPath(stateDir))
 	if err != nil {
 		return badInput(c, fmt.Errorf("--reload-local: no local stack in %s: %w (start it with `mqttstack local up`)", stateDir, err))
@@ -74,13 +76,35 @@ func reloadLocal(c *cobra.Command, w io.Writer, stateDir, pkiDir string) error {
 	if got, _ := filepath.Abs(t.PKIDir); got != want {
 		return badInput(c, fmt.Errorf("--reload-local: the local stack in %s runs on the PKI %s, not %s", stateDir, t.PKIDir, pkiDir))
 	}
-	for _, d := range []local.Daemon{local.Mosquitto, local.Nginx} {
+	reload := []local.Daemon{local.Mosquitto, local.Nginx}
+	if len(dropped) > 0 {
+		if err := local.RefreshPasswords(c.Context(), stateDir); err != nil {
+			return couldNotRun(c, fmt.Errorf("--reload-local: password files: %w", err))
+		}
+		fmt.Fprintf(w, "local stack in %s: password files rewritten without %s (mosquitto reloaded)\n", stateDir, strings.Join(dropped, " "))
+		reload = reload[1:]
+	}
+	for _, d := range reload {
 		if err := local.Reload(c.Context(), stateDir, d); err != nil {
 			return couldNotRun(c, fmt.Errorf("--reload-local: %w", err))
 		}
 	}
 	_, err = fmt.Fprintf(w, "local stack in %s reloaded (mosquitto, nginx)\n", stateDir)
 	return err
+}
+
+// printDropped says that the passwords of ids (locked out by a revocation
+// or a forced retire) leave the broker's password files, and how to load
+// that.
+func printDropped(w io.Writer, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	verb := "leave"
+	if len(ids) == 1 {
+		verb = "leaves"
+	}
+	fmt.Fprintf(w, "password files: %s %s the broker's password files; local stack: --reload-local (or `mqttstack local passwords`) rewrites them; deployed stack: `mqttstack deploy preview` names them, `mqttstack deploy up` ships them\n", strings.Join(ids, " "), verb)
 }
 
 func printChanged(w io.Writer, changed []string) {
@@ -143,7 +167,7 @@ after the old CA expires (the cross certificate cannot outlive it).`,
 		printChanged(w, res.Changed)
 		fmt.Fprintf(w, "next: re-issue devices in waves: mqttstack certs issue --dir %s --ca next --from 1 --count 1000\n", *dir)
 		if *reload {
-			return reloadLocal(c, w, *state, *dir)
+			return reloadLocal(c, w, *state, *dir, nil)
 		}
 		return nil
 	}
@@ -190,7 +214,7 @@ and certs server switch before retiring the old CA.`,
 		printChanged(w, res.Changed)
 		fmt.Fprintf(w, "next: mqttstack certs server renew --dir %s (stage the server certificate under %s), then certs ca retire\n", *dir, certs.GenerationName(res.CA))
 		if *reload {
-			return reloadLocal(c, w, *state, *dir)
+			return reloadLocal(c, w, *state, *dir, nil)
 		}
 		return nil
 	}
@@ -239,21 +263,9 @@ stack's password files as well as reloading both daemons.`,
 			fmt.Fprintf(w, "--force: %d identities locked out: %s\n", len(res.OldOnly), strings.Join(res.OldOnly, " "))
 		}
 		printChanged(w, res.Changed)
-		if len(res.Dropped) > 0 {
-			fmt.Fprintf(w, "password files: %s leave the broker's password files; local stack: --reload-local (or `mqttstack local passwords`) rewrites them; deployed stack: `mqttstack deploy preview` names them, `mqttstack deploy up` ships them\n", strings.Join(res.Dropped, " "))
-		}
-		if !*reload {
-			return nil
-		}
-		if err := reloadLocal(c, w, *state, *dir); err != nil {
-			return err
-		}
-		if len(res.Dropped) > 0 {
-			// the locked-out identities' passwords must stop working too
-			if err := local.RefreshPasswords(c.Context(), *state); err != nil {
-				return couldNotRun(c, fmt.Errorf("--reload-local: password files: %w", err))
-			}
-			fmt.Fprintf(w, "local stack in %s: password files rewritten without %s (mosquitto reloaded)\n", *state, strings.Join(res.Dropped, " "))
+		printDropped(w, res.Dropped)
+		if *reload {
+			return reloadLocal(c, w, *state, *dir, res.Dropped)
 		}
 		return nil
 	}
@@ -426,7 +438,7 @@ func newCertsServerSwitchCmd(a *app) *cobra.Command {
 		}
 		fmt.Fprintf(a.stdout, "server files changed: %s\nreload mosquitto and nginx (local: --reload-local; deployed: mqttstack deploy preview, then deploy up)\n", strings.Join(changed, ", "))
 		if *reload {
-			return reloadLocal(c, a.stdout, *state, *dir)
+			return reloadLocal(c, a.stdout, *state, *dir, nil)
 		}
 		return nil
 	}
