@@ -244,6 +244,22 @@ func (a *attempt) connected(end time.Time) Event {
 	return e
 }
 
+// online ends a successful attempt of either protocol: the device is up,
+// and its timing emitted, if the session is still its own (current, called
+// with d.mu held); a session lost while it came online fails the attempt.
+func (a *attempt) online(current func() bool, timing Event) error {
+	d := a.d
+	d.mu.Lock()
+	if !current() {
+		d.mu.Unlock()
+		return a.lost()
+	}
+	d.up.Store(true)
+	d.mu.Unlock()
+	d.emit(timing)
+	return nil
+}
+
 // lost fails an attempt whose connection was lost before its session was
 // in place (the reader or paho reported the loss while it subscribed).
 func (a *attempt) lost() error {

@@ -114,15 +114,7 @@ func (d *Device) connect3(ctx context.Context) error {
 	if _, err := s.request(a.ctx, func(id uint16) []byte { on.PacketID = id; return on.Encode() }); err != nil && ctx.Err() == nil {
 		d.emit(Event{Kind: KindError, Cause: Classify(StagePublish, err) + " (status)"})
 	}
-	d.mu.Lock()
-	if d.s3 != s {
-		d.mu.Unlock()
-		return a.lost()
-	}
-	d.up.Store(true)
-	d.mu.Unlock()
-	d.emit(timing)
-	return nil
+	return a.online(func() bool { return d.s3 == s }, timing)
 }
 
 // handshake3 writes the CONNECT (clean session, will "offline" retained,

@@ -177,15 +177,7 @@ func (d *Device) connect5(ctx context.Context) error {
 	if pr, err := s.c.Publish(a.ctx, &paho.Publish{Topic: d.statusTopic(), QoS: 1, Retain: true, Payload: []byte("online")}); err != nil && ctx.Err() == nil {
 		d.emit(Event{Kind: KindError, Cause: Classify(StagePublish, pubackErr(pr, err)) + " (status)"})
 	}
-	d.mu.Lock()
-	if d.s5 != s {
-		d.mu.Unlock()
-		return a.lost()
-	}
-	d.up.Store(true)
-	d.mu.Unlock()
-	d.emit(timing)
-	return nil
+	return a.online(func() bool { return d.s5 == s }, timing)
 }
 
 // pubackErr turns a PUBACK reason code >= 0x80 into a ReasonError.
