@@ -1,7 +1,6 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mqttstack/mqttstack/host"
+	"github.com/mqttstack/mqttstack/host/procfs"
 	"github.com/mqttstack/mqttstack/internal/atomicfile"
 )
 
@@ -101,12 +101,8 @@ func alive(pid int) bool {
 	if err != nil {
 		return false
 	}
-	// state is the field after the ")" that closes the command name
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return false
-	}
-	return b[i+2] != 'Z' && b[i+2] != 'X'
+	s, err := procfs.ParseStat(b)
+	return err == nil && s.State != 'Z' && s.State != 'X'
 }
 
 // raiseNoFile lifts this process's RLIMIT_NOFILE soft limit to the hard
