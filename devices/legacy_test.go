@@ -10,6 +10,7 @@ import (
 	"github.com/mqttstack/mqttstack/certs"
 	"github.com/mqttstack/mqttstack/devices"
 	"github.com/mqttstack/mqttstack/infra/hostconfig"
+	"github.com/mqttstack/mqttstack/internal/freeport"
 	"github.com/mqttstack/mqttstack/internal/stacktest"
 	"github.com/mqttstack/mqttstack/security"
 )
@@ -99,7 +100,7 @@ func startLegacy(t testing.TB) (*stacktest.Stack, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ports, _, err := stacktest.FreePorts(1, 0)
+	ports, _, err := freeport.Take(1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

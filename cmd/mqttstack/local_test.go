@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mqttstack/mqttstack/internal/stacktest"
+	"github.com/mqttstack/mqttstack/internal/freeport"
 )
 
 // TestLocalCommand drives `mqttstack local up/status/down` end to end with
@@ -22,7 +22,7 @@ func TestLocalCommand(t *testing.T) {
 	// five free ports, below the ephemeral range (tests beside this one
 	// make thousands of connections): four for the daemons, one held to
 	// see the in-use error
-	free, _, err := stacktest.FreePorts(5, 0)
+	free, _, err := freeport.Take(5, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/property"
 
 	"github.com/mqttstack/mqttstack/infra/hostconfig"
-	"github.com/mqttstack/mqttstack/internal/sshconn/sshdtest"
+	"github.com/mqttstack/mqttstack/internal/freeport"
 )
 
 const acmeDomain = "mqtt.example.com"
@@ -165,7 +165,7 @@ func TestSeedFilesAndAcmeOverSSHD(t *testing.T) {
 		t.Skip("starts sshd and nginx in a mount namespace")
 	}
 	dir := t.TempDir()
-	httpPort := sshdtest.FreePort(t)
+	httpPort := freeport.One(t)
 	seedCert, seedKey := selfSigned(t, "private CA seed")
 	leCert, leKey := selfSigned(t, "issued by the stand-in")
 	for name, b := range map[string][]byte{"issued.crt": leCert, "issued.key": leKey, "seed.crt": seedCert, "seed.key": seedKey, "bin/certbot": []byte(certbotStandIn(dir, httpPort)), "certbot-fail": nil} {

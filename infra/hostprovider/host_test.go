@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mqttstack/mqttstack/certs"
+	"github.com/mqttstack/mqttstack/internal/freeport"
 	"github.com/mqttstack/mqttstack/internal/sshconn"
 	"github.com/mqttstack/mqttstack/internal/sshconn/sshdtest"
 )
@@ -75,7 +76,7 @@ for f in passwd group shadow; do mount --bind $T/accounts/$f /etc/$f; done
 mount --bind $T/sudoers.d /etc/sudoers.d
 `, d, strings.Join(pre, "\n"), standIn)
 	h := &testHost{srv: sshdtest.Start(t, sshdtest.Options{Namespace: setup})}
-	h.mqPort, h.ngPort = sshdtest.FreePort(t), sshdtest.FreePort(t)
+	h.mqPort, h.ngPort = freeport.One(t), freeport.One(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, err := sshconn.Dial(ctx, h.srv.Config())

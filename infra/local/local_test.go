@@ -22,6 +22,7 @@ import (
 	"github.com/mqttstack/mqttstack/certs"
 	"github.com/mqttstack/mqttstack/infra/hostconfig"
 	"github.com/mqttstack/mqttstack/infra/local"
+	"github.com/mqttstack/mqttstack/internal/freeport"
 	"github.com/mqttstack/mqttstack/internal/stacktest"
 )
 
@@ -710,7 +711,7 @@ func TestUpRefusesPKIWithoutLocalhost(t *testing.T) {
 // (one per default WSS identity, plus one for DeviceWSS).
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	ps, ws, err := stacktest.FreePorts(n-1, len(hostconfig.DefaultWSSIdentities())+1)
+	ps, ws, err := freeport.Take(n-1, len(hostconfig.DefaultWSSIdentities())+1)
 	if err != nil {
 		t.Fatal(err)
 	}

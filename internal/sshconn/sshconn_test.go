@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqttstack/mqttstack/internal/freeport"
 	"github.com/mqttstack/mqttstack/internal/sshconn"
 	"github.com/mqttstack/mqttstack/internal/sshconn/sshdtest"
 )
@@ -141,7 +142,7 @@ func TestDialRealSSHD(t *testing.T) {
 func TestDialUnreachableWithinBudget(t *testing.T) {
 	srv := sshdtest.Start(t, sshdtest.Options{}) // for a valid key pair only
 	cfg := srv.Config()
-	cfg.Port = sshdtest.FreePort(t) // nobody listens: connection refused
+	cfg.Port = freeport.One(t) // nobody listens: connection refused
 	cfg.Budget = 2 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -237,7 +237,7 @@ func Start(t testing.TB, opts ...Option) *Stack {
 	// can take one before the daemons bind it, so retry a few times.
 	for attempt := 1; attempt <= 4; attempt++ {
 		state := filepath.Join(base, fmt.Sprintf("state%d", attempt))
-		ports, wsBase, perr := FreePorts(4, wsCount)
+		ports, wsBase, perr := freeport.Take(4, wsCount)
 		if perr != nil {
 			t.Fatalf("stacktest: free ports: %v", perr)
 		}
@@ -315,14 +315,6 @@ func portRace(err error) bool {
 	return strings.Contains(m, "Address already in use") || strings.Contains(m, "address already in use") ||
 		// mosquitto's words when libwebsockets cannot bind a port
 		strings.Contains(m, "Unable to create websockets listener")
-}
-
-// FreePorts returns n distinct loopback ports and the first of a block of
-// `block` consecutive ports (0 when block is 0), all free a moment ago,
-// below the ephemeral range (package internal/freeport). The broker's
-// WebSocket listeners need such a block (one per WSS identity).
-func FreePorts(n, block int) (ports []int, blockBase int, err error) {
-	return freeport.Take(n, block)
 }
 
 // Stop stops both daemons (and removes the target file). Cleanup calls it

@@ -114,7 +114,7 @@ func Start(t testing.TB, o Options) *Server {
 		}
 	}
 
-	s.Port = freePort(t)
+	s.Port = freeport.One(t)
 	conf := fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
 HostKey %[2]s/host_ed25519
@@ -175,12 +175,6 @@ LogLevel VERBOSE
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
-// FreePort returns a 127.0.0.1 TCP port that was free a moment ago and
-// that no earlier call in this process returned (package internal/freeport).
-func FreePort(t testing.TB) int { t.Helper(); return freePort(t) }
-
-func freePort(t testing.TB) int { t.Helper(); return freeport.One(t) }
 
 func pemKey(t testing.TB, key any) []byte {
 	t.Helper()
