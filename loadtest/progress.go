@@ -117,10 +117,10 @@ func (pr *progress) stageDone(i int) {
 	b.SetTotal(-1, true)
 }
 
-// update moves the bars to a snapshot of the recorder.
 // drawn reports whether bars are drawn (a terminal, not --quiet).
 func (pr *progress) drawn() bool { return pr.p != nil }
 
+// update moves the bars to a snapshot of the recorder.
 func (pr *progress) update(l result.Live) {
 	if pr.p == nil {
 		return
